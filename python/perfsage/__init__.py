@@ -1,0 +1,33 @@
+"""perfsage: predict latency, energy and memory of TFLite models on edge hardware.
+
+Reading models::
+
+    import perfsage
+    g = perfsage.load_tflite("model.tflite")        # or bytes
+    g.node_features, g.edge_index, g.graph_features  # numpy views, columns named below
+    perfsage.node_feature_names(), perfsage.graph_feature_names()
+    graphs = perfsage.load_many(paths, threads=0)   # all cores, GIL released
+"""
+
+from ._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError
+from ._graphs import (
+    graph_feature_names,
+    load_many,
+    load_tflite,
+    node_feature_names,
+    op_vocabulary,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FEATURE_SCHEMA_VERSION",
+    "Graph",
+    "PerfSageError",
+    "__version__",
+    "graph_feature_names",
+    "load_many",
+    "load_tflite",
+    "node_feature_names",
+    "op_vocabulary",
+]
