@@ -34,7 +34,10 @@ def _as_item(item: object, where: str) -> Union[str, bytes, bytearray, memoryvie
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         return path
-    raise TypeError(f"{where}: expected a path or bytes, got {type(item).__name__}")
+    try:
+        return memoryview(item)  # type: ignore[arg-type]  # numpy uint8 arrays and other buffers
+    except TypeError:
+        raise TypeError(f"{where}: expected a path or bytes, got {type(item).__name__}") from None
 
 
 def load_tflite(model: ModelSource) -> Graph:
