@@ -31,6 +31,15 @@ py::array readonly_view(const T* data, std::vector<py::ssize_t> shape, py::handl
   return array;
 }
 
+// One field of every row, as a new array.
+template <typename Row, typename T>
+py::array_t<T> column(const std::vector<Row>& rows, T Row::*field) {
+  py::array_t<T> out(static_cast<py::ssize_t>(rows.size()));
+  T* dst = out.mutable_data();
+  for (const Row& row : rows) *dst++ = row.*field;
+  return out;
+}
+
 template <typename T>
 py::array_t<T> copy_array(const std::vector<T>& values) {
   py::array_t<T> out(static_cast<py::ssize_t>(values.size()));
@@ -162,18 +171,14 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly(
           "node_costs",
           [](const PyGraph& g) {
+            using perfsage::NodeCost;
             const auto& costs = g.graph->node_costs();
-            std::vector<int64_t> macs, count, bytes, in_bytes, out_bytes;
-            for (const auto& c : costs) {
-              macs.push_back(c.macs); count.push_back(c.param_count); bytes.push_back(c.param_bytes);
-              in_bytes.push_back(c.input_activation_bytes); out_bytes.push_back(c.output_activation_bytes);
-            }
             py::dict d;
-            d["macs"] = copy_array(macs);
-            d["param_count"] = copy_array(count);
-            d["param_bytes"] = copy_array(bytes);
-            d["input_activation_bytes"] = copy_array(in_bytes);
-            d["output_activation_bytes"] = copy_array(out_bytes);
+            d["macs"] = column(costs, &NodeCost::macs);
+            d["param_count"] = column(costs, &NodeCost::param_count);
+            d["param_bytes"] = column(costs, &NodeCost::param_bytes);
+            d["input_activation_bytes"] = column(costs, &NodeCost::input_activation_bytes);
+            d["output_activation_bytes"] = column(costs, &NodeCost::output_activation_bytes);
             return d;
           },
           "Exact per-node costs as int64 arrays (the float features round large counts).")
@@ -196,16 +201,13 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly(
           "nodes",
           [](const PyGraph& g) {
-            std::vector<int32_t> subgraph, op_index, depth, caller;
-            for (const auto& n : g.graph->nodes()) {
-              subgraph.push_back(n.subgraph); op_index.push_back(n.op_index);
-              depth.push_back(n.call_depth); caller.push_back(n.caller);
-            }
+            using perfsage::Node;
+            const auto& nodes = g.graph->nodes();
             py::dict d;
-            d["subgraph"] = copy_array(subgraph);
-            d["op_index"] = copy_array(op_index);
-            d["call_depth"] = copy_array(depth);
-            d["caller"] = copy_array(caller);
+            d["subgraph"] = column(nodes, &Node::subgraph);
+            d["op_index"] = column(nodes, &Node::op_index);
+            d["call_depth"] = column(nodes, &Node::call_depth);
+            d["caller"] = column(nodes, &Node::caller);
             return d;
           },
           "Where each node comes from: subgraph, operator index, call depth, calling node (-1).")

@@ -34,10 +34,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$python" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+pip() {
+  # Keep the log readable: drop pip's notes about package index folders this machine lacks.
+  .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 |
+    { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
 # Build requirements are installed into .venv so rebuilds reuse them (no isolated build env).
-"${pip[@]}" install "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake numpy
+pip install "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake numpy
 spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 echo "setup: building perfsage"
-"${pip[@]}" install --no-build-isolation -e "$spec"
+pip install --no-build-isolation -e "$spec"

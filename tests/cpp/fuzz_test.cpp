@@ -85,7 +85,7 @@ TEST(Fuzz, TruncatedAndBitFlippedRealModels) {
     };
     std::uniform_int_distribution<size_t> position(0, original.size() - 1);
     std::uniform_int_distribution<int> count(1, 4), value(0, 255), choose(0, 3);
-    for (int trial = 0; trial < 250; ++trial) {
+    for (int trial = 0; trial < 800; ++trial) {
       auto mutated = original;
       const int flips = count(rng);
       const bool structural = choose(rng) != 0;
