@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <thread>
@@ -18,7 +19,10 @@ std::shared_ptr<const Graph> load_graph_file(const std::string& path) {
 std::vector<LoadResult> load_many(const std::vector<LoadItem>& items, int threads) {
   std::vector<LoadResult> results(items.size());
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(items.size(), 1)));
+  // Starting a thread costs about as much as reading a few small models, so small batches use fewer.
+  constexpr size_t kItemsPerThread = 8;
+  const size_t useful = std::max<size_t>(1, (items.size() + kItemsPerThread - 1) / kItemsPerThread);
+  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), useful));
 
   std::atomic<size_t> next{0};
   std::atomic<bool> abort{false};

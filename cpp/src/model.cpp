@@ -75,20 +75,48 @@ namespace {
 constexpr int64_t kMaxElements = int64_t{1} << 48;  // far beyond any real tensor, far from overflow
 constexpr size_t kMaxTables = 50'000'000;
 
-// Builds messages like "subgraph 0, operator 12 (CONV_2D)".
-class Context {
- public:
-  explicit Context(const std::string& source) : source_(source) {}
-  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
-    perfsage::fail(source_, where.empty() ? what : where + ": " + what);
-  }
+// Where a problem is: "subgraph 0, tensor 3 'x'" or "subgraph 0, operator 12 (CONV_2D)". Turned
+// into words only when something fails, so reading a valid model builds no message strings.
+struct Where {
+  enum class Kind { kModel, kBuffer, kSubgraph, kTensor, kOperator };
+  const std::string& source;
+  Kind kind = Kind::kModel;
+  size_t subgraph = 0;
+  size_t index = 0;
+  const flatbuffers::String* tensor_name = nullptr;
+  const Operator* op = nullptr;  // once its code is resolved, the operator's name joins the label
 
- private:
-  const std::string& source_;
+  Where at(Kind k, size_t i) const {
+    Where w = *this;
+    w.kind = k;
+    w.index = i;
+    return w;
+  }
+  std::string str() const;
+  [[noreturn]] void fail(const std::string& what) const {
+    const std::string where = str();
+    perfsage::fail(source, where.empty() ? what : where + ": " + what);
+  }
 };
 
 std::string quoted(const flatbuffers::String* s) {
   return s ? "'" + std::string(s->c_str(), s->size()) + "'" : "(unnamed)";
+}
+
+std::string Where::str() const {
+  const std::string sg = "subgraph " + std::to_string(subgraph);
+  switch (kind) {
+    case Kind::kModel: return "";
+    case Kind::kBuffer: return "buffer " + std::to_string(index);
+    case Kind::kSubgraph: return sg;
+    case Kind::kTensor: return sg + ", tensor " + std::to_string(index) + " " + quoted(tensor_name);
+    case Kind::kOperator: {
+      std::string label = sg + ", operator " + std::to_string(index);
+      if (op) label += " (" + (op->custom_code.empty() ? op_name(op->builtin_code) : op->custom_code) + ")";
+      return label;
+    }
+  }
+  return "";
 }
 
 std::vector<int32_t> copy_ints(const flatbuffers::Vector<int32_t>* v) {
@@ -245,33 +273,33 @@ void read_options(const fb::Operator& op, OperatorOptions& o) {
   }
 }
 
-void read_tensor(const fb::Tensor& src, size_t index, const std::vector<uint64_t>& buffer_bytes,
-                 const Context& ctx, const std::string& where, Tensor& t) {
-  const std::string here = where + ", tensor " + std::to_string(index) + " " + quoted(src.name());
+void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes, Where here,
+                 Tensor& t) {
+  here.tensor_name = src.name();
   if (src.name()) t.name.assign(src.name()->c_str(), src.name()->size());
-  if (!src.shape()) ctx.fail(here, "has no shape");
+  if (!src.shape()) here.fail("has no shape");
   t.shape = copy_ints(src.shape());
   int64_t elements = 1;
   for (size_t d = 0; d < t.shape.size(); ++d) {
     if (t.shape[d] < 0)
-      ctx.fail(here, "shape dimension " + std::to_string(d) + " is negative (" +
+      here.fail("shape dimension " + std::to_string(d) + " is negative (" +
                          std::to_string(t.shape[d]) + ")");
     if (t.shape[d] > 0 && elements > kMaxElements / t.shape[d])
-      ctx.fail(here, "shape has more than 2^48 elements");
+      here.fail("shape has more than 2^48 elements");
     elements *= t.shape[d];
   }
   t.shape_signature = copy_ints(src.shape_signature());
   for (int32_t dim : t.shape_signature)
-    if (dim < -1) ctx.fail(here, "shape_signature has dimension " + std::to_string(dim));
+    if (dim < -1) here.fail("shape_signature has dimension " + std::to_string(dim));
 
   const int type = static_cast<int>(src.type());
   if (type < 0 || type > static_cast<int>(DType::kFloat8E5M2))
-    ctx.fail(here, "unknown tensor type code " + std::to_string(type));
+    here.fail("unknown tensor type code " + std::to_string(type));
   t.dtype = static_cast<DType>(type);
 
   t.buffer = src.buffer();
   if (t.buffer >= buffer_bytes.size() && !(t.buffer == 0 && buffer_bytes.empty()))
-    ctx.fail(here, "refers to buffer " + std::to_string(t.buffer) + " but the model has " +
+    here.fail("refers to buffer " + std::to_string(t.buffer) + " but the model has " +
                        std::to_string(buffer_bytes.size()) + " buffers");
   t.data_bytes = buffer_bytes.empty() ? 0 : buffer_bytes[t.buffer];
   t.is_constant = t.data_bytes > 0;
@@ -289,29 +317,29 @@ void read_tensor(const fb::Tensor& src, size_t index, const std::vector<uint64_t
 }
 
 void check_tensor_list(const std::vector<int32_t>& indices, size_t num_tensors, bool allow_omitted,
-                       const Context& ctx, const std::string& where, const char* what) {
+                       const Where& where, const char* what) {
   for (size_t i = 0; i < indices.size(); ++i) {
     const int32_t index = indices[i];
     if ((index == -1 && allow_omitted) || (index >= 0 && static_cast<size_t>(index) < num_tensors))
       continue;
-    ctx.fail(where, std::string(what) + " " + std::to_string(i) + " refers to tensor " +
+    where.fail(std::string(what) + " " + std::to_string(i) + " refers to tensor " +
                         std::to_string(index) + " but the subgraph has " +
                         std::to_string(num_tensors) + " tensors");
   }
 }
 
 Model parse(const uint8_t* data, size_t size, const std::string& source) {
-  const Context ctx(source);
-  if (size == 0) ctx.fail("", "empty file");
-  if (size < 8) ctx.fail("", "too short to be a TFLite model (" + std::to_string(size) + " bytes)");
+  const Where model_level{source};
+  if (size == 0) model_level.fail("empty file");
+  if (size < 8) model_level.fail("too short to be a TFLite model (" + std::to_string(size) + " bytes)");
   if (!fb::ModelBufferHasIdentifier(data))
-    ctx.fail("", "not a TFLite model (no 'TFL3' file identifier at byte 4)");
+    model_level.fail("not a TFLite model (no 'TFL3' file identifier at byte 4)");
   // Models over 2 GiB keep their buffers after the flatbuffer; the flatbuffer part is what we verify.
   const size_t verify_size =
       std::min<size_t>(size, static_cast<size_t>(FLATBUFFERS_MAX_BUFFER_SIZE) - 1);
   flatbuffers::Verifier verifier(data, verify_size, 64, kMaxTables);
   if (!fb::VerifyModelBuffer(verifier))
-    ctx.fail("", "flatbuffer verification failed (truncated or corrupted file)");
+    model_level.fail("flatbuffer verification failed (truncated or corrupted file)");
 
   const fb::Model* src = fb::GetModel(data);
   Model model;
@@ -328,7 +356,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
       uint64_t bytes = buffer->data() ? buffer->data()->size() : 0;
       if (buffer->offset() > 1) {  // data stored after the flatbuffer, at an absolute file offset
         if (buffer->offset() > size || buffer->size() > size - buffer->offset())
-          ctx.fail("buffer " + std::to_string(b),
+          model_level.at(Where::Kind::kBuffer, b).fail(
                    "external data [" + std::to_string(buffer->offset()) + ", +" +
                        std::to_string(buffer->size()) + ") lies outside the " +
                        std::to_string(size) + "-byte file");
@@ -340,7 +368,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
   model.num_buffers = buffer_bytes.size();
 
   const auto* subgraphs = src->subgraphs();
-  if (!subgraphs || subgraphs->size() == 0) ctx.fail("", "model has no subgraphs");
+  if (!subgraphs || subgraphs->size() == 0) model_level.fail("model has no subgraphs");
   const auto* codes = src->operator_codes();
   const size_t num_codes = codes ? codes->size() : 0;
   const int32_t max_code = op_vocabulary_size() - 1;
@@ -349,20 +377,21 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
   for (flatbuffers::uoffset_t s = 0; s < subgraphs->size(); ++s) {
     const fb::SubGraph* sg = subgraphs->Get(s);
     Subgraph& out = model.subgraphs[s];
-    const std::string where = "subgraph " + std::to_string(s);
+    Where where = model_level.at(Where::Kind::kSubgraph, 0);
+    where.subgraph = s;
     if (sg->name()) out.name = sg->name()->str();
 
     const auto* tensors = sg->tensors();
     const size_t num_tensors = tensors ? tensors->size() : 0;
     out.tensors.resize(num_tensors);
     for (size_t t = 0; t < num_tensors; ++t)
-      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), t, buffer_bytes, ctx,
-                  where, out.tensors[t]);
+      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), buffer_bytes,
+                  where.at(Where::Kind::kTensor, t), out.tensors[t]);
 
     out.inputs = copy_ints(sg->inputs());
     out.outputs = copy_ints(sg->outputs());
-    check_tensor_list(out.inputs, num_tensors, false, ctx, where, "input");
-    check_tensor_list(out.outputs, num_tensors, false, ctx, where, "output");
+    check_tensor_list(out.inputs, num_tensors, false, where, "input");
+    check_tensor_list(out.outputs, num_tensors, false, where, "output");
 
     const auto* ops = sg->operators();
     const size_t num_ops = ops ? ops->size() : 0;
@@ -370,35 +399,35 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
     for (size_t i = 0; i < num_ops; ++i) {
       const fb::Operator* op = ops->Get(static_cast<flatbuffers::uoffset_t>(i));
       Operator& o = out.operators[i];
-      std::string here = where + ", operator " + std::to_string(i);
+      Where here = where.at(Where::Kind::kOperator, i);
       o.opcode_index = static_cast<int32_t>(op->opcode_index());
       if (op->opcode_index() >= num_codes)
-        ctx.fail(here, "opcode index " + std::to_string(op->opcode_index()) +
+        here.fail("opcode index " + std::to_string(op->opcode_index()) +
                            " is past the operator code table (" + std::to_string(num_codes) +
                            " entries)");
       const fb::OperatorCode* code = codes->Get(op->opcode_index());
       const int32_t builtin = std::max<int32_t>(static_cast<int32_t>(code->builtin_code()),
                                                 static_cast<int32_t>(code->deprecated_builtin_code()));
       if (builtin < 0 || builtin > max_code)
-        ctx.fail(here, "unknown builtin operator code " + std::to_string(builtin) +
+        here.fail("unknown builtin operator code " + std::to_string(builtin) +
                            " (this perfsage knows codes 0.." + std::to_string(max_code) +
                            "; the model may need a newer perfsage)");
       o.builtin_code = builtin;
       o.version = code->version();
       if (builtin == kCustomOpCode && code->custom_code()) o.custom_code = code->custom_code()->str();
-      here += " (" + (o.custom_code.empty() ? op_name(builtin) : o.custom_code) + ")";
+      here.op = &o;
 
       o.inputs = copy_ints(op->inputs());
       o.outputs = copy_ints(op->outputs());
       o.intermediates = copy_ints(op->intermediates());
-      check_tensor_list(o.inputs, num_tensors, true, ctx, here, "input");
-      check_tensor_list(o.outputs, num_tensors, false, ctx, here, "output");
-      check_tensor_list(o.intermediates, num_tensors, false, ctx, here, "intermediate");
+      check_tensor_list(o.inputs, num_tensors, true, here, "input");
+      check_tensor_list(o.outputs, num_tensors, false, here, "output");
+      check_tensor_list(o.intermediates, num_tensors, false, here, "intermediate");
       o.options_type = static_cast<int32_t>(op->builtin_options_type());
       read_options(*op, o.options);
       for (int32_t called : o.options.called_subgraphs)
         if (called < 0 || static_cast<flatbuffers::uoffset_t>(called) >= subgraphs->size())
-          ctx.fail(here, "calls subgraph " + std::to_string(called) + " but the model has " +
+          here.fail("calls subgraph " + std::to_string(called) + " but the model has " +
                              std::to_string(subgraphs->size()) + " subgraphs");
     }
   }
