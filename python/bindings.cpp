@@ -10,6 +10,7 @@
 #include "perfsage/features.h"
 #include "perfsage/graph.h"
 #include "perfsage/ops.h"
+#include "perfsage/writer.h"
 
 namespace py = pybind11;
 using perfsage::Graph;
@@ -332,4 +333,20 @@ PYBIND11_MODULE(_core, m) {
       py::arg("items"), py::arg("threads") = 0,
       "Loads paths (str) and bytes-like items on `threads` threads (0: all cores) with the GIL\n"
       "released; returns a list of (Graph or None, error message) in item order.");
+
+  m.def(
+      "build_model",
+      [](const std::string& spec_json, uint64_t seed, const std::string& dtype) {
+        if (dtype != "int8" && dtype != "float32")
+          throw py::value_error("dtype must be 'int8' or 'float32', got '" + dtype + "'");
+        const auto type = dtype == "int8" ? perfsage::WeightType::kInt8 : perfsage::WeightType::kFloat32;
+        std::vector<uint8_t> bytes;
+        {
+          py::gil_scoped_release release;
+          bytes = perfsage::build_model_json(spec_json, seed, type);
+        }
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      },
+      py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8",
+      "Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h).");
 }

@@ -17,6 +17,7 @@ from ._graphs import (
     node_feature_names,
     op_vocabulary,
 )
+from ._writer import build_model
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "Graph",
     "PerfSageError",
     "__version__",
+    "build_model",
     "graph_feature_names",
     "load_many",
     "load_tflite",

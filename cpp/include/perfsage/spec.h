@@ -1,0 +1,90 @@
+// Architecture specs: a small JSON description of a network that the writer turns into TFLite.
+//
+// A spec is a JSON object:
+//   {
+//     "name": "kws-17",                                   optional
+//     "inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],  NHWC for images; any rank >= 1
+//     "layers": [ {"name": "c1", "op": "conv2d", "inputs": ["x"], ...params}, ... ],
+//     "outputs": ["softmax"]                               optional: default the last layer
+//   }
+// Layers are listed in execution order. "inputs" names earlier layers or spec inputs; when omitted
+// it is the previous layer (the first layer: the first input). Names must be unique; when a name
+// is omitted, the layer is called "<op>_<index>".
+//
+// Layer ops and their parameters (defaults in brackets). Sizes are ints or [h, w] pairs.
+//   conv2d            filters, kernel, stride [1], dilation [1], padding ["same"|"valid"],
+//                     activation ["none"|"relu"|"relu6"], bias [true]
+//   depthwise_conv2d  kernel, stride [1], dilation [1], padding [same], depth_multiplier [1],
+//                     activation [none], bias [true]
+//   transpose_conv2d  filters, kernel, stride [1], padding [same], bias [true]
+//   dense             units, activation [none], bias [true]; acts on the last dimension
+//   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul)
+//   squared_difference  two inputs
+//   concat            two or more inputs, axis [-1]
+//   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
+//   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
+//   mean              axes, keep_dims [true]
+//   pad               paddings: [[before, after], ...] one pair per dimension
+//   reshape           shape (one -1 allowed)
+//   resize_bilinear, resize_nearest   size [h, w]
+//   depth_to_space    block_size
+//   softmax           beta [1.0]
+//   relu, relu6, logistic, tanh, hard_swish, rsqrt   one input. A relu/relu6 whose input is the only
+//                     use of a conv2d, depthwise_conv2d, dense, add, sub or mul output is fused into
+//                     that operator, as TensorFlow's converter does
+//   batch_matmul      two inputs, adj_x [false], adj_y [false]
+//   transpose         perm
+//   layer_norm        axis -1, epsilon [1e-3]; lowered to the ops the converter emits for Keras
+//                     LayerNormalization: MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL,
+//                     MUL, ADD
+// Anything else — an unknown op or parameter, a channel mismatch, a non-positive size, a kernel
+// larger than its padded input, a dangling input name — is a perfsage::Error naming the layer.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace perfsage {
+
+// A parsed JSON value, enough for specs (numbers are doubles; ints are checked when read).
+struct JsonValue {
+  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0.0;
+  std::string text;
+  std::vector<JsonValue> items;
+  std::vector<std::pair<std::string, JsonValue>> members;  // in document order
+
+  const JsonValue* find(const std::string& key) const;
+};
+
+// Parses JSON text; throws perfsage::Error naming `source` and the byte offset on bad syntax.
+JsonValue parse_json(const std::string& text, const std::string& source);
+
+struct SpecInput {
+  std::string name;
+  std::vector<int32_t> shape;
+};
+
+struct SpecLayer {
+  std::string name;
+  std::string op;
+  std::vector<std::string> inputs;
+  std::map<std::string, JsonValue> params;  // everything but name, op and inputs
+};
+
+struct ModelSpec {
+  std::string name;
+  std::vector<SpecInput> inputs;
+  std::vector<SpecLayer> layers;
+  std::vector<std::string> outputs;
+};
+
+// Reads a spec from JSON; structural problems (missing fields, wrong types) are errors naming the
+// layer. Semantic checks (shapes, channels) happen when the writer builds the model.
+ModelSpec parse_spec(const std::string& json);
+
+}  // namespace perfsage

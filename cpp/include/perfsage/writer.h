@@ -1,0 +1,29 @@
+// The TFLite writer: architecture spec (spec.h) + seed -> a valid .tflite flatbuffer.
+//
+// Two flavours. float32: float weights, biases and activations. int8: full-integer quantisation
+// as TensorFlow's converter emits it with int8 inputs and outputs — int8 activations with
+// per-tensor scale and zero point, per-channel symmetric int8 conv/depthwise/dense weights, int32
+// biases at input_scale * weight_scale, fixed output scales where the runtime requires them
+// (softmax and logistic 1/256 at -128, tanh 1/128 at 0), and the input's scale kept by operators
+// that move data without arithmetic (pooling, reshape, pad, transpose, resize, depth-to-space).
+// Activation ranges are estimated from the weights' statistics, not calibrated on data.
+//
+// Weights are Glorot-uniform (Keras's default initialiser) from a generator seeded with `seed`,
+// so sizes and compressibility are those of a freshly initialised model. The same spec, seed and
+// dtype always give identical bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perfsage/spec.h"
+
+namespace perfsage {
+
+enum class WeightType { kFloat32, kInt8 };
+
+std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type);
+std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type);
+
+}  // namespace perfsage

@@ -1,0 +1,235 @@
+// JSON (just what specs need) and the spec structure on top of it.
+#include "perfsage/spec.h"
+
+#include <cstdlib>
+#include <set>
+
+#include "perfsage/error.h"
+
+namespace perfsage {
+
+const JsonValue* JsonValue::find(const std::string& key) const {
+  for (const auto& [k, v] : members)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+namespace {
+
+class JsonParser {
+ public:
+  JsonParser(const std::string& text, const std::string& source) : s_(text), source_(source) {}
+
+  JsonValue parse_document() {
+    JsonValue v = parse_value(0);
+    skip_space();
+    if (pos_ != s_.size()) fail("unexpected text after the JSON value");
+    return v;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    perfsage::fail(source_, "invalid JSON at byte " + std::to_string(pos_) + ": " + what);
+  }
+  void skip_space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t'))
+      ++pos_;
+  }
+  bool consume(const char* word) {
+    size_t n = 0;
+    while (word[n]) ++n;
+    if (s_.compare(pos_, n, word) != 0) return false;
+    pos_ += n;
+    return true;
+  }
+
+  JsonValue parse_value(int depth) {
+    if (depth > kMaxDepth) fail("nested deeper than " + std::to_string(kMaxDepth));
+    skip_space();
+    if (pos_ >= s_.size()) fail("unexpected end");
+    JsonValue v;
+    const char c = s_[pos_];
+    if (c == '{') {
+      v.kind = JsonValue::Kind::kObject;
+      ++pos_;
+      skip_space();
+      if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return v; }
+      while (true) {
+        skip_space();
+        if (pos_ >= s_.size() || s_[pos_] != '"') fail("expected a string key");
+        std::string key = parse_string();
+        skip_space();
+        if (pos_ >= s_.size() || s_[pos_] != ':') fail("expected ':'");
+        ++pos_;
+        v.members.emplace_back(std::move(key), parse_value(depth + 1));
+        skip_space();
+        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
+        if (pos_ < s_.size() && s_[pos_] == '}') { ++pos_; return v; }
+        fail("expected ',' or '}'");
+      }
+    }
+    if (c == '[') {
+      v.kind = JsonValue::Kind::kArray;
+      ++pos_;
+      skip_space();
+      if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return v; }
+      while (true) {
+        v.items.push_back(parse_value(depth + 1));
+        skip_space();
+        if (pos_ < s_.size() && s_[pos_] == ',') { ++pos_; continue; }
+        if (pos_ < s_.size() && s_[pos_] == ']') { ++pos_; return v; }
+        fail("expected ',' or ']'");
+      }
+    }
+    if (c == '"') {
+      v.kind = JsonValue::Kind::kString;
+      v.text = parse_string();
+      return v;
+    }
+    if (consume("true")) { v.kind = JsonValue::Kind::kBool; v.boolean = true; return v; }
+    if (consume("false")) { v.kind = JsonValue::Kind::kBool; return v; }
+    if (consume("null")) return v;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      const char* begin = s_.c_str() + pos_;
+      char* end = nullptr;
+      v.kind = JsonValue::Kind::kNumber;
+      v.number = std::strtod(begin, &end);
+      if (end == begin) fail("bad number");
+      pos_ += static_cast<size_t>(end - begin);
+      return v;
+    }
+    fail(std::string("unexpected character '") + c + "'");
+  }
+
+  std::string parse_string() {
+    ++pos_;  // opening quote
+    std::string out;
+    while (true) {
+      if (pos_ >= s_.size()) fail("unterminated string");
+      const char c = s_[pos_++];
+      if (c == '"') return out;
+      if (c != '\\') { out += c; continue; }
+      if (pos_ >= s_.size()) fail("unterminated escape");
+      const char e = s_[pos_++];
+      switch (e) {
+        case '"': case '\\': case '/': out += e; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          if (pos_ + 4 > s_.size()) fail("short \\u escape");
+          const unsigned long cp = std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16);
+          pos_ += 4;
+          // Specs are ASCII in practice; encode the BMP code point as UTF-8 (surrogates as-is).
+          if (cp < 0x80) out += static_cast<char>(cp);
+          else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
+          else { out += static_cast<char>(0xE0 | (cp >> 12)); out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
+          break;
+        }
+        default: fail(std::string("bad escape '\\") + e + "'");
+      }
+    }
+  }
+
+  const std::string& s_;
+  const std::string& source_;
+  size_t pos_ = 0;
+};
+
+const char* kind_name(JsonValue::Kind k) {
+  switch (k) {
+    case JsonValue::Kind::kNull: return "null";
+    case JsonValue::Kind::kBool: return "a boolean";
+    case JsonValue::Kind::kNumber: return "a number";
+    case JsonValue::Kind::kString: return "a string";
+    case JsonValue::Kind::kArray: return "a list";
+    case JsonValue::Kind::kObject: return "an object";
+  }
+  return "?";
+}
+
+std::vector<int32_t> int_list(const JsonValue& v, const std::string& where) {
+  if (v.kind != JsonValue::Kind::kArray) fail("spec", where + " must be a list of ints, got " + kind_name(v.kind));
+  std::vector<int32_t> out;
+  for (const auto& item : v.items) {
+    if (item.kind != JsonValue::Kind::kNumber || item.number != static_cast<int32_t>(item.number))
+      fail("spec", where + " must be a list of ints");
+    out.push_back(static_cast<int32_t>(item.number));
+  }
+  return out;
+}
+
+std::string text_of(const JsonValue& v, const std::string& where) {
+  if (v.kind != JsonValue::Kind::kString) fail("spec", where + " must be a string, got " + kind_name(v.kind));
+  return v.text;
+}
+
+}  // namespace
+
+JsonValue parse_json(const std::string& text, const std::string& source) {
+  return JsonParser(text, source).parse_document();
+}
+
+ModelSpec parse_spec(const std::string& json) {
+  const JsonValue root = parse_json(json, "spec");
+  if (root.kind != JsonValue::Kind::kObject) fail("spec", std::string("must be an object, got ") + kind_name(root.kind));
+  static const std::set<std::string> top_keys = {"name", "inputs", "layers", "outputs"};
+  for (const auto& [key, value] : root.members)
+    if (!top_keys.count(key)) fail("spec", "unknown key '" + key + "' (expected name, inputs, layers, outputs)");
+
+  ModelSpec spec;
+  if (const auto* name = root.find("name")) spec.name = text_of(*name, "name");
+  const JsonValue* inputs = root.find("inputs");
+  if (!inputs || inputs->kind != JsonValue::Kind::kArray || inputs->items.empty())
+    fail("spec", "'inputs' must be a non-empty list of {\"name\", \"shape\"}");
+  for (size_t i = 0; i < inputs->items.size(); ++i) {
+    const JsonValue& in = inputs->items[i];
+    const std::string where = "inputs[" + std::to_string(i) + "]";
+    if (in.kind != JsonValue::Kind::kObject) fail("spec", where + " must be an object");
+    SpecInput input;
+    const JsonValue* n = in.find("name");
+    input.name = n ? text_of(*n, where + ".name") : "input_" + std::to_string(i);
+    const JsonValue* shape = in.find("shape");
+    if (!shape) fail("spec", where + " has no 'shape'");
+    input.shape = int_list(*shape, where + ".shape");
+    spec.inputs.push_back(std::move(input));
+  }
+
+  const JsonValue* layers = root.find("layers");
+  if (!layers || layers->kind != JsonValue::Kind::kArray || layers->items.empty())
+    fail("spec", "'layers' must be a non-empty list");
+  for (size_t i = 0; i < layers->items.size(); ++i) {
+    const JsonValue& l = layers->items[i];
+    std::string where = "layer " + std::to_string(i);
+    if (l.kind != JsonValue::Kind::kObject) fail("spec", where + " must be an object");
+    SpecLayer layer;
+    const JsonValue* op = l.find("op");
+    if (!op) fail("spec", where + " has no 'op'");
+    layer.op = text_of(*op, where + ".op");
+    const JsonValue* n = l.find("name");
+    layer.name = n ? text_of(*n, where + ".name") : layer.op + "_" + std::to_string(i);
+    where = "layer " + std::to_string(i) + " '" + layer.name + "'";
+    if (const JsonValue* ins = l.find("inputs")) {
+      if (ins->kind == JsonValue::Kind::kString) {
+        layer.inputs.push_back(ins->text);
+      } else {
+        if (ins->kind != JsonValue::Kind::kArray) fail("spec", where + ": 'inputs' must be a list of layer names");
+        for (const auto& item : ins->items) layer.inputs.push_back(text_of(item, where + ": inputs"));
+      }
+    }
+    for (const auto& [key, value] : l.members)
+      if (key != "op" && key != "name" && key != "inputs") layer.params.emplace(key, value);
+    spec.layers.push_back(std::move(layer));
+  }
+  if (const JsonValue* outs = root.find("outputs")) {
+    if (outs->kind != JsonValue::Kind::kArray) fail("spec", "'outputs' must be a list of layer names");
+    for (const auto& item : outs->items) spec.outputs.push_back(text_of(item, "outputs"));
+  }
+  return spec;
+}
+
+}  // namespace perfsage

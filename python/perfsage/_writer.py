@@ -1,0 +1,24 @@
+"""Writing TFLite models from architecture specs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Union
+
+from . import _core
+
+Spec = Union[Mapping[str, Any], str]
+
+
+def build_model(spec: Spec, seed: int = 0, dtype: str = "int8") -> bytes:
+    """Builds a valid ``.tflite`` model from an architecture spec.
+
+    ``spec`` is a dict (or its JSON text) in the format of ``cpp/include/perfsage/spec.h``: inputs,
+    layers in execution order, outputs. ``dtype`` is ``"int8"`` (full-integer, as TensorFlow's
+    converter emits it) or ``"float32"``. Weights come from ``seed``: the same spec, seed and
+    dtype give identical bytes. An invalid spec raises :class:`PerfSageError` naming the layer.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+    text = spec if isinstance(spec, str) else json.dumps(spec, separators=(",", ":"))
+    return _core.build_model(text, seed, dtype)

@@ -1,0 +1,191 @@
+"""Building architecture specs layer by layer, with shapes and a cost estimate.
+
+:class:`SpecBuilder` appends layers in the format of ``cpp/include/perfsage/spec.h`` and infers
+each layer's output shape as it goes, so block builders can ask for channel counts and spatial
+sizes, and search spaces can keep samples inside a MAC budget before any TFLite is written.
+
+The cost estimate counts multiply-accumulates of the layers that dominate (conv2d,
+depthwise_conv2d, dense, batch_matmul) and their weights and biases; it ignores the small
+elementwise, pooling and reduction work and the constants perfsage's reader also counts (reshape
+shapes, layer-norm lowering), so it is slightly below ``perfsage.load_tflite(...).totals``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+Shape = Tuple[int, ...]
+Size = Union[int, Sequence[int]]
+
+# Ops whose single input passes through with its shape unchanged.
+_SAME_SHAPE_OPS = frozenset(
+    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm"}
+)
+_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference"})
+
+
+def _pair(value: Size) -> Tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    h, w = value
+    return int(h), int(w)
+
+
+def _window_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """Output length of a sliding window, TensorFlow's SAME/VALID rule."""
+    if padding == "same":
+        return -(-size // stride)
+    return (size - ((kernel - 1) * dilation + 1)) // stride + 1
+
+
+def _broadcast(a: Shape, b: Shape) -> Shape:
+    rank = max(len(a), len(b))
+    a = (1,) * (rank - len(a)) + a
+    b = (1,) * (rank - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise ValueError(f"shapes {a} and {b} do not broadcast")
+        out.append(max(x, y))
+    return tuple(out)
+
+
+class SpecBuilder:
+    """Accumulates the layers of one spec, tracking every tensor's shape and the cost so far.
+
+    ``add`` returns the new layer's name, which later layers take as an input. Names are given by
+    the caller (block builders prefix them with the block's name) and must be unique. Shape errors
+    raise ``ValueError``: a search space that produces one has a bug.
+    """
+
+    def __init__(self, inputs: Dict[str, Sequence[int]], name: Optional[str] = None) -> None:
+        self.name = name
+        self._inputs = [{"name": k, "shape": [int(d) for d in v]} for k, v in inputs.items()]
+        self._layers: List[Dict[str, Any]] = []
+        self._shapes: Dict[str, Shape] = {k: tuple(int(d) for d in v) for k, v in inputs.items()}
+        self.macs = 0
+        self.params = 0
+
+    def shape(self, tensor: str) -> Shape:
+        """Shape of a spec input or of an earlier layer's output."""
+        return self._shapes[tensor]
+
+    def channels(self, tensor: str) -> int:
+        """Size of the last dimension (channels for NHWC images)."""
+        return self._shapes[tensor][-1]
+
+    def add(self, op: str, inputs: Union[str, Sequence[str]], name: str, **params: Any) -> str:
+        """Appends one layer and returns its name."""
+        if name in self._shapes:
+            raise ValueError(f"layer name {name!r} is used twice")
+        ins = [inputs] if isinstance(inputs, str) else list(inputs)
+        for tensor in ins:
+            if tensor not in self._shapes:
+                raise ValueError(f"layer {name!r}: input {tensor!r} is not defined yet")
+        self._shapes[name] = self._infer(op, [self._shapes[t] for t in ins], params, name)
+        self._layers.append({"name": name, "op": op, "inputs": ins, **params})
+        return name
+
+    def spec(self, outputs: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+        """The finished spec; ``outputs`` defaults to the last layer."""
+        result: Dict[str, Any] = {}
+        if self.name is not None:
+            result["name"] = self.name
+        result["inputs"] = [dict(i, shape=list(i["shape"])) for i in self._inputs]
+        result["layers"] = [dict(layer) for layer in self._layers]
+        result["outputs"] = list(outputs) if outputs else [self._layers[-1]["name"]]
+        return result
+
+    def _infer(self, op: str, shapes: List[Shape], p: Dict[str, Any], name: str) -> Shape:
+        x = shapes[0] if shapes else ()
+        if op in ("conv2d", "depthwise_conv2d"):
+            n, h, w, c = x
+            kh, kw = _pair(p["kernel"])
+            sh, sw = _pair(p.get("stride", 1))
+            dh, dw = _pair(p.get("dilation", 1))
+            padding = p.get("padding", "same")
+            oh = _window_out(h, kh, sh, dh, padding)
+            ow = _window_out(w, kw, sw, dw, padding)
+            if oh <= 0 or ow <= 0:
+                raise ValueError(f"layer {name!r}: kernel {kh}x{kw} does not fit input {x}")
+            if op == "conv2d":
+                cout, per_output = int(p["filters"]), kh * kw * c
+            else:
+                cout, per_output = c * int(p.get("depth_multiplier", 1)), kh * kw
+            self.macs += n * oh * ow * cout * per_output
+            self.params += cout * per_output + (cout if p.get("bias", True) else 0)
+            return (n, oh, ow, cout)
+        if op == "dense":
+            units = int(p["units"])
+            self.macs += math.prod(x) * units
+            self.params += x[-1] * units + (units if p.get("bias", True) else 0)
+            return x[:-1] + (units,)
+        if op in _BINARY_OPS:
+            return _broadcast(shapes[0], shapes[1])
+        if op in _SAME_SHAPE_OPS:
+            if op == "layer_norm":
+                self.params += 2 * x[-1]  # gamma and beta
+            return x
+        if op == "concat":
+            axis = p.get("axis", -1) % len(x)
+            out = list(x)
+            out[axis] = sum(s[axis] for s in shapes)
+            return tuple(out)
+        if op in ("avg_pool2d", "max_pool2d"):
+            ph, pw = _pair(p["pool"])
+            sh, sw = _pair(p.get("stride", p["pool"]))
+            padding = p.get("padding", "valid")
+            oh, ow = _window_out(x[1], ph, sh, 1, padding), _window_out(x[2], pw, sw, 1, padding)
+            if oh <= 0 or ow <= 0:
+                raise ValueError(f"layer {name!r}: pool {ph}x{pw} does not fit input {x}")
+            return (x[0], oh, ow, x[3])
+        if op == "global_avg_pool":
+            return (x[0], 1, 1, x[3])
+        if op == "mean":
+            axes = {a % len(x) for a in p["axes"]}
+            if p.get("keep_dims", True):
+                return tuple(1 if i in axes else d for i, d in enumerate(x))
+            return tuple(d for i, d in enumerate(x) if i not in axes)
+        if op == "reshape":
+            shape = [int(d) for d in p["shape"]]
+            if -1 in shape:
+                known = math.prod(d for d in shape if d != -1)
+                shape[shape.index(-1)] = math.prod(x) // known
+            if math.prod(shape) != math.prod(x):
+                raise ValueError(f"layer {name!r}: cannot reshape {x} to {p['shape']}")
+            return tuple(shape)
+        if op == "transpose":
+            return tuple(x[i] for i in p["perm"])
+        if op == "depth_to_space":
+            b = int(p["block_size"])
+            if x[3] % (b * b):
+                raise ValueError(f"layer {name!r}: {x[3]} channels not divisible by {b * b}")
+            return (x[0], x[1] * b, x[2] * b, x[3] // (b * b))
+        if op in ("resize_bilinear", "resize_nearest"):
+            h, w = _pair(p["size"])
+            return (x[0], h, w, x[3])
+        if op == "batch_matmul":
+            a, b = shapes
+            m, k = (a[-1], a[-2]) if p.get("adj_x", False) else (a[-2], a[-1])
+            k2, n = (b[-1], b[-2]) if p.get("adj_y", False) else (b[-2], b[-1])
+            if k != k2:
+                raise ValueError(f"layer {name!r}: cannot multiply {a} by {b}")
+            batch = _broadcast(a[:-2], b[:-2])
+            self.macs += math.prod(batch) * m * n * k
+            return batch + (m, n)
+        raise ValueError(f"layer {name!r}: the builder has no shape rule for op {op!r}")
+
+
+def estimate_cost(spec: Dict[str, Any]) -> Dict[str, int]:
+    """``{"macs", "params"}`` of a spec, by replaying its layers through a :class:`SpecBuilder`.
+
+    Accepts specs that rely on the defaults of spec.h (omitted ``inputs`` or names).
+    """
+    builder = SpecBuilder({i["name"]: i["shape"] for i in spec["inputs"]})
+    previous = spec["inputs"][0]["name"]
+    for index, layer in enumerate(spec["layers"]):
+        params = {k: v for k, v in layer.items() if k not in ("name", "op", "inputs")}
+        name = layer.get("name", f"{layer['op']}_{index}")
+        previous = builder.add(layer["op"], layer.get("inputs", previous), name, **params)
+    return {"macs": builder.macs, "params": builder.params}
