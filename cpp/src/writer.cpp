@@ -601,6 +601,15 @@ class Writer {
         hi = std::max(hi, x.hi);
       }
       out = activation(name, shape, lo, hi);
+      // Runtimes want int8 concatenation inputs at the output's scale; the converter requantises
+      // the inputs that are not (a QUANTIZE from int8 to int8).
+      for (size_t k = 0; int8_ && k < in.size(); ++k) {
+        const TensorDef& x = tensor(in[k]);
+        if (x.scale == tensor(out).scale && x.zero_point == tensor(out).zero_point) continue;
+        const int32_t requantized = same_as(name + "/requantize_" + std::to_string(k), x.shape, out);
+        add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
+        in[k] = requantized;
+      }
       add_op(fb::BuiltinOperator::CONCATENATION, in, {out}, fb::BuiltinOptions::ConcatenationOptions,
              [=](Builder& fbb) { return fb::CreateConcatenationOptions(fbb, axis).Union(); });
     } else if (op == "avg_pool2d" || op == "max_pool2d") {

@@ -64,6 +64,7 @@ class SpecBuilder:
         self._inputs = [{"name": k, "shape": [int(d) for d in v]} for k, v in inputs.items()]
         self._layers: List[Dict[str, Any]] = []
         self._shapes: Dict[str, Shape] = {k: tuple(int(d) for d in v) for k, v in inputs.items()}
+        self.outputs: List[str] = []  # the spec's outputs; empty: the last layer
         self.macs = 0
         self.params = 0
 
@@ -87,14 +88,14 @@ class SpecBuilder:
         self._layers.append({"name": name, "op": op, "inputs": ins, **params})
         return name
 
-    def spec(self, outputs: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-        """The finished spec; ``outputs`` defaults to the last layer."""
+    def spec(self) -> Dict[str, Any]:
+        """The finished spec."""
         result: Dict[str, Any] = {}
         if self.name is not None:
             result["name"] = self.name
         result["inputs"] = [dict(i, shape=list(i["shape"])) for i in self._inputs]
         result["layers"] = [dict(layer) for layer in self._layers]
-        result["outputs"] = list(outputs) if outputs else [self._layers[-1]["name"]]
+        result["outputs"] = list(self.outputs) if self.outputs else [self._layers[-1]["name"]]
         return result
 
     def _infer(self, op: str, shapes: List[Shape], p: Dict[str, Any], name: str) -> Shape:
