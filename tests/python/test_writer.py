@@ -1,0 +1,171 @@
+"""The TFLite writer: every model it writes must be valid for LiteRT and read back by perfsage, int8
+models must carry converter-style quantisation and compile with Vela, bad specs must be refused
+naming the layer."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+import perfsage
+from writer_specs import ALL, IMAGE_ALL_OPS, KWS
+
+DTYPES = ["int8", "float32"]
+
+
+def invoke(model: bytes) -> Interpreter:
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in interpreter.get_input_details():
+        if d["dtype"] == np.int8:
+            x = rng.integers(-128, 128, size=d["shape"]).astype(np.int8)
+        else:
+            x = rng.uniform(-1, 1, size=d["shape"]).astype(np.float32)
+        interpreter.set_tensor(d["index"], x)
+    interpreter.invoke()
+    return interpreter
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_litert_loads_allocates_and_invokes(name: str, dtype: str) -> None:
+    # Validity is what a real runtime accepts, not what our reader accepts.
+    model = perfsage.build_model(ALL[name], seed=1, dtype=dtype)
+    interpreter = invoke(model)
+    for d in interpreter.get_output_details():
+        y = interpreter.get_tensor(d["index"])
+        assert y.dtype == (np.int8 if dtype == "int8" else np.float32)
+        if dtype == "float32":
+            assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_reader_reads_back_what_litert_sees(name: str, dtype: str) -> None:
+    model = perfsage.build_model(ALL[name], seed=2, dtype=dtype)
+    graph = perfsage.load_tflite(model)
+    interpreter = Interpreter(model_content=model)
+    ops = interpreter._get_ops_details()
+    assert graph.op_names == [op["op_name"] for op in ops]
+    litert_shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
+    for i, tensor in enumerate(graph.tensors()):
+        assert tensor["shape"] == litert_shapes[i], tensor["name"]
+
+
+def test_relu_after_conv_is_fused_as_the_converter_does() -> None:
+    graph = perfsage.load_tflite(perfsage.build_model(KWS))
+    assert graph.op_names == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "AVERAGE_POOL_2D",
+                              "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    assert graph.operators()[0]["options"]["fused_activation"] == 1  # RELU
+    # A relu whose input has other readers cannot be fused.
+    spec = copy.deepcopy(KWS)
+    spec["layers"].insert(2, {"name": "side", "op": "relu", "inputs": ["c1"]})
+    spec["layers"][3]["inputs"] = ["r1"]
+    spec["outputs"] = ["sm", "side"]
+    assert perfsage.load_tflite(perfsage.build_model(spec)).op_names.count("RELU") == 2
+
+
+def test_same_spec_and_seed_give_identical_bytes() -> None:
+    for dtype in DTYPES:
+        a = perfsage.build_model(IMAGE_ALL_OPS, seed=5, dtype=dtype)
+        assert a == perfsage.build_model(IMAGE_ALL_OPS, seed=5, dtype=dtype)
+        b = perfsage.build_model(IMAGE_ALL_OPS, seed=6, dtype=dtype)
+        assert a != b and len(a) == len(b)  # other weights, same structure
+
+
+def test_int8_quantisation_is_converter_style() -> None:
+    graph = perfsage.load_tflite(perfsage.build_model(KWS, dtype="int8"))
+    tensors, ops = graph.tensors(), graph.operators()
+    for op in ops:
+        if op["name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        x, w, b = (tensors[i] for i in op["inputs"])
+        channel_axis = 3 if op["name"] == "DEPTHWISE_CONV_2D" else 0
+        assert w["dtype"] == "int8" and w["quantization"]["quantized_dimension"] == channel_axis
+        assert len(w["quantization"]["scale"]) == w["shape"][channel_axis]  # per channel
+        assert (w["quantization"]["zero_point"] == 0).all()  # symmetric
+        assert b["dtype"] == "int32"
+        np.testing.assert_allclose(b["quantization"]["scale"],
+                                   x["quantization"]["scale"][0] * w["quantization"]["scale"], rtol=1e-6)
+    softmax_out = tensors[ops[-1]["outputs"][0]]["quantization"]
+    assert softmax_out["scale"][0] == pytest.approx(1 / 256) and softmax_out["zero_point"][0] == -128
+    # Pooling and reshape keep their input's parameters.
+    for op in ops:
+        if op["name"] in ("AVERAGE_POOL_2D", "RESHAPE"):
+            qi, qo = (tensors[op[k][0]]["quantization"] for k in ("inputs", "outputs"))
+            assert qi["scale"][0] == qo["scale"][0] and qi["zero_point"][0] == qo["zero_point"][0]
+    assert not {"QUANTIZE", "DEQUANTIZE"} & set(graph.op_names)  # int8 in, int8 out
+
+
+def test_float32_model_has_float_weights() -> None:
+    graph = perfsage.load_tflite(perfsage.build_model(KWS, dtype="float32"))
+    assert {t["dtype"] for t in graph.tensors()} == {"float32", "int32"}  # int32: reshape's shape
+
+
+def bad(spec_change) -> dict:
+    spec = copy.deepcopy(KWS)
+    spec_change(spec)
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["layers"][0].update(filters=0), r"layer 0 'c1' \(conv2d\): 'filters' must be positive"),
+        (lambda s: s["layers"][0].update(kernel=[60, 4], padding="valid"),
+         r"layer 0 'c1' \(conv2d\): kernel 60 is larger than the height size 49"),
+        (lambda s: s["layers"][2].update(op="conv3x3"), r"layer 2 'dw1' \(conv3x3\): unknown op 'conv3x3'"),
+        (lambda s: s["layers"][4].update(inputs=["nowhere"]), r"layer 4 'pool'.*input 'nowhere' is neither"),
+        (lambda s: s["layers"][0].update(stride_h=2), r"unknown parameter 'stride_h' for conv2d"),
+        (lambda s: s["layers"].insert(3, {"name": "a", "op": "add", "inputs": ["dw1", "x"]}),
+         r"layer 3 'a' \(add\): shapes \[1, 25, 5, 64\] and \[1, 49, 10, 1\] do not broadcast"),
+        (lambda s: s["layers"][5].update(shape=[1, 65]), r"layer 5 'flat' \(reshape\): cannot reshape"),
+        (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
+        (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
+        (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),
+        (lambda s: s.update(layers=[]), r"'layers' must be a non-empty list"),
+    ],
+)
+def test_invalid_specs_name_the_layer(change, message: str) -> None:
+    with pytest.raises(perfsage.PerfSageError, match=message):
+        perfsage.build_model(bad(change))
+
+
+def test_malformed_arguments() -> None:
+    with pytest.raises(perfsage.PerfSageError, match="invalid JSON at byte"):
+        perfsage.build_model('{"inputs": [}')
+    with pytest.raises(ValueError, match="dtype must be 'int8' or 'float32'"):
+        perfsage.build_model(KWS, dtype="int16")
+    with pytest.raises(ValueError, match="seed must be an int"):
+        perfsage.build_model(KWS, seed=-1)
+
+
+def vela_npu_share(model: bytes, workdir: Path) -> tuple[int, int]:
+    """Compiles with Vela for Ethos-U55-256; returns (NPU operators, CPU operators)."""
+    path = workdir / "model.tflite"
+    path.write_bytes(model)
+    vela = shutil.which("vela", path=str(Path(sys.executable).parent)) or "vela"
+    run = subprocess.run([vela, str(path), "--accelerator-config", "ethos-u55-256",
+                          "--output-dir", str(workdir / "out")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    npu = int(re.search(r"NPU operators = (\d+)", run.stdout).group(1))
+    cpu = int(re.search(r"CPU operators = (\d+)", run.stdout).group(1))
+    return npu, cpu
+
+
+@pytest.mark.parametrize("name", ["kws", "transformer", "image_all_ops"])
+def test_int8_models_compile_with_vela(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
+    npu, cpu = vela_npu_share(perfsage.build_model(ALL[name], dtype="int8"), tmp_path)
+    # Everything Vela supports runs on the NPU: DEPTH_TO_SPACE is the one op here it does not.
+    assert npu > 0
+    assert cpu == (1 if name == "image_all_ops" else 0)

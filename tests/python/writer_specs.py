@@ -1,0 +1,71 @@
+"""Architecture specs the writer tests share: together they use every layer op."""
+
+# Every image op: conv (fused relu6), depthwise, hard-swish, squeeze-excite, residual add and sub,
+# pooling, pad, transposed conv, both resizes, depth-to-space, concatenation, tanh, mean, dense.
+IMAGE_ALL_OPS = {"inputs": [{"name": "x", "shape": [1, 16, 16, 8]}], "layers": [
+  {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3, "stride": 2, "activation": "relu6"},
+  {"name": "dw", "op": "depthwise_conv2d", "kernel": 5, "dilation": 1, "padding": "same"},
+  {"name": "hs", "op": "hard_swish"},
+  {"name": "se_pool", "op": "global_avg_pool"},
+  {"name": "se_r", "op": "conv2d", "filters": 4, "kernel": 1, "activation": "relu"},
+  {"name": "se_e", "op": "conv2d", "filters": 16, "kernel": 1},
+  {"name": "se_s", "op": "logistic"},
+  {"name": "se_m", "op": "mul", "inputs": ["hs", "se_s"]},
+  {"name": "res", "op": "add", "inputs": ["se_m", "c"]},
+  {"name": "sub", "op": "sub", "inputs": ["res", "dw"]},
+  {"name": "mp", "op": "max_pool2d", "pool": 2},
+  {"name": "ap", "op": "avg_pool2d", "pool": 3, "stride": 1, "padding": "same"},
+  {"name": "pad", "op": "pad", "paddings": [[0, 0], [1, 1], [1, 1], [0, 0]]},
+  {"name": "cv", "op": "conv2d", "filters": 32, "kernel": 3, "padding": "valid"},
+  {"name": "up", "op": "transpose_conv2d", "filters": 8, "kernel": 3, "stride": 2},
+  {"name": "rs", "op": "resize_bilinear", "size": [16, 16]},
+  {"name": "rn", "op": "resize_nearest", "size": [32, 32]},
+  {"name": "s2", "op": "conv2d", "filters": 16, "kernel": 3, "stride": 2},
+  {"name": "d2s", "op": "depth_to_space", "block_size": 2},
+  {"name": "cat", "op": "concat", "inputs": ["d2s", "rn"], "axis": 3},
+  {"name": "tanh", "op": "tanh"},
+  {"name": "relu", "op": "relu", "inputs": ["cat"]},
+  {"name": "cat2", "op": "concat", "inputs": ["tanh", "relu"]},
+  {"name": "m", "op": "mean", "axes": [1, 2], "keep_dims": False},
+  {"name": "fc", "op": "dense", "units": 10},
+  {"name": "sm", "op": "softmax"}]}
+
+# A transformer encoder block: layer norm, Q/K/V dense, heads via reshape/transpose, batch matmul,
+# softmax, feed-forward with a fused relu, residual adds; two outputs.
+TRANSFORMER = {"inputs": [{"name": "x", "shape": [1, 8, 32]}], "layers": [
+  {"name": "ln", "op": "layer_norm"},
+  {"name": "q", "op": "dense", "units": 32, "inputs": ["ln"]},
+  {"name": "k", "op": "dense", "units": 32, "inputs": ["ln"]},
+  {"name": "v", "op": "dense", "units": 32, "inputs": ["ln"]},
+  {"name": "qh", "op": "reshape", "shape": [1, 8, 4, 8], "inputs": ["q"]},
+  {"name": "qt", "op": "transpose", "perm": [0, 2, 1, 3]},
+  {"name": "kh", "op": "reshape", "shape": [1, 8, 4, 8], "inputs": ["k"]},
+  {"name": "kt", "op": "transpose", "perm": [0, 2, 1, 3]},
+  {"name": "vh", "op": "reshape", "shape": [1, 8, 4, 8], "inputs": ["v"]},
+  {"name": "vt", "op": "transpose", "perm": [0, 2, 1, 3]},
+  {"name": "att", "op": "batch_matmul", "inputs": ["qt", "kt"], "adj_y": True},
+  {"name": "sm", "op": "softmax", "beta": 0.35},
+  {"name": "ctx", "op": "batch_matmul", "inputs": ["sm", "vt"]},
+  {"name": "ct", "op": "transpose", "perm": [0, 2, 1, 3]},
+  {"name": "cr", "op": "reshape", "shape": [1, 8, 32]},
+  {"name": "o", "op": "dense", "units": 32},
+  {"name": "r1", "op": "add", "inputs": ["o", "x"]},
+  {"name": "sq", "op": "squared_difference", "inputs": ["r1", "x"]},
+  {"name": "rq", "op": "rsqrt", "inputs": ["sq"]},
+  {"name": "f1", "op": "dense", "units": 64, "inputs": ["r1"]},
+  {"name": "f1r", "op": "relu"},
+  {"name": "f2", "op": "dense", "units": 32},
+  {"name": "r2", "op": "add", "inputs": ["f2", "r1"]}], "outputs": ["r2", "rq"]}
+
+# DS-CNN keyword spotting as MLPerf Tiny has it (first block only): the relu layer fuses.
+KWS = {"name": "kws", "inputs": [{"name": "x", "shape": [1, 49, 10, 1]}], "layers": [
+  {"name": "c1", "op": "conv2d", "filters": 64, "kernel": [10, 4], "stride": 2},
+  {"name": "r1", "op": "relu"},
+  {"name": "dw1", "op": "depthwise_conv2d", "kernel": 3, "activation": "relu"},
+  {"name": "pw1", "op": "conv2d", "filters": 64, "kernel": 1, "activation": "relu"},
+  {"name": "pool", "op": "avg_pool2d", "pool": [25, 5]},
+  {"name": "flat", "op": "reshape", "shape": [1, 64]},
+  {"name": "fc", "op": "dense", "units": 12},
+  {"name": "sm", "op": "softmax"}]}
+
+ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS}
