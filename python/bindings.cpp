@@ -349,4 +349,18 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8",
       "Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h).");
+
+  m.def(
+      "strip_weights",
+      [](const py::object& data, const std::string& source) {
+        ByteSource src = byte_source(data, "data");
+        std::vector<uint8_t> bytes;
+        {
+          py::gil_scoped_release release;
+          bytes = perfsage::strip_weights(src.data, src.size, source);
+        }
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      },
+      py::arg("data"), py::arg("source") = "<bytes>",
+      "Copy of a TFLite model with constant buffers emptied and every shape kept.");
 }

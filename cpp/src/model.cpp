@@ -14,6 +14,7 @@
 #include "perfsage/error.h"
 #include "perfsage/ops.h"
 #include "perfsage/tflite_generated.h"
+#include "perfsage/writer.h"
 
 namespace perfsage {
 namespace fb = ::perfsage::tflite;
@@ -273,8 +274,8 @@ void read_options(const fb::Operator& op, OperatorOptions& o) {
   }
 }
 
-void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes, Where here,
-                 Tensor& t) {
+void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes,
+                 const std::vector<char>& stripped, Where here, Tensor& t) {
   here.tensor_name = src.name();
   if (src.name()) t.name.assign(src.name()->c_str(), src.name()->size());
   if (!src.shape()) here.fail("has no shape");
@@ -302,7 +303,7 @@ void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_byte
     here.fail("refers to buffer " + std::to_string(t.buffer) + " but the model has " +
                        std::to_string(buffer_bytes.size()) + " buffers");
   t.data_bytes = buffer_bytes.empty() ? 0 : buffer_bytes[t.buffer];
-  t.is_constant = t.data_bytes > 0;
+  t.is_constant = t.data_bytes > 0 || (!stripped.empty() && stripped[t.buffer]);
   t.is_variable = src.is_variable();
   t.is_sparse = src.sparsity() != nullptr;
 
@@ -367,6 +368,24 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
   }
   model.num_buffers = buffer_bytes.size();
 
+  // Buffers emptied by strip_weights still mark their tensors constant.
+  std::vector<char> stripped(buffer_bytes.size(), 0);
+  if (const auto* metadata = src->metadata()) {
+    for (const fb::Metadata* entry : *metadata) {
+      if (!entry->name() || entry->name()->str() != kStrippedBuffersMetadata) continue;
+      const Where here = model_level.at(Where::Kind::kBuffer, entry->buffer());
+      if (entry->buffer() >= buffer_bytes.size()) here.fail("metadata '" + entry->name()->str() + "' points past the buffers");
+      const auto* list = src->buffers()->Get(entry->buffer())->data();
+      if (!list || list->size() % 4 != 0) here.fail("stripped-buffer list is not a list of uint32");
+      for (flatbuffers::uoffset_t k = 0; k < list->size(); k += 4) {
+        const uint32_t b = list->Get(k) | (list->Get(k + 1) << 8) | (list->Get(k + 2) << 16) |
+                           (static_cast<uint32_t>(list->Get(k + 3)) << 24);
+        if (b >= stripped.size()) here.fail("stripped-buffer list names buffer " + std::to_string(b) + " of " + std::to_string(stripped.size()));
+        stripped[b] = 1;
+      }
+    }
+  }
+
   const auto* subgraphs = src->subgraphs();
   if (!subgraphs || subgraphs->size() == 0) model_level.fail("model has no subgraphs");
   const auto* codes = src->operator_codes();
@@ -385,7 +404,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
     const size_t num_tensors = tensors ? tensors->size() : 0;
     out.tensors.resize(num_tensors);
     for (size_t t = 0; t < num_tensors; ++t)
-      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), buffer_bytes,
+      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), buffer_bytes, stripped,
                   where.at(Where::Kind::kTensor, t), out.tensors[t]);
 
     out.inputs = copy_ints(sg->inputs());

@@ -17,7 +17,7 @@ from ._graphs import (
     node_feature_names,
     op_vocabulary,
 )
-from ._writer import build_model
+from ._writer import build_model, strip_weights
 
 __version__ = "0.1.0"
 
@@ -32,4 +32,5 @@ __all__ = [
     "load_tflite",
     "node_feature_names",
     "op_vocabulary",
+    "strip_weights",
 ]

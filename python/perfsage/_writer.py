@@ -22,3 +22,12 @@ def build_model(spec: Spec, seed: int = 0, dtype: str = "int8") -> bytes:
         raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
     text = spec if isinstance(spec, str) else json.dumps(spec, separators=(",", ":"))
     return _core.build_model(text, seed, dtype)
+
+
+def strip_weights(model: Union[bytes, bytearray, memoryview]) -> bytes:
+    """A copy of TFLite bytes with every constant buffer emptied but all shapes kept.
+
+    The result is a valid TFLite file of a few KB that perfsage reads to exactly the same
+    features as the original, which is what a dataset needs to store. Runtimes cannot run it.
+    """
+    return _core.strip_weights(model)

@@ -39,7 +39,8 @@ struct Tensor {
   DType dtype = DType::kFloat32;
   uint32_t buffer = 0;                   // index into the model's buffers (0: no data)
   uint64_t data_bytes = 0;               // bytes of constant data stored in that buffer
-  bool is_constant = false;              // has data (weights, biases, constant shapes, ...)
+  bool is_constant = false;              // has data (weights, biases, constant shapes, ...), or had
+                                         // it before strip_weights emptied its buffer
   bool is_variable = false;              // stateful (e.g. LSTM state)
   bool is_sparse = false;
   Quantization quantization;

@@ -26,4 +26,13 @@ enum class WeightType { kFloat32, kInt8 };
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type);
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type);
 
+// Name of the metadata entry listing the buffers strip_weights emptied (little-endian uint32s).
+constexpr const char* kStrippedBuffersMetadata = "perfsage.stripped_buffers";
+
+// A copy of a model with every constant buffer emptied but every shape kept, so a dataset can
+// store graphs in a few KB; the reader still treats the emptied tensors as constants and gives
+// the same features. Stripping a stripped model returns it unchanged. Throws perfsage::Error
+// (naming `source`) if the bytes are not a valid model.
+std::vector<uint8_t> strip_weights(const uint8_t* data, size_t size, const std::string& source);
+
 }  // namespace perfsage
