@@ -333,23 +333,30 @@ class Writer {
       t.data = as_bytes(w);
       return add_tensor(std::move(t));
     }
+    // Element i = (outer, channel, inner) in row-major order around the channel axis.
     const auto channels = static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
-    int64_t inner = 1;
-    for (size_t d = static_cast<size_t>(channel_axis) + 1; d < shape.size(); ++d) inner *= shape[d];
-    auto channel_of = [&](size_t i) { return (i / static_cast<size_t>(inner)) % channels; };
+    size_t inner = 1;
+    for (size_t d = static_cast<size_t>(channel_axis) + 1; d < shape.size(); ++d) inner *= static_cast<size_t>(shape[d]);
+    const size_t outer = w.size() / (channels * inner);
     std::vector<float> absmax(channels, 0.0f);
-    for (size_t i = 0; i < w.size(); ++i) absmax[channel_of(i)] = std::max(absmax[channel_of(i)], std::abs(w[i]));
+    for (size_t o = 0, i = 0; o < outer; ++o)
+      for (size_t c = 0; c < channels; ++c)
+        for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
     t.type = fb::TensorType::INT8;
     t.quantized_dimension = channel_axis;
-    for (float m : absmax) {
-      t.scale.push_back(std::max(m, 1e-8f) / 127.0f);
+    std::vector<float> inverse(channels);
+    for (size_t c = 0; c < channels; ++c) {
+      t.scale.push_back(std::max(absmax[c], 1e-8f) / 127.0f);
       t.zero_point.push_back(0);
+      inverse[c] = 1.0f / t.scale[c];
     }
     t.data.resize(w.size());
-    for (size_t i = 0; i < w.size(); ++i) {
-      const long q = std::lround(w[i] / t.scale[channel_of(i)]);
-      t.data[i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp<long>(q, -127, 127)));
-    }
+    for (size_t o = 0, i = 0; o < outer; ++o)
+      for (size_t c = 0; c < channels; ++c)
+        for (size_t k = 0; k < inner; ++k, ++i) {
+          const float q = std::nearbyint(w[i] * inverse[c]);
+          t.data[i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f)));
+        }
     return add_tensor(std::move(t));
   }
 
