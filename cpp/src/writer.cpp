@@ -188,6 +188,12 @@ class Params {
   std::set<std::string> used_;
 };
 
+// The estimated range of a conv, depthwise, transposed conv or dense output: +-4 sigma of a unit
+// variance activation. Trained networks normalise after each of these (batch norm, folded into
+// the bias); deriving the range from the input's instead would compound through residual stacks
+// into scales no runtime or compiler accepts.
+constexpr float kNormalizedSpread = 4.0f;
+
 enum class Activation { kNone, kRelu, kRelu6 };
 
 fb::ActivationFunctionType fused(Activation a) {
@@ -360,10 +366,13 @@ class Writer {
     return add_tensor(std::move(t));
   }
 
-  // Bias of `n` values (a folded batch norm's shift: small, not zero); int32 at in_scale*w_scale.
-  int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight) {
-    std::vector<float> b(static_cast<size_t>(n));
-    for (float& x : b) x = rng_.uniform(0.1f);
+  // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 at
+  // in_scale * w_scale. Layers without a bias still get a zero one, as from the converter,
+  // because runtimes expect the tensor.
+  int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero = false) {
+    std::vector<float> b(static_cast<size_t>(n), 0.0f);
+    if (!zero)
+      for (float& x : b) x = rng_.uniform(0.1f);
     TensorDef t;
     t.name = name;
     t.shape = {n};
@@ -501,9 +510,8 @@ class Writer {
       const int64_t fan_in = int64_t{kh} * kw * (depthwise ? 1 : cin);
       const int32_t w = depthwise ? weights(name + "/depthwise_kernel", {1, kh, kw, cout}, fan_in, int64_t{kh} * kw * multiplier, 3)
                                   : weights(name + "/kernel", {cout, kh, kw, cin}, fan_in, int64_t{kh} * kw * cout, 0);
-      const int32_t b = with_bias ? bias(name + "/bias", cout, in[0], w) : -1;
-      const float spread = 4.0f * absmax(x) * 0.5f * std::sqrt(static_cast<float>(fan_in)) * tensor(w).hi / std::sqrt(3.0f);
-      float lo = -spread - 0.1f, hi = spread + 0.1f;
+      const int32_t b = bias(name + "/bias", cout, in[0], w, !with_bias);
+      float lo = -kNormalizedSpread, hi = kNormalizedSpread;
       clamp_range(act, lo, hi);
       out = activation(name, {x.shape[0], oh, ow, cout}, lo, hi);
       const auto padding = same ? fb::Padding::SAME : fb::Padding::VALID;
@@ -531,9 +539,8 @@ class Writer {
       const Shape out_shape = {x.shape[0], oh, ow, cout};
       const int32_t shape_t = const_int32(name + "/output_shape", out_shape);
       const int32_t w = weights(name + "/kernel", {cout, kh, kw, cin}, int64_t{kh} * kw * cin, int64_t{kh} * kw * cout, 0);
-      const int32_t b = with_bias ? bias(name + "/bias", cout, in[0], w) : -1;
-      const float spread = 4.0f * absmax(x) * 0.5f * std::sqrt(static_cast<float>(kh * kw * cin)) * tensor(w).hi / std::sqrt(3.0f);
-      out = activation(name, out_shape, -spread - 0.1f, spread + 0.1f);
+      const int32_t b = bias(name + "/bias", cout, in[0], w, !with_bias);
+      out = activation(name, out_shape, -kNormalizedSpread, kNormalizedSpread);
       const auto padding = same ? fb::Padding::SAME : fb::Padding::VALID;
       add_op(fb::BuiltinOperator::TRANSPOSE_CONV, {shape_t, w, in[0], b}, {out}, fb::BuiltinOptions::TransposeConvOptions,
              [=](Builder& fbb) { return fb::CreateTransposeConvOptions(fbb, padding, sw, sh).Union(); });
@@ -545,7 +552,7 @@ class Writer {
       const bool with_bias = p.flag("bias", true);
       const int32_t cin = x.shape.back();
       const int32_t w = weights(name + "/kernel", {units, cin}, cin, units, 0);
-      const int32_t b = with_bias ? bias(name + "/bias", units, in[0], w) : -1;
+      const int32_t b = bias(name + "/bias", units, in[0], w, !with_bias);
       const bool keep_dims = x.shape.size() > 2;
       Shape out_shape = x.shape;
       if (keep_dims) {
@@ -553,8 +560,7 @@ class Writer {
       } else {
         out_shape = {static_cast<int32_t>(elements(x.shape) / cin), units};
       }
-      const float spread = 4.0f * absmax(x) * 0.5f * std::sqrt(static_cast<float>(cin)) * tensor(w).hi / std::sqrt(3.0f);
-      float lo = -spread - 0.1f, hi = spread + 0.1f;
+      float lo = -kNormalizedSpread, hi = kNormalizedSpread;
       clamp_range(act, lo, hi);
       out = activation(name, out_shape, lo, hi);
       add_op(fb::BuiltinOperator::FULLY_CONNECTED, {in[0], w, b}, {out}, fb::BuiltinOptions::FullyConnectedOptions,

@@ -17,7 +17,9 @@ from ._graphs import (
     node_feature_names,
     op_vocabulary,
 )
-from ._writer import build_model, strip_weights
+from . import spaces
+from ._writer import build_model, nb201_model, strip_weights
+from .spaces import sample
 
 __version__ = "0.1.0"
 
@@ -30,7 +32,10 @@ __all__ = [
     "graph_feature_names",
     "load_many",
     "load_tflite",
+    "nb201_model",
     "node_feature_names",
     "op_vocabulary",
+    "sample",
+    "spaces",
     "strip_weights",
 ]

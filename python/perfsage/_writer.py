@@ -31,3 +31,14 @@ def strip_weights(model: Union[bytes, bytearray, memoryview]) -> bytes:
     features as the original, which is what a dataset needs to store. Runtimes cannot run it.
     """
     return _core.strip_weights(model)
+
+
+def nb201_model(arch_str: str, dtype: str = "float32", seed: int = 0) -> bytes:
+    """The NAS-Bench-201 CIFAR-10 network for a cell string, as TFLite bytes.
+
+    The skeleton is the one the measured latencies in shared/data/nasbench201 belong to; ``none``
+    edges are pruned and cell nodes that do not connect input to output are removed.
+    """
+    from .spaces import nb201_spec
+
+    return build_model(nb201_spec(arch_str), seed=seed, dtype=dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ._core import Graph, PerfSageError
@@ -102,6 +103,50 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from .spaces import spaces
+
+    for name, space in spaces().items():
+        print(f"{name}: {space.description}")
+        for knob, choices in space.knobs.items():
+            shown = ", ".join(str(c) for c in choices) if isinstance(choices, (list, tuple)) else str(choices)
+            print(f"    {knob}: {shown}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ._writer import build_model, strip_weights
+    from .spaces import sample
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items = sample(args.space, args.n, args.seed)
+    manifest = out / "manifest.jsonl"
+    failures = 0
+    tmp = manifest.with_suffix(".jsonl.tmp")
+    with open(tmp, "w") as lines:
+        for index, item in enumerate(tqdm(items, desc=f"{args.space} ({args.dtype})", unit="model", file=sys.stderr)):
+            name = f"{args.space}-{index:06d}.tflite"
+            record = {"file": name, "index": index, "dtype": args.dtype, **item}
+            try:
+                model = build_model(item["spec"], seed=item["seed"], dtype=args.dtype)
+                if args.strip:
+                    model = strip_weights(model)
+                (out / name).write_bytes(model)
+            except PerfSageError as e:  # a space produced a spec the writer refuses: keep going
+                failures += 1
+                record = {**record, "file": None, "error": str(e)}
+            lines.write(json.dumps(record, separators=(",", ":")) + "\n")
+    tmp.replace(manifest)
+    print(f"wrote {len(items) - failures} models to {out} (manifest: {manifest})", file=sys.stderr)
+    if failures:
+        print(f"perfsage: error: {failures} specs could not be built; see 'error' in {manifest}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfsage", description="Predict latency, energy and memory of TFLite models."
@@ -111,6 +156,18 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("models", nargs="+", metavar="MODEL.tflite")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
+
+    spaces_cmd = sub.add_parser("spaces", help="list the search spaces and their knobs")
+    spaces_cmd.set_defaults(run=_cmd_spaces)
+
+    generate = sub.add_parser("generate", help="sample a search space and write TFLite models")
+    generate.add_argument("--space", required=True, help="search space name (see `perfsage spaces`)")
+    generate.add_argument("--n", type=int, required=True, help="number of models")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--dtype", choices=["int8", "float32"], default="int8")
+    generate.add_argument("--out", required=True, help="output folder (manifest.jsonl lists spec and seed per model)")
+    generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")
+    generate.set_defaults(run=_cmd_generate)
     return parser
 
 
@@ -118,7 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except PerfSageError as e:
+    except (PerfSageError, ValueError) as e:
         print(f"perfsage: error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `perfsage inspect m.tflite | head`

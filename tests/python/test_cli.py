@@ -48,3 +48,39 @@ def test_bad_model_is_a_clean_error(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert run.stderr.strip() == f"perfsage: error: {bad}: not a TFLite model (no 'TFL3' file identifier at byte 4)"
     assert "Traceback" not in run.stderr
+
+
+def test_spaces_lists_every_space_with_knobs(capsys) -> None:
+    assert main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    for name, space in perfsage.spaces.spaces().items():
+        assert f"{name}: {space.description}" in out
+    assert "    num_blocks: 1, 2, 3, 4, 5, 6" in out
+
+
+def test_generate_writes_models_and_a_manifest(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "kws"
+    assert main(["generate", "--space", "kws", "--n", "5", "--seed", "3", "--dtype", "float32", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(5))
+    expected = perfsage.sample("kws", 5, seed=3)
+    for record, item in zip(records, expected):
+        assert record["spec"] == item["spec"] and record["seed"] == item["seed"]
+        model = (out / record["file"]).read_bytes()
+        assert model == perfsage.build_model(item["spec"], seed=item["seed"], dtype="float32")
+    assert "wrote 5 models" in capsys.readouterr().err
+
+
+def test_generate_stripped_and_unknown_space(tmp_path: Path, capsys) -> None:
+    assert main(["generate", "--space", "nb201", "--n", "2", "--out", str(tmp_path), "--strip"]) == 0
+    files = sorted(tmp_path.glob("*.tflite"))
+    assert len(files) == 2 and all(f.stat().st_size < 100_000 for f in files)
+    assert main(["generate", "--space", "cifar", "--n", "2", "--out", str(tmp_path)]) == 1
+    assert "unknown search space 'cifar'" in capsys.readouterr().err
+
+
+def test_nb201_model_matches_the_spec_builder() -> None:
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    model = perfsage.nb201_model(arch)
+    assert model == perfsage.build_model(perfsage.spaces.nb201_spec(arch), dtype="float32")
+    assert perfsage.load_tflite(model).tensors()[0]["shape"] == (1, 32, 32, 3)

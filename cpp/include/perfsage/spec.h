@@ -37,6 +37,7 @@
 //   layer_norm        axis -1, epsilon [1e-3]; lowered to the ops the converter emits for Keras
 //                     LayerNormalization: MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL,
 //                     MUL, ADD
+// "bias": false gives a zero bias tensor, as the converter writes for bias-free layers.
 // Anything else — an unknown op or parameter, a channel mismatch, a non-positive size, a kernel
 // larger than its padded input, a dangling input name — is a perfsage::Error naming the layer.
 #pragma once

@@ -1,0 +1,84 @@
+"""Seeded search spaces of architecture specs (the format of ``cpp/include/perfsage/spec.h``).
+
+::
+
+    from perfsage import spaces
+    spaces.spaces()                             # {name: SearchSpace}
+    items = spaces.sample("kws", n=100, seed=0)  # [{"space", "seed", "spec"}, ...]
+    spec = spaces.nb201_spec("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|...")
+    spaces.estimate_cost(spec)                  # {"macs", "params"} before any TFLite is written
+
+Sample ``i`` of ``sample(space, n, seed)`` is drawn from a generator seeded with a value derived
+from ``(seed, i)`` alone, recorded as the item's ``"seed"``: it is the same whatever ``n`` is, and
+``get_space(space).sample_spec(numpy.random.default_rng(item["seed"]))`` draws it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+
+from . import autoencoder, detection, image_classification, kws, nb201, super_resolution, transformer
+from ._builder import SpecBuilder, estimate_cost
+from ._space import SearchSpace
+from .nb201 import nb201_spec
+
+__all__ = [
+    "SearchSpace",
+    "SpecBuilder",
+    "estimate_cost",
+    "get_space",
+    "nb201_spec",
+    "sample",
+    "sample_seed",
+    "spaces",
+]
+
+_SPACES: Dict[str, SearchSpace] = {
+    m.SPACE.name: m.SPACE
+    for m in (image_classification, kws, super_resolution, detection, nb201, autoencoder, transformer)
+}
+
+
+def spaces() -> Dict[str, SearchSpace]:
+    """Every search space by name."""
+    return dict(_SPACES)
+
+
+def get_space(name: str) -> SearchSpace:
+    """The search space called ``name``; ``ValueError`` listing the known spaces otherwise."""
+    try:
+        return _SPACES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown search space {name!r} (known: {', '.join(_SPACES)})") from None
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a run seeded with ``seed``: a 63-bit int that depends on
+    both (through numpy's SeedSequence), so runs with nearby seeds do not share samples."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _non_negative_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def sample(space: str, n: int, seed: int = 0) -> List[Dict[str, Any]]:
+    """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
+
+    Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
+    specs carry their cell string). The same ``(space, seed)`` always gives the same specs.
+    """
+    search_space = get_space(space)
+    n = _non_negative_int(n, "n")
+    seed = _non_negative_int(seed, "seed")
+    items = []
+    for i in range(n):
+        item_seed = sample_seed(seed, i)
+        spec = search_space.sample_spec(np.random.default_rng(item_seed))
+        items.append({"space": space, "seed": item_seed, "spec": {"name": f"{space}-{item_seed}", **spec}})
+    return items

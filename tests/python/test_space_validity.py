@@ -1,0 +1,57 @@
+"""Samples of every search space are valid for the real runtimes: LiteRT runs them in both dtypes,
+perfsage reads back what LiteRT sees, and Vela places every operator it supports on the NPU."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+import perfsage
+
+SAMPLES = 4
+# Why Vela may leave an operator on the CPU without our models being at fault: operators the
+# Ethos-U55 does not have (DEPTH_TO_SPACE) and resize factors other than 2 (super-resolution x3).
+ACCEPTED_REASONS = ("Unsupported opType", "unsupported scale-factor")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("space", sorted(perfsage.spaces.spaces()))
+def test_samples_run_in_litert(space: str, dtype: str) -> None:
+    for item in perfsage.sample(space, SAMPLES, seed=11):
+        model = perfsage.build_model(item["spec"], seed=item["seed"], dtype=dtype)
+        interpreter = Interpreter(model_content=model)
+        assert perfsage.load_tflite(model).op_names == [op["op_name"] for op in interpreter._get_ops_details()]
+        interpreter.allocate_tensors()
+        for d in interpreter.get_input_details():
+            interpreter.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+        interpreter.invoke()
+
+
+@pytest.mark.parametrize("space", sorted(perfsage.spaces.spaces()))
+def test_int8_samples_run_on_the_npu(space: str, tmp_path: Path) -> None:
+    pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
+    vela = shutil.which("vela", path=str(Path(sys.executable).parent)) or "vela"
+    npu_total = cpu_total = 0
+    for k, item in enumerate(perfsage.sample(space, SAMPLES, seed=12)):
+        model = perfsage.build_model(item["spec"], seed=item["seed"], dtype="int8")
+        path = tmp_path / f"{k}.tflite"
+        path.write_bytes(model)
+        run = subprocess.run([vela, str(path), "--accelerator-config", "ethos-u55-256", "--output-dir",
+                              str(tmp_path / str(k))], capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+        assert "Quantization scale" not in run.stdout, run.stdout[-2000:]
+        npu = int(re.search(r"NPU operators = (\d+)", run.stdout).group(1))
+        cpu = int(re.search(r"CPU operators = (\d+)", run.stdout).group(1))
+        reasons = re.findall(r"Warning \(supported operators\) operator: \S+, ofm: .*\nReason: (.*)", run.stdout)
+        assert cpu == len(reasons), run.stdout[-3000:]
+        assert all(any(a in r for a in ACCEPTED_REASONS) for r in reasons), (space, k, reasons)
+        npu_total += npu
+        cpu_total += cpu
+    print(f"{space}: {npu_total / (npu_total + cpu_total):.1%} of operators on the NPU")

@@ -1,0 +1,214 @@
+"""Search spaces: seeded and reproducible, JSON specs the writer builds, MACs spanning two orders
+of magnitude per space, and NAS-Bench-201's skeleton reproducing the benchmark's published sizes."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pytest
+
+import perfsage
+from perfsage import spaces
+from perfsage.spaces.nb201 import EDGES, OPS, arch_string, parse_arch
+
+SPACE_NAMES = sorted(spaces.spaces())
+# Enough samples to reach both ends of each space's MAC range; ~5 s to build them all.
+N_SAMPLES = 256
+ALL_CONV3X3 = arch_string(["nor_conv_3x3"] * 6)
+ALL_SKIP = arch_string(["skip_connect"] * 6)
+# NAS-Bench-201's CIFAR-10 extremes (its API's cost info: params and FLOPs in millions, where its
+# FLOPs are multiply-accumulates), counting BN's scale and shift where we fold BN into biases.
+NB201_PUBLISHED = {ALL_CONV3X3: (1.531546e6, 220.11969e6), ALL_SKIP: (0.073306e6, 7.78305e6)}
+
+Built = Dict[str, List[Tuple[dict, perfsage.Graph]]]
+
+
+@pytest.fixture(scope="module")
+def built() -> Built:
+    """N_SAMPLES items per space with their int8 models as perfsage graphs (the writer releases
+    the GIL, so threads build in parallel)."""
+    items = {name: spaces.sample(name, N_SAMPLES, seed=0) for name in SPACE_NAMES}
+    flat = [item for name in SPACE_NAMES for item in items[name]]
+    with ThreadPoolExecutor() as pool:
+        models = list(pool.map(lambda item: perfsage.build_model(item["spec"], seed=item["seed"]), flat))
+    graphs = iter(perfsage.load_many(models))
+    return {name: [(item, next(graphs)) for item in items[name]] for name in SPACE_NAMES}
+
+
+def test_registry_names_descriptions_and_knobs() -> None:
+    registry = spaces.spaces()
+    expected = ["image_classification", "kws", "super_resolution", "detection", "nb201", "autoencoder"]
+    assert SPACE_NAMES == sorted(expected + ["transformer"])
+    for name, space in registry.items():
+        assert space.name == name and spaces.get_space(name) is space
+        assert space.description
+        assert space.knobs, name
+        for knob, options in space.knobs.items():
+            # A list of choices, or a description for choices that depend on other knobs.
+            assert (isinstance(options, list) and options) or (isinstance(options, str) and options), knob
+    registry.clear()  # a copy: callers cannot unregister spaces
+    assert spaces.spaces()
+
+
+def test_unknown_space_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown search space 'imagenet'.*image_classification.*kws"):
+        spaces.get_space("imagenet")
+    with pytest.raises(ValueError, match="unknown search space"):
+        spaces.sample("imagenet", 1, seed=0)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True, None])
+def test_sample_rejects_bad_counts_and_seeds(bad: object) -> None:
+    with pytest.raises(ValueError, match="n must be a non-negative int"):
+        spaces.sample("kws", bad, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        spaces.sample("kws", 1, seed=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_same_seed_same_specs_other_seed_other_specs(name: str) -> None:
+    first = spaces.sample(name, 4, seed=11)
+    assert first == spaces.sample(name, 4, seed=11)
+    assert [i["spec"] for i in first] != [i["spec"] for i in spaces.sample(name, 4, seed=12)]
+    assert [i["space"] for i in first] == [name] * 4
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_sample_i_does_not_depend_on_n(name: str) -> None:
+    # A dataset grown from 3 to 8 samples keeps its first 3.
+    assert spaces.sample(name, 8, seed=5)[:3] == spaces.sample(name, 3, seed=5)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_item_seed_redraws_the_spec(name: str) -> None:
+    for item in spaces.sample(name, 3, seed=2):
+        spec = spaces.get_space(name).sample_spec(np.random.default_rng(item["seed"]))
+        assert {"name": item["spec"]["name"], **spec} == item["spec"]
+
+
+def test_sample_seeds_differ_across_nearby_runs() -> None:
+    seeds = {spaces.sample_seed(run, i) for run in range(20) for i in range(20)}
+    assert len(seeds) == 400
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_specs_are_plain_json(name: str) -> None:
+    # numpy scalars would fail json.dumps; the round trip also rules out tuples.
+    items = spaces.sample(name, 32, seed=1)
+    assert json.loads(json.dumps(items)) == items
+    for item in items:
+        spec = item["spec"]
+        assert set(spec) == {"name", "inputs", "layers", "outputs"}
+        names = [layer["name"] for layer in spec["layers"]]
+        assert len(set(names)) == len(names)
+        assert set(spec["outputs"]) <= set(names)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_every_sample_builds_in_both_dtypes(name: str) -> None:
+    for item in spaces.sample(name, 8, seed=3):
+        for dtype in ("int8", "float32"):
+            model = perfsage.build_model(item["spec"], seed=item["seed"], dtype=dtype)
+            assert perfsage.load_tflite(model).totals["macs"] > 0
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_estimated_cost_matches_perfsage(name: str, built: Built) -> None:
+    # The estimate counts conv, depthwise, dense and batch-matmul work and weights only; perfsage
+    # also counts pooling, elementwise and reduction work (large only for pooling-heavy NB201
+    # cells) and a few constants (reshape shapes, layer-norm axes).
+    for item, graph in built[name]:
+        cost = spaces.estimate_cost(item["spec"])
+        assert 0.6 * graph.totals["macs"] <= cost["macs"] <= graph.totals["macs"]
+        assert cost["params"] <= graph.totals["param_count"] <= cost["params"] * 1.01 + 16
+
+
+@pytest.mark.parametrize("name", [n for n in SPACE_NAMES if n != "nb201"])
+def test_macs_span_two_orders_of_magnitude(name: str, built: Built) -> None:
+    macs = np.array([graph.totals["macs"] for _, graph in built[name]], dtype=np.float64)
+    assert macs.max() / macs.min() >= 100, f"{name}: {macs.min():.3g} .. {macs.max():.3g} MACs"
+    budget = spaces.get_space(name).max_macs
+    if budget is not None:
+        assert macs.max() <= 1.25 * budget  # budgets bound the estimate, a little below perfsage's count
+
+
+def test_nb201_samples_lie_between_the_benchmarks_extremes() -> None:
+    # NAS-Bench-201's skeleton is fixed: its whole space spans 28x in (the benchmark's) MACs, from
+    # all-skip cells to all-3x3-conv cells, not 100x.
+    low, high = NB201_PUBLISHED[ALL_SKIP][1], NB201_PUBLISHED[ALL_CONV3X3][1]
+    macs = [spaces.estimate_cost(item["spec"])["macs"] for item in spaces.sample("nb201", N_SAMPLES, seed=0)]
+    assert 0.99 * low <= min(macs) and max(macs) <= 1.01 * high
+    assert max(macs) / min(macs) > 10
+
+
+@pytest.mark.parametrize("arch", sorted(NB201_PUBLISHED))
+def test_nb201_reproduces_published_params_and_macs(arch: str) -> None:
+    params, flops = NB201_PUBLISHED[arch]
+    spec = spaces.nb201_spec(arch)
+    for dtype in ("float32", "int8"):
+        graph = perfsage.load_tflite(perfsage.build_model(spec, dtype=dtype))
+        assert graph.totals["param_count"] == pytest.approx(params, rel=0.03)
+    # The benchmark's FLOPs count convolutions and the classifier, as our estimate does.
+    assert spaces.estimate_cost(spec)["macs"] == pytest.approx(flops, rel=0.03)
+
+
+def test_nb201_cell_lowering() -> None:
+    def ops_of(arch: str) -> List[str]:  # the layers of the second cell
+        return [layer["op"] for layer in spaces.nb201_spec(arch)["layers"] if layer["name"].startswith("s1c2_")]
+
+    # Three 3x3 convs reading node 0 share one ReLU; node 3 sums three edges with two adds.
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|"
+    assert sorted(ops_of(arch)) == sorted(["relu"] + ["conv2d"] * 3 + ["avg_pool2d"] + ["add"] * 2)
+    # Node 2 is dead (its only input is none; its output only feeds node 3, not reached): the
+    # cell is node 3 = conv1x1(node 0) + avg_pool(node 1) where node 1 = node 0.
+    arch = "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    assert sorted(ops_of(arch)) == sorted(["relu", "conv2d", "avg_pool2d", "add"])
+    # An identity cell adds nothing.
+    assert ops_of("|skip_connect~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|") == []
+    spec = spaces.nb201_spec(ALL_SKIP)
+    assert spec["name"] == "nb201" + ALL_SKIP
+    assert spec["inputs"] == [{"name": "image", "shape": [1, 32, 32, 3]}]
+
+
+def test_nb201_unreachable_cell_is_an_error() -> None:
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|"
+    with pytest.raises(ValueError, match="has no path from input to output"):
+        spaces.nb201_spec(arch)
+
+
+@pytest.mark.parametrize(
+    "arch, message",
+    [
+        ("", "expected 3 nodes"),
+        ("|skip_connect~0|+|skip_connect~0|skip_connect~1|", "expected 3 nodes"),
+        ("skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|", "'|' at each end"),
+        ("|skip_connect~0|+|none~0|+|none~0|none~1|none~2|", "node 2.*expected 2 edges"),
+        ("|skip_connect~1|+|none~0|none~1|+|none~0|none~1|none~2|", "'skip_connect~1' must be 'op~0'"),
+        ("|skip_connect|+|none~0|none~1|+|none~0|none~1|none~2|", "must be 'op~0'"),
+        ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv_5x5'"),
+        ("|skip_connect~0| +|none~0|none~1|+|none~0|none~1|none~2|", "'|' at each end"),
+    ],
+)
+def test_nb201_malformed_strings_are_errors(arch: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        spaces.nb201_spec(arch)
+
+
+def test_nb201_parse_round_trips_and_rejects_non_strings() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        ops = [OPS[i] for i in rng.integers(len(OPS), size=len(EDGES))]
+        arch = arch_string(ops)
+        assert parse_arch(arch) == dict(zip(EDGES, ops))
+    with pytest.raises(ValueError, match="must be a str"):
+        parse_arch(None)  # type: ignore[arg-type]
+
+
+def test_nb201_space_samples_valid_cells() -> None:
+    for item in spaces.sample("nb201", 50, seed=0):
+        arch = item["spec"]["name"][len("nb201"):]
+        assert spaces.nb201_spec(arch) == item["spec"]
