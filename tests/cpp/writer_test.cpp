@@ -1,0 +1,85 @@
+// Spec parsing and the writer, from C++: JSON edge cases, determinism, round trip through the
+// reader, and malformed spec text (truncations) failing cleanly, also under the sanitizers.
+#include <gtest/gtest.h>
+
+#include "perfsage/error.h"
+#include "perfsage/graph.h"
+#include "perfsage/spec.h"
+#include "perfsage/writer.h"
+
+namespace perfsage {
+namespace {
+
+const char* kSpec = R"({"name": "t", "inputs": [{"name": "x", "shape": [1, 12, 12, 3]}],
+  "layers": [
+    {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3, "stride": 2},
+    {"name": "r", "op": "relu"},
+    {"name": "d", "op": "depthwise_conv2d", "kernel": [3, 3], "activation": "relu6"},
+    {"name": "s", "op": "add", "inputs": ["d", "r"]},
+    {"name": "g", "op": "global_avg_pool"},
+    {"name": "f", "op": "reshape", "shape": [1, -1]},
+    {"name": "o", "op": "dense", "units": 4},
+    {"name": "p", "op": "softmax"}]})";
+
+TEST(Json, ParsesValuesAndEscapes) {
+  // The spec reader depends on these cases; anything else would be silently misread.
+  const JsonValue v = parse_json(R"({"a": [1, -2.5e1, true, null], "b": "x\"\u00e9\n"})", "t");
+  ASSERT_EQ(v.kind, JsonValue::Kind::kObject);
+  EXPECT_EQ(v.find("a")->items[1].number, -25.0);
+  EXPECT_TRUE(v.find("a")->items[2].boolean);
+  EXPECT_EQ(v.find("b")->text, "x\"\xc3\xa9\n");
+  EXPECT_EQ(v.find("zz"), nullptr);
+}
+
+TEST(Json, RejectsMalformedTextWithItsOffset) {
+  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"open", "tru", "[1] 2", "{\"a\": -}"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THROW(parse_json(bad, "t"), Error);
+  }
+  try {
+    parse_json("[1, 2", "spec");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("spec: invalid JSON at byte 5"), std::string::npos) << e.what();
+  }
+  std::string deep(200, '[');
+  EXPECT_THROW(parse_json(deep, "t"), Error);  // bounded recursion, not a stack overflow
+}
+
+TEST(Writer, SameSeedSameBytesAndTheReaderAgrees) {
+  // Determinism is what lets a dataset row keep only spec + seed.
+  for (auto type : {WeightType::kInt8, WeightType::kFloat32}) {
+    const auto a = build_model_json(kSpec, 7, type);
+    EXPECT_EQ(a, build_model_json(kSpec, 7, type));
+    EXPECT_NE(a, build_model_json(kSpec, 8, type));
+    const auto graph = load_graph(a.data(), a.size(), "t");
+    // conv (relu fused), depthwise, add, mean, reshape, dense, softmax.
+    EXPECT_EQ(graph->num_nodes(), 7);
+    EXPECT_EQ(graph->model().subgraphs[0].tensors[0].dtype,
+              type == WeightType::kInt8 ? DType::kInt8 : DType::kFloat32);
+    EXPECT_EQ(graph->node_costs()[0].macs, 6 * 6 * 8 * 27);
+  }
+}
+
+TEST(Writer, StrippedModelHasTheSameFeatures) {
+  const auto full = build_model_json(kSpec, 1, WeightType::kInt8);
+  const auto stripped = strip_weights(full.data(), full.size(), "t");
+  EXPECT_LT(stripped.size(), full.size());
+  const auto a = load_graph(full.data(), full.size(), "a");
+  const auto b = load_graph(stripped.data(), stripped.size(), "b");
+  EXPECT_EQ(a->node_features(), b->node_features());
+  EXPECT_EQ(a->graph_features(), b->graph_features());
+  EXPECT_EQ(strip_weights(stripped.data(), stripped.size(), "b"), stripped);
+}
+
+TEST(Writer, TruncatedSpecTextFailsCleanly) {
+  // Every prefix of a spec is bad JSON or a bad spec: an Error each time, never a crash.
+  const std::string spec = kSpec;
+  for (size_t n = 0; n < spec.size(); ++n) {
+    SCOPED_TRACE(n);
+    EXPECT_THROW(build_model_json(spec.substr(0, n), 0, WeightType::kInt8), Error);
+  }
+}
+
+}  // namespace
+}  // namespace perfsage
