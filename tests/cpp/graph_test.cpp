@@ -22,13 +22,7 @@ std::shared_ptr<const Graph> load(const std::vector<TestSubgraph>& sgs) {
 }
 
 void expect_error(const std::vector<TestSubgraph>& sgs, const std::string& fragment) {
-  const auto bytes = build_model(sgs);
-  try {
-    load_graph(bytes.data(), bytes.size(), "test.tflite");
-    ADD_FAILURE() << "expected perfsage::Error containing: " << fragment;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-  }
+  testing::expect_load_error(build_model(sgs), {fragment});
 }
 
 std::vector<std::pair<int64_t, int64_t>> edges(const Graph& g) {

@@ -7,6 +7,10 @@
 #include <map>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
+
+#include "perfsage/error.h"
+#include "perfsage/graph.h"
 #include "perfsage/tflite_generated.h"
 
 namespace perfsage::testing {
@@ -117,6 +121,17 @@ std::vector<uint8_t> build_model(const std::vector<TestSubgraph>& subgraphs) {
   auto model = fb::CreateModelDirect(b, 3, &codes, &sgs, "perfsage test", &buffers);
   fb::FinishModelBuffer(b, model);
   return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+}
+
+void expect_load_error(const std::vector<uint8_t>& bytes, const std::vector<std::string>& fragments) {
+  try {
+    load_graph(bytes.data(), bytes.size(), "test.tflite");
+    ADD_FAILURE() << "expected perfsage::Error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("test.tflite: ", 0), 0u) << message;
+    for (const auto& f : fragments) EXPECT_NE(message.find(f), std::string::npos) << message;
+  }
 }
 
 }  // namespace perfsage::testing

@@ -45,4 +45,8 @@ struct TestSubgraph {
 
 std::vector<uint8_t> build_model(const std::vector<TestSubgraph>& subgraphs);
 
+// Expects loading `bytes` (as "test.tflite") to throw perfsage::Error whose message starts with
+// the source and contains every fragment.
+void expect_load_error(const std::vector<uint8_t>& bytes, const std::vector<std::string>& fragments);
+
 }  // namespace perfsage::testing

@@ -5,10 +5,6 @@ naming the layer."""
 from __future__ import annotations
 
 import copy
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +12,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
+from vela_compile import compile_with_vela
 from writer_specs import ALL, IMAGE_ALL_OPS, KWS
 
 DTYPES = ["int8", "float32"]
@@ -149,23 +146,10 @@ def test_malformed_arguments() -> None:
         perfsage.build_model(KWS, seed=-1)
 
 
-def vela_npu_share(model: bytes, workdir: Path) -> tuple[int, int]:
-    """Compiles with Vela for Ethos-U55-256; returns (NPU operators, CPU operators)."""
-    path = workdir / "model.tflite"
-    path.write_bytes(model)
-    vela = shutil.which("vela", path=str(Path(sys.executable).parent)) or "vela"
-    run = subprocess.run([vela, str(path), "--accelerator-config", "ethos-u55-256",
-                          "--output-dir", str(workdir / "out")], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    npu = int(re.search(r"NPU operators = (\d+)", run.stdout).group(1))
-    cpu = int(re.search(r"CPU operators = (\d+)", run.stdout).group(1))
-    return npu, cpu
-
-
 @pytest.mark.parametrize("name", ["kws", "transformer", "image_all_ops"])
 def test_int8_models_compile_with_vela(name: str, tmp_path: Path) -> None:
-    pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
-    npu, cpu = vela_npu_share(perfsage.build_model(ALL[name], dtype="int8"), tmp_path)
+    result = compile_with_vela(perfsage.build_model(ALL[name], dtype="int8"), tmp_path)
     # Everything Vela supports runs on the NPU: DEPTH_TO_SPACE is the one op here it does not.
-    assert npu > 0
-    assert cpu == (1 if name == "image_all_ops" else 0)
+    assert result.npu_operators > 0
+    assert result.cpu_reasons == (["Unsupported opType"] if name == "image_all_ops" else [])
+    assert result.cpu_operators == len(result.cpu_reasons)
