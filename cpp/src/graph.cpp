@@ -11,7 +11,6 @@ namespace perfsage {
 namespace {
 
 constexpr size_t kMaxNodes = 10'000'000;
-constexpr int32_t kWhileCode = 119;  // BuiltinOperator WHILE: its first callee is the condition
 
 std::string op_label(const Subgraph& sg, size_t s, size_t i) {
   const Operator& op = sg.operators[i];
@@ -91,6 +90,7 @@ void Graph::build_nodes_and_edges() {
   check_no_recursion(model);
   for (size_t s = 0; s < model.subgraphs.size(); ++s) check_schedule(model, s);
 
+  static const int32_t while_code = op_code("WHILE");
   // sources[v]: nodes with an edge into v, deduplicated at the end.
   std::vector<std::vector<int64_t>> sources;
 
@@ -129,7 +129,7 @@ void Graph::build_nodes_and_edges() {
       const auto& callees = op.options.called_subgraphs;
       for (size_t k = 0; k < callees.size(); ++k) {
         std::vector<int64_t> outs = expand(static_cast<size_t>(callees[k]), node, depth + 1);
-        const bool is_condition = op.builtin_code == kWhileCode && k == 0;
+        const bool is_condition = op.builtin_code == while_code && k == 0;  // WHILE runs cond first
         if (!is_condition) returns.insert(returns.end(), outs.begin(), outs.end());
       }
       for (int32_t t : op.outputs) returned[static_cast<size_t>(t)] = returns;

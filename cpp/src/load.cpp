@@ -25,11 +25,11 @@ std::vector<LoadResult> load_many(const std::vector<LoadItem>& items, int thread
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), useful));
 
   std::atomic<size_t> next{0};
-  std::atomic<bool> abort{false};
+  std::atomic<bool> stop{false};
   std::vector<std::exception_ptr> fatal(static_cast<size_t>(threads));
   auto work = [&](size_t worker) {
     try {
-      for (size_t i = next++; i < items.size() && !abort; i = next++) {
+      for (size_t i = next++; i < items.size() && !stop; i = next++) {
         const LoadItem& item = items[i];
         try {
           results[i].graph = item.data ? load_graph(item.data, item.size, item.label)
@@ -40,7 +40,7 @@ std::vector<LoadResult> load_many(const std::vector<LoadItem>& items, int thread
       }
     } catch (...) {  // not an input problem (e.g. bad_alloc): stop everyone, rethrow on the caller
       fatal[worker] = std::current_exception();
-      abort = true;
+      stop = true;
     }
   };
   if (threads == 1) {

@@ -99,7 +99,6 @@ class Graph {
   std::vector<float> graph_features_;
   std::vector<int32_t> op_types_;
 
-  friend struct FeatureBuilder;
 };
 
 // Reads bytes or a file into a Graph. `source` names the bytes in error messages.
