@@ -5,11 +5,16 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 
+#include "perfsage/checkpoint.h"
 #include "perfsage/error.h"
 #include "perfsage/features.h"
 #include "perfsage/graph.h"
 #include "perfsage/ops.h"
+#include "perfsage/sage.h"
+#include "perfsage/train.h"
 #include "perfsage/writer.h"
 
 namespace py = pybind11;
@@ -108,6 +113,118 @@ ByteSource byte_source(const py::handle& obj, const char* arg) {
   src.size = src.copy.size();
   return src;
 }
+
+// A network shared by Python threads: predictions read it together, training and parameter
+// updates take it alone.
+struct PyNetwork {
+  std::shared_ptr<perfsage::SageNetwork> net;
+  std::shared_ptr<std::shared_mutex> lock = std::make_shared<std::shared_mutex>();
+};
+
+// Checks that `obj` is a C-contiguous float32 numpy array of `shape` (-1: any size) and returns
+// it; the error names `what` and what was received.
+py::array_t<float> float_array(const py::handle& obj, const std::string& what,
+                               const std::vector<py::ssize_t>& shape) {
+  auto expected = [&] {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); ++i)
+      s += (i ? ", " : "") + (shape[i] < 0 ? std::string("n") : std::to_string(shape[i]));
+    return s + (shape.size() == 1 ? ",)" : ")");
+  };
+  if (!py::isinstance<py::array>(obj))
+    throw py::value_error(what + ": expected a float32 numpy array of shape " + expected() + ", got " +
+                          std::string(py::str(obj.get_type().attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  std::string got = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
+  got += a.ndim() == 1 ? ",)" : ")";
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];
+  if (!ok) throw py::value_error(what + ": expected shape " + expected() + ", got " + got);
+  if (!a.dtype().is(py::dtype::of<float>()))
+    throw py::value_error(what + ": expected dtype float32, got " + std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(what + ": expected a C-contiguous array");
+  return py::reinterpret_borrow<py::array_t<float>>(a);
+}
+
+// Graph handles taken from a Python list, kept alive while the GIL is released.
+struct GraphList {
+  std::vector<std::shared_ptr<const Graph>> keep;
+  std::vector<perfsage::GraphInput> inputs;
+};
+
+GraphList graph_list(const py::sequence& graphs, const char* what) {
+  GraphList out;
+  out.keep.reserve(graphs.size());
+  for (size_t i = 0; i < graphs.size(); ++i) {
+    py::handle g = graphs[i];
+    if (!py::isinstance<PyGraph>(g))
+      throw py::type_error(std::string(what) + "[" + std::to_string(i) + "]: expected perfsage.Graph, got " +
+                           std::string(py::str(g.get_type().attr("__name__"))));
+    out.keep.push_back(g.cast<const PyGraph&>().graph);
+    out.inputs.push_back(perfsage::graph_input(*out.keep.back()));
+  }
+  return out;
+}
+
+py::array_t<float> matrix_of(const std::vector<float>& values, py::ssize_t rows, py::ssize_t cols) {
+  py::array_t<float> out({rows, cols});
+  if (!values.empty()) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+  return out;
+}
+
+template <typename T>
+py::array_t<T> param_array(const T* data, const perfsage::ParamInfo& p) {
+  py::array_t<T> out = p.is_vector ? py::array_t<T>(p.cols) : py::array_t<T>({p.rows, p.cols});
+  std::memcpy(out.mutable_data(), data + p.offset, static_cast<size_t>(p.size()) * sizeof(T));
+  return out;
+}
+
+py::dict config_dict(const perfsage::SageConfig& c) {
+  py::dict d;
+  d["embedding_dim"] = c.embedding_dim;
+  d["hidden"] = c.hidden;
+  d["layers"] = c.layers;
+  d["aggregator"] = perfsage::to_string(c.aggregator);
+  d["direction"] = perfsage::to_string(c.direction);
+  d["layer_norm"] = c.layer_norm;
+  d["residual"] = c.residual;
+  d["head_layers"] = c.head_layers;
+  d["head_hidden"] = c.head_hidden;
+  d["num_targets"] = c.num_targets;
+  d["loss"] = perfsage::to_string(c.loss);
+  d["num_node_features"] = c.num_node_features;
+  d["num_graph_features"] = c.num_graph_features;
+  d["vocabulary"] = c.vocabulary;
+  return d;
+}
+
+py::dict stats_dict(const perfsage::EpochStats& s) {
+  py::dict d;
+  d["epoch"] = s.epoch;
+  d["train_loss"] = s.train_loss;
+  d["val_loss"] = s.val_loss;
+  d["val_mape"] = s.val_mape;
+  d["lr"] = s.lr;
+  d["grad_norm"] = s.grad_norm;
+  d["seconds"] = s.seconds;
+  d["best"] = s.best;
+  return d;
+}
+
+const std::vector<float>* normalization_field(perfsage::Normalization& n, const std::string& name) {
+  if (name == "node_mean") return &n.node_mean;
+  if (name == "node_std") return &n.node_std;
+  if (name == "graph_mean") return &n.graph_mean;
+  if (name == "graph_std") return &n.graph_std;
+  if (name == "target_mean") return &n.target_mean;
+  if (name == "target_std") return &n.target_std;
+  return nullptr;
+}
+
+const char* const kNormalizationFields[] = {"node_mean", "node_std", "graph_mean", "graph_std",
+                                            "target_mean", "target_std"};
 
 }  // namespace
 
@@ -363,4 +480,263 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("data"), py::arg("source") = "<bytes>",
       "Copy of a TFLite model with constant buffers emptied and every shape kept.");
+
+  py::class_<perfsage::TrainOptions>(m, "TrainOptions", "Optimiser and training-loop settings.")
+      .def(py::init<>())
+      .def_readwrite("epochs", &perfsage::TrainOptions::epochs)
+      .def_readwrite("batch_size", &perfsage::TrainOptions::batch_size)
+      .def_readwrite("lr", &perfsage::TrainOptions::lr)
+      .def_readwrite("weight_decay", &perfsage::TrainOptions::weight_decay)
+      .def_readwrite("beta1", &perfsage::TrainOptions::beta1)
+      .def_readwrite("beta2", &perfsage::TrainOptions::beta2)
+      .def_readwrite("adam_eps", &perfsage::TrainOptions::adam_eps)
+      .def_property(
+          "schedule", [](const perfsage::TrainOptions& o) { return std::string(perfsage::to_string(o.schedule)); },
+          [](perfsage::TrainOptions& o, const std::string& v) { o.schedule = perfsage::parse_schedule(v); })
+      .def_readwrite("warmup_epochs", &perfsage::TrainOptions::warmup_epochs)
+      .def_readwrite("min_lr_ratio", &perfsage::TrainOptions::min_lr_ratio)
+      .def_readwrite("clip_norm", &perfsage::TrainOptions::clip_norm)
+      .def_readwrite("patience", &perfsage::TrainOptions::patience)
+      .def_readwrite("seed", &perfsage::TrainOptions::seed)
+      .def_readwrite("threads", &perfsage::TrainOptions::threads)
+      .def("validate", &perfsage::TrainOptions::validate, "Raises PerfSageError naming a bad field.");
+
+  py::class_<perfsage::GraphSet>(m, "GraphSet",
+                                 "Graphs held compactly for training (features, op types, edges).")
+      .def(py::init<>())
+      .def("__len__", &perfsage::GraphSet::size)
+      .def(
+          "extend",
+          [](perfsage::GraphSet& set, const py::sequence& graphs) {
+            GraphList list = graph_list(graphs, "graphs");
+            py::gil_scoped_release release;
+            for (const auto& g : list.keep) set.add(*g);
+          },
+          py::arg("graphs"), "Appends graphs (copies their features; the Graphs can be freed).")
+      .def("num_nodes", &perfsage::GraphSet::num_nodes, py::arg("index"))
+      .def_property_readonly("memory_bytes", &perfsage::GraphSet::memory_bytes);
+
+  py::class_<PyNetwork>(m, "Network", "The GraphSAGE network (see cpp/include/perfsage/sage.h).")
+      .def(py::init([](int32_t embedding_dim, int32_t hidden, int32_t layers, const std::string& aggregator,
+                       const std::string& direction, bool layer_norm, bool residual, int32_t head_layers,
+                       int32_t head_hidden, int32_t num_targets, const std::string& loss) {
+             perfsage::SageConfig c;
+             c.embedding_dim = embedding_dim;
+             c.hidden = hidden;
+             c.layers = layers;
+             c.aggregator = perfsage::parse_aggregator(aggregator);
+             c.direction = perfsage::parse_direction(direction);
+             c.layer_norm = layer_norm;
+             c.residual = residual;
+             c.head_layers = head_layers;
+             c.head_hidden = head_hidden;
+             c.num_targets = num_targets;
+             c.loss = perfsage::parse_loss(loss);
+             return PyNetwork{std::make_shared<perfsage::SageNetwork>(c)};
+           }),
+           py::arg("embedding_dim"), py::arg("hidden"), py::arg("layers"), py::arg("aggregator"),
+           py::arg("direction"), py::arg("layer_norm"), py::arg("residual"), py::arg("head_layers"),
+           py::arg("head_hidden"), py::arg("num_targets"), py::arg("loss"))
+      .def_property_readonly("config", [](const PyNetwork& n) { return config_dict(n.net->config()); })
+      .def_property_readonly("layout", [](const PyNetwork& n) {
+        py::list out;
+        for (const auto& p : n.net->layout().params())
+          out.append(py::make_tuple(p.name, p.is_vector ? py::tuple(py::make_tuple(p.cols))
+                                                     : py::tuple(py::make_tuple(p.rows, p.cols))));
+        return out;
+      }, "[(name, shape)] in storage order.")
+      .def("init_parameters", [](PyNetwork& n, uint64_t seed) {
+        std::unique_lock<std::shared_mutex> hold(*n.lock);
+        n.net->init_parameters(seed);
+      }, py::arg("seed"))
+      .def("get_parameters", [](const PyNetwork& n) {
+        std::shared_lock<std::shared_mutex> hold(*n.lock);
+        py::dict d;
+        for (const auto& p : n.net->layout().params()) d[py::str(p.name)] = param_array(n.net->parameters().data(), p);
+        return d;
+      }, "Copies of every parameter, by name.")
+      .def("set_parameters", [](PyNetwork& n, const py::dict& values) {
+        const auto& layout = n.net->layout();
+        for (auto item : values)
+          if (!layout.find(item.first.cast<std::string>()))
+            throw py::value_error("parameters: no parameter named '" + item.first.cast<std::string>() + "'");
+        std::vector<float> next(n.net->parameters().size());
+        for (const auto& p : layout.params()) {
+          if (!values.contains(p.name)) throw py::value_error("parameters: '" + p.name + "' is missing");
+          const auto a = float_array(values[py::str(p.name)], "parameters['" + p.name + "']",
+                                     p.is_vector ? std::vector<py::ssize_t>{p.cols} : std::vector<py::ssize_t>{p.rows, p.cols});
+          std::memcpy(next.data() + p.offset, a.data(), static_cast<size_t>(p.size()) * sizeof(float));
+        }
+        std::unique_lock<std::shared_mutex> hold(*n.lock);
+        n.net->parameters() = std::move(next);
+      }, py::arg("values"), "Replaces every parameter (float32 arrays of the layout's shapes).")
+      .def("get_normalization", [](const PyNetwork& n) {
+        std::shared_lock<std::shared_mutex> hold(*n.lock);
+        py::dict d;
+        for (const char* name : kNormalizationFields)
+          d[name] = copy_array(*normalization_field(n.net->normalization(), name));
+        return d;
+      })
+      .def("set_normalization", [](PyNetwork& n, const py::dict& values) {
+        const auto& c = n.net->config();
+        perfsage::Normalization next;
+        const std::vector<py::ssize_t> sizes = {c.num_node_features, c.num_node_features, c.num_graph_features,
+                                                c.num_graph_features, c.num_targets, c.num_targets};
+        for (size_t i = 0; i < 6; ++i) {
+          const std::string name = kNormalizationFields[i];
+          if (!values.contains(name)) throw py::value_error("normalization: '" + name + "' is missing");
+          const auto a = float_array(values[py::str(name)], "normalization['" + name + "']", {sizes[i]});
+          auto* field = const_cast<std::vector<float>*>(normalization_field(next, name));
+          field->assign(a.data(), a.data() + a.size());
+        }
+        std::unique_lock<std::shared_mutex> hold(*n.lock);
+        std::swap(n.net->normalization(), next);
+        try {
+          n.net->check_normalization();
+        } catch (...) {
+          std::swap(n.net->normalization(), next);
+          throw;
+        }
+      }, py::arg("values"))
+      .def("fit_normalization", [](PyNetwork& n, const perfsage::GraphSet& set, const py::handle& labels) {
+        const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(set.size()), n.net->config().num_targets});
+        py::gil_scoped_release release;
+        std::vector<perfsage::GraphInput> inputs;
+        for (int64_t i = 0; i < set.size(); ++i) inputs.push_back(set.at(i));
+        std::unique_lock<std::shared_mutex> hold(*n.lock);
+        n.net->fit_normalization(inputs, y.data());
+      }, py::arg("graphs"), py::arg("labels"),
+         "Fits feature and target statistics on a GraphSet and labels [n, targets] (NaN = missing).")
+      .def("predict", [](const PyNetwork& n, const py::sequence& graphs, int threads) {
+        GraphList list = graph_list(graphs, "graphs");
+        const py::ssize_t T = n.net->config().num_targets;
+        py::array_t<float> out({static_cast<py::ssize_t>(list.inputs.size()), T});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          std::shared_lock<std::shared_mutex> hold(*n.lock);
+          n.net->predict(list.inputs, threads, dst);
+        }
+        return out;
+      }, py::arg("graphs"), py::arg("threads") = 0,
+         "Predictions [n, targets] (float32) for a list of Graphs, GIL released.")
+      .def("loss_and_gradients", [](const PyNetwork& n, const py::sequence& graphs, const py::handle& labels,
+                                    const std::string& precision) {
+        GraphList list = graph_list(graphs, "graphs");
+        const py::ssize_t T = n.net->config().num_targets;
+        const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(list.inputs.size()), T});
+        const py::ssize_t B = static_cast<py::ssize_t>(list.inputs.size());
+        const auto& layout = n.net->layout();
+        py::dict grads;
+        double loss = 0;
+        if (precision == "float64") {
+          std::vector<double> g, o;
+          {
+            py::gil_scoped_release release;
+            std::shared_lock<std::shared_mutex> hold(*n.lock);
+            loss = n.net->loss_and_gradients<double>(list.inputs, y.data(), &g, &o);
+          }
+          for (const auto& p : layout.params()) grads[py::str(p.name)] = param_array(g.data(), p);
+          py::array_t<double> raw({B, T});
+          std::memcpy(raw.mutable_data(), o.data(), o.size() * sizeof(double));
+          return py::tuple(py::make_tuple(loss, raw, grads));
+        }
+        if (precision != "float32")
+          throw py::value_error("precision must be 'float32' or 'float64', got '" + precision + "'");
+        std::vector<float> g, o;
+        {
+          py::gil_scoped_release release;
+          std::shared_lock<std::shared_mutex> hold(*n.lock);
+          loss = n.net->loss_and_gradients<float>(list.inputs, y.data(), &g, &o);
+        }
+        for (const auto& p : layout.params()) grads[py::str(p.name)] = param_array(g.data(), p);
+        return py::tuple(py::make_tuple(loss, matrix_of(o, B, T), grads));
+      }, py::arg("graphs"), py::arg("labels"), py::arg("precision") = "float32",
+         "(mean loss, raw outputs [n, targets], gradients by parameter name).")
+      .def("train", [](PyNetwork& n, const perfsage::GraphSet& train, const py::handle& train_labels,
+                       const perfsage::GraphSet* val, const py::handle& val_labels,
+                       const perfsage::TrainOptions& options, const py::object& on_epoch,
+                       const py::object& on_batch) {
+        const py::ssize_t T = n.net->config().num_targets;
+        const auto y = float_array(train_labels, "train_labels", {static_cast<py::ssize_t>(train.size()), T});
+        py::array_t<float> vy;
+        if (val) vy = float_array(val_labels, "val_labels", {static_cast<py::ssize_t>(val->size()), T});
+        // Python callbacks run on this thread with the GIL taken back; an exception they raise
+        // stops training and is re-raised once the GIL is ours again.
+        std::exception_ptr callback_error;
+        perfsage::EpochCallback epoch_cb = [&](const perfsage::EpochStats& s) {
+          py::gil_scoped_acquire acquire;
+          try {
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (on_epoch.is_none()) return true;
+            const py::object r = on_epoch(stats_dict(s));
+            return r.is_none() || r.cast<bool>();
+          } catch (...) {
+            callback_error = std::current_exception();
+            return false;
+          }
+        };
+        perfsage::BatchCallback batch_cb = [&](int64_t batch, int64_t batches) {
+          py::gil_scoped_acquire acquire;
+          try {
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (on_batch.is_none()) return true;
+            const py::object r = on_batch(batch, batches);
+            return r.is_none() || r.cast<bool>();
+          } catch (...) {
+            callback_error = std::current_exception();
+            return false;
+          }
+        };
+        perfsage::TrainResult result;
+        {
+          py::gil_scoped_release release;
+          std::unique_lock<std::shared_mutex> hold(*n.lock);
+          result = perfsage::train(*n.net, train, y.data(), val, val ? vy.data() : nullptr, options,
+                                   epoch_cb, batch_cb);
+        }
+        if (callback_error) std::rethrow_exception(callback_error);
+        py::list history;
+        for (const auto& s : result.history) history.append(stats_dict(s));
+        py::dict out;
+        out["history"] = history;
+        out["best_epoch"] = result.best_epoch;
+        out["stopped_early"] = result.stopped_early;
+        out["interrupted"] = result.interrupted;
+        return out;
+      }, py::arg("train"), py::arg("train_labels"), py::arg("val"), py::arg("val_labels"), py::arg("options"),
+         py::arg("on_epoch") = py::none(), py::arg("on_batch") = py::none(),
+         "Trains in place with the GIL released; callbacks get the GIL back on this thread.")
+      .def("to_bytes", [](const PyNetwork& n, const std::vector<std::string>& names,
+                          const std::vector<std::string>& units, const perfsage::TrainOptions& options,
+                          const std::string& provenance) {
+        perfsage::ModelInfo info{names, units, options, provenance};
+        std::vector<uint8_t> bytes;
+        {
+          std::shared_lock<std::shared_mutex> hold(*n.lock);
+          bytes = perfsage::checkpoint_bytes(*n.net, info);
+        }
+        return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      }, py::arg("target_names"), py::arg("target_units"), py::arg("options"), py::arg("provenance_json"),
+         "The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h).");
+
+  m.def(
+      "read_checkpoint",
+      [](const py::object& data, const std::string& source) {
+        ByteSource src = byte_source(data, "data");
+        perfsage::Checkpoint ck = [&] {
+          py::gil_scoped_release release;
+          return perfsage::read_checkpoint(src.data, src.size, source);
+        }();
+        py::dict d;
+        d["network"] = PyNetwork{std::make_shared<perfsage::SageNetwork>(std::move(ck.network))};
+        d["target_names"] = ck.info.target_names;
+        d["target_units"] = ck.info.target_units;
+        d["options"] = ck.info.options;
+        d["provenance_json"] = ck.info.provenance_json;
+        return d;
+      },
+      py::arg("data"), py::arg("source") = "<bytes>",
+      "Reads checkpoint bytes; raises PerfSageError naming what is wrong with them.");
+  m.attr("CHECKPOINT_FORMAT_VERSION") = perfsage::kCheckpointFormatVersion;
 }

@@ -1,8 +1,6 @@
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <thread>
 
+#include "parallel.h"
 #include "perfsage/error.h"
 #include "perfsage/graph.h"
 
@@ -18,41 +16,21 @@ std::shared_ptr<const Graph> load_graph_file(const std::string& path) {
 
 std::vector<LoadResult> load_many(const std::vector<LoadItem>& items, int threads) {
   std::vector<LoadResult> results(items.size());
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Starting a thread costs about as much as reading a few small models, so small batches use fewer.
-  constexpr size_t kItemsPerThread = 8;
-  const size_t useful = std::max<size_t>(1, (items.size() + kItemsPerThread - 1) / kItemsPerThread);
-  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), useful));
-
-  std::atomic<size_t> next{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::exception_ptr> fatal(static_cast<size_t>(threads));
-  auto work = [&](size_t worker) {
+  constexpr int64_t kItemsPerThread = 8;
+  const int64_t n = static_cast<int64_t>(items.size());
+  const int64_t useful = std::max<int64_t>(1, (n + kItemsPerThread - 1) / kItemsPerThread);
+  threads = static_cast<int>(std::min<int64_t>(resolve_threads(threads), useful));
+  // Input errors are per item; anything else (bad_alloc) stops the batch and reaches the caller.
+  parallel_for(n, threads, [&](int64_t i) {
+    const LoadItem& item = items[static_cast<size_t>(i)];
     try {
-      for (size_t i = next++; i < items.size() && !stop; i = next++) {
-        const LoadItem& item = items[i];
-        try {
-          results[i].graph = item.data ? load_graph(item.data, item.size, item.label)
-                                       : load_graph_file(item.path);
-        } catch (const Error& e) {
-          results[i].error = e.what();
-        }
-      }
-    } catch (...) {  // not an input problem (e.g. bad_alloc): stop everyone, rethrow on the caller
-      fatal[worker] = std::current_exception();
-      stop = true;
+      results[static_cast<size_t>(i)].graph =
+          item.data ? load_graph(item.data, item.size, item.label) : load_graph_file(item.path);
+    } catch (const Error& e) {
+      results[static_cast<size_t>(i)].error = e.what();
     }
-  };
-  if (threads == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<size_t>(threads));
-    for (int t = 0; t < threads; ++t) pool.emplace_back(work, static_cast<size_t>(t));
-    for (auto& th : pool) th.join();
-  }
-  for (const auto& e : fatal)
-    if (e) std::rethrow_exception(e);
+  });
   return results;
 }
 

@@ -12,6 +12,7 @@
 #include "perfsage/error.h"
 #include "perfsage/ops.h"
 #include "perfsage/tflite_generated.h"
+#include "rng.h"
 
 namespace perfsage {
 namespace {
@@ -20,26 +21,6 @@ namespace fb = ::perfsage::tflite;
 using Shape = std::vector<int32_t>;
 using Builder = flatbuffers::FlatBufferBuilder;
 using OptionsFn = std::function<flatbuffers::Offset<void>(Builder&)>;
-
-// splitmix64: fast, and the same stream on every platform (std distributions are not).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [-limit, limit).
-  float uniform(float limit) {
-    const double unit = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
-    return static_cast<float>((2.0 * unit - 1.0) * limit);
-  }
-
- private:
-  uint64_t state_;
-};
 
 struct TensorDef {
   std::string name;

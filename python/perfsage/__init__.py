@@ -7,6 +7,13 @@ Reading models::
     g.node_features, g.edge_index, g.graph_features  # numpy views, columns named below
     perfsage.node_feature_names(), perfsage.graph_feature_names()
     graphs = perfsage.load_many(paths, threads=0)   # all cores, GIL released
+
+Predicting and training::
+
+    p = perfsage.Predictor(targets=["ethos-u55-256/latency_ms"])
+    p.fit("kws.parquet", epochs=100)                # or (graphs, labels)
+    p.predict(graphs)                               # float32 [n, targets]
+    p.save("kws.psage"); p = perfsage.load_predictor("kws.psage")
 """
 
 from ._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError
@@ -18,6 +25,7 @@ from ._graphs import (
     op_vocabulary,
 )
 from . import spaces
+from ._predictor import Predictor, load_predictor
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
 
@@ -27,10 +35,12 @@ __all__ = [
     "FEATURE_SCHEMA_VERSION",
     "Graph",
     "PerfSageError",
+    "Predictor",
     "__version__",
     "build_model",
     "graph_feature_names",
     "load_many",
+    "load_predictor",
     "load_tflite",
     "nb201_model",
     "node_feature_names",

@@ -1,0 +1,83 @@
+// Training a SageNetwork: mini-batches of graphs, AdamW, a learning-rate schedule, gradient
+// clipping and early stopping on a validation set.
+//
+// Determinism: a batch is cut into fixed shards of kShardGraphs graphs; each shard's gradient is
+// computed on whichever worker thread is free, into its own buffer, and the buffers are summed in
+// shard order. The same seed therefore gives bit-identical weights for any thread count.
+// Memory: the training data is a GraphSet (compact arrays); batches are packed shard by shard, so
+// nothing proportional to the dataset is copied per epoch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "perfsage/sage.h"
+
+namespace perfsage {
+
+enum class Schedule { kConstant, kCosine };
+const char* to_string(Schedule s);
+Schedule parse_schedule(const std::string& name, const std::string& field = "schedule");
+
+constexpr int64_t kShardGraphs = 8;
+
+struct TrainOptions {
+  int32_t epochs = 100;
+  int32_t batch_size = 64;
+  double lr = 3e-3;
+  double weight_decay = 1e-4;   // AdamW, decoupled; weight matrices only
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double adam_eps = 1e-8;
+  Schedule schedule = Schedule::kCosine;
+  int32_t warmup_epochs = 0;    // linear warm-up before the schedule starts
+  double min_lr_ratio = 0.01;   // cosine ends at lr * min_lr_ratio
+  double clip_norm = 5.0;       // global L2 norm; 0 disables clipping
+  int32_t patience = 20;        // epochs without a better validation loss before stopping; 0: never
+  uint64_t seed = 0;            // batch order
+  int threads = 0;              // 0: all hardware threads
+
+  void validate() const;  // throws perfsage::Error naming the field
+};
+
+struct EpochStats {
+  int32_t epoch = 0;                 // 1-based
+  double train_loss = 0.0;
+  double val_loss = 0.0;             // NaN without validation data
+  std::vector<double> val_mape;      // per target, NaN where the validation set has no label
+  double lr = 0.0;                   // at the epoch's last step
+  double grad_norm = 0.0;            // mean pre-clipping gradient norm over the epoch's steps
+  double seconds = 0.0;
+  bool best = false;                 // the best validation loss so far (kept as the result)
+};
+
+struct TrainResult {
+  std::vector<EpochStats> history;
+  int32_t best_epoch = 0;            // whose weights the network holds at the end (0: last epoch)
+  bool stopped_early = false;
+  bool interrupted = false;          // a callback asked to stop
+};
+
+// Called on the calling thread after each epoch; returning false stops training.
+using EpochCallback = std::function<bool(const EpochStats&)>;
+// Called on the calling thread after each batch (batch index in the epoch, batches per epoch);
+// returning false stops training (e.g. Ctrl-C).
+using BatchCallback = std::function<bool(int64_t, int64_t)>;
+
+// Trains `net` in place. Labels are row-major [graphs, num_targets] with NaN for missing values.
+// The normalisation must already be fitted (normally on `train`). With validation data, the
+// network ends with the weights of the best validation epoch.
+TrainResult train(SageNetwork& net, const GraphSet& train, const float* train_labels,
+                  const GraphSet* val, const float* val_labels, const TrainOptions& options,
+                  const EpochCallback& on_epoch = nullptr, const BatchCallback& on_batch = nullptr);
+
+// Loss and per-target MAPE of the network's predictions on a set (for validation and reports).
+struct Evaluation {
+  double loss = 0.0;
+  std::vector<double> mape;  // per target
+};
+Evaluation evaluate(const SageNetwork& net, const GraphSet& set, const float* labels, int threads);
+
+}  // namespace perfsage

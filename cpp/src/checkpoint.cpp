@@ -1,0 +1,347 @@
+#include "perfsage/checkpoint.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "perfsage/error.h"
+#include "perfsage/features.h"
+#include "perfsage/spec.h"
+
+namespace perfsage {
+namespace {
+
+constexpr char kMagic[8] = {'P', 'S', 'A', 'G', 'E', 'C', 'K', 'P'};
+constexpr size_t kPreamble = 8 + 4 + 4 + 8 + 8;
+
+uint64_t fnv1a64(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= data[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+template <typename T>
+void put(std::vector<uint8_t>& out, T value) {
+  uint8_t bytes[sizeof(T)];
+  std::memcpy(bytes, &value, sizeof(T));  // the formats are little-endian, as every target is
+  out.insert(out.end(), bytes, bytes + sizeof(T));
+}
+
+template <typename T>
+T get(const uint8_t* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string header_json(const SageNetwork& net, const ModelInfo& info) {
+  const SageConfig& c = net.config();
+  const TrainOptions& o = info.options;
+  std::string j = "{";
+  j += "\"format_version\":" + std::to_string(kCheckpointFormatVersion);
+  j += ",\"feature_schema_version\":" + std::to_string(kFeatureSchemaVersion);
+  j += ",\"config\":{";
+  j += "\"num_node_features\":" + std::to_string(c.num_node_features);
+  j += ",\"num_graph_features\":" + std::to_string(c.num_graph_features);
+  j += ",\"vocabulary\":" + std::to_string(c.vocabulary);
+  j += ",\"embedding_dim\":" + std::to_string(c.embedding_dim);
+  j += ",\"hidden\":" + std::to_string(c.hidden);
+  j += ",\"layers\":" + std::to_string(c.layers);
+  j += ",\"aggregator\":" + quote(to_string(c.aggregator));
+  j += ",\"direction\":" + quote(to_string(c.direction));
+  j += std::string(",\"layer_norm\":") + (c.layer_norm ? "true" : "false");
+  j += std::string(",\"residual\":") + (c.residual ? "true" : "false");
+  j += ",\"head_layers\":" + std::to_string(c.head_layers);
+  j += ",\"head_hidden\":" + std::to_string(c.head_hidden);
+  j += ",\"num_targets\":" + std::to_string(c.num_targets);
+  j += ",\"loss\":" + quote(to_string(c.loss));
+  j += "},\"options\":{";
+  j += "\"epochs\":" + std::to_string(o.epochs);
+  j += ",\"batch_size\":" + std::to_string(o.batch_size);
+  j += ",\"lr\":" + number(o.lr);
+  j += ",\"weight_decay\":" + number(o.weight_decay);
+  j += ",\"beta1\":" + number(o.beta1);
+  j += ",\"beta2\":" + number(o.beta2);
+  j += ",\"adam_eps\":" + number(o.adam_eps);
+  j += ",\"schedule\":" + quote(to_string(o.schedule));
+  j += ",\"warmup_epochs\":" + std::to_string(o.warmup_epochs);
+  j += ",\"min_lr_ratio\":" + number(o.min_lr_ratio);
+  j += ",\"clip_norm\":" + number(o.clip_norm);
+  j += ",\"patience\":" + std::to_string(o.patience);
+  j += ",\"seed\":" + quote(std::to_string(o.seed));  // a string: JSON numbers lose 64-bit seeds
+  j += ",\"threads\":" + std::to_string(o.threads);
+  j += "},\"targets\":[";
+  for (size_t t = 0; t < info.target_names.size(); ++t) {
+    if (t) j += ",";
+    j += "{\"name\":" + quote(info.target_names[t]) + ",\"unit\":" + quote(info.target_units[t]) + "}";
+  }
+  j += "],\"layout\":[";
+  bool first = true;
+  for (const ParamInfo& p : net.layout().params()) {
+    if (!first) j += ",";
+    first = false;
+    j += "[" + quote(p.name) + "," + std::to_string(p.rows) + "," + std::to_string(p.cols) + "]";
+  }
+  j += "],\"provenance\":" + info.provenance_json + "}";
+  return j;
+}
+
+// Field access on the parsed header, with errors that name the checkpoint and the field.
+struct Fields {
+  const JsonValue& object;
+  std::string where;
+
+  const JsonValue& at(const char* key, JsonValue::Kind kind) const {
+    const JsonValue* v = object.find(key);
+    if (!v) throw Error(where + ": missing field '" + key + "'");
+    if (v->kind != kind) throw Error(where + ": field '" + key + "' has the wrong type");
+    return *v;
+  }
+  double num(const char* key) const { return at(key, JsonValue::Kind::kNumber).number; }
+  int32_t integer(const char* key) const {
+    const double v = num(key);
+    if (v != std::floor(v) || std::abs(v) > 2147483647.0)
+      throw Error(where + ": field '" + key + "' is not a 32-bit integer");
+    return static_cast<int32_t>(v);
+  }
+  bool boolean(const char* key) const { return at(key, JsonValue::Kind::kBool).boolean; }
+  const std::string& text(const char* key) const { return at(key, JsonValue::Kind::kString).text; }
+  Fields sub(const char* key) const { return {at(key, JsonValue::Kind::kObject), where + " " + key}; }
+};
+
+std::string json_of(const JsonValue& v) {
+  switch (v.kind) {
+    case JsonValue::Kind::kNull: return "null";
+    case JsonValue::Kind::kBool: return v.boolean ? "true" : "false";
+    case JsonValue::Kind::kNumber: return number(v.number);
+    case JsonValue::Kind::kString: return quote(v.text);
+    case JsonValue::Kind::kArray: {
+      std::string s = "[";
+      for (size_t i = 0; i < v.items.size(); ++i) s += (i ? "," : "") + json_of(v.items[i]);
+      return s + "]";
+    }
+    case JsonValue::Kind::kObject: {
+      std::string s = "{";
+      for (size_t i = 0; i < v.members.size(); ++i)
+        s += (i ? "," : "") + quote(v.members[i].first) + ":" + json_of(v.members[i].second);
+      return s + "}";
+    }
+  }
+  return "null";
+}
+
+}  // namespace
+
+std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& info) {
+  const SageConfig& c = net.config();
+  if (info.target_names.size() != static_cast<size_t>(c.num_targets) ||
+      info.target_units.size() != static_cast<size_t>(c.num_targets))
+    throw Error("checkpoint: " + std::to_string(info.target_names.size()) + " target names and " +
+                std::to_string(info.target_units.size()) + " units for a network with " +
+                std::to_string(c.num_targets) + " outputs");
+  const JsonValue provenance = parse_json(info.provenance_json, "provenance");
+  if (provenance.kind != JsonValue::Kind::kObject) throw Error("checkpoint: provenance must be a JSON object");
+  net.check_normalization();
+  // Written in the canonical form reading gives back, so load-then-save reproduces the bytes.
+  ModelInfo canonical = info;
+  canonical.provenance_json = json_of(provenance);
+  const std::string header = header_json(net, canonical);
+  std::vector<uint8_t> payload;
+  put<uint32_t>(payload, static_cast<uint32_t>(header.size()));
+  payload.insert(payload.end(), header.begin(), header.end());
+  const Normalization& n = net.normalization();
+  for (const std::vector<float>* v : {&n.node_mean, &n.node_std, &n.graph_mean, &n.graph_std,
+                                      &n.target_mean, &n.target_std, &net.parameters()})
+    for (float x : *v) put<float>(payload, x);
+
+  std::vector<uint8_t> out(kMagic, kMagic + 8);
+  put<uint32_t>(out, kCheckpointFormatVersion);
+  put<uint32_t>(out, 0);
+  put<uint64_t>(out, payload.size());
+  put<uint64_t>(out, fnv1a64(payload.data(), payload.size()));
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& source) {
+  if (size < 8 || std::memcmp(data, kMagic, 8) != 0)
+    throw Error(source + ": not a perfsage checkpoint (no PSAGECKP magic at the start)");
+  if (size < kPreamble) throw Error(source + ": truncated checkpoint (" + std::to_string(size) + " bytes)");
+  const uint32_t version = get<uint32_t>(data + 8);
+  if (version > kCheckpointFormatVersion)
+    throw Error(source + ": checkpoint format version " + std::to_string(version) +
+                " is newer than this perfsage reads (" + std::to_string(kCheckpointFormatVersion) +
+                "); upgrade perfsage");
+  if (version == 0) throw Error(source + ": checkpoint format version 0 is not valid");
+  const uint64_t payload_size = get<uint64_t>(data + 16);
+  if (payload_size != size - kPreamble)
+    throw Error(source + ": truncated or padded checkpoint: the header promises " +
+                std::to_string(payload_size) + " payload bytes, the file has " +
+                std::to_string(size - kPreamble));
+  const uint8_t* payload = data + kPreamble;
+  if (fnv1a64(payload, payload_size) != get<uint64_t>(data + 24))
+    throw Error(source + ": corrupted checkpoint (checksum mismatch)");
+  if (payload_size < 4) throw Error(source + ": checkpoint payload too short");
+  const uint32_t header_size = get<uint32_t>(payload);
+  if (header_size > payload_size - 4) throw Error(source + ": checkpoint header runs past the payload");
+  const std::string header(reinterpret_cast<const char*>(payload + 4), header_size);
+  const JsonValue root = parse_json(header, source + " (checkpoint header)");
+  if (root.kind != JsonValue::Kind::kObject) throw Error(source + ": checkpoint header is not an object");
+  const Fields top{root, source};
+  const int32_t schema = top.integer("feature_schema_version");
+  if (schema != kFeatureSchemaVersion)
+    throw Error(source + ": the checkpoint was trained on feature schema version " + std::to_string(schema) +
+                ", this perfsage computes version " + std::to_string(kFeatureSchemaVersion) +
+                "; retrain it or use the perfsage version that made it");
+
+  const Fields cf = top.sub("config");
+  SageConfig c;
+  c.num_node_features = cf.integer("num_node_features");
+  c.num_graph_features = cf.integer("num_graph_features");
+  c.vocabulary = cf.integer("vocabulary");
+  c.embedding_dim = cf.integer("embedding_dim");
+  c.hidden = cf.integer("hidden");
+  c.layers = cf.integer("layers");
+  c.aggregator = parse_aggregator(cf.text("aggregator"), source + " config aggregator");
+  c.direction = parse_direction(cf.text("direction"), source + " config direction");
+  c.layer_norm = cf.boolean("layer_norm");
+  c.residual = cf.boolean("residual");
+  c.head_layers = cf.integer("head_layers");
+  c.head_hidden = cf.integer("head_hidden");
+  c.num_targets = cf.integer("num_targets");
+  c.loss = parse_loss(cf.text("loss"), source + " config loss");
+  c.resolve();
+  if (c.num_node_features != static_cast<int32_t>(node_feature_names().size()) ||
+      c.num_graph_features != static_cast<int32_t>(graph_feature_names().size()))
+    throw Error(source + ": the checkpoint expects " + std::to_string(c.num_node_features) + " node and " +
+                std::to_string(c.num_graph_features) + " graph features, this perfsage computes " +
+                std::to_string(node_feature_names().size()) + " and " +
+                std::to_string(graph_feature_names().size()));
+
+  const Fields of = top.sub("options");
+  ModelInfo info;
+  TrainOptions& o = info.options;
+  o.epochs = of.integer("epochs");
+  o.batch_size = of.integer("batch_size");
+  o.lr = of.num("lr");
+  o.weight_decay = of.num("weight_decay");
+  o.beta1 = of.num("beta1");
+  o.beta2 = of.num("beta2");
+  o.adam_eps = of.num("adam_eps");
+  o.schedule = parse_schedule(of.text("schedule"), source + " options schedule");
+  o.warmup_epochs = of.integer("warmup_epochs");
+  o.min_lr_ratio = of.num("min_lr_ratio");
+  o.clip_norm = of.num("clip_norm");
+  o.patience = of.integer("patience");
+  try {
+    o.seed = std::stoull(of.text("seed"));
+  } catch (const std::logic_error&) {
+    throw Error(source + ": options seed is not an unsigned integer");
+  }
+  o.threads = of.integer("threads");
+  o.validate();
+
+  const JsonValue& targets = top.at("targets", JsonValue::Kind::kArray);
+  if (targets.items.size() != static_cast<size_t>(c.num_targets))
+    throw Error(source + ": " + std::to_string(targets.items.size()) + " targets for " +
+                std::to_string(c.num_targets) + " outputs");
+  for (const JsonValue& t : targets.items) {
+    if (t.kind != JsonValue::Kind::kObject) throw Error(source + ": a target is not an object");
+    const Fields tf{t, source + " target"};
+    info.target_names.push_back(tf.text("name"));
+    info.target_units.push_back(tf.text("unit"));
+  }
+  info.provenance_json = json_of(top.at("provenance", JsonValue::Kind::kObject));
+
+  SageNetwork net(c);
+  const JsonValue& layout = top.at("layout", JsonValue::Kind::kArray);
+  const auto& params = net.layout().params();
+  if (layout.items.size() != params.size())
+    throw Error(source + ": the checkpoint lists " + std::to_string(layout.items.size()) +
+                " parameters, its configuration has " + std::to_string(params.size()));
+  for (size_t i = 0; i < params.size(); ++i) {
+    const JsonValue& e = layout.items[i];
+    if (e.kind != JsonValue::Kind::kArray || e.items.size() != 3 || e.items[0].text != params[i].name ||
+        e.items[1].number != static_cast<double>(params[i].rows) ||
+        e.items[2].number != static_cast<double>(params[i].cols))
+      throw Error(source + ": parameter " + std::to_string(i) + " in the file does not match '" +
+                  params[i].name + "' [" + std::to_string(params[i].rows) + ", " +
+                  std::to_string(params[i].cols) + "] of its configuration");
+  }
+
+  Normalization& n = net.normalization();
+  const size_t F = static_cast<size_t>(c.num_node_features), G = static_cast<size_t>(c.num_graph_features);
+  const size_t T = static_cast<size_t>(c.num_targets);
+  const size_t floats = 2 * F + 2 * G + 2 * T + static_cast<size_t>(net.layout().size());
+  if (payload_size - 4 - header_size != floats * sizeof(float))
+    throw Error(source + ": the checkpoint holds " + std::to_string(payload_size - 4 - header_size) +
+                " bytes of numbers, its configuration needs " + std::to_string(floats * sizeof(float)));
+  const uint8_t* p = payload + 4 + header_size;
+  auto take = [&p](std::vector<float>& v, size_t count) {
+    v.resize(count);
+    std::memcpy(v.data(), p, count * sizeof(float));
+    p += count * sizeof(float);
+  };
+  take(n.node_mean, F);
+  take(n.node_std, F);
+  take(n.graph_mean, G);
+  take(n.graph_std, G);
+  take(n.target_mean, T);
+  take(n.target_std, T);
+  take(net.parameters(), static_cast<size_t>(net.layout().size()));
+  net.check_normalization();
+  return Checkpoint{std::move(net), std::move(info)};
+}
+
+void save_checkpoint(const std::string& path, const SageNetwork& net, const ModelInfo& info) {
+  const std::vector<uint8_t> bytes = checkpoint_bytes(net, info);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(path + ": cannot open for writing");
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error(path + ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot rename the temporary file into place");
+  }
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open checkpoint");
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return read_checkpoint(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace perfsage

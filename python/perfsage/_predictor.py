@@ -1,0 +1,380 @@
+"""The Predictor: perfsage's GraphSAGE network from Python (the math runs in the C++ core)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._core import Graph, PerfSageError
+from ._graphs import load_many
+
+GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
+
+# Network shape. Defaults were chosen on the NAS-Bench-201 and Vela data (see README, "Predictor").
+NETWORK_DEFAULTS: Dict[str, Any] = {
+    "embedding_dim": 16,
+    "hidden": 64,
+    "layers": 3,
+    "aggregator": "mean",
+    "direction": "both",
+    "layer_norm": True,
+    "residual": True,
+    "head_layers": 2,
+    "head_hidden": 64,
+    "loss": "mape",
+}
+# Optimisation.
+TRAINING_DEFAULTS: Dict[str, Any] = {
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 64,
+    "clip_norm": 5.0,
+    "schedule": "cosine",
+    "warmup_epochs": 0,
+    "min_lr_ratio": 0.01,
+    "patience": 20,
+    "seed": 0,
+    "validation_split": 0.1,
+}
+_OPTION_FIELDS = ("lr", "weight_decay", "batch_size", "clip_norm", "schedule", "warmup_epochs",
+                  "min_lr_ratio", "patience", "seed")
+
+Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
+
+
+def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int) -> List[Graph]:
+    """Graphs from Graphs, paths or TFLite bytes (one item or a sequence), loaded in parallel."""
+    if isinstance(items, (Graph, str, os.PathLike, bytes, bytearray, memoryview)):
+        items = [items]
+    items = list(items)
+    pending = [i for i, g in enumerate(items) if not isinstance(g, Graph)]
+    if pending:
+        loaded = load_many([items[i] for i in pending], threads=threads)
+        for i, g in zip(pending, loaded):
+            items[i] = g
+    return items  # type: ignore[return-value]
+
+
+def _as_labels(labels: Any, n: int, targets: Sequence[str], what: str) -> np.ndarray:
+    """Labels as float32 [n, targets]: an array [n, T] (or [n] for one target), or a dict by target."""
+    if isinstance(labels, dict):
+        missing = [t for t in targets if t not in labels]
+        if missing:
+            raise ValueError(f"{what}: no labels for target(s) {missing}; got {sorted(labels)}")
+        labels = np.stack([np.asarray(labels[t], dtype=np.float64) for t in targets], axis=1)
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim == 1 and len(targets) == 1:
+        y = y[:, None]
+    if y.shape != (n, len(targets)):
+        raise ValueError(f"{what}: expected labels of shape ({n}, {len(targets)}) for {n} graphs and "
+                         f"targets {list(targets)}, got {y.shape}")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _graph_set(graphs: Sequence[Graph]) -> "_core.GraphSet":
+    s = _core.GraphSet()
+    s.extend(list(graphs))
+    return s
+
+
+class Predictor:
+    """Predicts target metrics (latency, energy, memory, ...) of TFLite graphs with GraphSAGE.
+
+    ``Predictor(targets=["ethos-u55-256/latency_ms"], hidden=128)`` makes an untrained predictor;
+    ``fit`` trains it on a dataset file or on ``(graphs, labels)``; ``predict`` returns a float32
+    array ``[n, len(targets)]`` whose columns are ``output_names``. Target names are free-form, so a
+    predictor can learn any column a user measured. Hyperparameters: see ``NETWORK_DEFAULTS`` and
+    ``TRAINING_DEFAULTS``.
+    """
+
+    def __init__(self, targets: Sequence[str], units: Optional[Sequence[str]] = None, **hyperparameters: Any):
+        if isinstance(targets, str):
+            targets = [targets]
+        targets = list(targets)
+        if not targets or not all(isinstance(t, str) and t for t in targets):
+            raise ValueError(f"targets must be a non-empty list of non-empty strings, got {targets!r}")
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"targets must be distinct, got {targets!r}")
+        units = list(units) if units is not None else [""] * len(targets)
+        if len(units) != len(targets):
+            raise ValueError(f"{len(units)} units for {len(targets)} targets")
+        unknown = set(hyperparameters) - set(NETWORK_DEFAULTS) - set(TRAINING_DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown hyperparameter(s) {sorted(unknown)}; known: "
+                            f"{sorted(NETWORK_DEFAULTS) + sorted(TRAINING_DEFAULTS)}")
+        self._targets = targets
+        self._units = [str(u) for u in units]
+        net = {**NETWORK_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in NETWORK_DEFAULTS}}
+        train = {**TRAINING_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in TRAINING_DEFAULTS}}
+        if not 0.0 <= float(train["validation_split"]) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {train['validation_split']}")
+        self._network = _core.Network(num_targets=len(targets), **net)
+        self._options = _core.TrainOptions()
+        for name in _OPTION_FIELDS:
+            setattr(self._options, name, train[name])
+        self._options.validate()
+        self._validation_split = float(train["validation_split"])
+        self._initialized = False
+        self.history: List[Dict[str, Any]] = []
+        self.provenance: Dict[str, Any] = {}
+
+    # -- description ------------------------------------------------------------------------
+
+    @property
+    def output_names(self) -> List[str]:
+        """Column names of ``predict``'s output, in order (the targets)."""
+        return list(self._targets)
+
+    targets = output_names
+
+    @property
+    def units(self) -> List[str]:
+        return list(self._units)
+
+    @property
+    def hyperparameters(self) -> Dict[str, Any]:
+        config = self._network.config
+        out = {k: config[k] for k in NETWORK_DEFAULTS}
+        out.update({k: getattr(self._options, k) for k in _OPTION_FIELDS})
+        out["validation_split"] = self._validation_split
+        return out
+
+    @property
+    def is_trained(self) -> bool:
+        return self._initialized
+
+    def __repr__(self) -> str:
+        state = "trained" if self._initialized else "untrained"
+        return f"<perfsage.Predictor {state}, targets={self._targets}>"
+
+    # -- parameters (for tests, inspection and transfer) -----------------------------------------
+
+    def parameters(self) -> Dict[str, np.ndarray]:
+        """Copies of the network's parameters by name (float32)."""
+        return self._network.get_parameters()
+
+    def set_parameters(self, values: Dict[str, np.ndarray]) -> None:
+        """Replaces every parameter; values are converted to float32 C-contiguous arrays."""
+        self._network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
+
+    def normalization(self) -> Dict[str, np.ndarray]:
+        """Feature and target statistics fitted on the training data (float32)."""
+        return self._network.get_normalization()
+
+    def set_normalization(self, values: Dict[str, np.ndarray]) -> None:
+        self._network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
+        self._initialized = True
+
+    def initialize(self, graphs: Sequence[GraphLike], labels: Any, threads: int = 0) -> "Predictor":
+        """Fits the normalisation on ``graphs``/``labels`` and draws initial weights from ``seed``."""
+        graphs = _as_graphs(graphs, threads)
+        y = _as_labels(labels, len(graphs), self._targets, "labels")
+        self._initialize(_graph_set(graphs), y)
+        return self
+
+    def _initialize(self, graph_set: "_core.GraphSet", labels: np.ndarray) -> None:
+        self._network.fit_normalization(graph_set, labels)
+        self._network.init_parameters(int(self._options.seed))
+        self._initialized = True
+
+    def loss_and_gradients(self, graphs: Sequence[GraphLike], labels: Any, precision: str = "float32"
+                           ) -> Tuple[float, np.ndarray, Dict[str, np.ndarray]]:
+        """Mean loss, raw network outputs ``[n, targets]`` and the gradient of every parameter.
+
+        ``precision="float64"`` runs the whole computation in double precision (for checks against
+        references); the float32 path is the one training uses.
+        """
+        self._require_initialized("loss_and_gradients")
+        graphs = _as_graphs(graphs, 0)
+        y = _as_labels(labels, len(graphs), self._targets, "labels")
+        return self._network.loss_and_gradients(graphs, y, precision)
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def fit(self, train: Data, val: Optional[Data] = None, epochs: int = 100,
+            callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
+            threads: int = 0, progress: bool = True) -> "Predictor":
+        """Trains on ``train``: a dataset path, or ``(graphs, labels)``.
+
+        Without ``val``, ``validation_split`` of the training graphs (seeded) are held out for early
+        stopping; the predictor keeps the weights of its best validation epoch. ``callback`` gets
+        each epoch's metrics as a dict and may return False to stop. A progress bar shows on stderr
+        unless ``progress=False``. Calling ``fit`` again continues from the current weights and
+        normalisation. The GIL is released while the C++ core trains.
+        """
+        started = time.time()
+        graphs, labels, source = self._resolve(train, "train", threads)
+        if val is not None:
+            val_graphs, val_labels, val_source = self._resolve(val, "val", threads)
+        elif self._validation_split > 0 and len(graphs) >= 10:
+            order = np.random.default_rng(int(self._options.seed)).permutation(len(graphs))
+            n_val = max(1, int(round(len(graphs) * self._validation_split)))
+            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+            val_graphs = [graphs[i] for i in val_idx]
+            val_labels = labels[val_idx]
+            graphs = [graphs[i] for i in train_idx]
+            labels = labels[train_idx]
+            val_source = f"{self._validation_split:.0%} of the training data"
+        else:
+            val_graphs, val_labels, val_source = [], None, None
+        train_set = _graph_set(graphs)
+        val_set = _graph_set(val_graphs) if val_graphs else None
+        del graphs, val_graphs  # the sets hold what training needs; let the Graphs go
+        if not self._initialized:
+            self._initialize(train_set, labels)
+        self._options.epochs = int(epochs)
+        self._options.threads = int(threads)
+        bar = _ProgressBar(int(epochs)) if progress else None
+
+        def on_epoch(stats: Dict[str, Any]) -> bool:
+            if bar:
+                bar.epoch(stats)
+            if callback is not None:
+                return callback(stats) is not False
+            return True
+
+        try:
+            result = self._network.train(train_set, labels, val_set, val_labels, self._options, on_epoch,
+                                         bar.batch if bar else None)
+        finally:
+            if bar:
+                bar.close()
+        self.history.extend(result["history"])
+        best = result["history"][result["best_epoch"] - 1] if result["best_epoch"] else (
+            result["history"][-1] if result["history"] else None)
+        self.provenance = {
+            "perfsage_version": _version(),
+            "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            "train_data": source,
+            "train_graphs": len(train_set),
+            "val_data": val_source,
+            "val_graphs": len(val_set) if val_set is not None else 0,
+            "epochs_run": len(result["history"]),
+            "best_epoch": result["best_epoch"],
+            "stopped_early": result["stopped_early"],
+            "interrupted": result["interrupted"],
+            "best_val_mape": dict(zip(self._targets, best["val_mape"])) if best else {},
+            "seconds": round(time.time() - started, 3),
+            "validation_split": self._validation_split,
+        }
+        return self
+
+    def _resolve(self, data: Data, what: str, threads: int) -> Tuple[List[Graph], np.ndarray, str]:
+        if isinstance(data, (str, os.PathLike)):
+            from .datasets import open_dataset
+
+            dataset = open_dataset(data)
+            missing = [t for t in self._targets if t not in dataset.label_columns]
+            if missing:
+                raise ValueError(f"{what}: dataset {data} has no column(s) {missing}; its label columns are "
+                                 f"{dataset.label_columns}")
+            if all(u == "" for u in self._units):
+                self._units = [dataset.units.get(t, "") for t in self._targets]
+            labels = np.asarray(dataset.labels(self._targets), dtype=np.float64)
+            graphs = dataset.graphs(threads=threads)
+            keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
+            graphs = [g for g, k in zip(graphs, keep) if k]
+            return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), str(data)
+        if not isinstance(data, tuple) or len(data) != 2:
+            raise TypeError(f"{what}: expected a dataset path or a (graphs, labels) tuple, got {type(data).__name__}")
+        graphs = _as_graphs(data[0], threads)
+        if not graphs:
+            raise ValueError(f"{what}: no graphs")
+        return graphs, _as_labels(data[1], len(graphs), self._targets, f"{what} labels"), "in memory"
+
+    # -- prediction ---------------------------------------------------------------------------------
+
+    def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0) -> np.ndarray:
+        """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes.
+
+        The GIL is released while the core predicts; several Python threads may call this at once.
+        """
+        self._require_initialized("predict")
+        return self._network.predict(_as_graphs(graphs, threads), threads)
+
+    def _require_initialized(self, what: str) -> None:
+        if not self._initialized:
+            raise RuntimeError(f"{what}: the predictor is not trained yet (call fit or initialize, or load one)")
+
+    # -- files --------------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        self._require_initialized("save")
+        return self._network.to_bytes(self._targets, self._units, self._options,
+                                      json.dumps(self.provenance, sort_keys=True, default=str))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes a checkpoint (atomically: a temporary file renamed into place)."""
+        path = Path(path)
+        data = self.to_bytes()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "Predictor":
+        ck = _core.read_checkpoint(data, source)
+        self = cls.__new__(cls)
+        self._network = ck["network"]
+        self._targets = list(ck["target_names"])
+        self._units = list(ck["target_units"])
+        self._options = ck["options"]
+        self.provenance = json.loads(ck["provenance_json"])
+        self._validation_split = float(self.provenance.get("validation_split", TRAINING_DEFAULTS["validation_split"]))
+        self._initialized = True
+        self.history = []
+        return self
+
+
+def load_predictor(path: Union[str, os.PathLike]) -> Predictor:
+    """Loads a predictor saved with ``Predictor.save``; raises PerfSageError naming what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such predictor file")
+    return Predictor.from_bytes(path.read_bytes(), str(path))
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class _ProgressBar:
+    """tqdm over all batches of all epochs, with the latest epoch's losses as its postfix."""
+
+    def __init__(self, epochs: int):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._bar = None
+        self._epochs = epochs
+
+    def batch(self, index: int, batches: int) -> bool:
+        if self._bar is None:
+            self._bar = self._tqdm(total=self._epochs * batches, unit="batch", desc="training", leave=False)
+        self._bar.update(1)
+        return True
+
+    def epoch(self, stats: Dict[str, Any]) -> None:
+        if self._bar is not None:
+            post = {"epoch": stats["epoch"], "loss": f"{stats['train_loss']:.4g}"}
+            if stats["val_loss"] == stats["val_loss"]:
+                post["val"] = f"{stats['val_loss']:.4g}"
+            self._bar.set_postfix(post)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+__all__ = ["Predictor", "load_predictor", "NETWORK_DEFAULTS", "TRAINING_DEFAULTS", "PerfSageError"]

@@ -1,0 +1,437 @@
+// Tests of the GraphSAGE network: gradients against finite differences for every layer kind,
+// prediction consistency, deterministic multi-threaded training, and the checkpoint format.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <random>
+
+#include "perfsage/checkpoint.h"
+#include "perfsage/error.h"
+#include "perfsage/sage.h"
+#include "perfsage/train.h"
+
+using namespace perfsage;
+
+namespace {
+
+constexpr int kF = 45, kG = 227;
+
+// Synthetic graphs with the feature schema's widths: heavy-tailed features, random DAG edges
+// (sources before destinations, no duplicates), isolated nodes, a single node, no edges.
+struct Synthetic {
+  std::vector<std::vector<float>> node_features, graph_features;
+  std::vector<std::vector<int32_t>> op_types;
+  std::vector<std::vector<int64_t>> edges;
+
+  void add(int64_t nodes, double edge_probability, std::mt19937_64& rng) {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    std::vector<float> x(static_cast<size_t>(nodes * kF));
+    for (auto& v : x) v = static_cast<float>(unit(rng) < 0.3 ? std::floor(unit(rng) * 4) : std::exp(unit(rng) * 12) - 1);
+    std::vector<float> g(kG);
+    for (auto& v : g) v = static_cast<float>(std::floor(std::exp(unit(rng) * 8)));
+    std::vector<int32_t> types(static_cast<size_t>(nodes));
+    for (auto& t : types) t = static_cast<int32_t>(rng() % 12);  // few types, so rows repeat
+    std::vector<int64_t> src, dst;
+    for (int64_t d = 0; d < nodes; ++d)
+      for (int64_t s = 0; s < d; ++s)
+        if (unit(rng) < edge_probability) {
+          src.push_back(s);
+          dst.push_back(d);
+        }
+    std::vector<int64_t> e(src);
+    e.insert(e.end(), dst.begin(), dst.end());
+    node_features.push_back(std::move(x));
+    graph_features.push_back(std::move(g));
+    op_types.push_back(std::move(types));
+    edges.push_back(std::move(e));
+  }
+
+  std::vector<GraphInput> inputs() const {
+    std::vector<GraphInput> out;
+    for (size_t i = 0; i < node_features.size(); ++i) {
+      GraphInput g;
+      g.node_features = node_features[i].data();
+      g.op_types = op_types[i].data();
+      g.edges = edges[i].data();
+      g.graph_features = graph_features[i].data();
+      g.num_nodes = static_cast<int64_t>(op_types[i].size());
+      g.num_edges = static_cast<int64_t>(edges[i].size() / 2);
+      out.push_back(g);
+    }
+    return out;
+  }
+};
+
+Synthetic small_graphs() {
+  std::mt19937_64 rng(7);
+  Synthetic s;
+  s.add(1, 0.0, rng);   // one node, no edges
+  s.add(2, 0.0, rng);   // two isolated nodes
+  s.add(7, 0.35, rng);
+  s.add(12, 0.25, rng);
+  return s;
+}
+
+SageConfig tiny_config(int targets) {
+  SageConfig c;
+  c.embedding_dim = 3;
+  c.hidden = 6;
+  c.layers = 2;
+  c.head_layers = 2;
+  c.head_hidden = 5;
+  c.num_targets = targets;
+  return c;
+}
+
+std::vector<float> labels_for(int64_t graphs, int targets, bool with_missing) {
+  std::vector<float> y(static_cast<size_t>(graphs * targets));
+  for (size_t i = 0; i < y.size(); ++i) y[i] = 0.5f + static_cast<float>(i % 7) * 1.3f;
+  if (with_missing) y[1] = std::numeric_limits<float>::quiet_NaN();
+  return y;
+}
+
+SageNetwork fitted(const SageConfig& c, const std::vector<GraphInput>& graphs, const std::vector<float>& y,
+                   uint64_t seed = 3) {
+  SageNetwork net(c);
+  net.fit_normalization(graphs, y.data());
+  net.init_parameters(seed);
+  // Non-trivial gains and biases, so layer norm and bias gradients are exercised off their init.
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> jitter(-0.3f, 0.3f);
+  for (const ParamInfo& p : net.layout().params())
+    if (p.is_vector)
+      for (int64_t i = 0; i < p.size(); ++i) net.parameters()[p.offset + i] += jitter(rng);
+  return net;
+}
+
+// Central differences along a random direction inside each parameter tensor, against the
+// analytic gradient projected on that direction.
+void expect_gradients_match(const SageNetwork& net, const std::vector<GraphInput>& graphs,
+                            const std::vector<float>& y) {
+  const std::vector<double> p0(net.parameters().begin(), net.parameters().end());
+  std::vector<double> grad;
+  net.loss_and_gradients_at(p0, graphs, y.data(), &grad);
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  for (const ParamInfo& p : net.layout().params()) {
+    std::vector<double> dir(static_cast<size_t>(p.size()));
+    for (auto& d : dir) d = normal(rng);
+    const double h = 1e-6;
+    std::vector<double> plus = p0, minus = p0;
+    double projected = 0.0;
+    for (int64_t i = 0; i < p.size(); ++i) {
+      plus[p.offset + i] += h * dir[i];
+      minus[p.offset + i] -= h * dir[i];
+      projected += grad[p.offset + i] * dir[i];
+    }
+    const double fd = (net.loss_and_gradients_at(plus, graphs, y.data(), nullptr) -
+                       net.loss_and_gradients_at(minus, graphs, y.data(), nullptr)) / (2 * h);
+    EXPECT_NEAR(fd, projected, 1e-6 * std::max(1.0, std::abs(fd))) << p.name;
+  }
+}
+
+}  // namespace
+
+TEST(SageGradients, MatchFiniteDifferencesForEveryLayerKind) {
+  // Every aggregator, direction, layer-norm and residual setting and both losses, on graphs with
+  // a single node, isolated nodes and branches; one label missing.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, true);
+  for (Aggregator agg : {Aggregator::kMean, Aggregator::kSum, Aggregator::kMax})
+    for (Direction dir : {Direction::kIn, Direction::kOut, Direction::kBoth})
+      for (bool ln : {false, true})
+        for (bool residual : {false, true})
+          for (LossKind loss : {LossKind::kMape, LossKind::kLogMse}) {
+            SageConfig c = tiny_config(2);
+            c.aggregator = agg;
+            c.direction = dir;
+            c.layer_norm = ln;
+            c.residual = residual;
+            c.loss = loss;
+            SCOPED_TRACE(std::string(to_string(agg)) + "/" + to_string(dir) + (ln ? "/ln" : "") +
+                         (residual ? "/residual" : "") + "/" + to_string(loss));
+            expect_gradients_match(fitted(c, graphs, y), graphs, y);
+          }
+}
+
+TEST(SageGradients, MatchWithoutEmbeddingsOrLayersAndWithOneHeadLayer) {
+  // The edge shapes of the network: no embedding columns, no GraphSAGE layers (readout of the
+  // inputs), a purely linear head.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 1, false);
+  for (int variant = 0; variant < 3; ++variant) {
+    SageConfig c = tiny_config(1);
+    if (variant == 0) c.embedding_dim = 0;
+    if (variant == 1) c.layers = 0;
+    if (variant == 2) c.head_layers = 1;
+    SCOPED_TRACE(variant);
+    expect_gradients_match(fitted(c, graphs, y), graphs, y);
+  }
+}
+
+TEST(SageGradients, FloatPathAgreesWithDoublePath) {
+  // Training runs in float; it must compute the same gradients as the checked double path.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, true);
+  const SageNetwork net = fitted(tiny_config(2), graphs, y);
+  std::vector<float> gf;
+  std::vector<double> gd;
+  const double lf = net.loss_and_gradients<float>(graphs, y.data(), &gf, nullptr);
+  const double ld = net.loss_and_gradients<double>(graphs, y.data(), &gd, nullptr);
+  EXPECT_NEAR(lf, ld, 1e-5 * std::abs(ld));
+  double norm = 0, diff = 0;
+  for (size_t i = 0; i < gd.size(); ++i) {
+    norm += gd[i] * gd[i];
+    diff += (gf[i] - gd[i]) * (gf[i] - gd[i]);
+  }
+  EXPECT_LT(std::sqrt(diff), 1e-4 * std::sqrt(norm));
+}
+
+TEST(SagePredict, ThreadsAndBatchingGiveTheSamePredictions) {
+  // A NAS loop asks about one graph at a time; a sweep asks about thousands on all cores. Both must
+  // agree: threads exactly, batching to float rounding.
+  std::mt19937_64 rng(5);
+  Synthetic s;
+  for (int i = 0; i < 150; ++i) s.add(1 + static_cast<int64_t>(rng() % 30), 0.15, rng);
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, false);
+  SageConfig c;
+  c.num_targets = 2;
+  const SageNetwork net = fitted(c, graphs, y);
+  std::vector<float> one_thread(graphs.size() * 2), many(graphs.size() * 2), single(2);
+  net.predict(graphs, 1, one_thread.data());
+  net.predict(graphs, 4, many.data());
+  EXPECT_EQ(one_thread, many);
+  for (size_t i = 0; i < graphs.size(); i += 37) {
+    net.predict({graphs[i]}, 1, single.data());
+    EXPECT_NEAR(single[0], one_thread[2 * i], 1e-5f * std::abs(single[0]));
+    EXPECT_NEAR(single[1], one_thread[2 * i + 1], 1e-5f * std::abs(single[1]));
+  }
+}
+
+TEST(SagePredict, RejectsBadGraphsByIndex) {
+  // Bad inputs get errors naming the graph and what is wrong, not a crash.
+  const Synthetic s = small_graphs();
+  auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 1, false);
+  const SageNetwork net = fitted(tiny_config(1), graphs, y);
+  std::vector<float> out(graphs.size());
+  std::vector<int32_t> bad_types(graphs[2].op_types, graphs[2].op_types + graphs[2].num_nodes);
+  bad_types[3] = 100000;
+  auto broken = graphs;
+  broken[2].op_types = bad_types.data();
+  try {
+    net.predict(broken, 1, out.data());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("graph 2: node 3 has op type 100000"), std::string::npos) << e.what();
+  }
+  std::vector<int64_t> bad_edges(graphs[3].edges, graphs[3].edges + 2 * graphs[3].num_edges);
+  bad_edges.back() = 99;
+  broken = graphs;
+  broken[3].edges = bad_edges.data();
+  EXPECT_THROW(net.predict(broken, 1, out.data()), Error);
+  broken = graphs;
+  broken[0].num_nodes = 0;
+  EXPECT_THROW(net.predict(broken, 1, out.data()), Error);
+  SageNetwork unfitted(tiny_config(1));
+  EXPECT_THROW(unfitted.predict(graphs, 1, out.data()), Error);
+}
+
+TEST(SageConfigTest, RejectsOutOfRangeFields) {
+  // Hyperparameters come from users: each bad one is named.
+  SageConfig c;
+  c.hidden = 0;
+  try {
+    c.resolve();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden"), std::string::npos);
+  }
+  EXPECT_THROW(parse_aggregator("median"), Error);
+  EXPECT_THROW(parse_direction("sideways"), Error);
+  EXPECT_THROW(parse_loss("mse"), Error);
+  TrainOptions o;
+  o.lr = -1;
+  EXPECT_THROW(o.validate(), Error);
+}
+
+namespace {
+
+struct TrainingData {
+  Synthetic graphs;
+  GraphSet set;
+  std::vector<float> labels;
+};
+
+// A learnable target: grows with the node count and the first feature's total.
+TrainingData training_data(int count, uint64_t seed) {
+  TrainingData d;
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < count; ++i) d.graphs.add(2 + static_cast<int64_t>(rng() % 25), 0.15, rng);
+  for (const GraphInput& g : d.graphs.inputs()) {
+    d.set.add(g, kF, kG);
+    double first = 0;
+    for (int64_t v = 0; v < g.num_nodes; ++v) first += std::log1p(g.node_features[v * kF]);
+    d.labels.push_back(static_cast<float>(0.1 * g.num_nodes + 0.01 * first + 0.05));
+  }
+  return d;
+}
+
+// Normalisation fitted on `d`, fresh weights from `seed`.
+SageNetwork untrained(const TrainingData& d, uint64_t seed) {
+  SageConfig c = tiny_config(1);
+  c.hidden = 16;
+  SageNetwork net(c);
+  std::vector<GraphInput> inputs;
+  for (int64_t i = 0; i < d.set.size(); ++i) inputs.push_back(d.set.at(i));
+  net.fit_normalization(inputs, d.labels.data());
+  net.init_parameters(seed);
+  return net;
+}
+
+SageNetwork trained(const TrainingData& d, int threads, uint64_t seed, TrainResult* result = nullptr) {
+  SageNetwork net = untrained(d, seed);
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch_size = 20;  // not a multiple of the shard size
+  o.threads = threads;
+  o.seed = seed;
+  TrainResult r = train(net, d.set, d.labels.data(), nullptr, nullptr, o);
+  if (result) *result = r;
+  return net;
+}
+
+}  // namespace
+
+TEST(SageTrain, SameSeedGivesIdenticalWeightsForAnyThreadCount) {
+  // Reproducibility must not depend on the machine's core count.
+  const TrainingData d = training_data(70, 1);
+  const SageNetwork one = trained(d, 1, 9), three = trained(d, 3, 9), other_seed = trained(d, 3, 10);
+  EXPECT_EQ(one.parameters(), three.parameters());
+  EXPECT_NE(one.parameters(), other_seed.parameters());
+}
+
+TEST(SageTrain, LearnsALearnableTargetAndStopsEarlyOnValidation) {
+  // The loop must actually reduce the loss, keep the best validation epoch and honour patience.
+  const TrainingData d = training_data(200, 2), v = training_data(40, 3);
+  SageNetwork net = untrained(d, 1);
+  const Evaluation before = evaluate(net, v.set, v.labels.data(), 1);
+  TrainOptions o;
+  o.epochs = 60;
+  o.lr = 1e-2;
+  o.patience = 5;
+  int epochs_seen = 0;
+  const TrainResult r = train(net, d.set, d.labels.data(), &v.set, v.labels.data(), o,
+                              [&](const EpochStats&) { return ++epochs_seen > 0; });
+  const Evaluation after = evaluate(net, v.set, v.labels.data(), 1);
+  EXPECT_EQ(epochs_seen, static_cast<int>(r.history.size()));
+  EXPECT_LT(after.loss, 0.5 * before.loss);
+  ASSERT_GT(r.best_epoch, 0);
+  EXPECT_NEAR(after.loss, r.history[r.best_epoch - 1].val_loss, 1e-6);
+  if (r.stopped_early) EXPECT_EQ(static_cast<int>(r.history.size()), r.best_epoch + o.patience);
+}
+
+TEST(SageTrain, CallbackCanStopAndBadLabelsAreNamed) {
+  // A callback returning false (Ctrl-C, a user's budget) stops after that epoch.
+  const TrainingData d = training_data(30, 4);
+  SageNetwork net = trained(d, 1, 1);
+  TrainOptions o;
+  o.epochs = 10;
+  const TrainResult r = train(net, d.set, d.labels.data(), nullptr, nullptr, o,
+                              [](const EpochStats& s) { return s.epoch < 2; });
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(r.history.size(), 2u);
+  std::vector<float> bad = d.labels;
+  bad[5] = -1.0f;
+  try {
+    train(net, d.set, bad.data(), nullptr, nullptr, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("graph 5"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
+ModelInfo info_for(int targets) {
+  ModelInfo info;
+  for (int t = 0; t < targets; ++t) {
+    info.target_names.push_back("device/metric" + std::to_string(t));
+    info.target_units.push_back(t ? "bytes" : "ms");
+  }
+  info.options.lr = 0.0123456789012345;
+  info.options.seed = 18446744073709551557ull;  // needs all 64 bits
+  info.provenance_json = R"({"data": "x.parquet", "note": "quote \" and newline \n"})";
+  return info;
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripIsBitExactAndPredictsIdentically) {
+  // Saving and loading must not change a single bit or prediction.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, false);
+  SageConfig c = tiny_config(2);
+  c.aggregator = Aggregator::kMax;
+  c.direction = Direction::kOut;
+  const SageNetwork net = fitted(c, graphs, y);
+  const std::vector<uint8_t> bytes = checkpoint_bytes(net, info_for(2));
+  const Checkpoint back = read_checkpoint(bytes.data(), bytes.size(), "mem");
+  EXPECT_EQ(back.network.parameters(), net.parameters());
+  EXPECT_EQ(back.network.normalization().node_std, net.normalization().node_std);
+  EXPECT_EQ(back.network.normalization().target_mean, net.normalization().target_mean);
+  EXPECT_EQ(back.network.config().aggregator, Aggregator::kMax);
+  EXPECT_EQ(back.network.config().direction, Direction::kOut);
+  EXPECT_EQ(back.info.target_names, info_for(2).target_names);
+  EXPECT_EQ(back.info.target_units, info_for(2).target_units);
+  EXPECT_EQ(back.info.options.lr, info_for(2).options.lr);
+  EXPECT_EQ(back.info.options.seed, info_for(2).options.seed);
+  EXPECT_EQ(checkpoint_bytes(back.network, back.info), bytes);
+  std::vector<float> a(graphs.size() * 2), b(graphs.size() * 2);
+  net.predict(graphs, 1, a.data());
+  back.network.predict(graphs, 1, b.data());
+  EXPECT_EQ(a, b);
+
+  const std::string path = ::testing::TempDir() + "perfsage_checkpoint_test.psage";
+  save_checkpoint(path, net, info_for(2));
+  EXPECT_EQ(load_checkpoint(path).network.parameters(), net.parameters());
+  std::remove(path.c_str());
+}
+
+TEST(Checkpoint, NamesWhatIsWrongWithABadFile) {
+  // Truncated, corrupted, newer and foreign files each get their own clear error.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 1, false);
+  const std::vector<uint8_t> good = checkpoint_bytes(fitted(tiny_config(1), graphs, y), info_for(1));
+  auto expect_error = [](const std::vector<uint8_t>& bytes, const std::string& fragment) {
+    try {
+      read_checkpoint(bytes.data(), bytes.size(), "ck.psage");
+      ADD_FAILURE() << "no error; expected '" << fragment << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).rfind("ck.psage", 0), 0u) << e.what();
+    }
+  };
+  expect_error({}, "not a perfsage checkpoint");
+  expect_error(std::vector<uint8_t>(good.begin(), good.begin() + 20), "truncated");
+  for (size_t cut : {size_t{100}, good.size() / 2, good.size() - 1})
+    expect_error(std::vector<uint8_t>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(cut)), "truncated");
+  std::vector<uint8_t> flipped = good;
+  flipped[good.size() / 2] ^= 0x10;
+  expect_error(flipped, "checksum");
+  std::vector<uint8_t> newer = good;
+  newer[8] = 2;
+  expect_error(newer, "newer");
+  std::vector<uint8_t> foreign = {'P', 'K', 3, 4, 0, 0, 0, 0};
+  expect_error(foreign, "not a perfsage checkpoint");
+}

@@ -1,0 +1,181 @@
+"""The Predictor API: training, prediction, checkpoints, threads, and clear errors."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+import numpy as np
+import pytest
+
+import perfsage
+
+
+@pytest.fixture(scope="module")
+def kws_graphs():
+    samples = perfsage.sample("kws", 60, seed=4)
+    models = [perfsage.build_model(s["spec"], seed=s["seed"]) for s in samples]
+    return models, [perfsage.load_tflite(m) for m in models]
+
+
+def _labels(graphs):
+    # Two deterministic targets the network can learn: a MAC-driven and a size-driven one.
+    return np.array([[1e-6 * g.totals["macs"] + 0.05, 1e-3 * g.totals["param_bytes"] + 1.0] for g in graphs])
+
+
+@pytest.fixture(scope="module")
+def trained(kws_graphs):
+    _, graphs = kws_graphs
+    p = perfsage.Predictor(["lat", "mem"], units=["ms", "kB"], hidden=16, head_hidden=16, layers=2)
+    p.fit((graphs, _labels(graphs)), epochs=6, progress=False)
+    return p
+
+
+def test_fit_predict_shapes_names_and_history(trained, kws_graphs):
+    _, graphs = kws_graphs
+    out = trained.predict(graphs)
+    assert out.dtype == np.float32 and out.shape == (len(graphs), 2)
+    assert np.all(out > 0) and np.all(np.isfinite(out))
+    assert trained.output_names == ["lat", "mem"] and trained.units == ["ms", "kB"]
+    assert len(trained.history) == 6 and all(h["epoch"] == i + 1 for i, h in enumerate(trained.history))
+    assert trained.provenance["train_graphs"] + trained.provenance["val_graphs"] == len(graphs)
+    assert trained.provenance["val_graphs"] == 6  # validation_split 0.1
+
+
+def test_training_reduces_the_loss(kws_graphs):
+    _, graphs = kws_graphs
+    p = perfsage.Predictor(["lat"], hidden=16, head_hidden=16, lr=1e-2, validation_split=0.0)
+    p.fit((graphs, _labels(graphs)[:, 0]), epochs=30, progress=False)
+    losses = [h["train_loss"] for h in p.history]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_predict_accepts_graphs_paths_and_bytes_alike(trained, kws_graphs, tmp_path):
+    models, graphs = kws_graphs
+    path = tmp_path / "m.tflite"
+    path.write_bytes(models[3])
+    mixed = trained.predict([graphs[3], str(path), models[3], path])
+    assert np.array_equal(mixed, np.repeat(mixed[:1], 4, axis=0))
+    assert trained.predict(models[3]).shape == (1, 2)
+
+
+def test_checkpoint_round_trip_is_exact(trained, kws_graphs, tmp_path):
+    _, graphs = kws_graphs
+    path = tmp_path / "p.psage"
+    trained.save(path)
+    back = perfsage.load_predictor(path)
+    assert back.output_names == trained.output_names and back.units == trained.units
+    assert back.hyperparameters == trained.hyperparameters
+    for name, value in trained.parameters().items():
+        assert np.array_equal(back.parameters()[name], value), name
+    assert np.array_equal(back.predict(graphs), trained.predict(graphs))
+    assert back.to_bytes() == path.read_bytes()
+    assert back.provenance["train_graphs"] == trained.provenance["train_graphs"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:], "checksum"),
+        (lambda b: b[:8] + (99).to_bytes(4, "little") + b[12:], "newer than this perfsage reads"),
+        (lambda b: b"TFL3" + b[4:], "not a perfsage checkpoint"),
+        (lambda b: b"", "not a perfsage checkpoint"),
+    ],
+)
+def test_bad_checkpoints_get_clear_errors(trained, tmp_path, damage, message):
+    path = tmp_path / "bad.psage"
+    path.write_bytes(damage(trained.to_bytes()))
+    with pytest.raises(perfsage.PerfSageError, match=message) as info:
+        perfsage.load_predictor(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_checkpoint_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such predictor"):
+        perfsage.load_predictor(tmp_path / "nope.psage")
+
+
+def test_predicting_from_many_python_threads_gives_the_same_answers(trained, kws_graphs):
+    _, graphs = kws_graphs
+    expected = trained.predict(graphs, threads=1)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: trained.predict(graphs, threads=1 + i % 2), range(16)))
+    for r in results:
+        assert np.array_equal(r, expected)
+
+
+def test_same_seed_same_weights_whatever_the_thread_count(kws_graphs):
+    _, graphs = kws_graphs
+    y = _labels(graphs)
+    runs = []
+    for threads in (1, 2):
+        p = perfsage.Predictor(["lat", "mem"], hidden=8, head_hidden=8, layers=2, seed=5)
+        p.fit((graphs, y), epochs=3, threads=threads, progress=False)
+        runs.append(p.parameters())
+    for name in runs[0]:
+        assert np.array_equal(runs[0][name], runs[1][name]), name
+
+
+def test_callback_sees_every_epoch_and_can_stop(kws_graphs):
+    _, graphs = kws_graphs
+    seen = []
+    p = perfsage.Predictor(["lat"], hidden=8, head_hidden=8)
+    p.fit((graphs, _labels(graphs)[:, 0]), epochs=10, progress=False,
+          callback=lambda stats: seen.append(stats) or stats["epoch"] < 3)
+    assert [s["epoch"] for s in seen] == [1, 2, 3]
+    assert set(seen[0]) >= {"train_loss", "val_loss", "val_mape", "lr", "seconds"}
+    assert p.provenance["interrupted"] is True
+
+
+def test_callback_exceptions_propagate(kws_graphs):
+    _, graphs = kws_graphs
+    p = perfsage.Predictor(["lat"], hidden=8, head_hidden=8)
+
+    def boom(stats):
+        raise KeyError("from the callback")
+
+    with pytest.raises(KeyError, match="from the callback"):
+        p.fit((graphs, _labels(graphs)[:, 0]), epochs=3, progress=False, callback=boom)
+
+
+def test_missing_labels_are_masked(kws_graphs):
+    _, graphs = kws_graphs
+    y = _labels(graphs)
+    y[::2, 0] = np.nan  # half the graphs have no "lat" label
+    y[1::2, 1] = np.nan
+    p = perfsage.Predictor(["lat", "mem"], hidden=8, head_hidden=8, validation_split=0.0)
+    p.fit((graphs, y), epochs=2, progress=False)
+    assert np.all(np.isfinite(p.predict(graphs)))
+
+
+def test_bad_inputs_are_named(trained, kws_graphs):
+    _, graphs = kws_graphs
+    with pytest.raises(TypeError, match="unknown hyperparameter.*'hiden'"):
+        perfsage.Predictor(["lat"], hiden=3)
+    with pytest.raises(perfsage.PerfSageError, match="aggregator: 'median'"):
+        perfsage.Predictor(["lat"], aggregator="median")
+    with pytest.raises(ValueError, match="distinct"):
+        perfsage.Predictor(["a", "a"])
+    with pytest.raises(RuntimeError, match="not trained"):
+        perfsage.Predictor(["lat"]).predict(graphs[:1])
+    p = perfsage.Predictor(["lat", "mem"], hidden=8)
+    with pytest.raises(ValueError, match=r"expected labels of shape \(60, 2\).*got \(60,\)"):
+        p.fit((graphs, np.ones(60)), epochs=1, progress=False)
+    y = _labels(graphs)
+    y[7, 1] = -2.0
+    with pytest.raises(perfsage.PerfSageError, match="graph 7, target 1 is -2"):
+        p.fit((graphs, y), epochs=1, progress=False)
+    params = trained.parameters()
+    params["sage0.w_self"] = params["sage0.w_self"][:, :3]
+    with pytest.raises(ValueError, match=r"parameters\['sage0.w_self'\]: expected shape"):
+        trained.set_parameters(params)
+    with pytest.raises(TypeError, match=r"graphs\[1\]: expected perfsage.Graph"):
+        trained._network.predict([graphs[0], "not a graph"], 1)
+    with pytest.raises(perfsage.PerfSageError):
+        trained.predict([b"not a tflite model"])
+
+
+def test_provenance_is_json(trained):
+    json.dumps(trained.provenance)
+    assert trained.provenance["perfsage_version"] == perfsage.__version__
