@@ -151,7 +151,8 @@ class SageNetwork {
   Normalization& normalization() { return norm_; }
   const Normalization& normalization() const { return norm_; }
 
-  // Glorot-uniform weight matrices, embeddings, zero biases, unit gains; same seed, same weights.
+  // Glorot-uniform weight matrices (the last head layer zero), uniform(-1, 1) embeddings, zero
+  // biases, unit gains; same seed, same weights.
   void init_parameters(uint64_t seed);
   // Fits the normalisation on `graphs` and `labels` ([n, T] row-major, NaN = missing); throws if a
   // target has no finite label or a label is not positive.
