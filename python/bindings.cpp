@@ -190,6 +190,7 @@ py::dict config_dict(const perfsage::SageConfig& c) {
   d["direction"] = perfsage::to_string(c.direction);
   d["layer_norm"] = c.layer_norm;
   d["residual"] = c.residual;
+  d["readout_channels"] = c.readout_channels;
   d["head_layers"] = c.head_layers;
   d["head_hidden"] = c.head_hidden;
   d["num_targets"] = c.num_targets;
@@ -518,8 +519,8 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<PyNetwork>(m, "Network", "The GraphSAGE network (see cpp/include/perfsage/sage.h).")
       .def(py::init([](int32_t embedding_dim, int32_t hidden, int32_t layers, const std::string& aggregator,
-                       const std::string& direction, bool layer_norm, bool residual, int32_t head_layers,
-                       int32_t head_hidden, int32_t num_targets, const std::string& loss) {
+                       const std::string& direction, bool layer_norm, bool residual, int32_t readout_channels,
+                       int32_t head_layers, int32_t head_hidden, int32_t num_targets, const std::string& loss) {
              perfsage::SageConfig c;
              c.embedding_dim = embedding_dim;
              c.hidden = hidden;
@@ -528,6 +529,7 @@ PYBIND11_MODULE(_core, m) {
              c.direction = perfsage::parse_direction(direction);
              c.layer_norm = layer_norm;
              c.residual = residual;
+             c.readout_channels = readout_channels;
              c.head_layers = head_layers;
              c.head_hidden = head_hidden;
              c.num_targets = num_targets;
@@ -535,7 +537,8 @@ PYBIND11_MODULE(_core, m) {
              return PyNetwork{std::make_shared<perfsage::SageNetwork>(c)};
            }),
            py::arg("embedding_dim"), py::arg("hidden"), py::arg("layers"), py::arg("aggregator"),
-           py::arg("direction"), py::arg("layer_norm"), py::arg("residual"), py::arg("head_layers"),
+           py::arg("direction"), py::arg("layer_norm"), py::arg("residual"), py::arg("readout_channels"),
+           py::arg("head_layers"),
            py::arg("head_hidden"), py::arg("num_targets"), py::arg("loss"))
       .def_property_readonly("config", [](const PyNetwork& n) { return config_dict(n.net->config()); })
       .def_property_readonly("layout", [](const PyNetwork& n) {

@@ -79,6 +79,7 @@ std::string header_json(const SageNetwork& net, const ModelInfo& info) {
   j += ",\"direction\":" + quote(to_string(c.direction));
   j += std::string(",\"layer_norm\":") + (c.layer_norm ? "true" : "false");
   j += std::string(",\"residual\":") + (c.residual ? "true" : "false");
+  j += ",\"readout_channels\":" + std::to_string(c.readout_channels);
   j += ",\"head_layers\":" + std::to_string(c.head_layers);
   j += ",\"head_hidden\":" + std::to_string(c.head_hidden);
   j += ",\"num_targets\":" + std::to_string(c.num_targets);
@@ -234,6 +235,7 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
   c.direction = parse_direction(cf.text("direction"), source + " config direction");
   c.layer_norm = cf.boolean("layer_norm");
   c.residual = cf.boolean("residual");
+  c.readout_channels = cf.integer("readout_channels");
   c.head_layers = cf.integer("head_layers");
   c.head_hidden = cf.integer("head_hidden");
   c.num_targets = cf.integer("num_targets");

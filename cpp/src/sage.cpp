@@ -83,6 +83,7 @@ void SageConfig::resolve() {
   check("embedding_dim", embedding_dim, 0, 4096);
   check("hidden", hidden, 1, 4096);
   check("layers", layers, 0, 64);
+  check("readout_channels", readout_channels, 0, 4096);
   check("head_layers", head_layers, 1, 16);
   check("head_hidden", head_hidden, 1, 4096);
   check("num_targets", num_targets, 1, 1024);
@@ -106,7 +107,11 @@ ParamLayout::ParamLayout(const SageConfig& c) {
     }
     width = c.hidden;
   }
-  width = 3 * width + c.num_graph_features;
+  if (c.readout_channels > 0) {
+    add("readout.weight", width, c.readout_channels, false, true);
+    add("readout.bias", 1, c.readout_channels, true, false);
+  }
+  width = 3 * width + c.readout_channels + c.num_graph_features;
   for (int32_t j = 0; j < c.head_layers; ++j) {
     const int64_t out = j + 1 < c.head_layers ? c.head_hidden : c.num_targets;
     const std::string p = "head" + std::to_string(j) + ".";
@@ -317,6 +322,7 @@ struct HeadIndex {
 };
 struct Index {
   const ParamInfo* embedding = nullptr;
+  const ParamInfo *readout_weight = nullptr, *readout_bias = nullptr;
   std::vector<LayerIndex> layers;
   std::vector<HeadIndex> head;
 };
@@ -324,6 +330,8 @@ struct Index {
 Index index_of(const ParamLayout& layout, const SageConfig& c) {
   Index ix;
   ix.embedding = &layout.at("embedding");
+  ix.readout_weight = layout.find("readout.weight");
+  ix.readout_bias = layout.find("readout.bias");
   for (int32_t k = 0; k < c.layers; ++k) {
     const std::string p = "sage" + std::to_string(k) + ".";
     LayerIndex l;
@@ -386,6 +394,7 @@ struct Cache {
   std::vector<Mat<S>> h;             // h[0] input ... h[K] after the last layer
   std::vector<LayerCache<S>> layers;
   Mat<S> sums;                       // [B, H] per-graph node sums
+  Mat<S> lse_share;                  // [N, R] each node's share of its graph's log-sum-exp total
   std::vector<int32_t> readout_arg;  // [B, H] max readout's node
   std::vector<Mat<S>> head;          // head[0] = readout ‖ graph features ... head[L] = o
 };
@@ -569,7 +578,8 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
 
   const Mat<S>& h = cache.h[c.layers];
   const int64_t width = h.cols();
-  Mat<S> z0(B, 3 * width + c.num_graph_features);
+  const int64_t R = c.readout_channels;
+  Mat<S> z0(B, 3 * width + R + c.num_graph_features);
   cache.sums.resize(B, width);
   cache.readout_arg.assign(static_cast<size_t>(B * width), 0);
   for (int64_t g = 0; g < B; ++g) {
@@ -584,6 +594,23 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
       z0(g, 2 * width + col) = rows(best, col);
       z0(g, col) = slog_s(cache.sums(g, col));
       z0(g, width + col) = cache.sums(g, col) / static_cast<S>(n);
+    }
+  }
+  if (R > 0) {
+    Mat<S> scores(h.rows(), R);
+    product<S>(scores, h, P.mat(ix.readout_weight), false);
+    scores.rowwise() += P.vec(ix.readout_bias);
+    cache.lse_share.resize(h.rows(), R);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+      for (int64_t k = 0; k < R; ++k) {
+        const S top = scores.col(k).segment(lo, n).maxCoeff();
+        auto share = cache.lse_share.col(k).segment(lo, n);
+        share = (scores.col(k).segment(lo, n).array() - top).exp().matrix();
+        const S total = share.sum();
+        share /= total;
+        z0(g, 3 * width + k) = top + std::log(total);
+      }
     }
   }
   z0.rightCols(c.num_graph_features) = b.graph_features;
@@ -618,6 +645,19 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
   const Mat<S>& hK = cache.h[c.layers];
   const int64_t width = hK.cols();
   Mat<S> dh = Mat<S>::Zero(hK.rows(), width);
+  const int64_t R = c.readout_channels;
+  if (R > 0) {
+    // d lse / d score = the node's share; scores = h W_r + b_r.
+    Mat<S> dscores(hK.rows(), R);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+      for (int64_t k = 0; k < R; ++k)
+        dscores.col(k).segment(lo, n) = cache.lse_share.col(k).segment(lo, n) * dz(g, 3 * width + k);
+    }
+    product_tn<S>(G.mat(ix.readout_weight), hK, dscores);
+    G.vec(ix.readout_bias) += dscores.colwise().sum();
+    dh = product_nt<S>(dscores, P.mat(ix.readout_weight));
+  }
   for (int64_t g = 0; g < B; ++g) {
     const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
     RowVec<S> dsum(width);

@@ -27,6 +27,7 @@ NETWORK_DEFAULTS: Dict[str, Any] = {
     "direction": "both",
     "layer_norm": True,
     "residual": True,
+    "readout_channels": 8,
     "head_layers": 2,
     "head_hidden": 64,
     "loss": "mape",

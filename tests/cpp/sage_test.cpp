@@ -161,15 +161,16 @@ TEST(SageGradients, MatchFiniteDifferencesForEveryLayerKind) {
 
 TEST(SageGradients, MatchWithoutEmbeddingsOrLayersAndWithOneHeadLayer) {
   // The edge shapes of the network: no embedding columns, no GraphSAGE layers (readout of the
-  // inputs), a purely linear head.
+  // inputs), a purely linear head, no log-sum-exp readout.
   const Synthetic s = small_graphs();
   const auto graphs = s.inputs();
   const auto y = labels_for(static_cast<int64_t>(graphs.size()), 1, false);
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     SageConfig c = tiny_config(1);
     if (variant == 0) c.embedding_dim = 0;
     if (variant == 1) c.layers = 0;
     if (variant == 2) c.head_layers = 1;
+    if (variant == 3) c.readout_channels = 0;
     SCOPED_TRACE(variant);
     expect_gradients_match(fitted(c, graphs, y), graphs, y);
   }

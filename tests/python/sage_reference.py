@@ -11,7 +11,8 @@ explicit per-node lists, so every step can be read against the definition:
               z = h @ w_self + a_in @ w_in + a_out @ w_out + bias     (terms present per direction)
               z = layer_norm(z) * ln_gain + ln_bias                   (optional; eps 1e-5, biased var)
               h = h + relu(z) if residual and k >= 1 else relu(z)
-    readout:  r = concat(slog(sum_i h), mean_i h, max_i h);  g = (slog(G) - graph_mean) / graph_std
+    readout:  r = concat(slog(sum_i h), mean_i h, max_i h, lse);  g = (slog(G) - graph_mean) / graph_std
+              lse[k] = log sum_i exp(h[i] @ readout.weight[:, k] + readout.bias[k])  (k < readout_channels)
     head:     o = MLP(concat(r, g)), relu between layers, none after the last
     lp = o * target_std + target_mean;  y_hat = exp(lp)
     loss over finite labels (n of them): mape = mean |y_hat - y| / y,
@@ -51,6 +52,7 @@ class SageConfig:
     direction: str = "both"
     layer_norm: bool = True
     residual: bool = True
+    readout_channels: int = 8
     head_layers: int = 2
     head_hidden: int = 64
     loss: str = "mape"
@@ -60,6 +62,8 @@ class SageConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SageConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.readout_channels, int) or self.readout_channels < 0:
+            raise ValueError(f"SageConfig.readout_channels must be a non-negative int, got {self.readout_channels!r}")
         for name, allowed in (("aggregator", AGGREGATORS), ("direction", DIRECTIONS), ("loss", LOSSES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SageConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -151,7 +155,10 @@ def parameter_shapes(
         if config.layer_norm:
             shapes[f"sage{k}.ln_gain"] = (config.hidden,)
             shapes[f"sage{k}.ln_bias"] = (config.hidden,)
-    width = 3 * config.hidden + num_graph_features
+    if config.readout_channels:
+        shapes["readout.weight"] = (config.hidden, config.readout_channels)
+        shapes["readout.bias"] = (config.readout_channels,)
+    width = 3 * config.hidden + config.readout_channels + num_graph_features
     for j in range(config.head_layers):
         out = num_targets if j == config.head_layers - 1 else config.head_hidden
         shapes[f"head{j}.weight"] = (width, out)
@@ -281,6 +288,7 @@ class _GraphCache:
     h_last: np.ndarray
     pooled_sum: np.ndarray
     max_winners: np.ndarray
+    lse_share: Optional[np.ndarray]  # [N, R] softmax over nodes of each log-sum-exp channel
     head_inputs: List[np.ndarray]  # input of each head layer (after the previous relu)
     head_pre: List[np.ndarray]  # output of each head layer before its relu
 
@@ -315,7 +323,15 @@ def _forward_graph(
 
     pooled_sum = h.sum(axis=0)
     max_winners = np.argmax(h, axis=0)  # first occurrence = lowest node index
-    readout = np.concatenate([slog(pooled_sum), h.mean(axis=0), h[max_winners, np.arange(h.shape[1])]])
+    parts = [slog(pooled_sum), h.mean(axis=0), h[max_winners, np.arange(h.shape[1])]]
+    lse_share = None
+    if config.readout_channels:
+        scores = h @ params["readout.weight"] + params["readout.bias"]
+        top = scores.max(axis=0)
+        weights = np.exp(scores - top)
+        parts.append(top + np.log(weights.sum(axis=0)))
+        lse_share = weights / weights.sum(axis=0)
+    readout = np.concatenate(parts)
     g = (slog(graph.graph_features) - norm["graph_mean"]) / norm["graph_std"]
     z = np.concatenate([readout, g])
     head_inputs: List[np.ndarray] = []
@@ -325,7 +341,7 @@ def _forward_graph(
         pre = z @ params[f"head{j}.weight"] + params[f"head{j}.bias"]
         head_pre.append(pre)
         z = np.maximum(pre, 0.0) if j < config.head_layers - 1 else pre
-    return z, _GraphCache(graph, layers, h, pooled_sum, max_winners, head_inputs, head_pre)
+    return z, _GraphCache(graph, layers, h, pooled_sum, max_winners, lse_share, head_inputs, head_pre)
 
 
 def _backward_graph(
@@ -346,6 +362,12 @@ def _backward_graph(
     dh = np.empty_like(h)
     dh[:] = d_slog_sum * slog_derivative(cache.pooled_sum) + d_mean / n
     dh[cache.max_winners, np.arange(hidden)] += d_max
+    if config.readout_channels:
+        assert cache.lse_share is not None
+        d_scores = cache.lse_share * dz[3 * hidden : 3 * hidden + config.readout_channels]
+        grads["readout.weight"] += h.T @ d_scores
+        grads["readout.bias"] += d_scores.sum(axis=0)
+        dh += d_scores @ params["readout.weight"].T
 
     for k in reversed(range(config.layers)):
         p = f"sage{k}."

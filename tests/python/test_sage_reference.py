@@ -33,7 +33,8 @@ ALL_COMBINATIONS = [
 # F + D == H (45 + 19 == 64), where layer 0's input already has H columns but, per the definition
 # ("k >= 1"), still gets no residual connection.
 OTHER_SHAPES = [
-    SageConfig(embedding_dim=4, hidden=8, layers=1, head_layers=1, aggregator="max", direction="out"),
+    SageConfig(embedding_dim=4, hidden=8, layers=1, head_layers=1, aggregator="max", direction="out",
+               readout_channels=0),
     SageConfig(embedding_dim=5, hidden=12, layers=4, head_layers=3, head_hidden=7, aggregator="sum",
                loss="log_mse"),
     SageConfig(embedding_dim=19, hidden=64, layers=2, aggregator="mean", direction="in"),

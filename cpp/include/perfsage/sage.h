@@ -10,8 +10,12 @@
 //                z = h W_self + a_in W_in + a_out W_out + b       (the terms its direction uses)
 //                z = layer_norm(z) * gain + bias                  (optional; eps 1e-5, biased var)
 //                u = relu(z); h = h + u if residual and h already has H columns, else h = u
-//   3. readout: r = [slog(sum_i h_i) | mean_i h_i | max_i h_i]; the log on the sum keeps graphs of
-//      ten and of a thousand operators on one scale, as the targets are (they are learnt in log).
+//   3. readout: r = [slog(sum_i h_i) | mean_i h_i | max_i h_i | lse]; the log on the sum keeps
+//      graphs of ten and of a thousand operators on one scale, as the targets are (learnt in log).
+//      lse[k] = log sum_i exp(h_i W_r[:, k] + b_r[k]) over R channels: each node contributes a
+//      positive amount exp(.) of any magnitude and the graph takes the log of their total, the
+//      shape of "latency = sum of the operators' latencies" in log space (and the per-node shares
+//      exp(.) / total say which operators dominate a prediction).
 //      z = [r | (slog(graph_features) - graph_mean) / graph_std]
 //   4. head: L linear layers with relu between them: z -> o, one output per target.
 //   5. prediction y = exp(o * target_std + target_mean): positive, and errors are relative.
@@ -55,6 +59,7 @@ struct SageConfig {
   Direction direction = Direction::kBoth;
   bool layer_norm = true;
   bool residual = true;
+  int32_t readout_channels = 8;    // R log-sum-exp readout channels; 0: none
   int32_t head_layers = 2;
   int32_t head_hidden = 64;
   int32_t num_targets = 1;
