@@ -147,6 +147,198 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labeler_options(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """``[TARGET:]KEY=VALUE`` items -> ``{target or "*": {key: value}}``; values are JSON when
+    they parse as JSON (numbers, true, null), strings otherwise."""
+    options: Dict[str, Dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--labeler-option {pair!r}: expected [TARGET:]KEY=VALUE")
+        target, colon, name = key.rpartition(":")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options.setdefault(target if colon else "*", {})[name] = value
+    return options
+
+
+def _cmd_dataset_build(args: argparse.Namespace) -> int:
+    from .datasets import build_dataset
+    from .datasets._runner import RunnerError
+
+    try:
+        summary = build_dataset(
+            args.out,
+            args.space,
+            args.n,
+            args.target,
+            seed=args.seed,
+            dtype=args.dtype,
+            workers=args.workers,
+            timeout=args.timeout,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            chunk_size=args.chunk_size,
+            retry_errors=args.retry_errors,
+            flush_rows=args.flush_rows,
+            flush_seconds=args.flush_seconds,
+            labeler_options=_labeler_options(args.labeler_option),
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(f"perfsage: interrupted; the rows labelled so far are in {args.out}: run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except RunnerError as e:
+        print(f"perfsage: error: {e}", file=sys.stderr)
+        return 1
+    return 0 if summary.complete else 1
+
+
+def _cmd_dataset_info(args: argparse.Namespace) -> int:
+    from .datasets import dataset_info, format_info
+
+    info = dataset_info(args.dataset)
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_info(info))
+    return 0
+
+
+def _cmd_dataset_import_nb201(args: argparse.Namespace) -> int:
+    from .datasets import import_nb201
+
+    out = import_nb201(args.out, args.csv, tflite=not args.compact, limit=args.limit, threads=args.threads,
+                       progress=not args.no_progress)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_dataset_import_csv(args: argparse.Namespace) -> int:
+    from .datasets import import_csv
+    from .datasets._import import parse_metric
+
+    metrics = dict(parse_metric(m) for m in args.metric)
+    out = import_csv(
+        args.csv, args.target, metrics, args.out,
+        model_column=args.model_column, spec_column=args.spec_column, seed_column=args.seed_column,
+        dtype=args.dtype, dtype_column=args.dtype_column, space=args.space, space_column=args.space_column,
+        name_column=args.name_column, description=args.description, tflite=not args.compact,
+        threads=args.threads, progress=not args.no_progress,
+    )
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_dataset_compact(args: argparse.Namespace) -> int:
+    from .datasets import compact_dataset
+
+    out = compact_dataset(args.dataset, args.out, keep_tflite=args.keep_tflite, level=args.level)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)
+    return 0
+
+
+def _cmd_dataset_expand(args: argparse.Namespace) -> int:
+    from .datasets import expand_dataset
+
+    out, rebuilt = expand_dataset(args.dataset, args.out, threads=args.threads)
+    print(f"wrote {out}: rebuilt the TFLite of {rebuilt} rows from their specs", file=sys.stderr)
+    return 0
+
+
+def _add_dataset_commands(sub: Any) -> None:
+    dataset = sub.add_parser("dataset", help="build, import and inspect labelled datasets (Parquet)")
+    commands = dataset.add_subparsers(dest="dataset_command", required=True)
+
+    build = commands.add_parser(
+        "build",
+        help="sample search spaces and label the models on targets (resumable)",
+        description="Labels N models of each search space on each target into a directory of Parquet "
+        "shards. Running the same command again after a kill labels only the models still missing.",
+    )
+    build.add_argument("--space", action="append", required=True, help="search space (repeat for several)")
+    build.add_argument("--n", type=int, required=True, help="models per space")
+    build.add_argument("--target", action="append", required=True,
+                       help="labeller, e.g. ethos-u55-256 or host-cpu (repeat for several)")
+    build.add_argument("--out", required=True, help="dataset directory (created; resumed when it exists)")
+    build.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    build.add_argument("--dtype", choices=["int8", "float32"], default="int8")
+    build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
+    build.add_argument("--timeout", type=float, default=600.0,
+                       help="seconds one model may take (build + all labels) before its worker is killed")
+    build.add_argument("--executor", choices=["local", "dask"], default="local")
+    build.add_argument("--scheduler", help="Dask scheduler address (with --executor dask), e.g. tcp://host:8786")
+    build.add_argument("--chunk-size", type=int, default=16, help="models per Dask task (default 16)")
+    build.add_argument("--retry-errors", action="store_true", help="label again the rows stored with an error")
+    build.add_argument("--flush-rows", type=int, default=200, help="write a shard every this many rows")
+    build.add_argument("--flush-seconds", type=float, default=5.0,
+                       help="... or every this many seconds (a kill loses at most the rows since)")
+    build.add_argument("--labeler-option", action="append", default=[], metavar="[TARGET:]KEY=VALUE",
+                       help="option for the labellers (all, or TARGET's), e.g. host-cpu:min_repeats=50 or "
+                       "ethos-u55-256:optimise=Size")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.set_defaults(run=_cmd_dataset_build)
+
+    info = commands.add_parser("info", help="rows, spaces, targets, units, label ranges and errors of a dataset")
+    info.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=_cmd_dataset_info)
+
+    nb201 = commands.add_parser("import-nb201", help="import NAS-Bench-201 latencies measured on four devices")
+    nb201.add_argument("--csv", help="latency CSV (default: $PERFSAGE_DATA/nasbench201/latency.csv)")
+    nb201.add_argument("--out", required=True, help="output .parquet file")
+    nb201.add_argument("--compact", action="store_true", help="no TFLite column (graphs rebuilt from specs)")
+    nb201.add_argument("--limit", type=int, help="import only the first LIMIT rows")
+    nb201.add_argument("--threads", type=int, default=0, help="threads building graphs (default: every core)")
+    nb201.add_argument("--no-progress", action="store_true")
+    nb201.set_defaults(run=_cmd_dataset_import_nb201)
+
+    imp = commands.add_parser(
+        "import-csv",
+        help="import your own measurements: a CSV of models (files or specs) and metric columns",
+        description="Each CSV row names a model by a .tflite path (--model-column, relative to the CSV) or "
+        "a spec JSON (--spec-column) and carries metric columns (--metric COLUMN=UNIT).",
+    )
+    imp.add_argument("csv", metavar="CSV")
+    imp.add_argument("--target", required=True, help="name of your device, e.g. my-board")
+    imp.add_argument("--out", required=True, help="output .parquet file")
+    source = imp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-column", help="column with .tflite paths")
+    source.add_argument("--spec-column", help="column with spec JSON")
+    imp.add_argument("--seed-column", help="column with the writer seed of each spec (default: 0)")
+    dtype = imp.add_mutually_exclusive_group()
+    dtype.add_argument("--dtype", help="dtype of every model (specs: int8 or float32; default int8 for specs, "
+                       "the input type for model files)")
+    dtype.add_argument("--dtype-column", help="column with each row's dtype")
+    imp.add_argument("--metric", action="append", required=True, metavar="COLUMN=UNIT",
+                     help="a metric column and its unit, e.g. latency_ms=ms (repeat for several)")
+    imp.add_argument("--space", default="imported", help="space name to record (default: imported)")
+    imp.add_argument("--space-column", help="column with each row's space name")
+    imp.add_argument("--name-column", help="column with each row's model name")
+    imp.add_argument("--description", help="free text stored with the target's settings (device, runtime, ...)")
+    imp.add_argument("--compact", action="store_true", help="no TFLite for spec rows (rebuilt on demand)")
+    imp.add_argument("--threads", type=int, default=0)
+    imp.add_argument("--no-progress", action="store_true")
+    imp.set_defaults(run=_cmd_dataset_import_csv)
+
+    compact = commands.add_parser("compact", help="one small Parquet file: spec + seed + labels, no TFLite bytes")
+    compact.add_argument("dataset", metavar="DATASET")
+    compact.add_argument("--out", required=True, help="output .parquet file")
+    compact.add_argument("--keep-tflite", action="store_true", help="keep the TFLite column (merge shards only)")
+    compact.add_argument("--level", type=int, default=19, help="zstd level (default 19: slow, smallest)")
+    compact.set_defaults(run=_cmd_dataset_compact)
+
+    expand = commands.add_parser("expand", help="rebuild the TFLite column of a compact dataset from its specs")
+    expand.add_argument("dataset", metavar="DATASET")
+    expand.add_argument("--out", required=True, help="output .parquet file")
+    expand.add_argument("--threads", type=int, default=0)
+    expand.set_defaults(run=_cmd_dataset_expand)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfsage", description="Predict latency, energy and memory of TFLite models."
@@ -168,6 +360,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="output folder (manifest.jsonl lists spec and seed per model)")
     generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")
     generate.set_defaults(run=_cmd_generate)
+
+    _add_dataset_commands(sub)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""``perfsage dataset info``: what a dataset holds, as a dict (``--json``) or text."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+from ._store import PathLike, open_dataset
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+def dataset_info(path: PathLike) -> Dict[str, Any]:
+    """Rows, spaces, dtypes, targets and metrics with units and label ranges, errors by kind."""
+    dataset = open_dataset(path)
+    meta = dataset.metadata
+    ok = dataset.ok
+    kinds = dataset.error_kinds
+    errors = collections.Counter(k for k in kinds if k is not None)
+    examples: Dict[str, str] = {}
+    for kind, message in zip(kinds, dataset.errors):
+        if kind is not None and kind not in examples:
+            examples[kind] = (message or "")[:300]
+    targets: Dict[str, Any] = {}
+    for target, info in dataset.targets.items():
+        settings = info.get("settings", {})
+        metrics: Dict[str, Any] = {}
+        columns = [f"{target}/{m}" for m in info["metrics"]]
+        values = dataset.labels(columns) if columns else np.empty((dataset.num_rows, 0))
+        for j, (metric, unit) in enumerate(info["metrics"].items()):
+            column = values[:, j]
+            finite = column[np.isfinite(column)]
+            metrics[metric] = {
+                "column": columns[j],
+                "unit": unit,
+                "values": int(finite.size),
+                "min": float(finite.min()) if finite.size else None,
+                "median": float(np.median(finite)) if finite.size else None,
+                "max": float(finite.max()) if finite.size else None,
+            }
+        targets[target] = {
+            "source": settings.get("tool") or settings.get("source"),
+            "source_version": settings.get("tool_version"),
+            "metrics": metrics,
+        }
+    resolved = Path(path)
+    return {
+        "path": str(resolved),
+        "layout": "directory of shards" if resolved.is_dir() else "single file",
+        "files": len(dataset._files.files),
+        "bytes": _size(resolved),
+        "format": meta.get("perfsage.format"),
+        "format_version": int(meta.get("perfsage.format_version", 0)),
+        "written_by": meta.get("perfsage.version"),
+        "feature_schema_version": meta.get("perfsage.feature_schema_version"),
+        "compact": dataset.compact,
+        "rows": dataset.num_rows,
+        "rows_ok": int(ok.sum()),
+        "spaces": dict(sorted(collections.Counter(dataset.spaces.tolist()).items())),
+        "dtypes": dict(sorted(collections.Counter(dataset.dtypes.tolist()).items())),
+        "errors": dict(sorted(errors.items())),
+        "error_examples": examples,
+        "targets": targets,
+    }
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def format_info(info: Dict[str, Any]) -> str:
+    """The text ``perfsage dataset info`` prints."""
+    lines: List[str] = []
+    compact = ", compact (TFLite rebuilt from specs)" if info["compact"] else ""
+    lines.append(
+        f"{info['path']}: perfsage dataset format {info['format_version']} ({info['layout']}, "
+        f"{info['files']} file{'s' if info['files'] != 1 else ''}, {_bytes(info['bytes'])}{compact}), "
+        f"written by perfsage {info['written_by']}, feature schema {info['feature_schema_version']}"
+    )
+    bad = info["rows"] - info["rows_ok"]
+    lines.append(f"rows: {info['rows']} ({info['rows_ok']} labelled, {bad} with errors)")
+    lines.append("spaces: " + (", ".join(f"{k} {v}" for k, v in info["spaces"].items()) or "none"))
+    lines.append("dtypes: " + (", ".join(f"{k} {v}" for k, v in info["dtypes"].items()) or "none"))
+    if info["errors"]:
+        lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in info["errors"].items()))
+        for kind, message in info["error_examples"].items():
+            lines.append(f"  {kind}, e.g.: {message.splitlines()[0] if message else ''}")
+    else:
+        lines.append("errors: none")
+    lines.append("targets:")
+    for target, t in info["targets"].items():
+        source = " ".join(str(s) for s in (t["source"], t["source_version"]) if s)
+        lines.append(f"  {target}" + (f" ({source})" if source else ""))
+        width = max((len(m) + len(v["unit"]) + 3 for m, v in t["metrics"].items()), default=0)
+        for metric, v in t["metrics"].items():
+            label = f"{metric} [{v['unit']}]".ljust(width)
+            lines.append(
+                f"    {label}  {v['values']:>6} values  min {_number(v['min']):>10}  "
+                f"median {_number(v['median']):>10}  max {_number(v['max']):>10}"
+            )
+    return "\n".join(lines)

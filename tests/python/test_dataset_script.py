@@ -1,0 +1,64 @@
+"""scripts/build_datasets.sh at a tiny size: builds, resumes, and writes compact copies that
+rebuild the full datasets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyarrow", reason="datasets need pyarrow (pip install perfsage[label])")
+pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install perfsage[label])")
+pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install perfsage[label])")
+
+from perfsage.datasets import open_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SPACES = ["detection", "image_classification", "kws", "super_resolution"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the build script is a bash script")
+def test_build_script_builds_resumes_and_compacts(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "datasets"
+    command = [
+        "bash", str(REPO / "scripts" / "build_datasets.sh"), "--n-per-space", "1", "--host-n-per-space", "1",
+        "--nb201-limit", "12", "--out", str(out), "--workers", "2", "--require-ethos", "4", "--require-host", "4",
+    ]
+    env = {**os.environ, "PYTHON": sys.executable, "PERFSAGE_DATA": str(data_dir)}
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    ethos = open_dataset(out / "compact" / "paper-ethos-u.parquet")
+    host = open_dataset(out / "compact" / "paper-host-cpu.parquet")
+    nb201 = open_dataset(out / "compact" / "nb201.parquet")
+    assert ethos.compact and host.compact and nb201.compact
+    assert sorted(ethos.spaces) == sorted(host.spaces) == SPACES
+    assert set(ethos.dtypes) == {"int8"} and ethos.ok.all() and host.ok.all()
+    assert sorted(ethos.ids) == sorted(host.ids)  # host-cpu labels the first models of the same samples
+    assert {c.split("/")[0] for c in ethos.label_columns} == {"ethos-u55-256", "ethos-u65-512"}
+    assert {c.split("/")[0] for c in host.label_columns} == {"host-cpu"}
+    assert nb201.num_rows == 12
+
+    # The compact copy is the full dataset: the same labels, and graphs rebuilt from the specs equal
+    # the graphs of the stored weight-free TFLite.
+    full = open_dataset(out / "paper-ethos-u.parquet")
+    order = [full.ids.index(i) for i in ethos.ids]
+    np.testing.assert_array_equal(ethos.labels(ethos.label_columns), full.labels(ethos.label_columns)[order])
+    for rebuilt, stored in zip(ethos.graphs(), [full.graphs()[i] for i in order]):
+        assert rebuilt.node_features.tobytes() == stored.node_features.tobytes()
+        assert rebuilt.totals == stored.totals
+
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "4 already stored; labelling 0" in again.stdout + again.stderr
+    assert f"{out}/nb201.parquet exists; keeping it" in again.stdout
+
+    stricter = subprocess.run(command[:-4] + ["--require-ethos", "5", "--require-host", "4"],
+                              capture_output=True, text=True, env=env, timeout=600)
+    assert stricter.returncode == 1
+    assert "fewer than the 5 labelled rows required" in stricter.stdout
