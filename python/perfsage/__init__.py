@@ -25,7 +25,7 @@ from ._graphs import (
     op_vocabulary,
 )
 from . import spaces
-from ._predictor import Predictor, load_predictor
+from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
 
@@ -33,9 +33,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FEATURE_SCHEMA_VERSION",
+    "NETWORK_DEFAULTS",
     "Graph",
     "PerfSageError",
     "Predictor",
+    "TRAINING_DEFAULTS",
     "__version__",
     "build_model",
     "graph_feature_names",
