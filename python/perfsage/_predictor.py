@@ -18,14 +18,15 @@ from ._graphs import load_many
 
 GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
 
-# Network shape. Defaults were chosen on the NAS-Bench-201 and Vela data (see README, "Predictor").
+# Network shape. Defaults chosen on Vela-labelled data (bench/train_smoke.py): layer norm off, as it
+# normalises away the magnitude of each operator's cost, which the sum and log-sum-exp readouts need.
 NETWORK_DEFAULTS: Dict[str, Any] = {
     "embedding_dim": 16,
     "hidden": 64,
     "layers": 3,
     "aggregator": "mean",
     "direction": "both",
-    "layer_norm": True,
+    "layer_norm": False,
     "residual": True,
     "readout_channels": 8,
     "head_layers": 2,

@@ -57,7 +57,7 @@ struct SageConfig {
   int32_t layers = 3;
   Aggregator aggregator = Aggregator::kMean;
   Direction direction = Direction::kBoth;
-  bool layer_norm = true;
+  bool layer_norm = false;  // off by default: it normalises away operator cost magnitudes
   bool residual = true;
   int32_t readout_channels = 8;    // R log-sum-exp readout channels; 0: none
   int32_t head_layers = 2;
