@@ -511,7 +511,9 @@ PYBIND11_MODULE(_core, m) {
           [](perfsage::GraphSet& set, const py::sequence& graphs) {
             GraphList list = graph_list(graphs, "graphs");
             py::gil_scoped_release release;
-            for (const auto& g : list.keep) set.add(*g);
+            std::vector<const Graph*> graphs_to_add;
+            for (const auto& g : list.keep) graphs_to_add.push_back(g.get());
+            set.extend(graphs_to_add);
           },
           py::arg("graphs"), "Appends graphs (copies their features; the Graphs can be freed).")
       .def("num_nodes", &perfsage::GraphSet::num_nodes, py::arg("index"))

@@ -3,7 +3,7 @@
 # FlatBuffers with flatc, GoogleTest), a virtual environment in .venv with the Python packages,
 # and perfsage itself built from this checkout (editable). Safe to run again: it skips what is done.
 #   --test   also install what the tests need (LiteRT for cross-checks)
-#   --bench  also install what the benchmarks compare against
+#   --bench  also install what the benchmarks compare against (tflite, CPU torch, PyTorch Geometric)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +45,9 @@ spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 echo "setup: building perfsage"
 pip install --no-build-isolation -e "$spec"
+if [[ " ${extras[*]:-} " == *" bench "* ]]; then
+  # The GNN benchmark's baseline. torch first and pinned: this machine kind has its CPU build on
+  # disk, while an unpinned torch from PyPI would pull several GB of CUDA libraries.
+  pip install "torch==2.13.0"
+  pip install "torch-geometric>=2.4"
+fi

@@ -183,15 +183,29 @@ inline float slog_float(float v) {
 }  // namespace
 
 void GraphSet::reserve(int64_t graphs, int64_t nodes, int64_t edges) {
+  const size_t F = num_node_features_ ? num_node_features_ : node_feature_names().size();
+  const size_t G = num_graph_features_ ? num_graph_features_ : graph_feature_names().size();
   node_offset_.reserve(static_cast<size_t>(graphs + 1));
   edge_offset_.reserve(static_cast<size_t>(graphs + 1));
   op_types_.reserve(static_cast<size_t>(nodes));
   edges_.reserve(static_cast<size_t>(2 * edges));
+  node_features_.reserve(static_cast<size_t>(nodes) * F);
+  graph_features_.reserve(static_cast<size_t>(graphs) * G);
 }
 
 void GraphSet::add(const Graph& graph) {
   add(graph_input(graph), static_cast<int32_t>(node_feature_names().size()),
       static_cast<int32_t>(graph_feature_names().size()));
+}
+
+void GraphSet::extend(const std::vector<const Graph*>& graphs) {
+  int64_t nodes = node_offset_.back(), edges = edge_offset_.back();
+  for (const Graph* g : graphs) {
+    nodes += g->num_nodes();
+    edges += g->num_edges();
+  }
+  reserve(size() + static_cast<int64_t>(graphs.size()), nodes, edges);
+  for (const Graph* g : graphs) add(*g);
 }
 
 void GraphSet::add(const GraphInput& g, int32_t num_node_features, int32_t num_graph_features) {

@@ -121,8 +121,11 @@ GraphInput graph_input(const Graph& graph);
 class GraphSet {
  public:
   GraphSet() = default;
+  // Room for this many graphs, nodes and edges in total (so that growing never holds two copies).
   void reserve(int64_t graphs, int64_t nodes, int64_t edges);
   void add(const Graph& graph);
+  // Adds many graphs, reserving the room for all of them first.
+  void extend(const std::vector<const Graph*>& graphs);
   void add(const GraphInput& graph, int32_t num_node_features, int32_t num_graph_features);
   int64_t size() const { return static_cast<int64_t>(node_offset_.size()) - 1; }
   int64_t num_nodes(int64_t i) const { return node_offset_[i + 1] - node_offset_[i]; }
