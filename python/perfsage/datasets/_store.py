@@ -685,12 +685,15 @@ def compact_dataset(
     if out.is_dir():
         raise DatasetError(f"{out}: is a directory; a compact dataset is one file")
     dataset = open_dataset(source)
-    table = dataset.table(tflite=True)
+    specs = dataset.table(tflite=False).column("spec").to_pylist()
+    # The TFLite column of a 20,000-model dataset is gigabytes in memory (past a binary column's
+    # 2 GiB offsets once concatenated), so it is only read when some row has no spec to rebuild from.
+    need_tflite = keep_tflite or any(s is None for s in specs)
+    table = dataset.table(tflite=need_tflite)
     if "tflite" not in table.column_names:
         position = table.schema.get_field_index("dtype") + 1
         table = table.add_column(position, "tflite", pa.nulls(table.num_rows, pa.binary()))
-    if not keep_tflite:
-        specs = table.column("spec").to_pylist()
+    elif not keep_tflite:
         values = table.column("tflite").to_pylist()
         kept = [b if s is None else None for b, s in zip(values, specs)]
         table = table.set_column(table.schema.get_field_index("tflite"), "tflite", pa.array(kept, pa.binary()))
