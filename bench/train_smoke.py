@@ -53,9 +53,7 @@ def main() -> None:
     if args.limit:
         keep = keep[: args.limit]
     started = time.time()
-    graphs_all = dataset.graphs(threads=args.threads)
-    graphs = [graphs_all[i] for i in keep]
-    del graphs_all
+    graphs = dataset.select(keep).graphs(threads=args.threads)
     y = labels[keep]
     n = len(keep)
     n_test = n_val = n // 10

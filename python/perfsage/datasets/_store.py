@@ -421,7 +421,10 @@ class Dataset:
             return [None] * self.num_rows
         if self._tflite is None:
             self._tflite = self._files.read(["tflite"]).column("tflite")
-        return self._tflite.take(pa.array(self._positions)).to_pylist()
+        # Row by row from the chunks: a take() would concatenate them into one binary array, whose
+        # 32-bit offsets overflow past 2 GiB (a 21,000-model dataset's models are more than that).
+        values = self._tflite.to_pylist()
+        return [values[p] for p in self._positions]
 
     def graphs(self, threads: int = 0) -> List[Optional[Graph]]:
         """One :class:`perfsage.Graph` per row, in row order.
