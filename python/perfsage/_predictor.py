@@ -282,9 +282,8 @@ class Predictor:
             if all(u == "" for u in self._units):
                 self._units = [dataset.units.get(t, "") for t in self._targets]
             labels = np.asarray(dataset.labels(self._targets), dtype=np.float64)
-            graphs = dataset.graphs(threads=threads)
             keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
-            graphs = [g for g, k in zip(graphs, keep) if k]
+            graphs = dataset.select(keep).graphs(threads=threads)  # only the rows training uses
             return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), str(data)
         if not isinstance(data, tuple) or len(data) != 2:
             raise TypeError(f"{what}: expected a dataset path or a (graphs, labels) tuple, got {type(data).__name__}")

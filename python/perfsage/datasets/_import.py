@@ -85,10 +85,14 @@ def _number(path: Path, line: int, column: str, text: Optional[str]) -> Optional
     return value
 
 
-def _parallel(function: Callable[[int], Any], count: int, threads: int) -> List[Any]:
+def _parallel(function: Callable[[int], Any], count: int, threads: int, bar: Any) -> List[Any]:
+    """function(0..count-1) on threads, in order; closes the progress bar however it ends."""
     # The writer and strip_weights release the GIL, so threads build models in parallel.
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        return list(pool.map(function, range(count), chunksize=16))
+    try:
+        with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+            return list(pool.map(function, range(count), chunksize=16))
+    finally:
+        bar.close()
 
 
 def _progress(total: int, description: str, enabled: bool, log: TextIO):
@@ -197,11 +201,7 @@ def import_nb201(
         bar.update(1)
         return row
 
-    try:
-        rows = _parallel(make, len(records), threads)
-    finally:
-        bar.close()
-    return _write(rows, targets, out, tflite)
+    return _write(_parallel(make, len(records), threads, bar), targets, out, tflite)
 
 
 def parse_metric(text: str) -> Tuple[str, str]:
@@ -344,9 +344,5 @@ def import_csv(
         bar.update(1)
         return row
 
-    try:
-        rows = _parallel(make, len(records), threads)
-    finally:
-        bar.close()
-    return _write(rows, targets, out, tflite)
+    return _write(_parallel(make, len(records), threads, bar), targets, out, tflite)
 

@@ -54,6 +54,31 @@ class Labeler(abc.ABC):
         return f"<{type(self).__name__} target={self.target!r}>"
 
 
+class HelperProcessLabeler(Labeler):
+    """A labeller whose tool runs in a long-lived helper process, started on first use and dropped
+    when the labeller is pickled (each process that unpickles it starts its own)."""
+
+    _worker: Any = None
+
+    def _helper(self, description: str) -> Any:
+        """The helper process (a ``_worker.WorkerProcess``), started if it is not running."""
+        if self._worker is None:
+            from ._worker import WorkerProcess
+
+            self._worker = WorkerProcess(description)
+        return self._worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_worker"] = None
+        return state
+
+
 def _vela(name: str) -> Callable[..., Labeler]:
     def make(**options: Any) -> Labeler:
         from .vela import VelaLabeler

@@ -57,9 +57,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
-from . import LabelError, Labeler
+from . import HelperProcessLabeler, LabelError
 from ._checks import verify_tflite
-from ._worker import TaskError, WorkerError, WorkerProcess, describe_exit
+from ._worker import TaskError, WorkerError, describe_exit
 
 METRICS: Dict[str, str] = {
     "latency_ms": "ms",
@@ -324,7 +324,7 @@ def measure_in_fork(model: bytes, rule: Dict[str, Any], timeout_s: float) -> Dic
     return result
 
 
-class HostCpuLabeler(Labeler):
+class HostCpuLabeler(HelperProcessLabeler):
     """LiteRT + XNNPACK latency and memory on this machine, one thread; see the module docstring.
 
     Options (``get_labeler("host-cpu", **options)``): any RepeatRule field (``budget_s=0.5``,
@@ -343,7 +343,6 @@ class HostCpuLabeler(Labeler):
         self.rule = RepeatRule(**rule)
         self.metrics = {**METRICS, **(_PARTITIONS if _litert_lists_ops() else {})}
         self.timeout_s = float(timeout_s) if timeout_s is not None else 10 * self.rule.budget_s + 60.0
-        self._worker: Optional[WorkerProcess] = None
 
     def settings(self) -> Dict[str, Any]:
         return {
@@ -366,10 +365,8 @@ class HostCpuLabeler(Labeler):
 
     def label(self, model: bytes) -> Dict[str, float]:
         verify_tflite(model)
-        if self._worker is None:
-            self._worker = WorkerProcess("LiteRT (host-cpu)")
         try:
-            return self._worker.call(
+            return self._helper("LiteRT (host-cpu)").call(
                 "perfsage.labelers.hostcpu:measure_in_fork",
                 (bytes(model), asdict(self.rule), self.timeout_s),
                 self.timeout_s + 30.0,
@@ -377,12 +374,3 @@ class HostCpuLabeler(Labeler):
         except WorkerError as exc:
             raise LabelError(str(exc)) from exc
 
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_worker"] = None
-        return state

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import LabelError, Labeler
+from . import HelperProcessLabeler, LabelError
 from ._checks import verify_tflite
-from ._worker import WorkerError, WorkerProcess, describe_exit
+from ._worker import WorkerError, describe_exit
 from .energy import energy_table, ethos_u_energy_mj
 
 ACCELERATORS = ("ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512")
@@ -229,7 +229,7 @@ def _failure_tail(run: Dict[str, Any], limit: int = 1500) -> str:
     return text[-limit:] if text else "(Vela printed nothing)"
 
 
-class VelaLabeler(Labeler):
+class VelaLabeler(HelperProcessLabeler):
     """Vela performance estimate for one Ethos-U configuration; see the module docstring.
 
     Options (``get_labeler("ethos-u55-256", **options)``): ``system_config``, ``memory_mode``
@@ -277,7 +277,6 @@ class VelaLabeler(Labeler):
         self.static_power_mw = float(static_power_mw)
         self._config_path = resolve_config_path(config)
         self._check_config()
-        self._worker: Optional[WorkerProcess] = None
 
     def _check_config(self) -> None:
         path = self._config_path
@@ -333,11 +332,10 @@ class VelaLabeler(Labeler):
             return run_vela_here(model, args)
         if self.isolation == "subprocess":
             return run_vela_subprocess(model, args, self.timeout_s)
-        if self._worker is None:
-            self._worker = WorkerProcess(f"Vela ({self.target})")
+        worker = self._helper(f"Vela ({self.target})")
         with tempfile.TemporaryDirectory(prefix="perfsage-vela-") as workdir:
             try:
-                return self._worker.call("perfsage.labelers.vela:run_vela_here", (model, args, workdir), self.timeout_s)
+                return worker.call("perfsage.labelers.vela:run_vela_here", (model, args, workdir), self.timeout_s)
             except WorkerError as exc:
                 return {"returncode": 1, "stdout": "", "error": str(exc), "csv_name": None, "csv_text": None}
 
@@ -410,12 +408,3 @@ class VelaLabeler(Labeler):
             raise LabelError(f"energy model for {self.target}: {exc}") from exc
         return labels
 
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_worker"] = None
-        return state
