@@ -214,7 +214,7 @@ py::dict stats_dict(const perfsage::EpochStats& s) {
   return d;
 }
 
-const std::vector<float>* normalization_field(perfsage::Normalization& n, const std::string& name) {
+std::vector<float>* normalization_field(perfsage::Normalization& n, const std::string& name) {
   if (name == "node_mean") return &n.node_mean;
   if (name == "node_std") return &n.node_std;
   if (name == "graph_mean") return &n.graph_mean;
@@ -591,7 +591,7 @@ PYBIND11_MODULE(_core, m) {
           const std::string name = kNormalizationFields[i];
           if (!values.contains(name)) throw py::value_error("normalization: '" + name + "' is missing");
           const auto a = float_array(values[py::str(name)], "normalization['" + name + "']", {sizes[i]});
-          auto* field = const_cast<std::vector<float>*>(normalization_field(next, name));
+          std::vector<float>* field = normalization_field(next, name);
           field->assign(a.data(), a.data() + a.size());
         }
         std::unique_lock<std::shared_mutex> hold(*n.lock);

@@ -162,7 +162,10 @@ GraphInput graph_input(const Graph& graph) {
 
 namespace {
 
-inline double slog(double v) { return v >= 0 ? std::log1p(v) : -std::log1p(-v); }
+template <typename S>
+inline S slog(S v) {
+  return v >= 0 ? std::log1p(v) : -std::log1p(-v);
+}
 
 // slog in float. Most node features are small whole numbers (strides, ranks, flags, kernel sizes),
 // so those come from a table of log1pf's own results: identical values, without the libm call
@@ -464,7 +467,7 @@ void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, co
       else if constexpr (std::is_same_v<S, float>)
         s = slog_float(raw_g);
       else
-        s = static_cast<S>(slog(raw_g));
+        s = static_cast<S>(slog(static_cast<double>(raw_g)));
       b.graph_features(i, f) =
           static_cast<S>((static_cast<S>(s) - static_cast<S>(norm.graph_mean[f])) /
                          static_cast<S>(norm.graph_std[f]));
@@ -543,11 +546,6 @@ void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
 }
 
 template <typename S>
-inline S slog_s(S v) {
-  return v >= 0 ? std::log1p(v) : -std::log1p(-v);
-}
-
-template <typename S>
 void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
              Cache<S>& cache) {
   const int64_t H = c.hidden, B = static_cast<int64_t>(b.graph_start.size()) - 1;
@@ -606,7 +604,7 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
         if (rows(r, col) > rows(best, col)) best = r;
       cache.readout_arg[g * width + col] = static_cast<int32_t>(lo + best);
       z0(g, 2 * width + col) = rows(best, col);
-      z0(g, col) = slog_s(cache.sums(g, col));
+      z0(g, col) = slog(cache.sums(g, col));
       z0(g, width + col) = cache.sums(g, col) / static_cast<S>(n);
     }
   }
@@ -628,7 +626,6 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
     }
   }
   z0.rightCols(c.num_graph_features) = b.graph_features;
-  (void)H;
 
   cache.head.resize(static_cast<size_t>(c.head_layers + 1));
   cache.head[0] = std::move(z0);
@@ -817,7 +814,7 @@ void SageNetwork::fit_normalization(const std::vector<GraphInput>& graphs, const
   int64_t nodes = 0;
   // Shifted sums (by the first graph's values) keep the variance accurate for large features.
   std::vector<double> node_shift(F), graph_shift(G);
-  auto value = [](const GraphInput& g, const float* p) { return g.slog_applied ? double(*p) : slog(*p); };
+  auto value = [](const GraphInput& g, const float* p) { return g.slog_applied ? double(*p) : slog(double(*p)); };
   for (int64_t f = 0; f < F; ++f) node_shift[f] = value(graphs[0], graphs[0].node_features + f);
   for (int64_t f = 0; f < G; ++f) graph_shift[f] = value(graphs[0], graphs[0].graph_features + f);
   for (const GraphInput& g : graphs) {
