@@ -625,6 +625,23 @@ PYBIND11_MODULE(_core, m) {
         return out;
       }, py::arg("graphs"), py::arg("threads") = 0,
          "Predictions [n, targets] (float32) for a list of Graphs, GIL released.")
+      .def("explain", [](const PyNetwork& n, const PyGraph& graph) {
+        const py::ssize_t T = n.net->config().num_targets;
+        const std::shared_ptr<const Graph> keep = graph.graph;
+        const perfsage::GraphInput input = perfsage::graph_input(*keep);
+        py::array_t<float> prediction(T);
+        py::array_t<float> shares({static_cast<py::ssize_t>(input.num_nodes), T});
+        float* p = prediction.mutable_data();
+        float* s = shares.mutable_data();
+        {
+          py::gil_scoped_release release;
+          std::shared_lock<std::shared_mutex> hold(*n.lock);
+          n.net->explain(input, p, s);
+        }
+        return py::make_tuple(prediction, shares);
+      }, py::arg("graph"),
+         "(prediction [targets], shares [num_nodes, targets]): each operator's share of each target, "
+         "from the log-sum-exp readout; a target's shares sum to 1.")
       .def("loss_and_gradients", [](const PyNetwork& n, const py::sequence& graphs, const py::handle& labels,
                                     const std::string& precision) {
         GraphList list = graph_list(graphs, "graphs");

@@ -911,6 +911,55 @@ void SageNetwork::predict(const std::vector<GraphInput>& graphs, int threads, fl
   });
 }
 
+void SageNetwork::explain(const GraphInput& graph, float* prediction, float* shares) const {
+  const SageConfig& c = config_;
+  if (c.readout_channels == 0)
+    throw Error("explain: this network has no log-sum-exp readout channels (readout_channels = 0), "
+                "so it has no per-operator shares");
+  check_normalization();
+  check_graph_input(graph, c, "graph");
+  if (graph.num_nodes == 0) throw Error("explain: the graph has no nodes");
+  const Index ix = index_of(layout_, c);
+  const Params<float> P{params_.data()};
+  Batch<float> b;
+  Cache<float> cache;
+  pack(c, norm_, P, ix, &graph, 1, b);
+  forward(c, P, ix, b, cache);
+  const int64_t T = c.num_targets, R = c.readout_channels, N = graph.num_nodes;
+  const int64_t lse_col = 3 * cache.h[c.layers].cols();
+  const Mat<float>& o = cache.head.back();
+  for (int64_t t = 0; t < T; ++t) {
+    prediction[t] = std::exp(o(0, t) * norm_.target_std[t] + norm_.target_mean[t]);
+    // d o_t / d (head input), by the head's backward pass with a unit upstream gradient.
+    Mat<float> dz = Mat<float>::Zero(1, T);
+    dz(0, t) = 1.0f;
+    for (int32_t j = c.head_layers - 1; j >= 0; --j) {
+      if (j + 1 < c.head_layers)
+        dz = dz.cwiseProduct((cache.head[j + 1].array() > 0.0f).cast<float>().matrix());
+      dz = product_nt<float>(dz, P.mat(ix.head[j].weight));
+    }
+    std::vector<double> w(static_cast<size_t>(R));
+    double total = 0.0;
+    for (int64_t k = 0; k < R; ++k) total += w[k] = std::max(0.0f, dz(0, lse_col + k));
+    if (!(total > 0.0)) {
+      total = 0.0;
+      for (int64_t k = 0; k < R; ++k) total += w[k] = std::abs(dz(0, lse_col + k));
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      double s = 0.0;
+      for (int64_t k = 0; k < R; ++k) s += w[k] * cache.lse_share(i, k);
+      // With every channel weight zero (an untrained head), each channel counts the same.
+      if (!(total > 0.0)) {
+        for (int64_t k = 0; k < R; ++k) s += cache.lse_share(i, k);
+        s /= static_cast<double>(R);
+      } else {
+        s /= total;
+      }
+      shares[i * T + t] = static_cast<float>(s);
+    }
+  }
+}
+
 namespace {
 
 template <typename S>

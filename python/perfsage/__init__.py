@@ -25,13 +25,14 @@ from ._graphs import (
     op_vocabulary,
 )
 from . import spaces
-from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor
+from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Explanation",
     "FEATURE_SCHEMA_VERSION",
     "NETWORK_DEFAULTS",
     "Graph",
@@ -48,6 +49,7 @@ __all__ = [
     "node_feature_names",
     "op_vocabulary",
     "sample",
+    "shipped_predictors",
     "spaces",
     "strip_weights",
 ]

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -14,7 +15,11 @@ import numpy as np
 
 from . import _core
 from ._core import Graph, PerfSageError
+from . import _domain
 from ._graphs import load_many
+from ._recipes import SHIPPED_TARGETS
+
+_SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
 
 GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -229,6 +234,7 @@ class Predictor:
             val_graphs, val_labels, val_source = [], None, None
         train_set = _graph_set(graphs)
         val_set = _graph_set(val_graphs) if val_graphs else None
+        domain = _domain.summarize(graphs)
         del graphs, val_graphs  # the sets hold what training needs; let the Graphs go
         if not self._initialized:
             self._initialize(train_set, labels)
@@ -267,6 +273,7 @@ class Predictor:
             "best_val_mape": dict(zip(self._targets, best["val_mape"])) if best else {},
             "seconds": round(time.time() - started, 3),
             "validation_split": self._validation_split,
+            "domain": domain,
         }
         return self
 
@@ -302,6 +309,51 @@ class Predictor:
         self._require_initialized("predict")
         return self._network.predict(_as_graphs(graphs, threads), threads)
 
+    def check(self, graph: GraphLike) -> List[str]:
+        """Warnings for ways ``graph`` lies outside this predictor's training data; [] when it does not.
+
+        Checked: operator types never seen in training (e.g. custom ops), a float model for a
+        predictor trained on int8 models (or the reverse), and sizes (operators, MACs, parameters,
+        peak activations) beyond twice the training range. A predictor saved without a record of
+        its training data (trained before this check existed) has nothing to check against.
+        """
+        return _domain.check(self.provenance.get("domain", {}), _as_graphs(graph, 1)[0])
+
+    def explain(self, graph: GraphLike, top: Optional[int] = None) -> "Explanation":
+        """The prediction for one model and each operator's share of it, largest first.
+
+        Shares come from the network's log-sum-exp readout: every operator adds a positive amount
+        to each readout channel and the graph takes the log of the total, so an operator's share of
+        the channels that raise a target says how much of that target it accounts for. They show
+        which layers to change; they are not a per-layer measurement. ``top`` keeps the operators
+        with the largest share of the first target.
+        """
+        self._require_initialized("explain")
+        g = _as_graphs(graph, 1)[0]
+        prediction, shares = self._network.explain(g)
+        names = g.op_names
+        costs = g.node_costs
+        order = np.argsort(-shares[:, 0], kind="stable")
+        if top is not None:
+            order = order[: max(0, int(top))]
+        operators = [
+            {
+                "index": int(i),
+                "op": names[i],
+                "macs": int(costs["macs"][i]),
+                "share": {t: float(shares[i, j]) for j, t in enumerate(self._targets)},
+                "contribution": {t: float(shares[i, j] * prediction[j]) for j, t in enumerate(self._targets)},
+            }
+            for i in order
+        ]
+        return Explanation(
+            source=g.source,
+            prediction={t: float(v) for t, v in zip(self._targets, prediction)},
+            units=dict(zip(self._targets, self._units)),
+            operators=operators,
+            warnings=_domain.check(self.provenance.get("domain", {}), g),
+        )
+
     def _require_initialized(self, what: str) -> None:
         if not self._initialized:
             raise RuntimeError(f"{what}: the predictor is not trained yet (call fit or initialize, or load one)")
@@ -336,9 +388,40 @@ class Predictor:
         return self
 
 
-def load_predictor(path: Union[str, os.PathLike]) -> Predictor:
-    """Loads a predictor saved with ``Predictor.save``; raises PerfSageError naming what is wrong."""
-    path = Path(path)
+@dataclass
+class Explanation:
+    """``Predictor.explain``'s answer: the prediction per target and the operators behind it.
+
+    ``operators``: dicts with ``index`` (node), ``op`` (type), ``macs``, ``share`` (fraction of each
+    target, summing to 1 over all operators) and ``contribution`` (share times the prediction, in
+    the target's unit), largest share of the first target first.
+    """
+
+    source: str
+    prediction: Dict[str, float]
+    units: Dict[str, str]
+    operators: List[Dict[str, Any]]
+    warnings: List[str] = field(default_factory=list)
+
+
+def shipped_predictors() -> List[str]:
+    """Names of the predictors inside the package, for ``load_predictor(name)``."""
+    return [t for t in SHIPPED_TARGETS if (_SHIPPED_DIR / f"{t}.psage").is_file()]
+
+
+def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
+    """Loads a shipped predictor by target name (``"ethos-u55-256"``) or a file saved with ``save``.
+
+    Raises FileNotFoundError for a name that is neither, and PerfSageError naming what is wrong
+    with a file that is not a valid predictor.
+    """
+    path = Path(name_or_path)
+    if not path.is_file() and isinstance(name_or_path, str) and os.sep not in name_or_path:
+        shipped = _SHIPPED_DIR / f"{name_or_path}.psage"
+        if shipped.is_file():
+            return Predictor.from_bytes(shipped.read_bytes(), f"shipped predictor {name_or_path}")
+        raise FileNotFoundError(f"{name_or_path}: neither a predictor file nor a shipped predictor; shipped: "
+                                f"{', '.join(shipped_predictors()) or 'none (this install has no predictor files)'}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such predictor file")
     return Predictor.from_bytes(path.read_bytes(), str(path))
@@ -378,4 +461,4 @@ class _ProgressBar:
             self._bar.close()
 
 
-__all__ = ["Predictor", "load_predictor", "NETWORK_DEFAULTS", "TRAINING_DEFAULTS", "PerfSageError"]
+__all__ = ["Explanation", "Predictor", "load_predictor", "shipped_predictors", "NETWORK_DEFAULTS", "TRAINING_DEFAULTS", "PerfSageError"]

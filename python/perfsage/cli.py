@@ -164,37 +164,60 @@ def _labeler_options(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     return options
 
 
-def _cmd_dataset_build(args: argparse.Namespace) -> int:
-    from .datasets import build_dataset
+def _labelling_job(out: str, job: Any) -> int:
+    """Runs ``job()`` (a labelling job returning a BuildSummary) with the command line's exit codes:
+    0 when complete, 1 when not or when workers cannot run, 130 when interrupted."""
     from .datasets._runner import RunnerError
 
     try:
-        summary = build_dataset(
-            args.out,
-            args.space,
-            args.n,
-            args.target,
-            seed=args.seed,
-            dtype=args.dtype,
-            workers=args.workers,
-            timeout=args.timeout,
-            executor=args.executor,
-            scheduler=args.scheduler,
-            chunk_size=args.chunk_size,
-            retry_errors=args.retry_errors,
-            flush_rows=args.flush_rows,
-            flush_seconds=args.flush_seconds,
-            labeler_options=_labeler_options(args.labeler_option),
-            progress=not args.no_progress,
-        )
+        summary = job()
     except KeyboardInterrupt:
-        print(f"perfsage: interrupted; the rows labelled so far are in {args.out}: run the same command to resume",
+        print(f"perfsage: interrupted; the rows labelled so far are in {out}: run the same command to resume",
               file=sys.stderr)
         return 130
     except RunnerError as e:
         print(f"perfsage: error: {e}", file=sys.stderr)
         return 1
     return 0 if summary.complete else 1
+
+
+def _cmd_dataset_build(args: argparse.Namespace) -> int:
+    from .datasets import build_dataset
+
+    return _labelling_job(args.out, lambda: build_dataset(
+        args.out,
+        args.space,
+        args.n,
+        args.target,
+        seed=args.seed,
+        dtype=args.dtype,
+        workers=args.workers,
+        timeout=args.timeout,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        chunk_size=args.chunk_size,
+        retry_errors=args.retry_errors,
+        flush_rows=args.flush_rows,
+        flush_seconds=args.flush_seconds,
+        labeler_options=_labeler_options(args.labeler_option),
+        progress=not args.no_progress,
+    ))
+
+
+def _cmd_dataset_label(args: argparse.Namespace) -> int:
+    from .datasets import label_files
+
+    return _labelling_job(args.out, lambda: label_files(
+        args.out,
+        args.models,
+        args.target,
+        space=args.space,
+        workers=args.workers,
+        timeout=args.timeout,
+        retry_errors=args.retry_errors,
+        labeler_options=_labeler_options(args.labeler_option),
+        progress=not args.no_progress,
+    ))
 
 
 def _cmd_dataset_info(args: argparse.Namespace) -> int:
@@ -283,6 +306,27 @@ def _add_dataset_commands(sub: Any) -> None:
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(run=_cmd_dataset_build)
 
+    label = commands.add_parser(
+        "label",
+        help="label .tflite files (e.g. real models) on targets (resumable)",
+        description="Labels model files, or every *.tflite in the directories given, on each target into a "
+        "directory of Parquet shards (rows named by file stem). Running it again labels only the files "
+        "whose bytes the dataset does not hold; a file that is not valid TFLite becomes an error row.",
+    )
+    label.add_argument("models", nargs="+", metavar="FILE_OR_DIR", help=".tflite files or directories of them")
+    label.add_argument("--target", action="append", required=True,
+                       help="labeller, e.g. ethos-u55-256 or host-cpu (repeat for several)")
+    label.add_argument("--out", required=True, help="dataset directory (created; resumed when it exists)")
+    label.add_argument("--space", default="real", help="space name stored in every row (default: real)")
+    label.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
+    label.add_argument("--timeout", type=float, default=600.0,
+                       help="seconds one model may take (all labels) before its worker is killed")
+    label.add_argument("--retry-errors", action="store_true", help="label again the rows stored with an error")
+    label.add_argument("--labeler-option", action="append", default=[], metavar="[TARGET:]KEY=VALUE",
+                       help="option for the labellers (all, or TARGET's), as for dataset build")
+    label.add_argument("--no-progress", action="store_true", help="no progress bar")
+    label.set_defaults(run=_cmd_dataset_label)
+
     info = commands.add_parser("info", help="rows, spaces, targets, units, label ranges and errors of a dataset")
     info.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -361,6 +405,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")
     generate.set_defaults(run=_cmd_generate)
 
+    from . import _predict_cli
+
+    _predict_cli.add_parser(sub)
     _add_dataset_commands(sub)
     return parser
 
@@ -369,11 +416,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (PerfSageError, ValueError) as e:
-        print(f"perfsage: error: {e}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # e.g. `perfsage inspect m.tflite | head`
         return 0
+    except (PerfSageError, ValueError, OSError) as e:
+        print(f"perfsage: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -170,6 +170,14 @@ class SageNetwork {
   // Predictions y_hat ([n, T] row-major) for `graphs`, on up to `threads` threads (0: all cores).
   void predict(const std::vector<GraphInput>& graphs, int threads, float* out) const;
 
+  // Per-operator contributions to one graph's prediction, read from the log-sum-exp readout. For
+  // target t, node i's share is sum_k w_tk s_ik / sum_k w_tk, where s_ik = exp(score_ik) / sum_j
+  // exp(score_jk) is the node's share of readout channel k and w_tk = max(0, d o_t / d lse_k) is how
+  // much channel k raises the target's output (|d o_t / d lse_k| when no channel raises it). A
+  // target's shares sum to 1 over the nodes. Fills prediction [T] and shares [num_nodes, T]
+  // (row-major). Throws perfsage::Error if the network has no readout channels.
+  void explain(const GraphInput& graph, float* prediction, float* shares) const;
+
   // Mean loss over the finite labels, raw outputs o ([n, T]), and the gradient of the loss with
   // respect to every parameter (flat, layout order), all computed in Scalar precision.
   // `loss_scale_count` overrides the number of finite labels the mean divides by (training

@@ -1,0 +1,82 @@
+"""What a predictor saw in training, and warnings for models outside it.
+
+A GNN returns a number for any graph; for a graph unlike its training data that number can be far
+off without any sign of it. ``fit`` records a summary of the training graphs (op types, how much of
+each graph was quantized, the range of its size features) in the predictor's provenance, and
+``Predictor.check`` compares a new graph against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from ._core import Graph
+from ._graphs import graph_feature_names, node_feature_names, op_vocabulary
+
+# Graph-level sizes whose training range is recorded; a model beyond it gets a warning.
+SIZE_FEATURES = ("num_nodes", "total_macs", "total_params", "peak_activation_bytes")
+# How far outside the training range a size may be before the warning: a factor either way.
+SIZE_TOLERANCE = 2.0
+# A graph counts as quantized when at least this share of its operators have quantized outputs.
+QUANTIZED_SHARE = 0.5
+
+
+def _quantized_share(graph: Graph, column: int) -> float:
+    values = graph.node_features[:, column]
+    return float(np.mean(values > 0)) if values.size else 0.0
+
+
+def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
+    """The training domain of ``graphs``: op types, quantized share, size ranges (JSON-able)."""
+    if not graphs:
+        return {}
+    names = graph_feature_names()
+    size_cols = [names.index(f) for f in SIZE_FEATURES]
+    q_col = node_feature_names().index("is_quantized")
+    vocabulary = op_vocabulary()
+    seen = np.zeros(len(vocabulary), dtype=bool)
+    sizes = np.empty((len(graphs), len(size_cols)), dtype=np.float64)
+    quantized = np.empty(len(graphs), dtype=np.float64)
+    for i, g in enumerate(graphs):
+        seen[np.asarray(g.op_types)] = True
+        sizes[i] = np.asarray(g.graph_features, dtype=np.float64)[size_cols]
+        quantized[i] = _quantized_share(g, q_col)
+    return {
+        "graphs": len(graphs),
+        "op_types": [vocabulary[i] for i in np.flatnonzero(seen)],
+        "quantized_graphs": float(np.mean(quantized >= QUANTIZED_SHARE)),
+        "sizes": {f: [float(sizes[:, j].min()), float(sizes[:, j].max())] for j, f in enumerate(SIZE_FEATURES)},
+    }
+
+
+def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
+    """Warnings (plain sentences) for the ways ``graph`` lies outside ``domain``; [] if inside."""
+    if not domain:
+        return []
+    out: List[str] = []
+    known = set(domain.get("op_types", []))
+    names = list(graph.op_names)
+    unseen = sorted({n for n in names if n not in known})
+    if unseen:
+        where = [i for i, n in enumerate(names) if n in unseen][:5]
+        out.append(f"operator type(s) {', '.join(unseen)} (e.g. operator {where[0]}) never appeared in the "
+                   f"predictor's {domain['graphs']} training models; their cost is a guess")
+    q_share = _quantized_share(graph, node_feature_names().index("is_quantized"))
+    trained_quantized = domain.get("quantized_graphs", 1.0)
+    if trained_quantized >= 0.99 and q_share < QUANTIZED_SHARE:
+        out.append(f"this looks like a float model ({q_share:.0%} of its operators have quantized outputs) but the "
+                   "predictor was trained on int8 models; NPUs such as the Ethos-U run int8 only")
+    elif trained_quantized <= 0.01 and q_share >= QUANTIZED_SHARE:
+        out.append("this looks like a quantized model but the predictor was trained on float models")
+    features = dict(zip(graph_feature_names(), np.asarray(graph.graph_features, dtype=np.float64)))
+    for name, (lo, hi) in domain.get("sizes", {}).items():
+        value = features.get(name)
+        if value is None:
+            continue
+        if value > hi * SIZE_TOLERANCE:
+            out.append(f"{name} = {value:.4g} is {value / hi:.1f}x the largest in training ({hi:.4g})")
+        elif lo > 0 and value * SIZE_TOLERANCE < lo:
+            out.append(f"{name} = {value:.4g} is below a half of the smallest in training ({lo:.4g})")
+    return out

@@ -1,0 +1,81 @@
+"""How perfsage trains a predictor for each known target: which metrics, which network, how long.
+
+The shipped predictors (``perfsage.load_predictor("ethos-u55-256")``) and ``perfsage evaluate`` both
+train from these recipes, so the evaluation report describes exactly the networks users get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training recipe for one target: its label columns and the predictor's hyperparameters."""
+
+    target: str
+    metrics: Tuple[str, ...]
+    epochs: int = 250
+    hyperparameters: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> List[str]:
+        """Dataset label columns, ``"{target}/{metric}"``, in output order."""
+        return [f"{self.target}/{m}" for m in self.metrics]
+
+
+_ETHOS_HYPER: Dict[str, Any] = {}
+
+# Ethos-U65 with Dedicated_Sram keeps weights (and what spills from the 384 KiB SRAM) in DRAM and
+# reads nothing from off-chip flash, so its off-chip memory metric is peak DRAM.
+RECIPES: Dict[str, Recipe] = {
+    "ethos-u55-256": Recipe("ethos-u55-256", ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes"),
+                            hyperparameters=_ETHOS_HYPER),
+    "ethos-u65-512": Recipe("ethos-u65-512", ("latency_ms", "energy_mj", "peak_sram_bytes", "peak_dram_bytes"),
+                            hyperparameters=_ETHOS_HYPER),
+    "ethos-u55-128": Recipe("ethos-u55-128", ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes"),
+                            hyperparameters=_ETHOS_HYPER),
+    "ethos-u65-256": Recipe("ethos-u65-256", ("latency_ms", "energy_mj", "peak_sram_bytes", "peak_dram_bytes"),
+                            hyperparameters=_ETHOS_HYPER),
+    "host-cpu": Recipe("host-cpu", ("latency_ms",)),
+}
+
+# Targets with a predictor file inside the package (python/perfsage/predictors/{target}.psage).
+SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512")
+
+
+def recipe_for(target: str) -> Recipe:
+    """The recipe for ``target``; targets without one (e.g. imported ``nb201-*`` devices) get latency only."""
+    if target in RECIPES:
+        return RECIPES[target]
+    return Recipe(target, ("latency_ms",))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices (sorted) into a dataset: train, validation (early stopping) and test."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def random_split(labels: np.ndarray, seed: int = 0, test: float = 0.1, val: float = 0.1) -> Split:
+    """Seeded random split of the rows whose labels ``[n, k]`` are all finite (80/10/10 by default).
+
+    The shipped predictors and ``perfsage evaluate``'s random split both come from this function, so
+    the evaluation's numbers are those of the shipped files.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.ndim == 1:
+        labels = labels[:, None]
+    rows = np.flatnonzero(np.all(np.isfinite(labels), axis=1))
+    if rows.size < 10:
+        raise ValueError(f"random split: only {rows.size} rows have every label; need at least 10")
+    rows = np.random.default_rng(seed).permutation(rows)
+    n_test, n_val = int(round(rows.size * test)), int(round(rows.size * val))
+    return Split(train=np.sort(rows[n_test + n_val:]), val=np.sort(rows[n_test:n_test + n_val]),
+                 test=np.sort(rows[:n_test]))

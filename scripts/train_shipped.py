@@ -1,0 +1,76 @@
+"""Trains the predictors shipped inside the package (python/perfsage/predictors/{target}.psage).
+
+    .venv/bin/python scripts/train_shipped.py datasets/paper-ethos-u.parquet                # all shipped targets
+    .venv/bin/python scripts/train_shipped.py datasets/paper-ethos-u.parquet --target ethos-u55-256 --seed 0
+
+Each target trains from its recipe (perfsage/_recipes.py) on a seeded random 80/10/10 split of the
+dataset's labelled rows: 80% to train, 10% to stop early, and 10% held out, on which the accuracy
+is measured and stored in the predictor's provenance (`perfsage evaluate` uses the same split, so
+its random-split numbers are those of the shipped files). A target whose file exists is skipped
+unless --force: a killed run resumes with the next target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import perfsage
+from perfsage._recipes import SHIPPED_TARGETS, random_split, recipe_for
+from perfsage.datasets import open_dataset
+
+OUT = Path(__file__).resolve().parents[1] / "python" / "perfsage" / "predictors"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dataset")
+    ap.add_argument("--target", action="append", help=f"default: {', '.join(SHIPPED_TARGETS)}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--force", action="store_true", help="retrain targets whose file exists")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = [t for t in (args.target or SHIPPED_TARGETS) if args.force or not (out / f"{t}.psage").exists()]
+    if not targets:
+        print("every predictor file exists (use --force to retrain)", file=sys.stderr)
+        return 0
+    dataset = open_dataset(args.dataset)
+    started = time.time()
+    graphs = dataset.graphs(threads=args.threads)
+    print(f"{args.dataset}: {len(graphs)} graphs in {time.time() - started:.0f} s", file=sys.stderr)
+    for target in targets:
+        recipe = recipe_for(target)
+        labels = dataset.labels(recipe.columns)
+        split = random_split(labels, seed=args.seed)
+        p = perfsage.Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns],
+                               seed=args.seed, **recipe.hyperparameters)
+        p.fit(([graphs[i] for i in split.train], labels[split.train]),
+              val=([graphs[i] for i in split.val], labels[split.val]), epochs=recipe.epochs, threads=args.threads)
+        pred = p.predict([graphs[i] for i in split.test], threads=args.threads)
+        y = labels[split.test]
+        ape = np.abs(pred - y) / y
+        test = {c: {"mape": float(np.nanmean(ape[:, j])), "within_10": float(np.nanmean(ape[:, j] <= 0.10)),
+                    "rows": int(np.sum(~np.isnan(ape[:, j])))} for j, c in enumerate(recipe.columns)}
+        p.provenance.update({
+            "train_data": str(Path(args.dataset).name),
+            "split": {"kind": "random 80/10/10", "seed": args.seed, "train": len(split.train),
+                      "val": len(split.val), "test": len(split.test)},
+            "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
+            "test": test,
+        })
+        p.save(out / f"{target}.psage")
+        print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": test}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Shipped predictors, `Predictor.explain` and `check`, and `perfsage predict`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import perfsage
+from perfsage import cli
+from perfsage._recipes import RECIPES, SHIPPED_TARGETS
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small trained predictor (seconds) for the parts that do not need the shipped ones."""
+    samples = perfsage.sample("kws", 40, seed=11)
+    graphs = [perfsage.load_tflite(perfsage.build_model(s["spec"], seed=s["seed"])) for s in samples]
+    labels = np.array([[1e-6 * g.totals["macs"] + 0.05, 1e-3 * g.totals["param_bytes"] + 1.0] for g in graphs])
+    p = perfsage.Predictor(["t/lat", "t/mem"], units=["ms", "bytes"], hidden=16, head_hidden=16, layers=2)
+    p.fit((graphs, labels), epochs=4, progress=False)
+    return p, graphs
+
+
+@pytest.mark.parametrize("target", SHIPPED_TARGETS)
+def test_shipped_predictors_load_by_name(target):
+    assert target in perfsage.shipped_predictors()
+    p = perfsage.load_predictor(target)
+    assert p.output_names == RECIPES[target].columns
+    assert all(p.units) and p.provenance["domain"]["graphs"] > 1000
+
+
+def test_unknown_name_lists_the_shipped_predictors():
+    with pytest.raises(FileNotFoundError, match="ethos-u55-256"):
+        perfsage.load_predictor("ethos-u99")
+
+
+def test_explain_matches_predict_and_shares_sum_to_one(small):
+    p, graphs = small
+    for g in graphs[:5]:
+        ex = p.explain(g)
+        np.testing.assert_allclose(list(ex.prediction.values()), p.predict([g])[0], rtol=1e-5)
+        assert len(ex.operators) == g.num_nodes
+        for t in p.output_names:
+            shares = np.array([o["share"][t] for o in ex.operators])
+            assert np.all(shares >= 0) and abs(shares.sum() - 1) < 1e-4
+            np.testing.assert_allclose(sum(o["contribution"][t] for o in ex.operators), ex.prediction[t], rtol=1e-4)
+        first = [o["share"]["t/lat"] for o in ex.operators]
+        assert first == sorted(first, reverse=True)
+    assert len(p.explain(graphs[0], top=3).operators) == 3
+
+
+def test_explain_needs_readout_channels():
+    g = perfsage.load_tflite(perfsage.build_model(perfsage.sample("kws", 1, seed=1)[0]["spec"]))
+    p = perfsage.Predictor(["x"], readout_channels=0, hidden=8, head_hidden=8).initialize([g, g], [1.0, 2.0])
+    with pytest.raises(perfsage.PerfSageError, match="readout_channels"):
+        p.explain(g)
+
+
+def test_check_flags_float_unknown_ops_and_size(small):
+    p, graphs = small
+    assert p.check(graphs[0]) == []
+    spec = perfsage.sample("kws", 1, seed=3)[0]["spec"]
+    float_graph = perfsage.load_tflite(perfsage.build_model(spec, dtype="float32"))
+    assert any("float model" in w for w in p.check(float_graph))
+    big = perfsage.load_tflite(perfsage.build_model(perfsage.sample("image_classification", 1, seed=2)[0]["spec"]))
+    warnings = p.check(big)
+    assert any("total_macs" in w and "largest in training" in w for w in warnings)
+    assert any("never appeared" in w for w in warnings) or set(big.op_names) <= set(p.provenance["domain"]["op_types"])
+    # The domain survives save and load.
+    assert perfsage.Predictor.from_bytes(p.to_bytes()).check(float_graph) == p.check(float_graph)
+
+
+def test_predict_cli_table_json_and_explain(small, tmp_path, capsys):
+    p, _ = small
+    path = tmp_path / "p.psage"
+    p.save(path)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(perfsage.build_model(perfsage.sample("kws", 1, seed=5)[0]["spec"]))
+    assert cli.main(["predict", str(model), "--target", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lat" in out and "mem" in out and " ms" in out and str(model) in out
+    assert cli.main(["predict", str(model), "--target", str(path), "--json", "--explain", "--top", "2"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["target"] == "t" and set(rows[0]["metrics"]) == {"lat", "mem"}
+    assert len(rows[0]["explain"]) == 2 and rows[0]["metrics"]["lat"]["unit"] == "ms"
+    value = p.predict([str(model)])[0, 0]
+    assert rows[0]["metrics"]["lat"]["value"] == pytest.approx(float(value), rel=1e-5)
+    assert cli.main(["predict", str(model), "--target", str(path), "--explain"]) == 0
+    assert "share" in capsys.readouterr().out
+
+
+def test_predict_cli_bad_inputs(small, tmp_path, capsys):
+    p, _ = small
+    path = tmp_path / "p.psage"
+    p.save(path)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    good = tmp_path / "m.tflite"
+    good.write_bytes(perfsage.build_model(perfsage.sample("kws", 1, seed=5)[0]["spec"]))
+    assert cli.main(["predict", str(bad), str(good), "--target", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "bad.tflite" in captured.err and str(good) in captured.out  # the good model is still predicted
+    assert cli.main(["predict", str(good), "--target", "no-such-target"]) == 1
+    assert "shipped" in capsys.readouterr().err
+
+
+def test_shipped_predictor_on_a_real_model(models_dir, capsys):
+    kws = models_dir / "mlperftiny_kws_ref_model.tflite"
+    assert cli.main(["predict", str(kws)]) == 0
+    captured = capsys.readouterr()
+    assert "latency_ms" in captured.out and "energy_mj" in captured.out and "peak_sram_bytes" in captured.out
+    assert "warning" not in captured.err
+    assert cli.main(["predict", str(models_dir / "mlperftiny_kws_ref_model_float32.tflite")]) == 0
+    assert "float model" in capsys.readouterr().err
