@@ -33,12 +33,14 @@ def strip_weights(model: Union[bytes, bytearray, memoryview]) -> bytes:
     return _core.strip_weights(model)
 
 
-def nb201_model(arch_str: str, dtype: str = "float32", seed: int = 0) -> bytes:
+def nb201_model(arch_str: str, dtype: str = "float32", seed: int = 0, executed: bool = False) -> bytes:
     """The NAS-Bench-201 CIFAR-10 network for a cell string, as TFLite bytes.
 
-    The skeleton is the one the measured latencies in shared/data/nasbench201 belong to; ``none``
-    edges are pruned and cell nodes that do not connect input to output are removed.
+    The skeleton is the one the measured latencies in shared/data/nasbench201 belong to. By
+    default ``none`` edges are pruned and cell nodes that do not connect input to output are
+    removed; ``executed=True`` keeps every edge, as NAS-Bench-201's PyTorch code runs the network
+    (see ``perfsage.spaces.nb201``).
     """
     from .spaces import nb201_spec
 
-    return build_model(nb201_spec(arch_str), seed=seed, dtype=dtype)
+    return build_model(nb201_spec(arch_str, executed), seed=seed, dtype=dtype)

@@ -236,6 +236,7 @@ def _cmd_dataset_import_nb201(args: argparse.Namespace) -> int:
     from .datasets import import_nb201
 
     out = import_nb201(args.out, args.csv, tflite=not args.compact, limit=args.limit, threads=args.threads,
+                       executed=not args.pruned,
                        progress=not args.no_progress)
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -337,6 +338,9 @@ def _add_dataset_commands(sub: Any) -> None:
     nb201.add_argument("--out", required=True, help="output .parquet file")
     nb201.add_argument("--compact", action="store_true", help="no TFLite column (graphs rebuilt from specs)")
     nb201.add_argument("--limit", type=int, help="import only the first LIMIT rows")
+    nb201.add_argument("--pruned", action="store_true",
+                       help="graphs with dead edges pruned (as TensorFlow's converter would) instead of every edge "
+                            "executed (as NAS-Bench-201's PyTorch code runs them, what the devices timed)")
     nb201.add_argument("--threads", type=int, default=0, help="threads building graphs (default: every core)")
     nb201.add_argument("--no-progress", action="store_true")
     nb201.set_defaults(run=_cmd_dataset_import_nb201)
@@ -409,6 +413,9 @@ def _parser() -> argparse.ArgumentParser:
 
     _predict_cli.add_parser(sub)
     _add_dataset_commands(sub)
+    from .evaluation.cli import add_parser as _add_evaluate_parser
+
+    _add_evaluate_parser(sub)
     return parser
 
 

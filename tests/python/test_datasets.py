@@ -297,9 +297,28 @@ def test_import_nb201_builds_float_graphs_and_keeps_degenerate_cells_as_errors(d
     assert np.isnan(ds.labels("nb201-pixel3")[np.array(degenerate)]).all()
     graphs = ds.graphs(threads=2)
     assert [g is None for g in graphs] == degenerate
-    first = perfsage.load_tflite(perfsage.nb201_model(records[0]["arch_str"]))
+    first = perfsage.load_tflite(perfsage.nb201_model(records[0]["arch_str"], executed=True))
     assert _features(graphs[0]) == _features(first)
     assert ds.names[0] == records[0]["arch_str"]
+    pruned = open_dataset(import_nb201(tmp_path / "pruned.parquet", path, threads=2, progress=False, executed=False))
+    assert _features(pruned.graphs(threads=2)[0]) == _features(perfsage.load_tflite(
+        perfsage.nb201_model(records[0]["arch_str"])))
+
+
+def test_nb201_executed_network_keeps_every_edge() -> None:
+    # Node 1 is dead (only 'none' edges leave it) and the 3 <- 1, 3 <- 2 edges are 'none'.
+    arch = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    pruned = perfsage.load_tflite(perfsage.nb201_model(arch))
+    executed = perfsage.load_tflite(perfsage.nb201_model(arch, executed=True))
+    assert pruned.op_names.count("SUB") == 0 and executed.op_names.count("SUB") == 15 * 4  # 4 'none' edges per cell
+    assert executed.op_names.count("CONV_2D") - pruned.op_names.count("CONV_2D") == 15
+
+    def conv_macs(g):
+        return sum(int(m) for m, op in zip(g.node_costs["macs"], g.op_names) if op == "CONV_2D")
+
+    # The dead conv 3x3 of every cell is computed: 5 cells per stage at 32x32x16, 16x16x32, 8x8x64.
+    dead_conv_macs = sum(5 * h * h * c * c * 9 for h, c in ((32, 16), (16, 32), (8, 64)))
+    assert conv_macs(executed) - conv_macs(pruned) == dead_conv_macs
 
 
 def test_import_nb201_full_csv_has_341_cells_without_a_network(data_dir: Path) -> None:

@@ -130,13 +130,17 @@ def import_nb201(
     threads: int = 0,
     progress: bool = True,
     log: Optional[TextIO] = None,
+    executed: bool = True,
 ) -> Path:
     """Imports NAS-Bench-201 latencies measured on four devices as targets ``nb201-raspi4``,
     ``nb201-pixel3``, ``nb201-gold_6226`` and ``nb201-titan_rtx_1`` (metric ``latency_ms``, ms).
 
     Graphs are perfsage's own NAS-Bench-201 networks (``perfsage.nb201_model``) in **float32**:
     the devices ran the float network on their usual runtimes (SOURCE.md of the data), so an int8
-    graph would describe a model other than the one measured. The seed is 0: weights do not change
+    graph would describe a model other than the one measured. They are the networks as
+    NAS-Bench-201's PyTorch code runs them, every edge computed (``executed``; see
+    ``perfsage.spaces.nb201``), unless ``executed=False``, which prunes dead edges as TensorFlow's
+    converter would. The seed is 0: weights do not change
     the graph, and one fixed seed keeps ids and rebuilds reproducible.
 
     The 341 cells with no path from input to output have no network to build; they become rows
@@ -161,7 +165,8 @@ def import_nb201(
                 "csv": path.name,
                 "csv_column": column,
                 "csv_sha256": csv_sha,
-                "network": "NAS-Bench-201 CIFAR-10 skeleton (perfsage.nb201_model), float32, batch 1",
+                "network": "NAS-Bench-201 CIFAR-10 skeleton (perfsage.nb201_model), float32, batch 1, "
+                           + ("every edge executed" if executed else "dead edges pruned"),
             },
         }
         for column, (target, device) in NB201_DEVICES.items()
@@ -186,7 +191,7 @@ def import_nb201(
         }
         row: Dict[str, Any] = {"space": "nb201", "name": arch, "dtype": "float32", **values}
         try:
-            spec = canonical_spec(nb201_spec(arch))
+            spec = canonical_spec(nb201_spec(arch, executed))
         except ValueError as e:
             row.update(
                 id=content_id({"dtype": "float32", "nb201_arch": arch, "seed": 0}),

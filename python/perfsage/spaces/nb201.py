@@ -27,6 +27,13 @@ Lowering choices, each what TensorFlow's converter (with its graph optimisations
 - Identical parameter-free operations on the same tensor (the ReLU in front of two convs reading
   the same node, two average pools of one node) are computed once, as common-subexpression
   elimination does.
+
+``executed=True`` builds instead the network as NAS-Bench-201's PyTorch code runs it, which is what
+the measured devices timed (a linear fit on which edges carry which op explains gold_6226 and
+titan_rtx_1 latencies to 3% MAPE only when dead edges count): every edge is computed, including
+those of nodes that do not connect input to output; each conv edge has its own ReLU and each pool
+edge its own pool (no common subexpressions); a ``none`` edge is PyTorch's ``Zero``, ``x * 0``,
+written as ``SUB(x, x)``, an elementwise op of the same cost.
 """
 
 from __future__ import annotations
@@ -107,39 +114,44 @@ class _Cse:
     """Adds each parameter-free layer once per (op, input), as common-subexpression elimination
     does."""
 
-    def __init__(self, b: SpecBuilder) -> None:
+    def __init__(self, b: SpecBuilder, shared: bool = True) -> None:
         self._b = b
+        self._shared = shared  # False: every call adds its own layer (executed networks)
         self._seen: Dict[Tuple[str, str], str] = {}
 
     def __call__(self, op: str, x: str, name: str, **params: object) -> str:
         """The output of ``op`` on ``x``, added as layer ``name`` unless it exists already."""
-        if (op, x) not in self._seen:
-            self._seen[(op, x)] = self._b.add(op, x, name, **params)
-        return self._seen[(op, x)]
+        key = (op, x) if self._shared else (op, name)
+        if key not in self._seen:
+            self._seen[key] = self._b.add(op, x, name, **params)
+        return self._seen[key]
 
 
-def _cell(b: SpecBuilder, cse: _Cse, x: str, name: str, cell: Cell, live: Set[int]) -> str:
-    """One cell on input ``x``, with only the ``live`` nodes; returns node 3."""
+def _cell(b: SpecBuilder, cse: _Cse, x: str, name: str, cell: Cell, live: Set[int], executed: bool) -> str:
+    """One cell on input ``x`` (only the ``live`` nodes unless ``executed``); returns node 3."""
     channels = b.channels(x)
     nodes = {0: x}
     for to in range(1, NUM_NODES):
-        if to not in live:
+        if not executed and to not in live:
             continue
         terms: List[str] = []
         for source in range(to):
             op = cell[(to, source)]
-            if op == "none" or source not in live:
+            if not executed and (op == "none" or source not in live):
                 continue
             t = nodes[source]
-            if op == "skip_connect":
+            # Executed: one operator per edge. Pruned: one per (op, node), shared by its edges.
+            prefix = f"{name}_e{to}{source}" if executed else f"{name}_n{source}"
+            if op == "none":
+                terms.append(b.add("sub", [t, t], f"{name}_e{to}{source}_zero"))
+            elif op == "skip_connect":
                 terms.append(t)
             elif op == "avg_pool_3x3":
-                pool = cse("avg_pool2d", t, f"{name}_n{source}_avgpool", pool=3, stride=1, padding="same")
-                terms.append(pool)
+                terms.append(cse("avg_pool2d", t, f"{prefix}_avgpool", pool=3, stride=1, padding="same"))
             else:
                 kernel = 1 if op == "nor_conv_1x1" else 3
                 conv_name = f"{name}_e{to}{source}_conv{kernel}x{kernel}"
-                terms.append(conv(b, cse("relu", t, f"{name}_n{source}_relu"), conv_name, channels, kernel))
+                terms.append(conv(b, cse("relu", t, f"{prefix}_relu"), conv_name, channels, kernel))
         total = terms[0]
         for k, term in enumerate(terms[1:], start=1):
             total = b.add("add", [total, term], f"{name}_n{to}_add{k}")
@@ -156,7 +168,7 @@ def _reduction_block(b: SpecBuilder, cse: _Cse, x: str, name: str, channels: int
     return b.add("add", [shortcut, y], f"{name}_add")
 
 
-def build_arch(arch: str) -> SpecBuilder:
+def build_arch(arch: str, executed: bool = False) -> SpecBuilder:
     """The NAS-Bench-201 network of one cell string, as a builder (see :func:`nb201_spec`)."""
     cell = parse_arch(arch)
     live = live_nodes(cell)
@@ -166,24 +178,25 @@ def build_arch(arch: str) -> SpecBuilder:
             "'none' edge): the network's output does not depend on its input"
         )
     b = SpecBuilder({"image": INPUT_SHAPE}, name=f"nb201{arch}")
-    cse = _Cse(b)
+    cse = _Cse(b, shared=not executed)
     y = conv(b, "image", "stem", STAGE_CHANNELS[0], 3)
     for s, channels in enumerate(STAGE_CHANNELS):
         if s > 0:
             y = _reduction_block(b, cse, y, f"reduce{s}", channels)
         for c in range(CELLS_PER_STAGE):
-            y = _cell(b, cse, y, f"s{s + 1}c{c + 1}", cell, live)
+            y = _cell(b, cse, y, f"s{s + 1}c{c + 1}", cell, live, executed)
     y = depthwise(b, y, "lastact", 1, act="relu")
     classifier(b, y, NUM_CLASSES, softmax=False)
     return b
 
 
-def nb201_spec(arch: str) -> dict:
-    """The spec of NAS-Bench-201's CIFAR-10 network with cell ``arch``.
+def nb201_spec(arch: str, executed: bool = False) -> dict:
+    """The spec of NAS-Bench-201's CIFAR-10 network with cell ``arch``: pruned as TensorFlow's
+    converter would, or ``executed`` as NAS-Bench-201's PyTorch code runs it (module docstring).
 
     Raises ``ValueError`` for a malformed string or a cell whose output its input does not reach.
     """
-    return build_arch(arch).spec()
+    return build_arch(arch, executed).spec()
 
 
 def _sample(rng: np.random.Generator) -> SpecBuilder:

@@ -1,0 +1,486 @@
+"""``perfsage evaluate``: train perfsage and the baselines on the protocol's splits and score them.
+
+The work is cut into units, one per (target, split[, held-out space or few-shot size], method).
+Each finished unit is written at once to ``OUT/units/`` (a JSON record, written last, and the test
+predictions as ``.npz``), so a killed run loses at most the unit in progress and the same command
+run again skips every unit whose record was made with the same rows and settings. The report is
+rebuilt from the records at the end of every run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, TextIO
+
+import numpy as np
+
+from .._core import Graph
+from .._recipes import Recipe, recipe_for
+from ._methods import Method, atomic_write, graph_size_features, method_class, method_names
+from ._metrics import accuracy
+from ._splits import SPLIT_NAMES, EvaluationError, Split, describe, fewshot_splits, loso_splits, random_split
+
+
+@dataclass
+class EvaluationOptions:
+    """Everything ``evaluate`` is asked to do (the CLI's arguments)."""
+
+    dataset: str
+    targets: List[str]
+    out: Path
+    splits: List[str] = field(default_factory=lambda: list(SPLIT_NAMES))
+    methods: List[str] = field(default_factory=method_names)
+    real: Optional[str] = None
+    epochs: Optional[int] = None  # perfsage epochs; None: the recipe's
+    loso_epochs: Optional[int] = None  # perfsage epochs on the leave-one-space-out splits; None: as epochs
+    predictors: Optional[Path] = None  # perfsage predictors trained on the random split already (shipped ones)
+    seed: int = 0
+    fewshot_sizes: List[int] = field(default_factory=lambda: [100, 900])
+    limit: Optional[int] = None
+    threads: int = 0
+    gcn: Dict[str, Any] = field(default_factory=dict)  # overrides of GCN_DEFAULTS
+    progress: bool = True
+    command: str = ""
+
+    def validate(self) -> None:
+        unknown = [s for s in self.splits if s not in SPLIT_NAMES]
+        if unknown or not self.splits:
+            raise EvaluationError(f"unknown split(s) {unknown or '(none given)'}; known: {', '.join(SPLIT_NAMES)}")
+        unknown = [m for m in self.methods if m not in method_names()]
+        if unknown or not self.methods:
+            raise EvaluationError(f"unknown method(s) {unknown or '(none given)'}; known: {', '.join(method_names())}")
+        if not self.targets:
+            raise EvaluationError("no target given (--target)")
+        for name, values in (("splits", self.splits), ("methods", self.methods), ("targets", self.targets),
+                             ("few-shot sizes", self.fewshot_sizes)):
+            if len(set(values)) != len(values):
+                raise EvaluationError(f"{name}: a value is given twice in {values}")
+        for name, value in (("--epochs", self.epochs), ("--loso-epochs", self.loso_epochs)):
+            if value is not None and value < 1:
+                raise EvaluationError(f"{name} must be >= 1, got {value}")
+        if self.predictors is not None and not Path(self.predictors).is_dir():
+            raise EvaluationError(f"--predictors {self.predictors}: no such directory")
+        if self.limit is not None and self.limit < 10:
+            raise EvaluationError(f"--limit must be >= 10, got {self.limit}")
+        if "fewshot" in self.splits and (not self.fewshot_sizes or min(self.fewshot_sizes) < 2):
+            raise EvaluationError(f"--fewshot-sizes must be integers >= 2, got {self.fewshot_sizes}")
+        if self.threads < 0:
+            raise EvaluationError(f"--threads must be >= 0 (0: every core), got {self.threads}")
+
+
+@dataclass
+class Unit:
+    """One training and scoring of one method on one split of one target."""
+
+    target: str
+    split: Split
+    method: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.target} {self.split.label} {self.method}"
+
+    def record_path(self, out: Path) -> Path:
+        part = re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.split.part)
+        folder = self.split.name + (f"-{part}" if part else "")
+        return out / "units" / safe_name(self.target) / folder / f"{self.method}.json"
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and NumPy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: one dataset's rows, labels and (lazily) graphs
+
+
+class LabelledRows:
+    """A dataset (or its ``--limit`` subset) with each target's usable rows, and its graphs loaded
+    once, on first need, for every row that some target uses."""
+
+    def __init__(self, path: str, threads: int, limit: Optional[int] = None, seed: int = 0) -> None:
+        from ..datasets import open_dataset
+
+        self.path = str(Path(path).resolve())
+        self.dataset = open_dataset(path)
+        self.threads = threads
+        n = self.dataset.num_rows
+        if limit is not None and limit < n:
+            self.rows = np.sort(np.random.default_rng([seed, 3]).choice(n, size=limit, replace=False))
+        else:
+            self.rows = np.arange(n)
+        self.spaces = self.dataset.spaces
+        self.usable: Dict[str, np.ndarray] = {}
+        self.labels: Dict[str, np.ndarray] = {}
+        self._graphs: Optional[List[Optional[Graph]]] = None
+        self.load_seconds = 0.0
+
+    def has_target(self, recipe: Recipe) -> List[str]:
+        """The recipe's label columns this dataset lacks."""
+        return [c for c in recipe.columns if c not in self.dataset.label_columns]
+
+    def add_target(self, recipe: Recipe) -> np.ndarray:
+        """Labels ``[rows, metrics]`` of the recipe's columns; records the usable rows: no error, every
+        metric finite and positive (MAPE and the log-space baselines need positive labels)."""
+        labels = self.dataset.labels(recipe.columns)
+        good = np.all(np.isfinite(labels) & (labels > 0), axis=1)
+        self.labels[recipe.target] = labels
+        self.usable[recipe.target] = self.rows[good[self.rows]]
+        return self.usable[recipe.target]
+
+    def graphs(self, rows: np.ndarray) -> List[Graph]:
+        if self._graphs is None:
+            needed = np.unique(np.concatenate(list(self.usable.values()) or [np.empty(0, np.int64)]))
+            started = time.perf_counter()
+            print(f"loading {len(needed):,} graphs of {self.path} ...", file=sys.stderr, flush=True)
+            loaded = self.dataset.select(needed).graphs(threads=self.threads)
+            self._graphs = [None] * self.dataset.num_rows
+            for row, graph in zip(needed.tolist(), loaded):
+                self._graphs[row] = graph
+            self.load_seconds = time.perf_counter() - started
+            print(f"loaded in {self.load_seconds:.1f} s", file=sys.stderr, flush=True)
+        out = []
+        for row in np.asarray(rows).tolist():
+            graph = self._graphs[row]
+            if graph is None:
+                raise EvaluationError(f"{self.path}: row {row} (id {self.dataset.ids[row]}) has labels but no graph: "
+                                      "neither stored TFLite nor a spec that builds")
+            out.append(graph)
+        return out
+
+    def describe(self) -> Dict[str, Any]:
+        spaces, counts = np.unique(self.spaces[self.rows], return_counts=True)
+        dtypes, dtype_counts = np.unique(self.dataset.dtypes[self.rows], return_counts=True)
+        targets = {t: {k: info.get("settings", {}).get(k) for k in ("tool", "tool_version", "source", "description")
+                       if info.get("settings", {}).get(k) is not None}
+                   for t, info in self.dataset.targets.items()}
+        return {
+            "path": self.path,
+            "rows": int(self.dataset.num_rows),
+            "rows_used": int(len(self.rows)),
+            "spaces": dict(zip(spaces.tolist(), counts.tolist())),
+            "dtypes": dict(zip(dtypes.tolist(), dtype_counts.tolist())),
+            "usable_rows": {t: int(len(r)) for t, r in self.usable.items()},
+            "label_sources": targets,
+            "graph_load_seconds": round(self.load_seconds, 1),
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Running units
+
+
+def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: EvaluationOptions,
+                 split: str = "random") -> Method:
+    cls = method_class(name)
+    if name == "perfsage":
+        epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
+        return cls(recipe.columns, units, options.seed, options.threads,
+                   hyperparameters=recipe.hyperparameters, epochs=epochs)
+    if name == "gcn":
+        return cls(recipe.columns, units, options.seed, options.threads, **options.gcn)
+    return cls(recipe.columns, units, options.seed, options.threads)
+
+
+def model_path(out: Path, target: str, method: Method) -> Path:
+    """Where the model trained on the random split is kept (perfsage's is shipped by the lead)."""
+    if method.name == "perfsage":
+        return out / "predictors" / f"{safe_name(target)}.psage"
+    return out / "models" / safe_name(target) / f"{method.name}{method.file_suffix}"
+
+
+def _format_mapes(metrics: Dict[str, Dict[str, Any]]) -> str:
+    return ", ".join(f"{m} {s['mape']:.2f}%" for m, s in metrics.items())
+
+
+class Runner:
+    """Plans the units of one evaluation, runs those not done yet, and collects every record."""
+
+    def __init__(self, options: EvaluationOptions, log: Optional[TextIO] = None) -> None:
+        options.validate()
+        self.options = options
+        self.out = Path(options.out)
+        self.log = log if log is not None else sys.stderr
+        self.data = LabelledRows(options.dataset, options.threads, options.limit, options.seed)
+        self.recipes: Dict[str, Recipe] = {}
+        self.units_of: Dict[str, List[str]] = {}
+        self.notes: List[str] = []
+        self.real: Optional[LabelledRows] = None
+        self.real_targets: List[str] = []
+        self._check_targets()
+        self._open_real()
+        self.plan: List[Unit] = self._plan()
+
+    def _check_targets(self) -> None:
+        known = list(self.data.dataset.targets)
+        for target in self.options.targets:
+            if target not in known:
+                raise EvaluationError(f"{self.data.path}: no target {target!r}; its targets are {', '.join(known)}")
+            recipe = recipe_for(target)
+            missing = self.data.has_target(recipe)
+            if missing:
+                raise EvaluationError(f"{self.data.path}: target {target}'s recipe predicts {', '.join(recipe.columns)} "
+                                      f"but the dataset has no column(s) {', '.join(missing)}")
+            self.recipes[target] = recipe
+            self.units_of[target] = [self.data.dataset.units.get(c, "") for c in recipe.columns]
+            usable = self.data.add_target(recipe)
+            dropped = len(self.data.rows) - len(usable)
+            if dropped:
+                self.notes.append(f"{target}: {dropped} of {len(self.data.rows)} rows left out (error, or a metric "
+                                  "missing, zero or negative)")
+
+    def _open_real(self) -> None:
+        if "real" not in self.options.splits:
+            return
+        if not self.options.real:
+            self._note("split 'real' skipped: no --real dataset given")
+            return
+        self.real = LabelledRows(self.options.real, self.options.threads)
+        for target, recipe in self.recipes.items():
+            missing = self.real.has_target(recipe)
+            if missing:
+                self._note(f"split 'real' skipped for {target}: {self.real.path} has no column(s) {', '.join(missing)}")
+                continue
+            if len(self.real.add_target(recipe)) == 0:
+                self._note(f"split 'real' skipped for {target}: {self.real.path} has no labelled rows for it")
+                continue
+            self.real_targets.append(target)
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        print(text, file=self.log, flush=True)
+
+    def splits_of(self, target: str) -> List[Split]:
+        rows, seed = self.data.usable[target], self.options.seed
+        wanted = self.options.splits
+        needs_random = "random" in wanted or "fewshot" in wanted or target in self.real_targets
+        random = random_split(rows, seed, target) if needs_random else None
+        out: List[Split] = []
+        if random is not None and ("random" in wanted or target in self.real_targets):
+            out.append(random)
+        if "loso" in wanted:
+            out.extend(loso_splits(rows, self.data.spaces, seed, target))
+        if random is not None and "fewshot" in wanted:
+            out.extend(fewshot_splits(rows, random, self.options.fewshot_sizes, seed, target))
+        if random is not None and self.real is not None and target in self.real_targets:
+            out.append(Split("real", "", random.train, random.val, self.real.usable[target]))
+        return out
+
+    def _plan(self) -> List[Unit]:
+        units = []
+        for target in self.options.targets:
+            splits = self.splits_of(target)
+            if "random" not in self.options.splits and any(s.name == "real" for s in splits):
+                self._note(f"{target}: the real split scores the models trained on the random split, so that split "
+                           "runs too")
+            for split in splits:
+                for method in self.options.methods:
+                    units.append(Unit(target, split, method))
+        return units
+
+    def test_data(self, split: Split) -> LabelledRows:
+        """The rows a split's test indices refer to: the real-model dataset's for the real split."""
+        if split.name != "real":
+            return self.data
+        if self.real is None:
+            raise RuntimeError("a real split was planned without a real-model dataset")
+        return self.real
+
+    def unit_config(self, unit: Unit, method: Method) -> Dict[str, Any]:
+        """What makes a record reusable: same data, rows, split and method settings."""
+        split = unit.split
+        config: Dict[str, Any] = {
+            "dataset": self.data.path, "dataset_rows": int(self.data.dataset.num_rows), "limit": self.options.limit,
+            "seed": self.options.seed, "target": unit.target, "columns": self.recipes[unit.target].columns,
+            "split": split.label, "rows": _digest(split.train, split.val, split.test), "method": unit.method,
+            "settings": method.config(),
+        }
+        if split.name == "real":
+            real = self.test_data(split)
+            config.update(real_dataset=real.path, real_rows=int(real.dataset.num_rows))
+        reused = self.reused_predictor(unit)
+        if reused is not None:
+            config["predictor_sha256"] = hashlib.sha256(reused.read_bytes()).hexdigest()[:16]
+        return json.loads(json.dumps(json_safe(config)))
+
+    def reused_predictor(self, unit: Unit) -> Optional[Path]:
+        """The predictor file (--predictors) scored as is for this unit, instead of training one:
+        perfsage on the random split, when the file exists. It must have been trained on this split
+        with this recipe (scripts/train_shipped.py records both); otherwise the numbers would not be
+        the file's, so that is an error."""
+        if self.options.predictors is None or unit.method != "perfsage" or unit.split.name != "random":
+            return None
+        path = Path(self.options.predictors) / f"{safe_name(unit.target)}.psage"
+        if not path.is_file():
+            return None
+        from .._predictor import load_predictor
+
+        prov = load_predictor(path).provenance
+        recipe = self.recipes[unit.target]
+        split = unit.split
+        expected = {"split": {"kind": "random 80/10/10", "seed": self.options.seed, "train": len(split.train),
+                              "val": len(split.val), "test": len(split.test)},
+                    "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
+                    "train_data": Path(self.data.path).name}
+        wrong = [k for k, v in expected.items() if json_safe(prov.get(k)) != json_safe(v)]
+        if wrong:
+            raise EvaluationError(
+                f"{path}: trained with other {', '.join(wrong)} than this evaluation's random split of "
+                f"{unit.target} ({', '.join(f'{k}: {prov.get(k)!r} vs {expected[k]!r}' for k in wrong)}); "
+                "retrain it (scripts/train_shipped.py) or leave out --predictors")
+        return path
+
+    def existing(self, unit: Unit, config: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The unit's record if it was made with ``config``; None if missing or made otherwise."""
+        path = unit.record_path(self.out)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"{path}: unreadable record; recomputing {unit.name}", file=self.log, flush=True)
+            return None
+        if record.get("config") != config:
+            old = record.get("config") or {}
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            print(f"{unit.name}: the stored result was made with other {', '.join(changed)}; recomputing",
+                  file=self.log, flush=True)
+            return None
+        if not path.with_suffix(".npz").exists():
+            return None
+        return record
+
+    def run(self) -> List[Dict[str, Any]]:
+        records = []
+        total = len(self.plan)
+        for index, unit in enumerate(self.plan, 1):
+            recipe = self.recipes[unit.target]
+            method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name)
+            config = self.unit_config(unit, method)
+            record = self.existing(unit, config)
+            if record is not None and unit.split.name == "random" and not model_path(self.out, unit.target, method).exists():
+                record = None  # the real split needs the model: train it again
+            prefix = f"[{index}/{total}] {unit.name}"
+            if record is not None:
+                print(f"{prefix}: done before ({_format_mapes(record['metrics'])})", file=self.log, flush=True)
+            else:
+                record = self.run_unit(unit, method, config, prefix)
+            records.append(record)
+        return records
+
+    def run_unit(self, unit: Unit, method: Method, config: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+        split, target = unit.split, unit.target
+        recipe = self.recipes[target]
+        print(f"{prefix}: started (train {len(split.train)}, val {len(split.val)}, test {len(split.test)})",
+              file=self.log, flush=True)
+        started = time.perf_counter()
+        labels = self.data.labels[target]
+        train_seconds = 0.0
+        fit_info: Dict[str, Any] = {}
+        reused = self.reused_predictor(unit)
+        if split.name == "real":
+            source = model_path(self.out, target, method)
+            method = type(method).load(source, threads=self.options.threads)
+            fit_info = {"model": str(source)}
+        elif reused is not None:
+            method = type(method).load(reused, threads=self.options.threads)
+            prov = method.predictor.provenance
+            train_seconds = float(prov.get("seconds", 0.0))
+            fit_info = {"reused": str(reused), "epochs_run": prov.get("epochs_run"),
+                        "best_epoch": prov.get("best_epoch"), "stopped_early": prov.get("stopped_early"),
+                        "hyperparameters": method.predictor.hyperparameters}
+        else:
+            train = (self.data.graphs(split.train), labels[split.train])
+            val = (self.data.graphs(split.val), labels[split.val])
+            fit_started = time.perf_counter()
+            fit_info = method.fit(train, val, progress=self.options.progress)
+            train_seconds = time.perf_counter() - fit_started
+        test_data = self.test_data(split)
+        test_graphs = test_data.graphs(split.test)
+        y_true = test_data.labels[target][split.test]
+        predict_started = time.perf_counter()
+        y_pred = method.predict(test_graphs)
+        predict_seconds = time.perf_counter() - predict_started
+        metrics = {m: accuracy(y_true[:, j], y_pred[:, j]) for j, m in enumerate(recipe.metrics)}
+        path = unit.record_path(self.out)
+        sizes = graph_size_features(test_graphs)
+        arrays = {"rows": split.test, "y_true": y_true, "y_pred": y_pred, "macs": sizes[:, 0], "params": sizes[:, 1]}
+        atomic_write(path.with_suffix(".npz"), lambda tmp: _savez(tmp, arrays))
+        if split.name == "random":
+            model_file = model_path(self.out, target, method)
+            model_file.parent.mkdir(parents=True, exist_ok=True)
+            method.save(model_file)
+            fit_info["model"] = str(model_file)
+        record = {
+            "target": target, "split": split.name, "part": split.part, "label": split.label, "method": unit.method,
+            "metrics_order": list(recipe.metrics), "columns": recipe.columns, "units": self.units_of[target],
+            **{f"n_{k}": v for k, v in describe(split).items()},
+            "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
+            "fit": fit_info, "prediction": getattr(method, "last_prediction", {}),
+            "metrics": metrics, "config": config,
+            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(),
+        }
+        write_json(path, record)  # last: its presence marks the unit done
+        print(f"{prefix}: finished in {time.perf_counter() - started:.1f} s (training {train_seconds:.1f} s): "
+              f"{_format_mapes(metrics)}", file=self.log, flush=True)
+        return json.loads(path.read_text())
+
+
+def _savez(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load_predictions(record_path: Path) -> Dict[str, np.ndarray]:
+    """The test rows, true and predicted values, MACs and parameters stored beside a unit record."""
+    with np.load(record_path.with_suffix(".npz"), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def evaluate(options: EvaluationOptions, log: Optional[TextIO] = None) -> Dict[str, Any]:
+    """Runs (or resumes) an evaluation and writes ``report.md``, ``report.json`` and the plots to
+    ``options.out``; returns the report's data."""
+    from ._report import write_report
+
+    started = time.perf_counter()
+    runner = Runner(options, log)
+    records = runner.run()
+    return write_report(runner, records, time.perf_counter() - started)
+

@@ -1,0 +1,180 @@
+"""The nn-Meter-style baseline: a model's metric is the sum of per-operator ("kernel") costs.
+
+nn-Meter (Zhang et al., MobiSys 2021) measures each kernel on the device and predicts a model as the
+sum of its kernels. We have labels for whole models only, so the table is fitted from them: each
+kernel key (op type and its main configuration: kernel size, stride, dilation, fused activation,
+input and weight bit widths) costs ``c0 + c1·MACs + c2·activation bytes + c3·parameter bytes``
+with non-negative coefficients, and the coefficients of all keys are fitted jointly by non-negative
+least squares on the relative error of the summed model cost, ``Σ_models ((Σ_ops cost - y) / y)²``.
+Keys never seen in training fall back to a table fitted the same way with the op type alone as key,
+and op types never seen to one global cost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from .._core import Graph
+from .._graphs import node_feature_names, op_vocabulary
+from ._methods import Labelled, Method, check_labels, load_arrays, save_arrays
+from ._nnls import nnls
+
+KEY_FIELDS = ("op_type", "kernel_h", "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w",
+              "fused_activation", "in_bits", "weight_bits")
+COST_TERMS = ("1", "macs", "activation_bytes", "param_bytes")
+LEVELS = ("kernel", "op_type", "global")
+# Ridge on the unit-norm columns: keeps the normal equations solvable when two terms are collinear
+# (every instance of a kernel with the same shape) without moving a well-posed solution measurably.
+RIDGE = 1e-9
+
+
+def stack_nodes(graphs: Sequence[Graph]) -> Tuple[np.ndarray, np.ndarray]:
+    """All graphs' node features stacked, float64 ``[nodes, features]``, and each node's graph index."""
+    if not graphs:
+        return np.empty((0, len(node_feature_names()))), np.empty(0, dtype=np.int64)
+    features = np.concatenate([g.node_features for g in graphs]).astype(np.float64)
+    owner = np.repeat(np.arange(len(graphs)), [g.num_nodes for g in graphs])
+    return features, owner
+
+
+def _node_keys_and_costs(graphs: Sequence[Graph]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per node: its kernel key fields, its cost terms ``[nodes, 4]``, and its graph index."""
+    names = node_feature_names()
+    column = {n: i for i, n in enumerate(names)}
+    features, owner = stack_nodes(graphs)
+    keys = features[:, [column[f] for f in KEY_FIELDS]]
+    costs = np.column_stack([
+        np.ones(len(features)),
+        features[:, column["macs"]],
+        features[:, column["input_activation_bytes"]] + features[:, column["output_activation_bytes"]],
+        features[:, column["param_bytes"]],
+    ])
+    return keys, costs, owner
+
+
+def _level_keys(keys: np.ndarray, level: str) -> np.ndarray:
+    """The key columns that a level distinguishes."""
+    if level == "kernel":
+        return keys
+    if level == "op_type":
+        return keys[:, :1]
+    return np.zeros((len(keys), 1))
+
+
+def _design(key_ids: np.ndarray, costs: np.ndarray, owner: np.ndarray, n_graphs: int, n_keys: int) -> np.ndarray:
+    """``[graphs, keys·terms]``: each graph's summed cost terms per key."""
+    terms = costs.shape[1]
+    out = np.empty((n_graphs, n_keys * terms))
+    flat = owner * n_keys + key_ids
+    for t in range(terms):
+        out[:, t::terms] = np.bincount(flat, weights=costs[:, t], minlength=n_graphs * n_keys).reshape(n_graphs, n_keys)
+    return out
+
+
+def _ids_of(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Row index of each key in ``table`` (a key table from training), -1 where absent."""
+    index = {tuple(row): i for i, row in enumerate(table.tolist())}
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    ids = np.array([index.get(tuple(row), -1) for row in unique.tolist()], dtype=np.int64)
+    return ids[inverse.ravel()] if len(unique) else np.empty(0, dtype=np.int64)
+
+
+class LookupMethod(Method):
+    """Per-kernel cost table fitted by NNLS on whole-model labels (see the module docstring)."""
+
+    name = "lookup"
+    summary = (
+        "nn-Meter-style kernel lookup table: model cost = Σ over its operators of a per-kernel cost "
+        "c0 + c1·MACs + c2·activation bytes + c3·parameter bytes, kernel key = op type + kernel size, stride, "
+        "dilation, fused activation, input and weight bits. Without per-operator labels the non-negative "
+        "coefficients of all kernels are fitted jointly by NNLS (Lawson–Hanson) on the relative error of the "
+        "summed model cost, one table per metric; kernels unseen in training use a table keyed by op type "
+        "alone, unseen op types one global cost.")
+
+    def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0) -> None:
+        super().__init__(columns, units, seed, threads)
+        self.tables: Dict[str, np.ndarray] = {}  # level -> key table [keys, fields]
+        self.coefficients: Dict[str, np.ndarray] = {}  # level -> [metrics, keys, terms]
+        self.last_prediction: Dict[str, Any] = {}
+
+    def config(self) -> Dict[str, Any]:
+        return {"key_fields": list(KEY_FIELDS), "cost_terms": list(COST_TERMS), "ridge": RIDGE,
+                "loss": "relative squared error"}
+
+    def fit(self, train: Labelled, val: Labelled, progress: bool = False) -> Dict[str, Any]:
+        graphs, labels = train
+        y = check_labels(labels, graphs, self.columns, "lookup train")
+        keys, costs, owner = _node_keys_and_costs(graphs)
+        info: Dict[str, Any] = {}
+        for level in LEVELS:
+            table, ids = np.unique(_level_keys(keys, level), axis=0, return_inverse=True)
+            design = _design(ids.ravel(), costs, owner, len(graphs), len(table))
+            coefficients = np.empty((len(self.columns), len(table), len(COST_TERMS)))
+            for j in range(len(self.columns)):
+                x, _ = nnls(design / y[:, j:j + 1], np.ones(len(graphs)), ridge=RIDGE)
+                coefficients[j] = x.reshape(len(table), len(COST_TERMS))
+            self.tables[level] = table
+            self.coefficients[level] = coefficients
+            info[f"{level}_keys"] = int(len(table))
+        info["nonzero_coefficients"] = int(np.count_nonzero(self.coefficients["kernel"]))
+        return info
+
+    def operator_costs(self, graphs: Sequence[Graph]) -> Tuple[np.ndarray, np.ndarray]:
+        """Each node's cost ``[nodes, metrics]`` from the finest table that knows its key, and its graph."""
+        if not self.tables:
+            raise RuntimeError("lookup: used before fit")
+        keys, costs, owner = _node_keys_and_costs(graphs)
+        node_cost = np.zeros((len(keys), len(self.columns)))
+        pending = np.ones(len(keys), dtype=bool)
+        used: Dict[str, int] = {}
+        for level in LEVELS:
+            ids = _ids_of(self.tables[level], _level_keys(keys[pending], level))
+            found = ids >= 0
+            rows = np.flatnonzero(pending)[found]
+            coefficients = self.coefficients[level][:, ids[found], :]  # [metrics, rows, terms]
+            node_cost[rows] = np.einsum("mrt,rt->rm", coefficients, costs[rows])
+            pending[rows] = False
+            used[level] = int(found.sum())
+        self.last_prediction = {"nodes_by_table": used}
+        return node_cost, owner
+
+    def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
+        """Each model's sum of its operators' costs."""
+        node_cost, owner = self.operator_costs(graphs)
+        out = np.zeros((len(graphs), len(self.columns)))
+        for j in range(len(self.columns)):
+            out[:, j] = np.bincount(owner, weights=node_cost[:, j], minlength=len(graphs))
+        return out
+
+    def save(self, path: Path) -> None:
+        arrays = {}
+        for level in LEVELS:
+            arrays[f"table_{level}"] = self.tables[level]
+            arrays[f"coefficients_{level}"] = self.coefficients[level]
+        save_arrays(path, arrays, {"kind": self.name, "columns": self.columns, "units": self.units,
+                                   "key_fields": list(KEY_FIELDS), "cost_terms": list(COST_TERMS)})
+
+    @classmethod
+    def load(cls, path: Path, threads: int = 0) -> "LookupMethod":
+        arrays, meta = load_arrays(path, cls.name)
+        if meta.get("key_fields") != list(KEY_FIELDS) or meta.get("cost_terms") != list(COST_TERMS):
+            raise ValueError(f"{path}: a lookup table with other key fields or cost terms than this perfsage's")
+        self = cls(meta["columns"], meta["units"], threads=threads)
+        for level in LEVELS:
+            self.tables[level] = arrays[f"table_{level}"]
+            self.coefficients[level] = arrays[f"coefficients_{level}"]
+        return self
+
+    def table_rows(self, metric: int = 0) -> List[Dict[str, Any]]:
+        """The kernel table of one metric as readable rows (for inspection and tests)."""
+        vocabulary = op_vocabulary()
+        rows = []
+        for key, coefficients in zip(self.tables["kernel"].tolist(), self.coefficients["kernel"][metric]):
+            fields = dict(zip(KEY_FIELDS, key))
+            fields["op"] = vocabulary[int(fields["op_type"])] if 0 <= int(fields["op_type"]) < len(vocabulary) else "?"
+            rows.append({**fields, **dict(zip(COST_TERMS, coefficients.tolist()))})
+        return rows
+

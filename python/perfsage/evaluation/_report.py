@@ -1,0 +1,397 @@
+"""The evaluation report: ``report.json`` (everything), ``report.md`` (tables, goals) and plots."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._metrics import STATISTICS
+from ._methods import method_class
+from ._evaluate import load_predictions, write_json
+
+if TYPE_CHECKING:
+    from ._evaluate import Runner
+
+# Normal-noise constants for turning the relative interquartile range of repeats into an expected
+# absolute deviation: IQR = 2·0.6745·σ, and E|X - median| = σ·sqrt(2/π) for a normal X.
+_IQR_PER_SIGMA = 2 * 0.6744897501960817
+_MEAN_ABS_PER_SIGMA = math.sqrt(2 / math.pi)
+NOISE_PER_SPREAD = _MEAN_ABS_PER_SIGMA / _IQR_PER_SIGMA  # ≈ 0.5916
+
+BASELINES = ("loglinear", "lookup", "gcn")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# ----------------------------------------------------------------------------------------------
+# Derived numbers: LOSO means, measurement noise, goals
+
+
+def loso_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """``{target: {method: {metric: {statistic: mean over held-out spaces}}}}``."""
+    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for r in records:
+        if r["split"] == "loso":
+            groups.setdefault((r["target"], r["method"]), []).append(r)
+    out: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {}
+    for (target, method), group in groups.items():
+        metrics = group[0]["metrics_order"]
+        out.setdefault(target, {})[method] = {
+            m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS if s != "n"}
+            | {"spaces": len(group), "worst_mape": max(_num(g["metrics"][m]["mape"]) for g in group)}
+            for m in metrics
+        }
+    return out
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _mean(values: Sequence[Any]) -> float:
+    numbers = [_num(v) for v in values]
+    return float(np.mean(numbers)) if numbers else float("nan")
+
+
+def measurement_noise(runner: "Runner", records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Repeat noise of measured targets (those with a ``{target}/latency_spread`` column, i.e. host-cpu)
+    on the random split's test rows, as MAPE-comparable percentages."""
+    out: Dict[str, Dict[str, Any]] = {}
+    dataset = runner.data.dataset
+    for r in records:
+        target = r["target"]
+        column, repeats_column = f"{target}/latency_spread", f"{target}/repeats"
+        if r["split"] != "random" or target in out or column not in dataset.label_columns:
+            continue
+        rows = load_predictions(_record_path(runner, r))["rows"]
+        spread = dataset.labels([column])[rows, 0]
+        spread = spread[np.isfinite(spread)]
+        if not spread.size:
+            continue
+        entry: Dict[str, Any] = {
+            "column": column,
+            "rows": int(spread.size),
+            "median_spread_percent": float(np.median(spread) * 100),
+            "repeat_noise_mape": float(np.mean(spread) * NOISE_PER_SPREAD * 100),
+            "definition": (
+                f"mean over the random split's test rows of {NOISE_PER_SPREAD:.4f} × latency_spread × 100, where "
+                "latency_spread = (Q3 - Q1) / median of the timed repeats; for normal repeat noise IQR = 1.349 σ and "
+                "E|x - median| = 0.798 σ, so this is the expected absolute percentage deviation of one timed "
+                "invoke from the median label: the MAPE that timing a model once would score against the label"),
+        }
+        if repeats_column in dataset.label_columns:
+            both = dataset.labels([column, repeats_column])[rows]
+            both = both[np.all(np.isfinite(both), axis=1) & (both[:, 1] > 0)]
+            # A median of R normal repeats has standard error 1.2533 σ / sqrt(R).
+            floor = _MEAN_ABS_PER_SIGMA * 1.2533 * (both[:, 0] / _IQR_PER_SIGMA) / np.sqrt(both[:, 1])
+            if floor.size:
+                entry["median_label_noise_mape"] = float(np.mean(floor) * 100)
+                entry["median_label_noise_definition"] = (
+                    "mean of sqrt(2/π) × 1.2533 σ / sqrt(repeats) × 100 with σ = latency_spread / 1.349: the expected "
+                    "absolute percentage error of the median label itself, a floor for any predictor if repeats "
+                    "are independent (drift between runs comes on top)")
+        out[target] = entry
+    return out
+
+
+def _record_path(runner: "Runner", record: Dict[str, Any]) -> Path:
+    for unit in runner.plan:
+        if (unit.target, unit.split.label, unit.method) == (record["target"], record["label"], record["method"]):
+            return unit.record_path(runner.out)
+    raise KeyError(f"no unit for record {record['target']} {record['label']} {record['method']}")
+
+
+def _goal(goal: str, target: str, metric: str, value: Optional[float], threshold: float, higher_better: bool,
+          detail: str = "") -> Dict[str, Any]:
+    if value is None or not np.isfinite(value):
+        met = None
+    else:
+        met = bool(value >= threshold) if higher_better else bool(value <= threshold)
+    return {"goal": goal, "target": target, "metric": metric, "value": value, "threshold": threshold,
+            "comparison": ">=" if higher_better else "<=", "met": met, "detail": detail}
+
+
+def goals(records: Sequence[Dict[str, Any]], means: Dict[str, Any], noise: Dict[str, Dict[str, Any]],
+          targets: Sequence[str], methods: Sequence[str]) -> List[Dict[str, Any]]:
+    """The project's accuracy goals that this run's results bear on, each met, missed or not evaluated."""
+    by = {(r["target"], r["label"], r["method"]): r for r in records}
+    out: List[Dict[str, Any]] = []
+    for target in targets:
+        metrics = next((r["metrics_order"] for r in records if r["target"] == target), [])
+
+        def value(label: str, metric: str, stat: str) -> Optional[float]:
+            r = by.get((target, label, "perfsage"))
+            return None if r is None else r["metrics"][metric][stat]
+
+        for metric in metrics:
+            if target.startswith("ethos-u"):
+                out.append(_goal("Vela: random-split MAPE <= 2%", target, metric, value("random", metric, "mape"), 2.0, False))
+                out.append(_goal("Vela: random split, >= 99% within ±10%", target, metric,
+                                 value("random", metric, "within_10"), 99.0, True))
+                mean = means.get(target, {}).get("perfsage", {}).get(metric)
+                out.append(_goal("Vela: LOSO MAPE <= 8% (mean over held-out spaces)", target, metric,
+                                 mean["mape"] if mean else None, 8.0, False,
+                                 f"worst space {mean['worst_mape']:.2f}%" if mean else ""))
+            if any(r["target"] == target and r["split"] == "real" for r in records) or target.startswith("ethos-u"):
+                out.append(_goal("real models: MAPE <= 10%", target, metric, value("real", metric, "mape"), 10.0, False))
+            if target in noise and metric == "latency_ms":
+                floor = noise[target].get("repeat_noise_mape")
+                out.append(_goal("host-cpu: random-split MAPE <= 1.5 × repeat noise", target, metric,
+                                 value("random", metric, "mape"), 1.5 * floor if floor else float("nan"), False,
+                                 f"repeat noise {floor:.3f}% (see Measurement noise)" if floor else ""))
+            if target.startswith("nb201-"):
+                out.append(_goal("NB201: 900-shot MAPE <= 5%", target, metric, value("fewshot[k=900]", metric, "mape"),
+                                 5.0, False))
+                out.append(_goal("NB201: 900-shot Spearman >= 0.95", target, metric,
+                                 value("fewshot[k=900]", metric, "spearman"), 0.95, True))
+        out.append(_beats_goal(target, records, methods))
+    return out
+
+
+def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequence[str]) -> Dict[str, Any]:
+    """perfsage's MAPE below every baseline's, on every split (each held-out space and size) and metric."""
+    baselines = [m for m in methods if m != "perfsage"]
+    goal = "perfsage beats every baseline on every split (MAPE)"
+    if "perfsage" not in methods or not baselines:
+        return _goal(goal, target, "all", None, 0, False, "needs perfsage and at least one baseline")
+    by = {(r["label"], r["method"]): r for r in records if r["target"] == target}
+    cases = misses = 0
+    missed: List[str] = []
+    for (label, method), r in sorted(by.items()):
+        if method != "perfsage":
+            continue
+        for metric, stats in r["metrics"].items():
+            ours = _num(stats["mape"])
+            for baseline in baselines:
+                other = by.get((label, baseline))
+                if other is None:
+                    continue
+                cases += 1
+                theirs = _num(other["metrics"][metric]["mape"])
+                if not ours < theirs:
+                    misses += 1
+                    missed.append(f"{label} {metric}: {baseline} {theirs:.2f}% vs perfsage {ours:.2f}%")
+    result = _goal(goal, target, "all", float(cases - misses) if cases else None, float(cases), True,
+                   ("missed: " + "; ".join(missed)) if missed else f"won all {cases} comparisons")
+    result["value_meaning"] = "comparisons won (of threshold)"
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _stats_rows(entries: Sequence[Tuple[str, str, Dict[str, Any]]]) -> List[List[str]]:
+    return [[metric, method, _fmt(s["mape"]), _fmt(s["rmspe"]), _fmt(s["within_5"], 1), _fmt(s["within_10"], 1),
+             _fmt(s["spearman"], 4), _fmt(s["kendall"], 4)] + ([_fmt(int(s["n"]))] if "n" in s else [])
+            for metric, method, s in entries]
+
+
+_STATS_HEADERS = ["metric", "method", "MAPE %", "RMSPE %", "±5 %", "±10 %", "Spearman", "Kendall"]
+
+
+def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[str, Any],
+                    methods: Sequence[str]) -> List[str]:
+    mine = [r for r in records if r["target"] == target]
+    if not mine:
+        return [f"## {target}", "", "No results.", ""]
+    metrics = mine[0]["metrics_order"]
+    labels: List[str] = []
+    for r in mine:
+        if r["label"] not in labels:
+            labels.append(r["label"])
+    by = {(r["label"], r["method"]): r for r in mine}
+    lines = [f"## {target}", "", "### MAPE (%) by split", ""]
+    overview_labels = labels + (["loso mean"] if target in means else [])
+    rows = []
+    for metric in metrics:
+        for method in methods:
+            cells = []
+            for label in overview_labels:
+                if label == "loso mean":
+                    cells.append(_fmt(means[target].get(method, {}).get(metric, {}).get("mape")))
+                else:
+                    r = by.get((label, method))
+                    cells.append(_fmt(r["metrics"][metric]["mape"]) if r else "—")
+            rows.append([metric, method] + cells)
+    lines += _table(["metric", "method"] + overview_labels, rows) + [""]
+    for label in labels:
+        first = next(r for r in mine if r["label"] == label)
+        times = ", ".join(f"{m} {by[(label, m)]['train_seconds']:.1f} s" for m in methods if (label, m) in by)
+        what = "scored with the models trained on the random split" if first["split"] == "real" else (
+            f"training {times}")
+        lines += [f"### {label}", "",
+                  f"Rows: train {first['n_train']:,}, val {first['n_val']:,}, test {first['n_test']:,}; {what}.", ""]
+        entries = [(m, meth, by[(label, meth)]["metrics"][m]) for m in metrics for meth in methods if (label, meth) in by]
+        lines += _table(_STATS_HEADERS + ["n test"], _stats_rows(entries)) + [""]
+    if target in means:
+        spaces = next(iter(means[target].values()))[metrics[0]]["spaces"]
+        lines += ["### loso mean", "", f"Each statistic averaged over the {spaces} held-out spaces.", ""]
+        entries = [(m, meth, means[target][meth][m]) for m in metrics for meth in methods if meth in means[target]]
+        lines += _table(_STATS_HEADERS, _stats_rows(entries)) + [""]
+    return lines
+
+
+def _goal_lines(goal_list: Sequence[Dict[str, Any]]) -> List[str]:
+    rows = []
+    for g in goal_list:
+        status = {True: "**met**", False: "**missed**", None: "not evaluated"}[g["met"]]
+        if g["metric"] == "all":
+            value = f"{_fmt(g['value'], 0)} of {_fmt(g['threshold'], 0)} won" if g["value"] is not None else "n/a"
+        else:
+            value = f"{_fmt(g['value'], 3)} {g['comparison']} {_fmt(g['threshold'], 3)}"
+        rows.append([g["goal"], g["target"], g["metric"], value, status, g["detail"] or ""])
+    return _table(["goal", "target", "metric", "value", "status", "detail"], rows)
+
+
+def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
+    options = data["options"]
+    methods = options["methods"]
+    ds = data["dataset"]
+    lines = [
+        "# perfsage evaluation", "",
+        f"- command: `{data['command']}`",
+        f"- perfsage {data['perfsage_version']}, report written {data['generated_at']} on {data['host']}",
+        f"- seed {options['seed']}; splits {', '.join(options['splits'])}; methods {', '.join(methods)}"
+        + (f"; few-shot sizes {', '.join(map(str, options['fewshot_sizes']))}" if "fewshot" in options["splits"] else ""),
+        f"- this run took {data['seconds_this_run']:.0f} s (units finished before were reused)", "",
+        "## Dataset", "",
+        f"`{ds['path']}`: {ds['rows']:,} rows" + (f", {ds['rows_used']:,} used (--limit, seeded)" if ds['rows_used'] != ds['rows'] else "")
+        + f"; spaces {', '.join(f'{k} {v:,}' for k, v in ds['spaces'].items())}; dtypes "
+        + ", ".join(f"{k} {v:,}" for k, v in ds["dtypes"].items()) + ".",
+        "",
+    ]
+    for target, n in ds["usable_rows"].items():
+        source = ds["label_sources"].get(target, {})
+        lines.append(f"- {target}: {n:,} labelled rows used; labels from "
+                     + (", ".join(f"{k} {v}" for k, v in source.items()) or "(no source recorded)"))
+    if data.get("real_dataset"):
+        real = data["real_dataset"]
+        lines += ["", f"Real models: `{real['path']}`, {real['rows']:,} rows; labelled rows per target: "
+                  + ", ".join(f"{t} {n:,}" for t, n in real["usable_rows"].items()) + "."]
+    lines += ["", "## Methods", ""]
+    for name in methods:
+        lines.append(f"- **{name}**: {data['methods'][name]}")
+    for target, recipe in data["recipes"].items():
+        lines.append(f"- perfsage recipe for {target}: metrics {', '.join(recipe['metrics'])}; epochs "
+                     f"{recipe['epochs']}; hyperparameters {recipe['hyperparameters'] or 'library defaults'}")
+    if "gcn" in methods:
+        lines.append(f"- gcn settings: {data['gcn_settings']}")
+    lines += ["", "Statistics: MAPE and RMSPE in percent of the true value; ±5 % / ±10 %: share of test models "
+              "predicted within 5 % / 10 %; Spearman (average ranks for ties) and Kendall tau-b between true and "
+              "predicted values. Splits: random 80/10/10; loso: train (90/10) on all other search spaces, test on "
+              "every row of the held-out one; fewshot k: k training rows + max(10, k/10) validation rows from the "
+              "random split's training part, test on all other rows; real: the random split's models on the real-"
+              "model dataset.", "", "## Goals", ""]
+    lines += _goal_lines(data["goals"]) + [""]
+    if data["noise"]:
+        lines += ["## Measurement noise", ""]
+        for target, n in data["noise"].items():
+            lines.append(f"- {target}: repeat noise {_fmt(n['repeat_noise_mape'], 3)}% over {n['rows']:,} test rows "
+                         f"(median latency_spread {_fmt(n['median_spread_percent'], 2)}%): {n['definition']}.")
+            if n.get("median_label_noise_mape") is not None:
+                lines.append(f"  Noise of the median label itself: {_fmt(n['median_label_noise_mape'], 3)}% "
+                             f"({n['median_label_noise_definition']}).")
+        lines.append("")
+    lines += ["# Results", ""]
+    for target in options["targets"]:
+        lines += _target_section(target, records, data["loso_mean"], methods)
+    lines += ["## Timings", "", "Seconds per unit (training; prediction of the test rows).", ""]
+    rows = [[r["target"], r["label"], r["method"], _fmt(r["train_seconds"], 1), _fmt(r["predict_seconds"], 2),
+             _fit_summary(r)] for r in records]
+    lines += _table(["target", "split", "method", "train s", "predict s", "training"], rows) + [""]
+    if data["plots"]:
+        lines += ["## Plots", ""]
+        for plot in data["plots"]:
+            lines += [f"![{plot}]({plot})", ""]
+    if data["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def _fit_summary(record: Dict[str, Any]) -> str:
+    fit = record.get("fit") or {}
+    if "epochs_run" in fit:
+        text = f"{fit['epochs_run']} epochs, best {fit.get('best_epoch')}"
+        if fit.get("median_epoch_seconds") is not None:
+            text += f", {fit['median_epoch_seconds']:.1f} s per epoch"
+        return text
+    if "kernel_keys" in fit:
+        return f"{fit['kernel_keys']} kernels, {fit['op_type_keys']} op types"
+    used = (record.get("prediction") or {}).get("nodes_by_table")
+    if used:
+        return "nodes per table: " + ", ".join(f"{k} {v}" for k, v in used.items())
+    return ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
+    options = runner.options
+    out = runner.out
+    means = loso_means(records)
+    noise = measurement_noise(runner, records)
+    notes = list(runner.notes)
+    plots: List[str] = []
+    try:
+        from ._plots import make_plots
+    except ImportError as e:
+        notes.append(f"plots skipped: {e} (pip install matplotlib)")
+        print(notes[-1], file=runner.log)
+    else:
+        plots = make_plots(runner, records)
+    from ._gcn import GCN_DEFAULTS
+
+    data: Dict[str, Any] = {
+        "perfsage_version": _version(),
+        "command": options.command,
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "seconds_this_run": round(seconds, 1),
+        "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,
+                    "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
+                    "fewshot_sizes": options.fewshot_sizes, "limit": options.limit, "threads": options.threads,
+                    "gcn": options.gcn},
+        "dataset": runner.data.describe(),
+        "real_dataset": runner.real.describe() if runner.real is not None else None,
+        "methods": {m: method_class(m).summary for m in options.methods},
+        "recipes": {t: {"metrics": list(r.metrics), "epochs": options.epochs or r.epochs,
+                        "hyperparameters": r.hyperparameters} for t, r in runner.recipes.items()},
+        "gcn_settings": {**GCN_DEFAULTS, **options.gcn},
+        "notes": notes,
+        "loso_mean": means,
+        "noise": noise,
+        "goals": goals(records, means, noise, options.targets, options.methods),
+        "plots": plots,
+        "units": records,
+    }
+    write_json(out / "report.json", data)
+    text = markdown(data, records)
+    (out / "report.md").write_text(text + "\n")
+    print(f"wrote {out / 'report.md'}, {out / 'report.json'} and {len(plots)} plots", file=runner.log, flush=True)
+    return data

@@ -1,0 +1,115 @@
+"""``perfsage evaluate``: the command-line front of :func:`perfsage.evaluation.evaluate`.
+
+``add_parser(subparsers)`` adds the subcommand to perfsage's argparse parser; ``run(args)`` carries
+it out and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, List
+
+from ._gcn import GCN_DEFAULTS
+from ._methods import method_names
+from ._splits import SPLIT_NAMES
+
+
+def _names(text: str) -> List[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _sizes(text: str) -> List[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Adds ``evaluate`` to an argparse subparsers object; returns its parser."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="accuracy of perfsage against baselines on the protocol's splits (report, JSON, plots)",
+        description="Trains perfsage (from the target's recipe) and the baselines (log-linear MACs/params "
+        "regression, nn-Meter-style kernel lookup table, BRP-NAS-style GCN) on the same rows of each split, "
+        "scores them (MAPE, RMSPE, within ±5%/±10%, Spearman, Kendall) and writes OUT/report.md, "
+        "OUT/report.json and plots. Every finished unit is saved under OUT/units at once: run the same "
+        "command again to resume after a kill.",
+    )
+    parser.add_argument("dataset", metavar="DATASET", help="labelled dataset (directory of shards or .parquet)")
+    parser.add_argument("--target", action="append", required=True, help="target to evaluate (repeat for several)")
+    parser.add_argument("--out", required=True, help="output directory (created; resumed when it holds units)")
+    parser.add_argument("--splits", type=_names, default=list(SPLIT_NAMES),
+                        help=f"comma-separated, of {','.join(SPLIT_NAMES)} (default: all)")
+    parser.add_argument("--real", help="dataset of real models labelled on the same target(s), for the real split")
+    parser.add_argument("--methods", type=_names, default=method_names(),
+                        help=f"comma-separated, of {','.join(method_names())} (default: all)")
+    parser.add_argument("--epochs", type=int, help="perfsage training epochs (default: the target's recipe)")
+    parser.add_argument("--loso-epochs", type=int,
+                        help="perfsage epochs on the leave-one-space-out splits (default: as --epochs)")
+    parser.add_argument("--predictors", metavar="DIR",
+                        help="score DIR/{target}.psage on the random split instead of training perfsage there "
+                             "(e.g. python/perfsage/predictors: the shipped files, trained on that split)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the splits and of every method (default 0)")
+    parser.add_argument("--fewshot-sizes", type=_sizes, default=[100, 900],
+                        help="training-set sizes of the few-shot split (default 100,900)")
+    parser.add_argument("--limit", type=int, help="use only LIMIT rows of the dataset (a seeded random subset)")
+    parser.add_argument("--threads", type=int, default=0, help="threads for graphs and perfsage (default 0: every core)")
+    parser.add_argument("--gcn-hidden", type=int, default=GCN_DEFAULTS["hidden"],
+                        help=f"GCN hidden width (default {GCN_DEFAULTS['hidden']})")
+    parser.add_argument("--gcn-epochs", type=int, default=GCN_DEFAULTS["epochs"],
+                        help=f"GCN epochs (default {GCN_DEFAULTS['epochs']})")
+    parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command, spelt out with every option's value (as it was given or defaulted)."""
+    words = ["perfsage", "evaluate", args.dataset]
+    for target in args.target:
+        words += ["--target", target]
+    words += ["--out", str(args.out), "--splits", ",".join(args.splits), "--methods", ",".join(args.methods),
+              "--seed", str(args.seed), "--threads", str(args.threads)]
+    if args.real:
+        words += ["--real", args.real]
+    if args.epochs is not None:
+        words += ["--epochs", str(args.epochs)]
+    if args.loso_epochs is not None:
+        words += ["--loso-epochs", str(args.loso_epochs)]
+    if args.predictors:
+        words += ["--predictors", args.predictors]
+    if "fewshot" in args.splits:
+        words += ["--fewshot-sizes", ",".join(map(str, args.fewshot_sizes))]
+    if args.limit is not None:
+        words += ["--limit", str(args.limit)]
+    if "gcn" in args.methods:
+        words += ["--gcn-hidden", str(args.gcn_hidden), "--gcn-epochs", str(args.gcn_epochs)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carries out ``perfsage evaluate``; 0 on success, 130 when interrupted (finished units are kept)."""
+    from ._evaluate import EvaluationOptions, evaluate
+
+    if args.gcn_hidden < 1 or args.gcn_epochs < 1:
+        raise ValueError(f"--gcn-hidden and --gcn-epochs must be >= 1, got {args.gcn_hidden} and {args.gcn_epochs}")
+    gcn = {k: v for k, v in (("hidden", args.gcn_hidden), ("epochs", args.gcn_epochs)) if v != GCN_DEFAULTS[k]}
+    options = EvaluationOptions(
+        dataset=args.dataset, targets=list(args.target), out=Path(args.out), splits=list(args.splits),
+        methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs,
+        predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
+        fewshot_sizes=list(args.fewshot_sizes), limit=args.limit, threads=args.threads, gcn=gcn,
+        progress=not args.no_progress,
+    )
+    options.command = command_line(args)
+    try:
+        evaluate(options)
+    except KeyboardInterrupt:
+        print(f"perfsage: interrupted; finished units are in {Path(args.out) / 'units'}: run the same command "
+              "to resume", file=sys.stderr)
+        return 130
+    return 0

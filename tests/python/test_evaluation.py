@@ -1,0 +1,448 @@
+"""``perfsage evaluate``: metrics, NNLS, the baselines (lookup table, GCN) and a resumable run end to end."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyarrow", reason="datasets need pyarrow (pip install perfsage[label])")
+
+import perfsage  # noqa: E402
+from perfsage.datasets import ShardWriter, open_dataset, plan  # noqa: E402
+from perfsage.evaluation import (  # noqa: E402
+    EvaluationError,
+    EvaluationOptions,
+    LogLinearMethod,
+    LookupMethod,
+    accuracy,
+    average_ranks,
+    count_inversions,
+    evaluate,
+    kendall_tau_b,
+    nnls,
+    spearman,
+)
+from perfsage.evaluation import _gcn as gcn  # noqa: E402
+from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS  # noqa: E402
+from perfsage.evaluation.cli import add_parser  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_percentage_errors_match_hand_computed_values() -> None:
+    y = np.array([1.0, 2.0, 4.0, 10.0])
+    p = np.array([1.1, 1.8, 4.0, 13.0])  # errors +10%, -10%, 0%, +30%
+    stats = accuracy(y, p)
+    assert stats["mape"] == pytest.approx((10 + 10 + 0 + 30) / 4)
+    assert stats["rmspe"] == pytest.approx(np.sqrt((0.01 + 0.01 + 0 + 0.09) / 4) * 100)
+    assert stats["within_5"] == pytest.approx(25.0)
+    assert stats["within_10"] == pytest.approx(75.0)  # exactly ±10% counts as within
+    assert stats["spearman"] == pytest.approx(1.0) and stats["kendall"] == pytest.approx(1.0)
+    assert stats["n"] == 4
+
+
+def test_rank_correlations_of_small_cases() -> None:
+    assert spearman([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert kendall_tau_b([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert average_ranks(np.array([10, 20, 20, 5])).tolist() == [2.0, 3.5, 3.5, 1.0]
+    assert np.isnan(spearman([1, 1, 1], [1, 2, 3])) and np.isnan(kendall_tau_b([1, 2, 3], [4, 4, 4]))
+
+
+def _kendall_brute(a: Sequence[float], b: Sequence[float]) -> float:
+    """tau-b from its definition, pair by pair."""
+    concordant = discordant = ties_a = ties_b = 0
+    for i, j in itertools.combinations(range(len(a)), 2):
+        da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+        if da == 0 and db == 0:
+            continue
+        if da == 0:
+            ties_a += 1
+        elif db == 0:
+            ties_b += 1
+        elif da == db:
+            concordant += 1
+        else:
+            discordant += 1
+    return (concordant - discordant) / np.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+
+
+def _spearman_brute(a: Sequence[float], b: Sequence[float]) -> float:
+    """Pearson's r of ranks, where a value's rank is 1 + (#smaller) + (#equal - 1) / 2."""
+    def ranks(x: np.ndarray) -> np.ndarray:
+        return np.array([1 + np.sum(x < v) + (np.sum(x == v) - 1) / 2 for v in x])
+
+    return float(np.corrcoef(ranks(np.asarray(a, float)), ranks(np.asarray(b, float)))[0, 1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rank_correlations_with_ties_match_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 120))
+    a = rng.integers(0, 6, n).astype(float)  # many ties
+    b = a + rng.integers(-2, 3, n)
+    assert kendall_tau_b(a, b) == pytest.approx(_kendall_brute(a, b), abs=1e-12)
+    assert spearman(a, b) == pytest.approx(_spearman_brute(a, b), abs=1e-12)
+
+
+def test_inversions_match_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 2, 3, 7, 64, 101):
+        values = rng.integers(0, 10, n)
+        brute = sum(1 for i, j in itertools.combinations(range(n), 2) if values[i] > values[j])
+        assert count_inversions(values) == brute
+
+
+def test_accuracy_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="3 values but y_pred has 2"):
+        accuracy([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="zero"):
+        accuracy([0.0, 1.0], [1.0, 1.0])
+    assert accuracy([1.0, 2.0], [np.nan, 2.0])["mape"] == np.inf  # a blown-up prediction is not excused
+
+
+# ---------------------------------------------------------------------------------------------
+# NNLS
+
+
+def _nnls_brute(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest residual over every support set whose least-squares solution is non-negative."""
+    best = np.linalg.norm(b)
+    for size in range(1, a.shape[1] + 1):
+        for support in itertools.combinations(range(a.shape[1]), size):
+            x = np.linalg.lstsq(a[:, support], b, rcond=None)[0]
+            if np.all(x >= 0):
+                best = min(best, np.linalg.norm(a[:, support] @ x - b))
+    return best
+
+
+def test_nnls_reaches_the_brute_force_optimum() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        n, p = int(rng.integers(3, 12)), int(rng.integers(1, 7))
+        a = rng.standard_normal((n, p)) * rng.choice([1e-3, 1.0, 1e3], p)  # badly scaled columns
+        b = rng.standard_normal(n)
+        x, residual = nnls(a, b)
+        assert np.all(x >= 0)
+        assert residual == pytest.approx(np.linalg.norm(a @ x - b))
+        assert residual <= _nnls_brute(a, b) + 1e-9 * np.linalg.norm(b)
+
+
+def test_nnls_recovers_a_known_non_negative_solution() -> None:
+    rng = np.random.default_rng(2)
+    a = rng.random((50, 8))
+    truth = np.array([0.0, 2.0, 0.0, 5.0, 1e-3, 0.0, 7.0, 3.0])
+    x, residual = nnls(a, a @ truth)
+    np.testing.assert_allclose(x, truth, rtol=1e-9, atol=1e-12)
+    assert residual < 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines on synthetic graphs
+
+
+def _graphs(space: str, n: int, seed: int) -> List[perfsage.Graph]:
+    return [perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"]))
+            for item in perfsage.spaces.sample(space, n, seed)]
+
+
+@pytest.fixture(scope="module")
+def small_graphs() -> List[perfsage.Graph]:
+    return _graphs("kws", 50, 11) + _graphs("super_resolution", 30, 12)
+
+
+def _chain_spec(rng: np.random.Generator, index: int) -> Dict[str, Any]:
+    """A random chain of 3x3 convolutions (ReLU), 1x1 convolutions and 3x3 depthwise convolutions
+    (ReLU): three kernels whose counts and sizes vary independently between models."""
+    size = int(rng.choice([8, 12, 16, 24]))
+    layers, previous = [], "x"
+    for i in range(int(rng.integers(1, 7))):
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            layer = {"op": "conv2d", "filters": int(rng.integers(2, 24)), "kernel": 3, "activation": "relu"}
+        elif kind == 1:
+            layer = {"op": "conv2d", "filters": int(rng.integers(2, 24)), "kernel": 1}
+        else:
+            layer = {"op": "depthwise_conv2d", "kernel": 3, "activation": "relu"}
+        layers.append({"name": f"l{i}", "inputs": [previous], **layer})
+        previous = f"l{i}"
+    return {"name": f"chain{index}", "inputs": [{"name": "x", "shape": [1, size, size, int(rng.integers(1, 16))]}],
+            "layers": layers, "outputs": [previous]}
+
+
+# Made-up per-kernel costs (c0, c1·MACs, c2·activation bytes, c3·parameter bytes) by (op type, kernel height).
+_KERNEL_COSTS = {(3, 3): [0.5, 2e-6, 0.0, 1e-4], (3, 1): [0.2, 1e-6, 3e-5, 0.0], (4, 3): [0.1, 5e-6, 1e-5, 2e-4]}
+
+
+def _true_op_costs(graphs: Sequence[perfsage.Graph]) -> List[np.ndarray]:
+    """Per node: its kernel's made-up cost at the node's MACs and bytes."""
+    names = perfsage.node_feature_names()
+    out = []
+    for g in graphs:
+        f = g.node_features.astype(np.float64)
+        terms = np.column_stack([np.ones(len(f)), f[:, names.index("macs")],
+                                 f[:, names.index("input_activation_bytes")] + f[:, names.index("output_activation_bytes")],
+                                 f[:, names.index("param_bytes")]])
+        c = np.array([_KERNEL_COSTS[(int(t), int(k))] for t, k in f[:, [names.index("op_type"), names.index("kernel_h")]]])
+        out.append(np.sum(terms * c, axis=1))
+    return out
+
+
+def test_lookup_recovers_known_per_operator_costs() -> None:
+    rng = np.random.default_rng(0)
+    graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(200)]
+    train, test = graphs[:160], graphs[160:]
+    y = np.array([c.sum() for c in _true_op_costs(train)])[:, None]
+    method = LookupMethod(["dev/latency_ms"], ["ms"])
+    method.fit((train, y), (train[:5], y[:5]))
+    rows = method.table_rows()
+    assert len(rows) == 3 and {r["op"] for r in rows} == {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    scale = np.max(list(_KERNEL_COSTS.values()), axis=0)  # a zero cost term is matched to 1e-6 of the term's scale
+    for row in rows:
+        found = np.array([row[t] for t in COST_TERMS])
+        truth = np.array(_KERNEL_COSTS[(int(row["op_type"]), int(row["kernel_h"]))])
+        if row["op"] == "DEPTHWISE_CONV_2D":
+            # A 3x3 depthwise convolution's MACs are 4.5x its int8 activation bytes (9HWC vs 2HWC), so only
+            # c1 + c2 / 4.5 is determined by the labels.
+            found[1:3], truth[1:3] = found[1] + found[2] / 4.5, truth[1] + truth[2] / 4.5
+        assert np.all(np.abs(found - truth) <= 1e-6 * (np.abs(truth) + scale)), (row, truth)
+    node_costs, owner = method.operator_costs(test)
+    assert method.last_prediction["nodes_by_table"] == {"kernel": len(owner), "op_type": 0, "global": 0}
+    np.testing.assert_allclose(node_costs[:, 0], np.concatenate(_true_op_costs(test)), rtol=1e-6)
+    np.testing.assert_allclose(method.predict(test)[:, 0], [c.sum() for c in _true_op_costs(test)], rtol=1e-6)
+
+
+def test_lookup_falls_back_for_unseen_kernels_and_round_trips(tmp_path: Path, small_graphs) -> None:
+    kws, sr = small_graphs[:50], small_graphs[50:]
+    y = np.array([1.0 + 1e-6 * g.totals["macs"] for g in kws])[:, None]
+    method = LookupMethod(["t/m"], ["ms"])
+    method.fit((kws, y), (kws[:3], y[:3]))
+    predicted = method.predict(sr)
+    used = method.last_prediction["nodes_by_table"]
+    assert used["op_type"] + used["global"] > 0  # super-resolution has kernels KWS models never have
+    assert np.all(np.isfinite(predicted)) and np.all(predicted >= 0)
+    method.save(tmp_path / "lookup.npz")
+    again = LookupMethod.load(tmp_path / "lookup.npz")
+    np.testing.assert_array_equal(again.predict(sr), predicted)
+    with pytest.raises(ValueError, match="holds a 'lookup' model, expected 'loglinear'"):
+        LogLinearMethod.load(tmp_path / "lookup.npz")
+
+
+def test_loglinear_fits_an_exact_power_law(small_graphs) -> None:
+    macs = np.array([g.totals["macs"] for g in small_graphs], dtype=float)
+    params = np.array([g.totals["param_count"] for g in small_graphs], dtype=float)
+    y = (3.0 * np.exp(0.5 * np.log1p(macs) + 0.25 * np.log1p(params)))[:, None]
+    method = LogLinearMethod(["t/m"], [""])
+    method.fit((small_graphs, y), (small_graphs[:2], y[:2]))
+    np.testing.assert_allclose(method.coefficients[:, 0], [np.log(3.0), 0.5, 0.25], atol=1e-8)
+
+
+def _random_batch(rng: np.random.Generator, width: int) -> gcn.Batch:
+    graphs = []
+    for n in (1, 4, 6, 3):
+        edges = rng.integers(0, n, (2, int(rng.integers(0, 2 * n + 1))))
+        graphs.append(gcn.prepare_graph(rng.standard_normal((n, width)), edges))
+    return gcn.Batch(graphs, size_scale=3.5)
+
+
+def test_gcn_propagation_is_the_normalised_adjacency() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3))
+    g = gcn.prepare_graph(x, np.array([[0, 1, 1, 3, 2], [1, 2, 2, 3, 0]]))  # duplicate and self edges
+    a = np.eye(5)
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        a[i, j] = a[j, i] = 1
+    d = a.sum(axis=1)
+    expected = a / np.sqrt(np.outer(d, d))
+    np.testing.assert_allclose(gcn.Batch([g], 1.0).propagate(x), expected @ x, rtol=1e-12)
+
+
+def test_gcn_gradients_match_finite_differences() -> None:
+    rng = np.random.default_rng(5)
+    batch = _random_batch(rng, width=5)
+    params = gcn.init_parameters(5, hidden=6, layers=4, outputs=2, seed=0, dtype=np.float64)
+    for value in params.values():
+        value += 0.1 * rng.standard_normal(value.shape)  # non-zero biases too
+    targets = rng.standard_normal((4, 2))
+    targets[1, 0] = np.nan  # a missing label is left out of the loss
+    _, _, grads = gcn.loss_and_gradients(params, batch, targets)
+    eps = 1e-6
+    for name, value in params.items():
+        numeric = np.empty_like(value)
+        for index in np.ndindex(value.shape):
+            old = value[index]
+            value[index] = old + eps
+            plus = gcn.loss_and_gradients(params, batch, targets)[0]
+            value[index] = old - eps
+            minus = gcn.loss_and_gradients(params, batch, targets)[0]
+            value[index] = old
+            numeric[index] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-4, atol=1e-8, err_msg=name)
+
+
+def test_gcn_learns_a_size_dependent_target(tmp_path: Path, small_graphs) -> None:
+    macs = np.array([g.totals["macs"] for g in small_graphs], dtype=float)
+    y = (0.05 + 2e-7 * macs + 0.01 * np.array([g.num_nodes for g in small_graphs]))[:, None]
+    test_rows = np.arange(len(small_graphs)) % 5 == 0
+    train = ([g for g, t in zip(small_graphs, test_rows) if not t], y[~test_rows])
+    test = [g for g, t in zip(small_graphs, test_rows) if t]
+    method = gcn.GCNMethod(["t/m"], ["ms"], seed=0, hidden=32, epochs=60, patience=100, lr=3e-3, batch_size=16)
+    info = method.fit(train, train)
+    error = np.abs(method.predict(test)[:, 0] / y[test_rows, 0] - 1).mean()
+    constant = np.abs(np.exp(np.mean(np.log(train[1]))) / y[test_rows, 0] - 1).mean()  # best constant in log space
+    assert info["epochs_run"] == 60
+    assert error < 0.15 and error < 0.1 * constant
+    method.save(tmp_path / "gcn.npz")
+    np.testing.assert_allclose(gcn.GCNMethod.load(tmp_path / "gcn.npz").predict(test), method.predict(test), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+
+TARGETS = {"dev": {"metrics": {"latency_ms": "ms", "energy_mj": "mJ"}, "settings": {"tool": "synthetic"}}}
+
+
+def _write_dataset(path: Path, spaces: Sequence[str], n: int, seed: int) -> Path:
+    """A labelled dataset with synthetic positive labels made from each model's totals."""
+    rows = []
+    for item in plan(list(spaces), n, seed):
+        graph = perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"], dtype=item["dtype"]))
+        t = graph.totals
+        rows.append({**item, "tflite": None, "provenance": "{}",
+                     "dev/latency_ms": 0.02 + 1e-7 * t["macs"] + 1e-6 * t["param_bytes"],
+                     "dev/energy_mj": 1e-3 + 3e-9 * t["macs"]})
+    with ShardWriter(path, TARGETS) as writer:
+        writer.write(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Dict[str, Path]:
+    root = tmp_path_factory.mktemp("evaluation")
+    return {"data": _write_dataset(root / "data", ["kws", "super_resolution"], 20, 0),
+            "real": _write_dataset(root / "real", ["kws"], 6, 99)}
+
+
+def _cli(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["evaluate"] + argv)
+    return args.run(args)
+
+
+def _argv(tiny: Dict[str, Path], out: Path, *extra: str) -> List[str]:
+    return [str(tiny["data"]), "--target", "dev", "--out", str(out), "--real", str(tiny["real"]), "--epochs", "3",
+            "--fewshot-sizes", "10", "--gcn-hidden", "8", "--gcn-epochs", "2", "--threads", "2", "--no-progress", *extra]
+
+
+def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    assert _cli(_argv(tiny, out)) == 0
+    first = capsys.readouterr().err
+    assert (out / "report.md").is_file() and (out / "predictors" / "dev.psage").is_file()
+    report = json.loads((out / "report.json").read_text())
+    labels = ["random", "loso[kws]", "loso[super_resolution]", "fewshot[k=10]", "real"]
+    methods = ["perfsage", "loglinear", "lookup", "gcn"]
+    assert sorted((u["label"], u["method"]) for u in report["units"]) == sorted(itertools.product(labels, methods))
+    for unit in report["units"]:
+        assert set(unit["metrics"]) == {"latency_ms"}  # the recipe of an unknown target: latency only
+        assert unit["metrics"]["latency_ms"]["n"] == unit["n_test"] > 0
+    by = {(u["label"], u["method"]): u for u in report["units"]}
+    assert by[("random", "lookup")]["n_train"] == 32 and by[("random", "lookup")]["n_test"] == 4
+    assert by[("loso[kws]", "gcn")]["n_test"] == 20 and by[("real", "perfsage")]["n_test"] == 6
+    assert by[("fewshot[k=10]", "loglinear")]["n_train"] == 10 and by[("fewshot[k=10]", "loglinear")]["n_test"] == 20
+    assert report["units"] and report["goals"][-1]["goal"].startswith("perfsage beats every baseline")
+    assert {p for p in report["plots"]} == {f"{k}_dev.png" for k in ("predicted_vs_true", "error_cdf", "error_vs_size")}
+    assert all((out / p).stat().st_size > 1000 for p in report["plots"])
+    assert "| latency_ms | lookup |" in (out / "report.md").read_text()
+    assert first.count(": finished in ") == 20
+    loaded = perfsage.load_predictor(out / "predictors" / "dev.psage")
+    assert loaded.output_names == ["dev/latency_ms"]
+
+    # The same command again: nothing is trained, the report is rebuilt from the stored units.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")}
+    assert _cli(_argv(tiny, out)) == 0
+    second = capsys.readouterr().err
+    assert second.count("done before") == 20 and ": started" not in second
+    assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")} == stamps
+
+    # A unit lost in a kill is the only one redone; other perfsage epochs redo exactly perfsage's units.
+    (out / "units" / "dev" / "loso-kws" / "lookup.json").unlink()
+    assert _cli(_argv(tiny, out)) == 0
+    assert capsys.readouterr().err.count(": started") == 1
+    argv = _argv(tiny, out)
+    argv[argv.index("--epochs") + 1] = "4"
+    assert _cli(argv) == 0
+    redone = [line for line in capsys.readouterr().err.splitlines() if ": started" in line]
+    assert len(redone) == 5 and all(" perfsage: started" in line for line in redone)
+
+
+def test_evaluate_errors_name_the_problem(tiny, tmp_path: Path, capsys) -> None:
+    def options(**changes: Any) -> EvaluationOptions:
+        base = dict(dataset=str(tiny["data"]), targets=["dev"], out=tmp_path / "e", splits=["random"],
+                    methods=["loglinear"], progress=False)
+        return EvaluationOptions(**{**base, **changes})
+
+    with pytest.raises(EvaluationError, match="no target 'ethos-u55-256'; its targets are dev"):
+        evaluate(options(targets=["ethos-u55-256"]))
+    with pytest.raises(EvaluationError, match=r"unknown split\(s\) \['lolo'\]"):
+        evaluate(options(splits=["lolo"]))
+    with pytest.raises(EvaluationError, match=r"unknown method\(s\) \['nn-meter'\]"):
+        evaluate(options(methods=["nn-meter"]))
+    with pytest.raises(EvaluationError, match="leave-one-space-out needs rows of at least 2 search spaces"):
+        evaluate(options(dataset=str(tiny["real"]), splits=["loso"]))
+    with pytest.raises(EvaluationError, match="few-shot size 30 needs 30 \\+ 10 rows"):
+        evaluate(options(splits=["fewshot"], fewshot_sizes=[30]))
+    with pytest.raises(EvaluationError, match="6 labelled rows; the random 80/10/10 split needs at least 10"):
+        evaluate(options(dataset=str(tiny["real"])))
+    evaluate(options(splits=["random", "real"]))  # no --real: said, and skipped
+    assert "split 'real' skipped: no --real dataset given" in capsys.readouterr().err
+    assert open_dataset(tiny["data"]).num_rows == 40
+
+
+def _record(target: str, label: str, method: str, mape: float, within_10: float = 100.0,
+            spearman_value: float = 1.0) -> Dict[str, Any]:
+    split, _, part = label.partition("[")
+    stats = {"mape": mape, "rmspe": mape, "within_5": 100.0, "within_10": within_10, "spearman": spearman_value,
+             "kendall": 1.0, "n": 10}
+    return {"target": target, "label": label, "split": split, "part": part.rstrip("]"), "method": method,
+            "metrics_order": ["latency_ms"], "metrics": {"latency_ms": stats}}
+
+
+def test_goals_are_judged_from_the_numbers() -> None:
+    from perfsage.evaluation._report import goals, loso_means
+
+    records = [
+        _record("ethos-u55-256", "random", "perfsage", 1.5, within_10=99.5),
+        _record("ethos-u55-256", "random", "lookup", 6.0),
+        _record("ethos-u55-256", "loso[a]", "perfsage", 6.0),
+        _record("ethos-u55-256", "loso[b]", "perfsage", 12.0),  # mean 9% > 8%
+        _record("ethos-u55-256", "loso[a]", "lookup", 5.0),  # lookup wins here
+        _record("ethos-u55-256", "loso[b]", "lookup", 20.0),
+        _record("nb201-pixel3", "fewshot[k=900]", "perfsage", 4.0, spearman_value=0.94),
+        _record("host-cpu", "random", "perfsage", 2.9),
+    ]
+    means = loso_means(records)
+    assert means["ethos-u55-256"]["perfsage"]["latency_ms"]["mape"] == pytest.approx(9.0)
+    noise = {"host-cpu": {"repeat_noise_mape": 2.0}}
+    result = {(g["goal"], g["target"]): g for g in goals(records, means, noise,
+                                                        ["ethos-u55-256", "nb201-pixel3", "host-cpu"],
+                                                        ["perfsage", "lookup"])}
+    met = {key: g["met"] for key, g in result.items()}
+    assert met[("Vela: random-split MAPE <= 2%", "ethos-u55-256")] is True
+    assert met[("Vela: random split, >= 99% within ±10%", "ethos-u55-256")] is True
+    assert met[("Vela: LOSO MAPE <= 8% (mean over held-out spaces)", "ethos-u55-256")] is False
+    assert met[("real models: MAPE <= 10%", "ethos-u55-256")] is None  # no real split run: not evaluated
+    assert met[("NB201: 900-shot MAPE <= 5%", "nb201-pixel3")] is True
+    assert met[("NB201: 900-shot Spearman >= 0.95", "nb201-pixel3")] is False
+    assert met[("host-cpu: random-split MAPE <= 1.5 × repeat noise", "host-cpu")] is True  # 2.9 <= 3.0
+    beats = result[("perfsage beats every baseline on every split (MAPE)", "ethos-u55-256")]
+    assert beats["met"] is False and beats["value"] == 2 and beats["threshold"] == 3
+    assert "loso[a] latency_ms: lookup 5.00% vs perfsage 6.00%" in beats["detail"]
