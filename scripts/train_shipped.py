@@ -18,10 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-import perfsage
-from perfsage._recipes import SHIPPED_TARGETS, random_split, recipe_for
+from perfsage._recipes import SHIPPED_TARGETS, train_on_random_split
 from perfsage.datasets import open_dataset
 
 OUT = Path(__file__).resolve().parents[1] / "python" / "perfsage" / "predictors"
@@ -48,27 +45,10 @@ def main() -> int:
     graphs = dataset.graphs(threads=args.threads)
     print(f"{args.dataset}: {len(graphs)} graphs in {time.time() - started:.0f} s", file=sys.stderr)
     for target in targets:
-        recipe = recipe_for(target)
-        labels = dataset.labels(recipe.columns)
-        split = random_split(labels, seed=args.seed)
-        p = perfsage.Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns],
-                               seed=args.seed, **recipe.hyperparameters)
-        p.fit(([graphs[i] for i in split.train], labels[split.train]),
-              val=([graphs[i] for i in split.val], labels[split.val]), epochs=recipe.epochs, threads=args.threads)
-        pred = p.predict([graphs[i] for i in split.test], threads=args.threads)
-        y = labels[split.test]
-        ape = np.abs(pred - y) / y
-        test = {c: {"mape": float(np.nanmean(ape[:, j])), "within_10": float(np.nanmean(ape[:, j] <= 0.10)),
-                    "rows": int(np.sum(~np.isnan(ape[:, j])))} for j, c in enumerate(recipe.columns)}
-        p.provenance.update({
-            "train_data": str(Path(args.dataset).name),
-            "split": {"kind": "random 80/10/10", "seed": args.seed, "train": len(split.train),
-                      "val": len(split.val), "test": len(split.test)},
-            "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
-            "test": test,
-        })
+        p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads)
         p.save(out / f"{target}.psage")
-        print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": test}), flush=True)
+        print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": p.provenance["test"]}),
+              flush=True)
     return 0
 
 

@@ -91,3 +91,34 @@ def usable_rows(labels: np.ndarray) -> np.ndarray:
 def random_split(labels: np.ndarray, seed: int = 0) -> Split:
     """The seeded 80/10/10 split of the rows of ``labels`` that are usable."""
     return split_rows(usable_rows(labels), seed)
+
+
+def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
+                          progress: bool = True) -> Any:
+    """Trains ``target``'s recipe on the seeded random split of ``dataset`` (its ``graphs`` loaded
+    in row order), scores it on the split's test rows and records split, recipe and scores in the
+    predictor's provenance, which ``perfsage evaluate --predictors`` checks before reusing it.
+    How the shipped predictors are made (scripts/train_shipped.py)."""
+    from pathlib import Path
+
+    from ._predictor import Predictor
+
+    recipe = recipe_for(target)
+    labels = dataset.labels(recipe.columns)
+    split = random_split(labels, seed)
+    p = Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns], seed=seed,
+                  **recipe.hyperparameters)
+    p.fit(([graphs[i] for i in split.train], labels[split.train]),
+          val=([graphs[i] for i in split.val], labels[split.val]), epochs=recipe.epochs, threads=threads,
+          progress=progress)
+    y = labels[split.test]
+    ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
+    p.provenance.update({
+        "train_data": Path(dataset.path).name,
+        "split": {"kind": "random 80/10/10", "seed": seed, "train": len(split.train), "val": len(split.val),
+                  "test": len(split.test)},
+        "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
+        "test": {c: {"mape": float(ape[:, j].mean()), "within_10": float(np.mean(ape[:, j] <= 0.10)),
+                     "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)},
+    })
+    return p

@@ -446,3 +446,25 @@ def test_goals_are_judged_from_the_numbers() -> None:
     beats = result[("perfsage beats every baseline on every split (MAPE)", "ethos-u55-256")]
     assert beats["met"] is False and beats["value"] == 2 and beats["threshold"] == 3
     assert "loso[a] latency_ms: lookup 5.00% vs perfsage 6.00%" in beats["detail"]
+
+
+def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp_path: Path) -> None:
+    from perfsage._recipes import train_on_random_split
+    from perfsage.evaluation import EvaluationError
+
+    ds = open_dataset(tiny["data"])
+    p = train_on_random_split(ds, ds.graphs(threads=2), "dev", seed=0, threads=2, progress=False)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    p.save(shipped / "dev.psage")
+    argv = [str(tiny["data"]), "--target", "dev", "--splits", "random", "--methods", "perfsage",
+            "--predictors", str(shipped), "--threads", "2", "--no-progress"]
+    assert _cli(argv + ["--out", str(tmp_path / "eval")]) == 0
+    unit = json.loads((tmp_path / "eval" / "report.json").read_text())["units"][0]
+    assert unit["fit"]["reused"] == str(shipped / "dev.psage")
+    assert unit["metrics"]["latency_ms"]["mape"] == pytest.approx(100 * p.provenance["test"]["dev/latency_ms"]["mape"],
+                                                                 rel=1e-4)
+    p.provenance["split"]["seed"] = 1  # a predictor of another split is refused, not scored
+    p.save(shipped / "dev.psage")
+    with pytest.raises(EvaluationError, match="split"):
+        _cli(argv + ["--out", str(tmp_path / "eval2")])
