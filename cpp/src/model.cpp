@@ -278,7 +278,8 @@ void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_byte
                  const std::vector<char>& stripped, Where here, Tensor& t) {
   here.tensor_name = src.name();
   if (src.name()) t.name.assign(src.name()->c_str(), src.name()->size());
-  if (!src.shape()) here.fail("has no shape");
+  // No shape is a scalar, as TFLite and TFLM read it: flatbuffers' object API (which strip_weights
+  // packs with) and other writers leave out a scalar's empty shape vector.
   t.shape = copy_ints(src.shape());
   int64_t elements = 1;
   for (size_t d = 0; d < t.shape.size(); ++d) {

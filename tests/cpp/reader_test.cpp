@@ -106,10 +106,18 @@ TEST(Reader, RejectsSubgraphInputOutOfRange) {
   expect_error(build_model({sg}), {"subgraph 0", "output 0 refers to tensor 17"});
 }
 
-TEST(Reader, RejectsMissingShape) {
+TEST(Reader, ReadsAMissingShapeAsAScalar) {
+  // TFLite and TFLM read a tensor without a shape vector as a scalar; flatbuffers' object API
+  // (strip_weights) drops a scalar's empty shape vector, as converters' scalars come out.
   auto sg = conv_subgraph();
-  sg.tensors[3].omit_shape = true;
-  expect_error(build_model({sg}), {"tensor 3 't3'", "has no shape"});
+  sg.tensors.push_back({{}, 0, 4});
+  sg.tensors.back().omit_shape = true;
+  const auto bytes = build_model({sg});
+  const auto graph = load_graph(bytes.data(), bytes.size(), "scalar");
+  const auto& tensors = graph->model().subgraphs[0].tensors;
+  ASSERT_EQ(tensors.size(), 5u);
+  EXPECT_TRUE(tensors[4].shape.empty());
+  EXPECT_EQ(graph->num_nodes(), 1);
 }
 
 TEST(Reader, RejectsNegativeDimension) {

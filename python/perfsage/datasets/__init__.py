@@ -8,12 +8,14 @@
     y = ds.labels(["ethos-u55-256/latency_ms"])      # float64 [rows, 1], NaN on error rows
     graphs = ds.graphs()                             # perfsage.Graph per row (None if unbuildable)
 
-The same from the command line: ``perfsage dataset build|info|import-nb201|import-csv|compact|
-expand``. The storage format is described in ``perfsage.datasets._store``; content ids in
-``perfsage.datasets._ids``; the killable worker pool in ``perfsage.datasets._runner``.
+Model files (real models) are labelled with ``label_files``. The same from the command line:
+``perfsage dataset build|label|info|import-nb201|import-csv|compact|expand``. The storage format
+is described in ``perfsage.datasets._store``; content ids in ``perfsage.datasets._ids``; the
+killable worker pool in ``perfsage.datasets._runner``.
 """
 
 from ._build import BuildSummary, build_dataset, plan
+from ._files import label_files
 from ._ids import canonical_spec, content_id, model_id, spec_id
 from ._import import import_csv, import_nb201
 from ._info import dataset_info, format_info
@@ -48,6 +50,7 @@ __all__ = [
     "format_info",
     "import_csv",
     "import_nb201",
+    "label_files",
     "model_id",
     "open_dataset",
     "plan",

@@ -9,6 +9,7 @@ the last flush, and running it again labels exactly the models still missing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -120,6 +121,7 @@ def _row(item: Mapping[str, Any], result: Result, settings: Mapping[str, Any], e
         "executor": executor,
         # As the worker saw them where it labelled; the job's own for rows no worker finished.
         "labelers": result.get("settings") or settings,
+        **item.get("provenance", {}),
     }
     if result.get("dask_worker"):
         provenance["dask_worker"] = result["dask_worker"]
@@ -243,11 +245,34 @@ def build_dataset(
     ``chunk_size`` models. Returns what was done; raises :class:`DatasetError` when ``out`` holds
     a dataset labelled on other targets or with other labeller settings.
     """
-    log = log if log is not None else sys.stderr
     spaces = [spaces] if isinstance(spaces, str) else list(spaces)
     targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
     if not spaces:
         raise ValueError("name at least one search space")
+    check_job_options(executor, scheduler, timeout, flush_rows, flush_seconds)
+    labelers = make_labelers(targets, labeler_options)
+    return run_job(
+        out,
+        plan(spaces, n, seed, dtype),
+        labelers,
+        f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype})",
+        workers=workers,
+        timeout=timeout,
+        executor=executor,
+        scheduler=scheduler,
+        chunk_size=chunk_size,
+        retry_errors=retry_errors,
+        flush_rows=flush_rows,
+        flush_seconds=flush_seconds,
+        progress=progress,
+        log=log,
+    )
+
+
+def check_job_options(
+    executor: str, scheduler: Optional[Any], timeout: float, flush_rows: int, flush_seconds: float
+) -> None:
+    """Refuses job options that cannot work, before any dataset directory is touched."""
     if flush_rows < 1 or flush_seconds <= 0:
         raise ValueError("flush_rows must be >= 1 and flush_seconds > 0")
     if executor not in ("local", "dask"):
@@ -256,11 +281,45 @@ def build_dataset(
         raise ValueError("the dask executor needs a scheduler address (--scheduler tcp://HOST:8786)")
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
-    labelers = make_labelers(targets, labeler_options)
+
+
+def _task(item: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a worker receives for ``item``: its ``task`` (e.g. a model file's bytes), else the
+    spec, seed and dtype to build the model from."""
+    return dict(item["task"]) if "task" in item else {k: item[k] for k in ("id", "spec", "seed", "dtype")}
+
+
+def run_job(
+    out: PathLike,
+    items: Sequence[Dict[str, Any]],
+    labelers: Sequence[Any],
+    planned: str,
+    *,
+    workers: int = 0,
+    timeout: float = 600.0,
+    executor: str = "local",
+    scheduler: Optional[Any] = None,
+    chunk_size: int = 16,
+    retry_errors: bool = False,
+    flush_rows: int = 200,
+    flush_seconds: float = 5.0,
+    progress: bool = True,
+    log: Optional[TextIO] = None,
+) -> BuildSummary:
+    """Labels the ``items`` that ``out`` does not hold yet on ``labelers``; the resumable job
+    behind :func:`build_dataset` and :func:`perfsage.datasets.label_files`.
+
+    Each item has the row's ``id``, ``space``, ``name``, ``dtype`` (and ``spec``/``seed`` when a
+    spec describes it); optionally ``task`` (what a worker receives instead of the spec),
+    ``provenance`` (extra keys for the row's provenance) or ``result`` (a finished result, e.g. an
+    error found before labelling, stored without a worker). ``planned`` describes the plan in the
+    first log line.
+    """
+    log = log if log is not None else sys.stderr
+    check_job_options(executor, scheduler, timeout, flush_rows, flush_seconds)
     target_info = targets_of(labelers)
     names = list(target_info)
     settings = {t: info["settings"] for t, info in target_info.items()}
-    items = plan(spaces, n, seed, dtype)
     started = time.monotonic()
     with ShardWriter(out, target_info) as writer:
         stored = writer.existing()
@@ -278,7 +337,7 @@ def build_dataset(
             else f"on the Dask cluster at {scheduler}"
         )
         print(
-            f"{writer.path}: {len(items)} models planned ({', '.join(spaces)}; n={n} each, seed {seed}, {dtype}); "
+            f"{writer.path}: {len(items)} models planned {planned}; "
             f"{summary.already_stored} already stored; labelling {len(todo)}"
             + (f" ({retried} retried after errors)" if retried else "")
             + f" on {', '.join(names)} {how}",
@@ -294,7 +353,8 @@ def build_dataset(
         if not todo:
             return summary
         by_id = {item["id"]: item for item in todo}
-        tasks = [{k: item[k] for k in ("id", "spec", "seed", "dtype")} for item in todo]
+        decided = [item["result"] for item in todo if "result" in item]
+        tasks = [_task(item) for item in todo if "result" not in item]
         buffer: List[Dict[str, Any]] = []
         last_flush = time.monotonic()
         bar = _Progress(len(todo), f"labelling ({', '.join(names)})", progress, log)
@@ -310,7 +370,7 @@ def build_dataset(
         results = _results(executor, tasks, labelers, workers, timeout, scheduler, chunk_size)
         try:
             with _sigterm_as_interrupt():
-                for result in results:
+                for result in itertools.chain(decided, results):
                     if result is not None:
                         buffer.append(_row(by_id[result["id"]], result, settings, executor))
                         summary.labelled += 1

@@ -11,7 +11,8 @@ would corrupt the frames; stderr goes to the runner, which keeps its tail for cr
 
 1. runner -> worker ``{"sys_path", "labelers"}``; worker -> runner ``{"kind": "ready"}`` or
    ``{"kind": "init_error", "error"}``.
-2. per task, runner -> worker ``{"id", "spec", "seed", "dtype"}``; worker -> runner any number of
+2. per task, runner -> worker ``{"id", "spec", "seed", "dtype"}`` (or ``{"id", "tflite", "dtype"}``
+   for a model file); worker -> runner any number of
    ``{"kind": "stage"}`` / ``{"kind": "built", "tflite"}`` frames, then ``{"kind": "result"}``.
 3. EOF on stdin: the worker exits.
 """
@@ -76,13 +77,15 @@ def label_task(
         "settings": settings,
     }
     seconds: Dict[str, float] = result["seconds"]
-    yield {"kind": "stage", "stage": "building the model"}
+    given = task.get("tflite")  # a model file's bytes, labelled as they are
+    yield {"kind": "stage", "stage": "reading the model" if given is not None else "building the model"}
     start = time.perf_counter()
     try:
-        model = build_model(task["spec"], seed=task["seed"], dtype=task["dtype"])
+        model = bytes(given) if given is not None else build_model(task["spec"], seed=task["seed"], dtype=task["dtype"])
         result["tflite"] = strip_weights(model)
-    except Exception as e:  # the writer refused the spec: a row of kind 'build'
-        result.update(error_kind="build", error=f"cannot build the model: {_describe(e)}")
+    except Exception as e:  # the writer refused the spec (or the file is no TFLite): a row of kind 'build'
+        what = "cannot read the model" if given is not None else "cannot build the model"
+        result.update(error_kind="build", error=f"{what}: {_describe(e)}")
         seconds["build"] = round(time.perf_counter() - start, 4)
         result["finished"] = utc_now()
         yield {"kind": "result", "result": result}
