@@ -72,22 +72,24 @@ def run(args: argparse.Namespace) -> int:
     for t in targets:
         p = load_predictor(t)
         predictors.append((_target_name(p, t), p))
-    rows: List[Dict[str, Any]] = []
-    failed = 0
+    loaded = []
     for path in args.models:
         try:
-            graph = load_tflite(path)
+            loaded.append((path, load_tflite(path)))
         except (PerfSageError, OSError) as e:
             print(f"perfsage: error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        for name, p in predictors:
-            warnings = p.check(graph)
+    failed = len(args.models) - len(loaded)
+    graphs = [g for _, g in loaded]
+    # One batched call per predictor (explain works graph by graph).
+    batch = [p.predict(graphs) if graphs and not args.explain else None for _, p in predictors]
+    rows: List[Dict[str, Any]] = []
+    for i, (path, graph) in enumerate(loaded):
+        for (name, p), predicted in zip(predictors, batch):
             if args.explain:
                 ex = p.explain(graph, top=args.top)
-                values, explain = ex.prediction, ex.operators
+                values, explain, warnings = ex.prediction, ex.operators, ex.warnings
             else:
-                values, explain = dict(zip(p.output_names, p.predict([graph])[0].tolist())), None
+                values, explain, warnings = dict(zip(p.output_names, predicted[i].tolist())), None, p.check(graph)
             row: Dict[str, Any] = {
                 "model": str(path),
                 "target": name,

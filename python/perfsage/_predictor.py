@@ -351,7 +351,7 @@ class Predictor:
             prediction={t: float(v) for t, v in zip(self._targets, prediction)},
             units=dict(zip(self._targets, self._units)),
             operators=operators,
-            warnings=_domain.check(self.provenance.get("domain", {}), g),
+            warnings=self.check(g),
         )
 
     def _require_initialized(self, what: str) -> None:

@@ -32,17 +32,14 @@ class Recipe:
 # full epochs); the best validation epoch is still the one kept.
 _ETHOS_HYPER: Dict[str, Any] = {"patience": 0}
 
+_U55_METRICS = ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes")
 # Ethos-U65 with Dedicated_Sram keeps weights (and what spills from the 384 KiB SRAM) in DRAM and
 # reads nothing from off-chip flash, so its off-chip memory metric is peak DRAM.
+_U65_METRICS = ("latency_ms", "energy_mj", "peak_sram_bytes", "peak_dram_bytes")
+
 RECIPES: Dict[str, Recipe] = {
-    "ethos-u55-256": Recipe("ethos-u55-256", ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes"),
-                            hyperparameters=_ETHOS_HYPER),
-    "ethos-u65-512": Recipe("ethos-u65-512", ("latency_ms", "energy_mj", "peak_sram_bytes", "peak_dram_bytes"),
-                            hyperparameters=_ETHOS_HYPER),
-    "ethos-u55-128": Recipe("ethos-u55-128", ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes"),
-                            hyperparameters=_ETHOS_HYPER),
-    "ethos-u65-256": Recipe("ethos-u65-256", ("latency_ms", "energy_mj", "peak_sram_bytes", "peak_dram_bytes"),
-                            hyperparameters=_ETHOS_HYPER),
+    **{t: Recipe(t, _U55_METRICS, hyperparameters=_ETHOS_HYPER) for t in ("ethos-u55-128", "ethos-u55-256")},
+    **{t: Recipe(t, _U65_METRICS, hyperparameters=_ETHOS_HYPER) for t in ("ethos-u65-256", "ethos-u65-512")},
     # Host-CPU latencies span four orders of magnitude (0.009 to 144 ms) over few models: the MAPE
     # loss collapsed to predicting zero on a 900-model training set (best epoch 1, 100% MAPE), so
     # this recipe trains on log-MSE (10.5% MAPE on the random split against 9.5% with MAPE).
@@ -96,6 +93,17 @@ def random_split(labels: np.ndarray, seed: int = 0) -> Split:
     return split_rows(usable_rows(labels), seed)
 
 
+def split_record(recipe: Recipe, split: Any, seed: int, dataset_name: str) -> Dict[str, Any]:
+    """What a predictor trained on the random split records of how it was made (provenance keys
+    ``train_data``, ``split``, ``recipe``); ``perfsage evaluate --predictors`` compares it with its own."""
+    return {
+        "train_data": dataset_name,
+        "split": {"kind": "random 80/10/10", "seed": seed, "train": len(split.train), "val": len(split.val),
+                  "test": len(split.test)},
+        "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
+    }
+
+
 def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
                           progress: bool = True) -> Any:
     """Trains ``target``'s recipe on the seeded random split of ``dataset`` (its ``graphs`` loaded
@@ -117,10 +125,7 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     y = labels[split.test]
     ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
     p.provenance.update({
-        "train_data": Path(dataset.path).name,
-        "split": {"kind": "random 80/10/10", "seed": seed, "train": len(split.train), "val": len(split.val),
-                  "test": len(split.test)},
-        "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
+        **split_record(recipe, split, seed, Path(dataset.path).name),
         "test": {c: {"mape": float(ape[:, j].mean()), "within_10": float(np.mean(ape[:, j] <= 0.10)),
                      "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)},
     })

@@ -322,7 +322,7 @@ class Runner:
             raise RuntimeError("a real split was planned without a real-model dataset")
         return self.real
 
-    def unit_config(self, unit: Unit, method: Method) -> Dict[str, Any]:
+    def unit_config(self, unit: Unit, method: Method, reused: Optional[Path] = None) -> Dict[str, Any]:
         """What makes a record reusable: same data, rows, split and method settings."""
         split = unit.split
         config: Dict[str, Any] = {
@@ -334,7 +334,6 @@ class Runner:
         if split.name == "real":
             real = self.test_data(split)
             config.update(real_dataset=real.path, real_rows=int(real.dataset.num_rows))
-        reused = self.reused_predictor(unit)
         if reused is not None:
             config["predictor_sha256"] = hashlib.sha256(reused.read_bytes()).hexdigest()[:16]
         return json.loads(json.dumps(json_safe(config)))
@@ -350,14 +349,10 @@ class Runner:
         if not path.is_file():
             return None
         from .._predictor import load_predictor
+        from .._recipes import split_record
 
         prov = load_predictor(path).provenance
-        recipe = self.recipes[unit.target]
-        split = unit.split
-        expected = {"split": {"kind": "random 80/10/10", "seed": self.options.seed, "train": len(split.train),
-                              "val": len(split.val), "test": len(split.test)},
-                    "recipe": {"epochs": recipe.epochs, "hyperparameters": recipe.hyperparameters},
-                    "train_data": Path(self.data.path).name}
+        expected = split_record(self.recipes[unit.target], unit.split, self.options.seed, Path(self.data.path).name)
         wrong = [k for k, v in expected.items() if json_safe(prov.get(k)) != json_safe(v)]
         if wrong:
             raise EvaluationError(
@@ -392,7 +387,8 @@ class Runner:
         for index, unit in enumerate(self.plan, 1):
             recipe = self.recipes[unit.target]
             method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name)
-            config = self.unit_config(unit, method)
+            reused = self.reused_predictor(unit)
+            config = self.unit_config(unit, method, reused)
             record = self.existing(unit, config)
             if record is not None and unit.split.name == "random" and not model_path(self.out, unit.target, method).exists():
                 record = None  # the real split needs the model: train it again
@@ -400,11 +396,13 @@ class Runner:
             if record is not None:
                 print(f"{prefix}: done before ({_format_mapes(record['metrics'])})", file=self.log, flush=True)
             else:
-                record = self.run_unit(unit, method, config, prefix)
+                record = self.run_unit(unit, method, config, prefix, reused)
             records.append(record)
         return records
 
-    def run_unit(self, unit: Unit, method: Method, config: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    def run_unit(self, unit: Unit, method: Method, config: Dict[str, Any], prefix: str,
+                 reused: Optional[Path] = None) -> Dict[str, Any]:
+        """Trains (or loads: the real split's model, a ``reused`` predictor file) and scores one unit."""
         split, target = unit.split, unit.target
         recipe = self.recipes[target]
         print(f"{prefix}: started (train {len(split.train)}, val {len(split.val)}, test {len(split.test)})",
@@ -413,7 +411,6 @@ class Runner:
         labels = self.data.labels[target]
         train_seconds = 0.0
         fit_info: Dict[str, Any] = {}
-        reused = self.reused_predictor(unit)
         if split.name == "real":
             source = model_path(self.out, target, method)
             method = type(method).load(source, threads=self.options.threads)
