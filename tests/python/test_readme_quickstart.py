@@ -59,7 +59,7 @@ def test_first_command_works_on_a_clone_alone(tmp_path):
     body = lines[header + 2:]
     rows = body[:body.index("")] if "" in body else body
     assert rows and all(row.startswith("mlperftiny-kws-dscnn (example)") for row in rows), result.stdout
-    targets = {row.split()[3] for row in rows}
+    targets = {row.split()[2] for row in rows}
     assert {"ethos-u55-256", "ethos-u65-512"} <= targets, result.stdout
     for row in rows:
         latency = re.search(r"([0-9.]+(?:e-?\d+)?) ms", row)
