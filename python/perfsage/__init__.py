@@ -26,6 +26,7 @@ from ._graphs import (
 )
 from . import spaces
 from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
+from ._targets import targets
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
 
@@ -52,4 +53,5 @@ __all__ = [
     "shipped_predictors",
     "spaces",
     "strip_weights",
+    "targets",
 ]
