@@ -329,7 +329,10 @@ def _cmd_dataset_repair(args: argparse.Namespace) -> int:
 
 
 def _add_dataset_commands(sub: Any) -> None:
-    dataset = sub.add_parser("dataset", help="build, import and inspect labelled datasets (Parquet)")
+    dataset = sub.add_parser(
+        "dataset", help="build, import and inspect labelled datasets (Parquet)",
+        description="Labelled datasets: one row per model, with its spec or TFLite bytes and one column per "
+        "target and metric. `perfsage dataset COMMAND --help` describes each command.")
     commands = dataset.add_subparsers(dest="dataset_command", required=True)
 
     build = commands.add_parser(
@@ -344,11 +347,13 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="labeller, e.g. ethos-u55-256 or host-cpu (repeat for several)")
     build.add_argument("--out", required=True, help="dataset directory (created; resumed when it exists)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    build.add_argument("--dtype", choices=["int8", "float32"], default="int8")
+    build.add_argument("--dtype", choices=["int8", "float32"], default="int8",
+                       help="model type: int8 (full-integer, what NPUs run; default) or float32")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")
-    build.add_argument("--executor", choices=["local", "dask"], default="local")
+    build.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="where models are labelled: local worker processes (default) or a Dask cluster")
     build.add_argument("--scheduler", help="Dask scheduler address (with --executor dask), e.g. tcp://host:8786")
     build.add_argument("--chunk-size", type=int, default=16, help="models per Dask task (default 16)")
     build.add_argument("--retry-errors", action="store_true", help="label again the rows stored with an error")
@@ -382,12 +387,18 @@ def _add_dataset_commands(sub: Any) -> None:
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     label.set_defaults(run=_cmd_dataset_label)
 
-    info = commands.add_parser("info", help="rows, spaces, targets, units, label ranges and errors of a dataset")
+    info = commands.add_parser(
+        "info", help="rows, spaces, targets, units, label ranges and errors of a dataset",
+        description="Summarises a dataset: rows per space, targets and their labeller settings, units, "
+        "the range of each label column, and errors by kind.")
     info.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_cmd_dataset_info)
 
-    nb201 = commands.add_parser("import-nb201", help="import NAS-Bench-201 latencies measured on four devices")
+    nb201 = commands.add_parser(
+        "import-nb201", help="import NAS-Bench-201 latencies measured on four devices",
+        description="Imports the NAS-Bench-201 latency table (one row per cell, latencies measured on four "
+        "devices) as a dataset, with each cell's network rebuilt as a float TFLite model.")
     nb201.add_argument("--csv", help="latency CSV (default: $PERFSAGE_DATA/nasbench201/latency.csv)")
     nb201.add_argument("--out", required=True, help="output .parquet file")
     nb201.add_argument("--compact", action="store_true", help="no TFLite column (graphs rebuilt from specs)")
@@ -427,14 +438,20 @@ def _add_dataset_commands(sub: Any) -> None:
     imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp.set_defaults(run=_cmd_dataset_import_csv)
 
-    compact = commands.add_parser("compact", help="one small Parquet file: spec + seed + labels, no TFLite bytes")
+    compact = commands.add_parser(
+        "compact", help="one small Parquet file: spec + seed + labels, no TFLite bytes",
+        description="Writes a dataset as one Parquet file without the TFLite bytes of rows that a spec rebuilds "
+        "(Dataset.graphs() and `perfsage dataset expand` rebuild them), small enough to version.")
     compact.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     compact.add_argument("--out", required=True, help="output .parquet file")
     compact.add_argument("--keep-tflite", action="store_true", help="keep the TFLite column (merge shards only)")
     compact.add_argument("--level", type=int, default=19, help="zstd level (default 19: slow, smallest)")
     compact.set_defaults(run=_cmd_dataset_compact)
 
-    expand = commands.add_parser("expand", help="rebuild the TFLite column of a compact dataset from its specs")
+    expand = commands.add_parser(
+        "expand", help="rebuild the TFLite column of a compact dataset from its specs",
+        description="Writes a compact dataset as one Parquet file with the TFLite bytes of every row rebuilt "
+        "from its spec, seed and dtype (the writer is deterministic: the bytes the labelling job stored).")
     expand.add_argument("dataset", metavar="DATASET", help="a compact dataset (.parquet file)")
     expand.add_argument("--out", required=True, help="output .parquet file")
     expand.add_argument("--threads", type=int, default=0, help="threads rebuilding models (default: every core)")
