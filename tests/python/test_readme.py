@@ -6,7 +6,8 @@ run as written (in a temporary folder holding the files the README names, made f
 models), run scaled down, checked against ``--help`` (a synopsis with placeholders), or skipped with
 the reason. A new README command without an entry fails ``test_every_readme_command_is_handled``.
 The two commands at the top (scripts/setup.sh and scripts/test.sh) start with ``bash``: the README
-quick-start test runs them.
+quick-start test runs them. Each ```python block runs too, or is skipped for a stated reason
+(``PYTHON_HANDLING``).
 """
 
 from __future__ import annotations
@@ -204,3 +205,53 @@ def _run_as_handled(command: str, workdir: Path) -> None:
     run = _run(scaled, workdir)
     assert run.returncode == 0, f"{scaled}\nstdout:\n{run.stdout[-2000:]}\nstderr:\n{run.stderr[-2000:]}"
     assert "Traceback" not in run.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Python snippets: each ```python block runs in a folder with the files it names, given the few
+# names it leaves to the reader (``b_bytes``, ``graph``, ...).
+
+PYTHON_SKIP = "needs the 21,000-model training set (datasets/paper-ethos-u.parquet) and 200 epochs"
+PYTHON_HANDLING: Dict[str, str] = {  # first line of code (after imports) -> "" to run, or why not
+    'p = perfsage.load_predictor("ethos-u55-256")': "",
+    'g = perfsage.load_tflite("model.tflite")': "",
+    'spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],': "",
+    'p = perfsage.Predictor(targets=["ethos-u55-256/latency_ms", "ethos-u55-256/energy_mj"])': PYTHON_SKIP,
+}
+
+
+def python_blocks(text: str) -> List[Tuple[str, str]]:
+    """(first line of code after the imports, with its comment dropped; code) of each ```python block."""
+    blocks = []
+    for code in re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        first = next(line for line in code.splitlines() if line.strip() and not line.startswith("import "))
+        blocks.append((re.sub(r"\s+#.*$", "", first).strip(), code))
+    return blocks
+
+
+PYTHON_BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_every_python_block_is_handled() -> None:
+    firsts = [first for first, _ in PYTHON_BLOCKS]
+    assert len(firsts) >= 4
+    assert sorted(firsts) == sorted(PYTHON_HANDLING), "README python blocks and PYTHON_HANDLING differ"
+
+
+@pytest.mark.parametrize("first, code", PYTHON_BLOCKS, ids=[f"python-{i}" for i in range(len(PYTHON_BLOCKS))])
+def test_readme_python_block_runs(first: str, code: str, tmp_path: Path, monkeypatch) -> None:
+    reason = PYTHON_HANDLING.get(first)
+    if reason is None:
+        pytest.fail("not in PYTHON_HANDLING (see test_every_python_block_is_handled)")
+    if reason:
+        pytest.skip(reason)
+    models = _kws(3, seed=3)
+    for name, model in (("a.tflite", models[0]), ("model.tflite", models[1])):
+        (tmp_path / name).write_bytes(model)
+    float_spec = perfsage.sample("kws", 1, seed=3)[0]["spec"]
+    (tmp_path / "a_float32.tflite").write_bytes(perfsage.build_model(float_spec, dtype="float32"))
+    monkeypatch.chdir(tmp_path)
+    namespace = {"perfsage": perfsage, "b_bytes": models[2], "other_bytes": models[2],
+                 "graph": perfsage.load_tflite(models[2]), "paths_or_bytes": ["a.tflite", models[2]],
+                 "items": ["model.tflite", b"not a model"]}
+    exec(compile(code, f"README.md ({first[:30]}...)", "exec"), namespace)
