@@ -116,6 +116,8 @@ def _csv_rows(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
 def run(args: argparse.Namespace) -> int:
     if args.top is not None and not args.explain:
         raise ValueError("--top sets how many operators --explain lists: add --explain")
+    if args.explain and args.csv:
+        raise ValueError("--explain lists operators in the table or in --json; CSV has one row per model and target")
     top = DEFAULT_TOP if args.top is None else args.top
     targets = args.target or [DEFAULT_TARGET]
     predictors = []

@@ -193,6 +193,8 @@ def test_predict_csv_one_row_per_model_and_target(folder: Path, capsys) -> None:
     assert {line["accelerator_config"] for line in u65} == {"ethos-u65-512"}
     with pytest.raises(SystemExit):
         _parser().parse_args(["predict", str(folder), "--csv", "--json"])
+    assert main(["predict", str(folder), "--csv", "--explain"]) == 1
+    assert "--explain lists operators in the table or in --json" in capsys.readouterr().err
 
 
 def test_predict_json_carries_the_target_settings(folder: Path, capsys) -> None:
