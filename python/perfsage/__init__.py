@@ -14,6 +14,7 @@ Predicting and training::
     p.fit("kws.parquet", epochs=100)                # or (graphs, labels)
     p.predict(graphs)                               # float32 [n, targets]
     p.save("kws.psage"); p = perfsage.load_predictor("kws.psage")
+    perfsage.targets()    # shipped predictors and labellers: hardware settings, held-out accuracy
 """
 
 from ._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError

@@ -481,7 +481,8 @@ def test_every_plot_panel_has_axis_labels_and_readable_fonts(tmp_path: Path, mon
     series = {}
     for method in ("perfsage", "lookup"):
         y = rng.uniform(0.1, 10.0, size=(50, len(metrics)))
-        series[method] = {"y_true": y, "y_pred": y * rng.uniform(0.9, 1.1, size=y.shape), "macs": rng.uniform(1e5, 1e8, 50)}
+        predicted = y * rng.uniform(0.9, 1.1, size=y.shape)
+        series[method] = {"y_true": y, "y_pred": predicted, "macs": rng.uniform(1e5, 1e8, 50)}
     for draw in (_plots.predicted_vs_true, _plots.error_cdf, _plots.error_vs_size):
         draw(tmp_path / "plot.png", "dev", metrics, series)
     assert len(figures) == 3

@@ -166,7 +166,8 @@ def test_predict_a_folder_predicts_its_models_sorted_not_recursively(folder: Pat
     empty.mkdir()
     assert main(["predict", str(empty), str(folder / "sub")]) == 1
     captured = capsys.readouterr()
-    assert f"perfsage: error: {empty}: a directory without .tflite files (subdirectories are not searched)" in captured.err
+    assert (f"perfsage: error: {empty}: a directory without .tflite files (subdirectories are not searched)"
+            in captured.err)
     assert str(folder / "sub" / "c.tflite") in captured.out  # the rest is still predicted
 
 
