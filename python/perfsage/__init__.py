@@ -14,6 +14,7 @@ Predicting and training::
     p.fit("kws.parquet", epochs=100)                # or (graphs, labels)
     p.predict(graphs)                               # float32 [n, targets]
     p.save("kws.psage"); p = perfsage.load_predictor("kws.psage")
+    perfsage.targets()    # shipped predictors and labellers: hardware settings, held-out accuracy
 """
 
 from ._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError
@@ -26,6 +27,7 @@ from ._graphs import (
 )
 from . import spaces
 from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
+from ._targets import targets
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
 
@@ -52,4 +54,5 @@ __all__ = [
     "shipped_predictors",
     "spaces",
     "strip_weights",
+    "targets",
 ]

@@ -8,7 +8,7 @@ each graph was quantized, the range of its size features) in the predictor's pro
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -21,6 +21,9 @@ SIZE_FEATURES = ("num_nodes", "total_macs", "total_params", "peak_activation_byt
 SIZE_TOLERANCE = 2.0
 # A graph counts as quantized when at least this share of its operators have quantized outputs.
 QUANTIZED_SHARE = 0.5
+# Vela replaces what it compiles with one custom operator of this code that runs the NPU command
+# stream; no predictor has seen one, and what the stream costs is not in the graph.
+VELA_CUSTOM_CODE = "ethos-u"
 
 
 def _quantized_share(graph: Graph, column: int) -> float:
@@ -49,6 +52,16 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
         "quantized_graphs": float(np.mean(quantized >= QUANTIZED_SHARE)),
         "sizes": {f: [float(sizes[:, j].min()), float(sizes[:, j].max())] for j, f in enumerate(SIZE_FEATURES)},
     }
+
+
+def npu_command_stream(graph: Graph) -> Optional[str]:
+    """Why ``graph`` is a model Vela already compiled (one that holds an ``ethos-u`` operator), or
+    None: a prediction for such a model is meaningless."""
+    for index, name in enumerate(graph.op_names):
+        if name == VELA_CUSTOM_CODE:
+            return (f"already compiled by Vela (operator {index} is its '{VELA_CUSTOM_CODE}' custom operator, "
+                    "which runs the NPU command stream): a prediction for it is meaningless")
+    return None
 
 
 def check(domain: Dict[str, Any], graph: Graph) -> List[str]:

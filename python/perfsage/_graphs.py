@@ -10,6 +10,9 @@ from ._core import Graph, PerfSageError
 
 ModelSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
+# The core takes a thread count as a C int; it never starts more threads than it has items.
+MAX_THREADS = 2**31 - 1
+
 
 def node_feature_names() -> List[str]:
     """Names of the columns of ``Graph.node_features``, in order."""
@@ -26,7 +29,9 @@ def op_vocabulary() -> List[str]:
     return list(_core.op_vocabulary())
 
 
-def _as_item(item: object, where: str) -> Union[str, bytes, bytearray, memoryview]:
+def model_source(item: object, where: str, expected: str = "a path or bytes"
+                 ) -> Union[str, bytes, bytearray, memoryview]:
+    """One model as the core takes it (a path str or a buffer); TypeError naming ``where`` otherwise."""
     if isinstance(item, (bytes, bytearray, memoryview)):
         return item
     if isinstance(item, (str, os.PathLike)):
@@ -37,7 +42,23 @@ def _as_item(item: object, where: str) -> Union[str, bytes, bytearray, memoryvie
     try:
         return memoryview(item)  # type: ignore[arg-type]  # numpy uint8 arrays and other buffers
     except TypeError:
-        raise TypeError(f"{where}: expected a path or bytes, got {type(item).__name__}") from None
+        raise TypeError(f"{where}: expected {expected}, got {type(item).__name__}") from None
+
+
+def check_threads(threads: object, what: str = "threads") -> int:
+    """``threads`` as an int, or a ValueError saying what is accepted (0: every core)."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= MAX_THREADS:
+        raise ValueError(f"{what} must be an int from 0 (every core) to {MAX_THREADS}, got {threads!r}")
+    return threads
+
+
+def model_sources(items: object, what: str = "items") -> List[Union[str, bytes, bytearray, memoryview]]:
+    """``items`` (a list or other iterable of paths and TFLite bytes) checked one by one; a single
+    path or bytes object is refused, since iterating it would read its characters as models."""
+    if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview, Graph)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"{what}: expected a list of .tflite paths or TFLite bytes, got one "
+                        f"{type(items).__name__}; wrap a single model in a list, or use load_tflite")
+    return [model_source(item, f"{what}[{i}]") for i, item in enumerate(items)]  # type: ignore[attr-defined]
 
 
 def load_tflite(model: ModelSource) -> Graph:
@@ -46,7 +67,7 @@ def load_tflite(model: ModelSource) -> Graph:
     Raises :class:`PerfSageError` (a ``ValueError``) naming the file and what is wrong when the
     model is truncated, corrupted, not TFLite, or not a valid graph.
     """
-    item = _as_item(model, "model")
+    item = model_source(model, "model")
     if isinstance(item, str):
         return _core.load_file(item)
     return _core.load_bytes(item)
@@ -62,9 +83,8 @@ def load_many(
     """
     if on_error not in ("raise", "none"):
         raise ValueError(f"on_error must be 'raise' or 'none', got {on_error!r}")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise ValueError(f"threads must be a non-negative int (0: all cores), got {threads!r}")
-    work = [_as_item(item, f"items[{i}]") for i, item in enumerate(items)]
+    check_threads(threads)
+    work = model_sources(items)
     results = _core.load_many(work, threads)
     if on_error == "raise":
         failures = [error for graph, error in results if graph is None]

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
-from typing import Any, Dict, List, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ._core import PerfSageError
+from ._domain import npu_command_stream
 from ._graphs import load_tflite
 from ._predictor import Predictor, load_predictor, shipped_predictors
+from ._targets import SUMMARY_KEYS, predictor_settings
 from .examples import EXAMPLE_NAME, example_model
 
 DEFAULT_TARGET = "ethos-u55-256"
+DEFAULT_TOP = 10
 
 
 def _format(value: float, unit: str) -> str:
@@ -67,33 +72,89 @@ def _print_explanation(row: Dict[str, Any], out) -> None:
         print("  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))), file=out)
 
 
+def _model_paths(arguments: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Files as given, and each directory's ``*.tflite`` files (not recursive, sorted by name, as
+    ``perfsage dataset label`` reads directories); plus an error for each directory without any."""
+    paths: List[str] = []
+    errors: List[str] = []
+    for argument in arguments:
+        folder = Path(argument)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.glob("*.tflite") if p.is_file())
+            paths += found
+            if not found:
+                errors.append(f"{argument}: a directory without .tflite files (subdirectories are not searched)")
+        else:
+            paths.append(argument)
+    return paths, errors
+
+
+def _warn_once_per_model(path: str, by_target: Dict[str, List[str]], out) -> None:
+    """Each distinct warning about one model once, naming the targets only when not all have it."""
+    targets: Dict[str, List[str]] = {}
+    for target, warnings in by_target.items():
+        for w in warnings:
+            targets.setdefault(w, []).append(target)
+    for w, which in targets.items():
+        scope = "" if len(which) == len(by_target) else f" ({', '.join(which)})"
+        print(f"perfsage: warning: {path}{scope}: {w}", file=out)
+
+
+def _csv_rows(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
+    """One row per model and target: values in their units (named in the header), the target's
+    settings, and its warnings."""
+    metrics: Dict[str, str] = {}
+    for r in rows:
+        for m, v in r["metrics"].items():
+            metrics.setdefault(m, v["unit"])
+    header = ["model", "target"] + [f"{m} [{u}]" if u else m for m, u in metrics.items()]
+    header += list(SUMMARY_KEYS) + ["warnings"]
+    table = [[r["model"], r["target"]] + [r["metrics"][m]["value"] if m in r["metrics"] else "" for m in metrics]
+             + [r["settings"].get(k, "") for k in SUMMARY_KEYS] + ["; ".join(r["warnings"])] for r in rows]
+    return header, table
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.models and not args.example:
-        raise SystemExit("perfsage predict: give one or more MODEL.tflite files, or --example "
-                         "to predict a built-in model")
+        raise ValueError("give one or more MODEL.tflite files or directories, or --example to predict a built-in "
+                         "model")
+    if args.top is not None and not args.explain:
+        raise ValueError("--top sets how many operators --explain lists: add --explain")
+    if args.explain and args.csv:
+        raise ValueError("--explain lists operators in the table or in --json; CSV has one row per model and target")
+    top = DEFAULT_TOP if args.top is None else args.top
     # The example is shown on every shipped target: it is there to show what perfsage predicts.
     targets = args.target or (shipped_predictors() if args.example else [DEFAULT_TARGET])
     predictors = []
     for t in targets:
         p = load_predictor(t)
-        predictors.append((_target_name(p, t), p))
-    sources = ([(f"{EXAMPLE_NAME} (example)", example_model())] if args.example else []) + [
-        (path, path) for path in args.models]
+        name = _target_name(p, t)
+        predictors.append((name, p, predictor_settings(p, name)))
+    paths, errors = _model_paths(args.models)
+    sources = ([(f"{EXAMPLE_NAME} (example)", example_model())] if args.example else []) + [(p, p) for p in paths]
     loaded = []
-    for name, source in sources:
+    for path, source in sources:
         try:
-            loaded.append((name, load_tflite(source)))
+            graph = load_tflite(source)
         except (PerfSageError, OSError) as e:
-            print(f"perfsage: error: {e}", file=sys.stderr)
-    failed = len(sources) - len(loaded)
+            errors.append(str(e))
+            continue
+        compiled = npu_command_stream(graph)
+        if compiled is not None:
+            errors.append(f"{path}: {compiled}; predict the model given to Vela instead")
+            continue
+        loaded.append((path, graph))
+    for e in errors:
+        print(f"perfsage: error: {e}", file=sys.stderr)
     graphs = [g for _, g in loaded]
     # One batched call per predictor (explain works graph by graph).
-    batch = [p.predict(graphs) if graphs and not args.explain else None for _, p in predictors]
+    batch = [p.predict(graphs) if graphs and not args.explain else None for _, p, _ in predictors]
     rows: List[Dict[str, Any]] = []
     for i, (path, graph) in enumerate(loaded):
-        for (name, p), predicted in zip(predictors, batch):
+        by_target: Dict[str, List[str]] = {}
+        for (name, p, settings), predicted in zip(predictors, batch):
             if args.explain:
-                ex = p.explain(graph, top=args.top)
+                ex = p.explain(graph, top=top)
                 values, explain, warnings = ex.prediction, ex.operators, ex.warnings
             else:
                 values, explain, warnings = dict(zip(p.output_names, predicted[i].tolist())), None, p.check(graph)
@@ -102,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 "target": name,
                 "metrics": {_split(n)[1]: {"value": float(v), "unit": u}
                             for (n, v), u in zip(values.items(), p.units)},
+                "settings": settings,
                 "warnings": warnings,
             }
             if explain is not None:
@@ -109,11 +171,17 @@ def run(args: argparse.Namespace) -> int:
                                    "contribution": {_split(k)[1]: v for k, v in o["contribution"].items()}}
                                   for o in explain]
             rows.append(row)
-            for w in warnings:
-                print(f"perfsage: warning: {path} ({name}): {w}", file=sys.stderr)
+            by_target[name] = warnings
+        if not args.quiet:
+            _warn_once_per_model(str(path), by_target, sys.stderr)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
+    elif args.csv:
+        header, table = _csv_rows(rows)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(table)
     elif rows:
         _print_table(rows, sys.stdout)
         for r in rows if args.explain else []:
@@ -123,7 +191,17 @@ def run(args: argparse.Namespace) -> int:
                   "written by perfsage. Add --explain to see which operators cost the most.\n"
                   "Your own model: perfsage predict model.tflite [--target NAME] "
                   f"(shipped targets: {', '.join(shipped_predictors())})", file=sys.stdout)
-    return 1 if failed else 0
+    return 1 if errors else 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -132,14 +210,26 @@ def add_parser(sub: Any) -> None:
         description="Predicts each model's metrics with a shipped predictor (by target name) or a saved one "
                     f"(a .psage file). Shipped: {', '.join(shipped_predictors()) or 'none'}. Models unlike "
                     "the predictor's training data get a warning on stderr.")
-    predict.add_argument("models", nargs="*", metavar="MODEL.tflite", help="models to predict")
+    predict.add_argument("models", nargs="*", metavar="MODEL_OR_DIR",
+                         help=".tflite files, or directories: each directory's *.tflite files, sorted by name "
+                              "(not its subdirectories)")
     predict.add_argument("--example", action="store_true",
                          help=f"also predict a built-in model ({EXAMPLE_NAME}: MLPerf Tiny's keyword-spotting "
                               "DS-CNN, int8, written by perfsage), on every shipped target unless --target is given")
     predict.add_argument("--target", action="append", metavar="NAME_OR_FILE",
                          help=f"shipped target name or predictor file; repeatable (default {DEFAULT_TARGET})")
-    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = predict.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true",
+                        help="print JSON instead of a table: per model and target, the metrics with units, "
+                             "the target's settings (accelerator, system config, ...) and warnings")
+    output.add_argument("--csv", action="store_true",
+                        help="print CSV instead of a table: one row per model and target, values in the units "
+                             "named in the header, the target's settings and warnings")
     predict.add_argument("--explain", action="store_true",
                          help="also list the operators that account for most of each prediction")
-    predict.add_argument("--top", type=int, default=10, help="operators listed by --explain (default 10)")
+    predict.add_argument("--top", type=_positive_int, metavar="N",
+                         help=f"operators listed by --explain (default {DEFAULT_TOP})")
+    predict.add_argument("--quiet", "-q", action="store_true",
+                         help="no warnings on stderr about models unlike the training data (--json and --csv "
+                              "still carry them)")
     predict.set_defaults(run=run)

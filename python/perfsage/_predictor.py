@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -16,7 +17,7 @@ import numpy as np
 from . import _core
 from ._core import Graph, PerfSageError
 from . import _domain
-from ._graphs import load_many
+from ._graphs import check_threads, load_many, model_source
 from ._recipes import SHIPPED_TARGETS
 
 _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
@@ -51,23 +52,43 @@ TRAINING_DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "validation_split": 0.1,
 }
+# Below this many training graphs, fit holds out no validation split (one graph of nine is no test).
+_MIN_GRAPHS_TO_SPLIT = 10
 _OPTION_FIELDS = ("lr", "weight_decay", "batch_size", "clip_norm", "schedule", "warmup_epochs",
                   "min_lr_ratio", "patience", "seed")
 
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
 
 
-def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int) -> List[Graph]:
-    """Graphs from Graphs, paths or TFLite bytes (one item or a sequence), loaded in parallel."""
-    if isinstance(items, (Graph, str, os.PathLike, bytes, bytearray, memoryview)):
+_ONE_MODEL = (Graph, str, os.PathLike, bytes, bytearray, memoryview)
+
+
+def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int, what: str = "graphs") -> List[Graph]:
+    """Graphs from Graphs, paths or TFLite bytes (one item or a sequence), loaded in parallel.
+
+    A bad item raises TypeError naming it by its index in ``items`` (``graphs[2]``)."""
+    check_threads(threads)
+    if isinstance(items, _ONE_MODEL):
         items = [items]
+    elif not hasattr(items, "__iter__"):
+        raise TypeError(f"{what}: expected a Graph, a .tflite path, TFLite bytes or a list of them, "
+                        f"got {type(items).__name__}")
     items = list(items)
     pending = [i for i, g in enumerate(items) if not isinstance(g, Graph)]
+    sources = {i: model_source(items[i], f"{what}[{i}]", "a Graph, a path or bytes") for i in pending}
     if pending:
-        loaded = load_many([items[i] for i in pending], threads=threads)
+        loaded = load_many([sources[i] for i in pending], threads=threads)
         for i, g in zip(pending, loaded):
             items[i] = g
     return items  # type: ignore[return-value]
+
+
+def _one_graph(item: GraphLike, what: str) -> Graph:
+    """The Graph of one model (a Graph, a path or TFLite bytes); a list or None is a TypeError."""
+    if not isinstance(item, _ONE_MODEL):
+        raise TypeError(f"{what}: expected one model (a Graph, a .tflite path or TFLite bytes), got "
+                        f"{type(item).__name__}; call it once per model")
+    return _as_graphs(item, 1, what)[0]
 
 
 def _as_labels(labels: Any, n: int, targets: Sequence[str], what: str) -> np.ndarray:
@@ -217,11 +238,14 @@ class Predictor:
         unless ``progress=False``. Calling ``fit`` again continues from the current weights and
         normalisation. The GIL is released while the C++ core trains.
         """
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
+        check_threads(threads)
         started = time.time()
-        graphs, labels, source = self._resolve(train, "train", threads)
+        graphs, labels, source, label_settings = self._resolve(train, "train", threads)
         if val is not None:
-            val_graphs, val_labels, val_source = self._resolve(val, "val", threads)
-        elif self._validation_split > 0 and len(graphs) >= 10:
+            val_graphs, val_labels, val_source, _ = self._resolve(val, "val", threads)
+        elif self._validation_split > 0 and len(graphs) >= _MIN_GRAPHS_TO_SPLIT:
             order = np.random.default_rng(int(self._options.seed)).permutation(len(graphs))
             n_val = max(1, int(round(len(graphs) * self._validation_split)))
             val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
@@ -232,6 +256,12 @@ class Predictor:
             val_source = f"{self._validation_split:.0%} of the training data"
         else:
             val_graphs, val_labels, val_source = [], None, None
+            if self._validation_split > 0:
+                warnings.warn(
+                    f"fit: {len(graphs)} training graph(s) are too few to hold out {self._validation_split:.0%} "
+                    f"for validation (it takes {_MIN_GRAPHS_TO_SPLIT}); training without validation data: "
+                    "val_loss is nan, there is no early stopping and the last epoch's weights are kept. "
+                    "Pass val=(graphs, labels), or validation_split=0 to silence this", stacklevel=2)
         train_set = _graph_set(graphs)
         val_set = _graph_set(val_graphs) if val_graphs else None
         domain = _domain.summarize(graphs)
@@ -275,9 +305,14 @@ class Predictor:
             "validation_split": self._validation_split,
             "domain": domain,
         }
+        if label_settings:
+            self.provenance["labeler_settings"] = label_settings
         return self
 
-    def _resolve(self, data: Data, what: str, threads: int) -> Tuple[List[Graph], np.ndarray, str]:
+    def _resolve(self, data: Data, what: str, threads: int
+                 ) -> Tuple[List[Graph], np.ndarray, str, Dict[str, Dict[str, Any]]]:
+        """(graphs, labels, where they came from, the labeller settings of the targets trained on:
+        those a dataset records, {} in memory)."""
         if isinstance(data, (str, os.PathLike)):
             from .datasets import open_dataset
 
@@ -291,13 +326,16 @@ class Predictor:
             labels = np.asarray(dataset.labels(self._targets), dtype=np.float64)
             keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
             graphs = dataset.select(keep).graphs(threads=threads)  # only the rows training uses
-            return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), str(data)
+            recorded = dataset.targets
+            settings = {t: recorded[t]["settings"] for t in dict.fromkeys(c.rpartition("/")[0] for c in self._targets)
+                        if recorded.get(t, {}).get("settings")}
+            return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), str(data), settings
         if not isinstance(data, tuple) or len(data) != 2:
             raise TypeError(f"{what}: expected a dataset path or a (graphs, labels) tuple, got {type(data).__name__}")
-        graphs = _as_graphs(data[0], threads)
+        graphs = _as_graphs(data[0], threads, f"{what} graphs")
         if not graphs:
             raise ValueError(f"{what}: no graphs")
-        return graphs, _as_labels(data[1], len(graphs), self._targets, f"{what} labels"), "in memory"
+        return graphs, _as_labels(data[1], len(graphs), self._targets, f"{what} labels"), "in memory", {}
 
     # -- prediction ---------------------------------------------------------------------------------
 
@@ -312,12 +350,15 @@ class Predictor:
     def check(self, graph: GraphLike) -> List[str]:
         """Warnings for ways ``graph`` lies outside this predictor's training data; [] when it does not.
 
-        Checked: operator types never seen in training (e.g. custom ops), a float model for a
-        predictor trained on int8 models (or the reverse), and sizes (operators, MACs, parameters,
-        peak activations) beyond twice the training range. A predictor saved without a record of
+        Checked: a model Vela already compiled (its ``ethos-u`` operator), operator types never
+        seen in training (e.g. custom ops), a float model for a predictor trained on int8 models
+        (or the reverse), and sizes (operators, MACs, parameters, peak activations) beyond twice
+        the training range. A predictor saved without a record of
         its training data (trained before this check existed) has nothing to check against.
         """
-        return _domain.check(self.provenance.get("domain", {}), _as_graphs(graph, 1)[0])
+        g = _one_graph(graph, "check")
+        compiled = _domain.npu_command_stream(g)
+        return ([compiled] if compiled else []) + _domain.check(self.provenance.get("domain", {}), g)
 
     def explain(self, graph: GraphLike, top: Optional[int] = None) -> "Explanation":
         """The prediction for one model and each operator's share of it, largest first.
@@ -329,7 +370,7 @@ class Predictor:
         with the largest share of the first target.
         """
         self._require_initialized("explain")
-        g = _as_graphs(graph, 1)[0]
+        g = _one_graph(graph, "explain")
         prediction, shares = self._network.explain(g)
         names = g.op_names
         costs = g.node_costs

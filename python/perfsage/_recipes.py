@@ -126,6 +126,7 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
     p.provenance.update({
         **split_record(recipe, split, seed, Path(dataset.path).name),
+        "labeler_settings": {target: dataset.targets[target].get("settings", {})} if target in dataset.targets else {},
         "test": {c: {"mape": float(ape[:, j].mean()), "within_10": float(np.mean(ape[:, j] <= 0.10)),
                      "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)},
     })

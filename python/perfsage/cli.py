@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import __version__
 from ._core import Graph, PerfSageError
 from ._graphs import load_tflite
+from ._targets import targets as list_targets
 
 
 def _node_rows(graph: Graph) -> List[Dict[str, Any]]:
@@ -114,15 +116,53 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accuracy_text(accuracy: Dict[str, Dict[str, Any]]) -> str:
+    return ", ".join(f"{metric} {100 * score['mape']:.2f}%" for metric, score in accuracy.items()) or "-"
+
+
+def _clock_text(hz: Any) -> str:
+    return f"{hz / 1e6:g} MHz" if isinstance(hz, (int, float)) and hz == hz else "-"
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    entries = list_targets()
+    if args.json:
+        json.dump(entries, sys.stdout, indent=2)
+        print()
+        return 0
+    headers = ["target", "predictor", "tool", "accelerator", "system config", "memory mode", "clock",
+               "held-out MAPE"]
+    table = []
+    for e in entries:
+        st = e["settings"]
+        tool = f"{st.get('tool', '-')} {st.get('tool_version') or '(not installed)'}" if st else "-"
+        table.append([e["target"], "shipped" if e["predictor"] else "-", tool, st.get("accelerator_config", "-"),
+                      st.get("system_config", "-"), st.get("memory_mode", "-"), _clock_text(st.get("core_clock_hz")),
+                      _accuracy_text(e["accuracy"])])
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    for row in [headers, ["-" * w for w in widths]] + table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print("\nheld-out MAPE: the shipped predictor on the 10% of its data set aside before training "
+          "(`perfsage targets --json` has the share within 10% and the split); labellers without a predictor "
+          "make labels for training your own (`perfsage dataset build --target NAME`).")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ._writer import build_model, strip_weights
     from .spaces import sample
 
+    items = sample(args.space, args.n, args.seed)  # an unknown space is refused before the folder is looked at
     out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()):
+        held = sorted(p.name for p in out.iterdir())
+        raise ValueError(
+            f"{out}: not empty (it holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; {len(held)} "
+            "entries); generate writes into a new or empty folder so that its manifest.jsonl lists exactly the "
+            "models in it: choose another --out, or empty this one")
     out.mkdir(parents=True, exist_ok=True)
-    items = sample(args.space, args.n, args.seed)
     manifest = out / "manifest.jsonl"
     failures = 0
     tmp = manifest.with_suffix(".jsonl.tmp")
@@ -274,8 +314,25 @@ def _cmd_dataset_expand(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset_repair(args: argparse.Namespace) -> int:
+    from .datasets import repair_dataset
+
+    damaged = repair_dataset(args.dataset)
+    for d in damaged:
+        print(f"set aside {d.shard} as {d.moved_to.name}: {d.reason}", file=sys.stderr)
+    if damaged:
+        print(f"{len(damaged)} damaged shard(s) set aside; run the build or label command that made {args.dataset} "
+              "again to label their rows again", file=sys.stderr)
+    else:
+        print(f"{args.dataset}: every shard reads; nothing to repair", file=sys.stderr)
+    return 0
+
+
 def _add_dataset_commands(sub: Any) -> None:
-    dataset = sub.add_parser("dataset", help="build, import and inspect labelled datasets (Parquet)")
+    dataset = sub.add_parser(
+        "dataset", help="build, import and inspect labelled datasets (Parquet)",
+        description="Labelled datasets: one row per model, with its spec or TFLite bytes and one column per "
+        "target and metric. `perfsage dataset COMMAND --help` describes each command.")
     commands = dataset.add_subparsers(dest="dataset_command", required=True)
 
     build = commands.add_parser(
@@ -290,11 +347,13 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="labeller, e.g. ethos-u55-256 or host-cpu (repeat for several)")
     build.add_argument("--out", required=True, help="dataset directory (created; resumed when it exists)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    build.add_argument("--dtype", choices=["int8", "float32"], default="int8")
+    build.add_argument("--dtype", choices=["int8", "float32"], default="int8",
+                       help="model type: int8 (full-integer, what NPUs run; default) or float32")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")
-    build.add_argument("--executor", choices=["local", "dask"], default="local")
+    build.add_argument("--executor", choices=["local", "dask"], default="local",
+                       help="where models are labelled: local worker processes (default) or a Dask cluster")
     build.add_argument("--scheduler", help="Dask scheduler address (with --executor dask), e.g. tcp://host:8786")
     build.add_argument("--chunk-size", type=int, default=16, help="models per Dask task (default 16)")
     build.add_argument("--retry-errors", action="store_true", help="label again the rows stored with an error")
@@ -328,12 +387,18 @@ def _add_dataset_commands(sub: Any) -> None:
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     label.set_defaults(run=_cmd_dataset_label)
 
-    info = commands.add_parser("info", help="rows, spaces, targets, units, label ranges and errors of a dataset")
+    info = commands.add_parser(
+        "info", help="rows, spaces, targets, units, label ranges and errors of a dataset",
+        description="Summarises a dataset: rows per space, targets and their labeller settings, units, "
+        "the range of each label column, and errors by kind.")
     info.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_cmd_dataset_info)
 
-    nb201 = commands.add_parser("import-nb201", help="import NAS-Bench-201 latencies measured on four devices")
+    nb201 = commands.add_parser(
+        "import-nb201", help="import NAS-Bench-201 latencies measured on four devices",
+        description="Imports the NAS-Bench-201 latency table (one row per cell, latencies measured on four "
+        "devices) as a dataset, with each cell's network rebuilt as a float TFLite model.")
     nb201.add_argument("--csv", help="latency CSV (default: $PERFSAGE_DATA/nasbench201/latency.csv)")
     nb201.add_argument("--out", required=True, help="output .parquet file")
     nb201.add_argument("--compact", action="store_true", help="no TFLite column (graphs rebuilt from specs)")
@@ -342,7 +407,7 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="graphs with dead edges pruned (as TensorFlow's converter would) instead of every edge "
                             "executed (as NAS-Bench-201's PyTorch code runs them, what the devices timed)")
     nb201.add_argument("--threads", type=int, default=0, help="threads building graphs (default: every core)")
-    nb201.add_argument("--no-progress", action="store_true")
+    nb201.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb201.set_defaults(run=_cmd_dataset_import_nb201)
 
     imp = commands.add_parser(
@@ -351,7 +416,7 @@ def _add_dataset_commands(sub: Any) -> None:
         description="Each CSV row names a model by a .tflite path (--model-column, relative to the CSV) or "
         "a spec JSON (--spec-column) and carries metric columns (--metric COLUMN=UNIT).",
     )
-    imp.add_argument("csv", metavar="CSV")
+    imp.add_argument("csv", metavar="CSV", help="the CSV file of measurements (first line: column names)")
     imp.add_argument("--target", required=True, help="name of your device, e.g. my-board")
     imp.add_argument("--out", required=True, help="output .parquet file")
     source = imp.add_mutually_exclusive_group(required=True)
@@ -369,43 +434,79 @@ def _add_dataset_commands(sub: Any) -> None:
     imp.add_argument("--name-column", help="column with each row's model name")
     imp.add_argument("--description", help="free text stored with the target's settings (device, runtime, ...)")
     imp.add_argument("--compact", action="store_true", help="no TFLite for spec rows (rebuilt on demand)")
-    imp.add_argument("--threads", type=int, default=0)
-    imp.add_argument("--no-progress", action="store_true")
+    imp.add_argument("--threads", type=int, default=0, help="threads reading and building models (default: every core)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp.set_defaults(run=_cmd_dataset_import_csv)
 
-    compact = commands.add_parser("compact", help="one small Parquet file: spec + seed + labels, no TFLite bytes")
-    compact.add_argument("dataset", metavar="DATASET")
+    compact = commands.add_parser(
+        "compact", help="one small Parquet file: spec + seed + labels, no TFLite bytes",
+        description="Writes a dataset as one Parquet file without the TFLite bytes of rows that a spec rebuilds "
+        "(Dataset.graphs() and `perfsage dataset expand` rebuild them), small enough to version.")
+    compact.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     compact.add_argument("--out", required=True, help="output .parquet file")
     compact.add_argument("--keep-tflite", action="store_true", help="keep the TFLite column (merge shards only)")
     compact.add_argument("--level", type=int, default=19, help="zstd level (default 19: slow, smallest)")
     compact.set_defaults(run=_cmd_dataset_compact)
 
-    expand = commands.add_parser("expand", help="rebuild the TFLite column of a compact dataset from its specs")
-    expand.add_argument("dataset", metavar="DATASET")
+    expand = commands.add_parser(
+        "expand", help="rebuild the TFLite column of a compact dataset from its specs",
+        description="Writes a compact dataset as one Parquet file with the TFLite bytes of every row rebuilt "
+        "from its spec, seed and dtype (the writer is deterministic: the bytes the labelling job stored).")
+    expand.add_argument("dataset", metavar="DATASET", help="a compact dataset (.parquet file)")
     expand.add_argument("--out", required=True, help="output .parquet file")
-    expand.add_argument("--threads", type=int, default=0)
+    expand.add_argument("--threads", type=int, default=0, help="threads rebuilding models (default: every core)")
     expand.set_defaults(run=_cmd_dataset_expand)
+
+    repair = commands.add_parser(
+        "repair", help="set damaged (truncated or corrupt) shards aside so that a resumed job labels their rows again",
+        description="Reads every shard of a dataset directory in full and renames each one that does not read "
+        "to part-NNNNNN.parquet.damaged. The dataset then reads without those rows; running the build or label "
+        "command that made it again labels them again.")
+    repair.add_argument("dataset", metavar="DATASET", help="a dataset directory (of part-NNNNNN.parquet shards)")
+    repair.set_defaults(run=_cmd_dataset_repair)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfsage", description="Predict latency, energy and memory of TFLite models."
     )
+    parser.add_argument("--version", action="version", version=f"perfsage {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    inspect = sub.add_parser("inspect", help="per-operator table of shapes, MACs and bytes, and graph totals")
-    inspect.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    inspect = sub.add_parser(
+        "inspect", help="per-operator table of shapes, MACs and bytes, and graph totals",
+        description="Reads each model with perfsage's TFLite reader and prints one row per operator (output "
+                    "shape and dtype, MACs, parameter and activation bytes) and the graph's totals.")
+    inspect.add_argument("models", nargs="+", metavar="MODEL.tflite", help=".tflite files to read")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
 
-    spaces_cmd = sub.add_parser("spaces", help="list the search spaces and their knobs")
+    spaces_cmd = sub.add_parser(
+        "spaces", help="list the search spaces and their knobs",
+        description="Lists the search spaces that `perfsage generate` and `perfsage dataset build` sample, "
+                    "with the choices of each knob.")
     spaces_cmd.set_defaults(run=_cmd_spaces)
 
-    generate = sub.add_parser("generate", help="sample a search space and write TFLite models")
+    targets_cmd = sub.add_parser(
+        "targets", help="the shipped predictors and labellers, the hardware they assume, and their accuracy",
+        description="Lists every shipped predictor and every labeller with the settings behind its labels "
+                    "(tool and version, accelerator, system config, memory mode, clock) and the shipped "
+                    "predictor's accuracy on held-out models (from its provenance).")
+    targets_cmd.add_argument("--json", action="store_true",
+                             help="print JSON: metrics and units, all settings, accuracy and training data")
+    targets_cmd.set_defaults(run=_cmd_targets)
+
+    generate = sub.add_parser(
+        "generate", help="sample a search space and write TFLite models",
+        description="Samples N specs of a search space and writes DIR/<space>-<index>.tflite for each, and "
+                    "DIR/manifest.jsonl with the spec and seed of every model. DIR must be new or empty.")
     generate.add_argument("--space", required=True, help="search space name (see `perfsage spaces`)")
     generate.add_argument("--n", type=int, required=True, help="number of models")
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--dtype", choices=["int8", "float32"], default="int8")
-    generate.add_argument("--out", required=True, help="output folder (manifest.jsonl lists spec and seed per model)")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="sampling seed (default 0): the same space, n and seed give the same models")
+    generate.add_argument("--dtype", choices=["int8", "float32"], default="int8",
+                          help="int8 (full-integer, as TensorFlow's converter writes them; default) or float32")
+    generate.add_argument("--out", required=True, metavar="DIR",
+                          help="output folder, new or empty (manifest.jsonl lists spec and seed per model)")
     generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")
     generate.set_defaults(run=_cmd_generate)
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import List, Set
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pyarrow", reason="datasets need pyarrow (pip install perfsage[label])")
@@ -154,3 +155,60 @@ def test_dask_executor_gives_the_rows_of_the_local_one(tmp_path: Path) -> None:
     assert {p["executor"] for p in local_rows} == {"local"} and {p["executor"] for p in dask_rows} == {"dask"}
     assert [p["labelers"] for p in local_rows] == [p["labelers"] for p in dask_rows]
     assert {p["dask_worker"] for p in dask_rows} <= dask_workers  # labelled on the cluster's workers
+
+
+def test_a_truncated_shard_is_named_set_aside_by_repair_and_relabelled(tmp_path: Path) -> None:
+    # Issue 12: the reader refused a damaged shard by name but told nobody how to go on.
+    out = tmp_path / "kws.parquet"
+
+    def build(n: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "perfsage", "dataset", "build", "--space", "kws", "--n", str(n), "--target",
+             TARGET, "--out", str(out), "--workers", "1", "--no-progress"],
+            capture_output=True, text=True, timeout=600)
+
+    def repair() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "perfsage", "dataset", "repair", str(out)],
+                              capture_output=True, text=True, timeout=120)
+
+    assert build(2).returncode == 0 and build(4).returncode == 0  # two shards: the plan only grows
+    first, second = sorted(out.glob("part-*.parquet"))
+    kept = set(pq.read_table(first, columns=["id"]).column("id").to_pylist())
+    lost = set(pq.read_table(second, columns=["id"]).column("id").to_pylist())
+    assert len(kept) == len(lost) == 2
+    original = open_dataset(out).labels(f"{TARGET}/latency_ms")
+    data = second.read_bytes()
+    second.write_bytes(data[: len(data) // 2])  # a copy cut short
+
+    for command in (build(4), subprocess.run([sys.executable, "-m", "perfsage", "dataset", "info", str(out)],
+                                             capture_output=True, text=True, timeout=120)):
+        assert command.returncode == 1
+        assert command.stderr.startswith(f"perfsage: error: {second}: not a readable Parquet file")
+        assert (f"to recover, `perfsage dataset repair {out}` sets damaged shards aside, then the same build or "
+                "label command labels their rows again") in command.stderr
+        assert "Traceback" not in command.stderr
+
+    fixed = repair()
+    assert fixed.returncode == 0, fixed.stderr
+    assert f"set aside {second} as {second.name}.damaged: {second}: not a readable Parquet file" in fixed.stderr
+    assert (out / f"{second.name}.damaged").read_bytes() == data[: len(data) // 2]  # kept for a post-mortem
+    assert set(open_dataset(out).ids) == kept
+    assert "every shard reads; nothing to repair" in repair().stderr
+
+    resumed = build(4)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"2 already stored; labelling 2 on {TARGET}" in resumed.stderr
+    final = open_dataset(out)
+    assert set(final.ids) == kept | lost and final.ok.all()
+    np.testing.assert_array_equal(np.sort(final.labels(f"{TARGET}/latency_ms"), axis=0), np.sort(original, axis=0))
+
+
+def test_repair_refuses_what_is_not_a_dataset_directory(tmp_path: Path) -> None:
+    from perfsage.datasets import DatasetError, repair_dataset
+
+    (tmp_path / "one.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DatasetError, match="one.parquet: not a dataset directory"):
+        repair_dataset(tmp_path / "one.parquet")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(DatasetError, match="_perfsage_dataset.json: unreadable dataset manifest"):
+        repair_dataset(tmp_path / "folder")

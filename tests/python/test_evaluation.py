@@ -468,3 +468,31 @@ def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp
     p.save(shipped / "dev.psage")
     with pytest.raises(EvaluationError, match="split"):
         _cli(argv + ["--out", str(tmp_path / "eval2")])
+
+
+def test_every_plot_panel_has_axis_labels_and_readable_fonts(tmp_path: Path, monkeypatch) -> None:
+    # Issue 12: the predicted-vs-true grid labelled only its outer panels, in 6-7 pt type.
+    from perfsage.evaluation import _plots
+
+    figures: List[Any] = []
+    monkeypatch.setattr(_plots, "_save", lambda fig, path: figures.append(fig))
+    rng = np.random.default_rng(0)
+    metrics = ["latency_ms", "energy_mj", "peak_sram_bytes"]
+    series = {}
+    for method in ("perfsage", "lookup"):
+        y = rng.uniform(0.1, 10.0, size=(50, len(metrics)))
+        predicted = y * rng.uniform(0.9, 1.1, size=y.shape)
+        series[method] = {"y_true": y, "y_pred": predicted, "macs": rng.uniform(1e5, 1e8, 50)}
+    for draw in (_plots.predicted_vs_true, _plots.error_cdf, _plots.error_vs_size):
+        draw(tmp_path / "plot.png", "dev", metrics, series)
+    assert len(figures) == 3
+    grid = figures[0].axes
+    assert len(grid) == len(metrics) * len(series)
+    for fig in figures:
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+            for text in [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels(), *ax.get_yticklabels()]:
+                assert text.get_fontsize() >= 9, (ax.get_title(), text.get_text(), text.get_fontsize())
+    # Each panel of the grid names the metric of its own row.
+    assert [ax.get_xlabel() for ax in grid] == [f"true {m}" for m in metrics for _ in series]
+    _plots.plt.close("all")

@@ -9,7 +9,7 @@
     graphs = ds.graphs()                             # perfsage.Graph per row (None if unbuildable)
 
 Model files (real models) are labelled with ``label_files``. The same from the command line:
-``perfsage dataset build|label|info|import-nb201|import-csv|compact|expand``. The storage format
+``perfsage dataset build|label|info|import-nb201|import-csv|compact|expand|repair``. The storage format
 is described in ``perfsage.datasets._store``; content ids in ``perfsage.datasets._ids``; the
 killable worker pool in ``perfsage.datasets._runner``.
 """
@@ -19,6 +19,7 @@ from ._files import label_files
 from ._ids import canonical_spec, content_id, model_id, spec_id
 from ._import import import_csv, import_nb201
 from ._info import dataset_info, format_info
+from ._repair import DamagedShard, repair_dataset
 from ._runner import RunnerError, run_dask, run_local
 from ._store import (
     ERROR_KINDS,
@@ -34,6 +35,7 @@ from ._store import (
 
 __all__ = [
     "BuildSummary",
+    "DamagedShard",
     "Dataset",
     "DatasetError",
     "ERROR_KINDS",
@@ -54,6 +56,7 @@ __all__ = [
     "model_id",
     "open_dataset",
     "plan",
+    "repair_dataset",
     "run_dask",
     "run_local",
     "spec_id",

@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._core import FEATURE_SCHEMA_VERSION, Graph
+from .._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError
 
 FORMAT_NAME = "perfsage-dataset"
 FORMAT_VERSION = 1
@@ -73,8 +73,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 Targets = Dict[str, Dict[str, Any]]  # target -> {"metrics": {metric: unit}, "settings": {...}}
 
 
-class DatasetError(ValueError):
-    """A dataset file or directory that cannot be read or written as asked; the message names it."""
+class DatasetError(PerfSageError):
+    """A dataset file or directory that cannot be read or written as asked; the message names it.
+
+    A :class:`perfsage.PerfSageError`, so a ``ValueError`` too: one base for all of perfsage's errors."""
 
 
 def _version() -> str:
@@ -210,6 +212,14 @@ def _check_schema(path: Path, schema: pa.Schema) -> Tuple[Targets, Dict[str, str
     return targets, units, metadata
 
 
+def _recovery(path: Path) -> str:
+    """How to recover from a damaged shard of a dataset directory ("" for other files)."""
+    if not _SHARD.match(path.name):
+        return ""
+    return (f"; to recover, `perfsage dataset repair {path.parent}` sets damaged shards aside, then the same "
+            "build or label command labels their rows again")
+
+
 def _open_parquet(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
@@ -217,7 +227,7 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
         raise
     except (pa.ArrowException, OSError) as e:
         raise DatasetError(
-            f"{path}: not a readable Parquet file ({e}); it is truncated, corrupt or not Parquet"
+            f"{path}: not a readable Parquet file ({e}); it is truncated, corrupt or not Parquet{_recovery(path)}"
         ) from None
 
 
@@ -227,7 +237,7 @@ def _read_columns(path: Path, columns: Optional[List[str]]) -> pa.Table:
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as e:
-        raise DatasetError(f"{path}: cannot read its data ({e}); the file is damaged") from None
+        raise DatasetError(f"{path}: cannot read its data ({e}); the file is damaged{_recovery(path)}") from None
 
 
 class _Files:

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from ._evaluate import Runner
 
 DPI = 100
+# Font sizes in points, large enough to read when the PNG is shown at its pixel size.
+TITLE_SIZE = 11
+LABEL_SIZE = 10
+TICK_SIZE = 9
+SUPTITLE_SIZE = 13
 COLORS = {"perfsage": "#1f77b4", "loglinear": "#ff7f0e", "lookup": "#2ca02c", "gcn": "#d62728"}
 
 Series = Dict[str, Dict[str, np.ndarray]]  # method -> {"y_true", "y_pred", "macs"}
@@ -39,9 +44,12 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def predicted_vs_true(path: Path, target: str, metrics: Sequence[str], series: Series) -> None:
-    """Grid of log-log scatter plots: rows = metrics, columns = methods, with the y = x line."""
+    """Grid of log-log scatter plots: rows = metrics, columns = methods, with the y = x line.
+
+    Every panel carries its own axis labels: each row has its own metric, and a panel read alone
+    (as in a slide) must still say what it shows."""
     methods = list(series)
-    fig, axes = plt.subplots(len(metrics), len(methods), figsize=(2.6 * len(methods), 2.5 * len(metrics)),
+    fig, axes = plt.subplots(len(metrics), len(methods), figsize=(3.4 * len(methods), 3.2 * len(metrics)),
                              squeeze=False)
     for i, metric in enumerate(metrics):
         for j, method in enumerate(methods):
@@ -54,13 +62,11 @@ def predicted_vs_true(path: Path, target: str, metrics: Sequence[str], series: S
             ax.set_xscale("log")
             ax.set_yscale("log")
             mape = float(np.mean(np.abs(p / t - 1))) * 100
-            ax.set_title(f"{method}: MAPE {mape:.2f}%", fontsize=8)
-            ax.tick_params(labelsize=6)
-            if j == 0:
-                ax.set_ylabel(f"{metric} predicted", fontsize=7)
-            if i == len(metrics) - 1:
-                ax.set_xlabel(f"{metric} true", fontsize=7)
-    fig.suptitle(f"{target}, random split: predicted vs true", fontsize=9)
+            ax.set_title(f"{method}: MAPE {mape:.2f}%", fontsize=TITLE_SIZE)
+            ax.tick_params(labelsize=TICK_SIZE)
+            ax.set_ylabel(f"predicted {metric}", fontsize=LABEL_SIZE)
+            ax.set_xlabel(f"true {metric}", fontsize=LABEL_SIZE)
+    fig.suptitle(f"{target}, random split: predicted vs true", fontsize=SUPTITLE_SIZE)
     _save(fig, path)
 
 
@@ -71,7 +77,7 @@ def _abs_errors(s: Dict[str, np.ndarray], metric: int) -> np.ndarray:
 def _metric_panels(path: Path, title: str, metrics: Sequence[str], series: Series, xlabel: str, ylabel: str,
                    draw: Any, log_y: bool) -> None:
     """One panel per metric, one line per method (``draw(ax, s, metric_index, **style)``), log x axis."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.6), squeeze=False)
     for i, metric in enumerate(metrics):
         ax = axes[0][i]
         for method, s in series.items():
@@ -79,12 +85,12 @@ def _metric_panels(path: Path, title: str, metrics: Sequence[str], series: Serie
         ax.set_xscale("log")
         if log_y:
             ax.set_yscale("log")
-        ax.set_xlabel(xlabel, fontsize=7)
-        ax.set_ylabel(ylabel, fontsize=7)
-        ax.set_title(metric, fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6)
-    fig.suptitle(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
+        ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
+        ax.set_title(metric, fontsize=TITLE_SIZE)
+        ax.tick_params(labelsize=TICK_SIZE)
+        ax.legend(fontsize=TICK_SIZE)
+    fig.suptitle(title, fontsize=SUPTITLE_SIZE)
     _save(fig, path)
 
 
