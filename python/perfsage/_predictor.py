@@ -23,36 +23,13 @@ _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
 
 GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
 
-# Network shape. Defaults chosen on Vela-labelled data (bench/train_smoke.py): layer norm off, as it
-# normalises away the magnitude of each operator's cost, which the sum and log-sum-exp readouts need.
-NETWORK_DEFAULTS: Dict[str, Any] = {
-    "embedding_dim": 16,
-    "hidden": 64,
-    "layers": 3,
-    "aggregator": "mean",
-    "direction": "both",
-    "layer_norm": False,
-    "residual": True,
-    "readout_channels": 8,
-    "head_layers": 2,
-    "head_hidden": 64,
-    "loss": "mape",
-}
-# Optimisation.
-TRAINING_DEFAULTS: Dict[str, Any] = {
-    "lr": 3e-3,
-    "weight_decay": 1e-4,
-    "batch_size": 64,
-    "clip_norm": 5.0,
-    "schedule": "cosine",
-    "warmup_epochs": 0,
-    "min_lr_ratio": 0.01,
-    "patience": 20,
-    "seed": 0,
-    "validation_split": 0.1,
-}
-_OPTION_FIELDS = ("lr", "weight_decay", "batch_size", "clip_norm", "schedule", "warmup_epochs",
-                  "min_lr_ratio", "patience", "seed")
+# The hyperparameters a user may set and their defaults come from the core's one description of
+# each config struct (cpp/include/perfsage/sage_config.h and train.h), so they are never repeated.
+# Network shape.
+NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
+# Optimisation, and the share of the training data ``fit`` holds out when given no validation set.
+TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1}
+_OPTION_FIELDS = tuple(_core.training_defaults())
 
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
 
@@ -123,7 +100,11 @@ class Predictor:
         train = {**TRAINING_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in TRAINING_DEFAULTS}}
         if not 0.0 <= float(train["validation_split"]) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {train['validation_split']}")
-        self._network = _core.Network(num_targets=len(targets), **net)
+        config = _core.SageConfig()
+        for name, value in net.items():
+            setattr(config, name, value)
+        config.num_targets = len(targets)
+        self._network = _core.Network(config)
         self._options = _core.TrainOptions()
         for name in _OPTION_FIELDS:
             setattr(self._options, name, train[name])
