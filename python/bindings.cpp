@@ -714,7 +714,7 @@ PYBIND11_MODULE(_core, m) {
         out["stopped_early"] = result.stopped_early;
         out["interrupted"] = result.interrupted;
         return out;
-      }, py::arg("train"), py::arg("train_labels"), py::arg("val"), py::arg("val_labels"), py::arg("options"),
+      }, py::arg("train"), py::arg("train_labels"), py::arg("val").none(true), py::arg("val_labels"), py::arg("options"),
          py::arg("on_epoch") = py::none(), py::arg("on_batch") = py::none(),
          "Trains with the GIL released; callbacks get the GIL back on this thread and may predict,\n"
          "read parameters or save (they see the weights of the last finished batch).")
