@@ -683,12 +683,13 @@ PYBIND11_MODULE(_core, m) {
         // locks while calling them); an exception they raise, and Ctrl-C, stop training and are
         // re-raised once training has returned.
         std::exception_ptr callback_error;
-        auto call = [&](const py::object& callback, auto&&... args) {
+        // `arguments` makes the call's argument tuple once the GIL is ours.
+        auto call = [&](const py::object& callback, const auto& arguments) {
           py::gil_scoped_acquire acquire;
           try {
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
             if (callback.is_none()) return true;
-            const py::object r = callback(args...);
+            const py::object r = callback(*arguments());
             return r.is_none() || r.cast<bool>();
           } catch (...) {
             callback_error = std::current_exception();
@@ -696,10 +697,11 @@ PYBIND11_MODULE(_core, m) {
           }
         };
         perfsage::EpochCallback epoch_cb = [&](const perfsage::EpochStats& s) {
-          py::gil_scoped_acquire acquire;
-          return call(on_epoch, stats_dict(s));
+          return call(on_epoch, [&] { return py::make_tuple(stats_dict(s)); });
         };
-        perfsage::BatchCallback batch_cb = [&](int64_t batch, int64_t batches) { return call(on_batch, batch, batches); };
+        perfsage::BatchCallback batch_cb = [&](int64_t batch, int64_t batches) {
+          return call(on_batch, [&] { return py::make_tuple(batch, batches); });
+        };
         perfsage::TrainResult result;
         {
           py::gil_scoped_release release;

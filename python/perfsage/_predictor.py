@@ -196,7 +196,9 @@ class Predictor:
         stopping; the predictor keeps the weights of its best validation epoch. ``callback`` gets
         each epoch's metrics as a dict and may return False to stop. A progress bar shows on stderr
         unless ``progress=False``. Calling ``fit`` again continues from the current weights and
-        normalisation. The GIL is released while the C++ core trains.
+        normalisation. The GIL is released while the C++ core trains; other threads, and ``callback``
+        itself, may predict, read parameters or save meanwhile (they see the weights of the last
+        finished batch), while changing the weights during ``fit`` raises ``PerfSageError``.
         """
         started = time.time()
         graphs, labels, source = self._resolve(train, "train", threads)
@@ -285,7 +287,8 @@ class Predictor:
     def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0) -> np.ndarray:
         """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes.
 
-        The GIL is released while the core predicts; several Python threads may call this at once.
+        The GIL is released while the core predicts; several Python threads may call this at once,
+        also while another thread trains the predictor.
         """
         self._require_initialized("predict")
         return self._network.predict(_as_graphs(graphs, threads), threads)
