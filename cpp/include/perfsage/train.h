@@ -44,7 +44,8 @@ constexpr int64_t kShardGraphs = 8;
   X(double, clip_norm, 5.0, kHyperparameter, "Global L2 gradient-norm clip; 0 disables clipping.") \
   X(int32_t, patience, 20, kHyperparameter,                                                        \
     "Epochs without a better validation loss before stopping; 0: never stop early.")               \
-  X(uint64_t, seed, 0, kHyperparameter, "Seed of the batch order (and of Predictor's initial weights).") \
+  X(uint64_t, seed, 0, kHyperparameter,                                                            \
+    "Seed of the batch order (and of Predictor's initial weights).")                               \
   X(int, threads, 0, kFixed, "Worker threads (Predictor.fit's argument); 0: all hardware threads.")
 
 struct TrainOptions {
