@@ -5,8 +5,8 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <mutex>
-#include <shared_mutex>
+#include <memory>
+#include <type_traits>
 
 #include "perfsage/checkpoint.h"
 #include "perfsage/error.h"
@@ -14,11 +14,13 @@
 #include "perfsage/graph.h"
 #include "perfsage/ops.h"
 #include "perfsage/sage.h"
+#include "perfsage/shared_network.h"
 #include "perfsage/train.h"
 #include "perfsage/writer.h"
 
 namespace py = pybind11;
 using perfsage::Graph;
+using perfsage::SharedNetwork;
 
 namespace {
 
@@ -114,12 +116,12 @@ ByteSource byte_source(const py::handle& obj, const char* arg) {
   return src;
 }
 
-// A network shared by Python threads: predictions read it together, training and parameter
-// updates take it alone.
-struct PyNetwork {
-  std::shared_ptr<perfsage::SageNetwork> net;
-  std::shared_ptr<std::shared_mutex> lock = std::make_shared<std::shared_mutex>();
-};
+// The network's current weights and normalisation. Taken with the GIL released: this thread never
+// waits for a perfsage lock while holding the GIL (the core never takes the GIL at all).
+std::shared_ptr<const perfsage::SageNetwork> snapshot_of(const SharedNetwork& n) {
+  py::gil_scoped_release release;
+  return n.snapshot();
+}
 
 // Checks that `obj` is a C-contiguous float32 numpy array of `shape` (-1: any size) and returns
 // it; the error names `what` and what was received.
@@ -181,24 +183,43 @@ py::array_t<T> param_array(const T* data, const perfsage::ParamInfo& p) {
   return out;
 }
 
-py::dict config_dict(const perfsage::SageConfig& c) {
+// A field's value for Python: enums by name.
+template <typename T>
+py::object field_value(const T& value) {
+  if constexpr (std::is_enum_v<T>)
+    return py::str(perfsage::to_string(value));
+  else
+    return py::cast(value);
+}
+
+// A configuration struct as a dict, driven by its field table (perfsage/fields.h); with
+// `hyperparameters_only`, the fields a user sets through Predictor(**hyperparameters).
+template <typename Struct>
+py::dict fields_dict(const Struct& s, bool hyperparameters_only) {
   py::dict d;
-  d["embedding_dim"] = c.embedding_dim;
-  d["hidden"] = c.hidden;
-  d["layers"] = c.layers;
-  d["aggregator"] = perfsage::to_string(c.aggregator);
-  d["direction"] = perfsage::to_string(c.direction);
-  d["layer_norm"] = c.layer_norm;
-  d["residual"] = c.residual;
-  d["readout_channels"] = c.readout_channels;
-  d["head_layers"] = c.head_layers;
-  d["head_hidden"] = c.head_hidden;
-  d["num_targets"] = c.num_targets;
-  d["loss"] = perfsage::to_string(c.loss);
-  d["num_node_features"] = c.num_node_features;
-  d["num_graph_features"] = c.num_graph_features;
-  d["vocabulary"] = c.vocabulary;
+  Struct::for_each_field([&](auto field) {
+    if (!hyperparameters_only || field.role == perfsage::FieldRole::kHyperparameter)
+      d[field.name] = field_value(s.*field.member);
+  });
   return d;
+}
+
+// Attributes for every field of a configuration struct, with its doc; enums read and write names.
+template <typename Struct>
+void def_fields(py::class_<Struct>& cls) {
+  Struct::for_each_field([&](auto field) {
+    using T = typename decltype(field)::Type;
+    if constexpr (std::is_enum_v<T>) {
+      cls.def_property(
+          field.name, [member = field.member](const Struct& s) { return std::string(perfsage::to_string(s.*member)); },
+          [member = field.member, name = field.name](Struct& s, const std::string& v) {
+            s.*member = perfsage::parse_enum(v, name, T{});
+          },
+          field.doc);
+    } else {
+      cls.def_readwrite(field.name, field.member, field.doc);
+    }
+  });
 }
 
 py::dict stats_dict(const perfsage::EpochStats& s) {
@@ -482,25 +503,22 @@ PYBIND11_MODULE(_core, m) {
       py::arg("data"), py::arg("source") = "<bytes>",
       "Copy of a TFLite model with constant buffers emptied and every shape kept.");
 
-  py::class_<perfsage::TrainOptions>(m, "TrainOptions", "Optimiser and training-loop settings.")
-      .def(py::init<>())
-      .def_readwrite("epochs", &perfsage::TrainOptions::epochs)
-      .def_readwrite("batch_size", &perfsage::TrainOptions::batch_size)
-      .def_readwrite("lr", &perfsage::TrainOptions::lr)
-      .def_readwrite("weight_decay", &perfsage::TrainOptions::weight_decay)
-      .def_readwrite("beta1", &perfsage::TrainOptions::beta1)
-      .def_readwrite("beta2", &perfsage::TrainOptions::beta2)
-      .def_readwrite("adam_eps", &perfsage::TrainOptions::adam_eps)
-      .def_property(
-          "schedule", [](const perfsage::TrainOptions& o) { return std::string(perfsage::to_string(o.schedule)); },
-          [](perfsage::TrainOptions& o, const std::string& v) { o.schedule = perfsage::parse_schedule(v); })
-      .def_readwrite("warmup_epochs", &perfsage::TrainOptions::warmup_epochs)
-      .def_readwrite("min_lr_ratio", &perfsage::TrainOptions::min_lr_ratio)
-      .def_readwrite("clip_norm", &perfsage::TrainOptions::clip_norm)
-      .def_readwrite("patience", &perfsage::TrainOptions::patience)
-      .def_readwrite("seed", &perfsage::TrainOptions::seed)
-      .def_readwrite("threads", &perfsage::TrainOptions::threads)
+  py::class_<perfsage::TrainOptions> train_options(m, "TrainOptions", "Optimiser and training-loop settings.");
+  train_options.def(py::init<>())
       .def("validate", &perfsage::TrainOptions::validate, "Raises PerfSageError naming a bad field.");
+  def_fields(train_options);
+
+  py::class_<perfsage::SageConfig> sage_config(m, "SageConfig",
+                                               "The network's shape (see cpp/include/perfsage/sage_config.h).");
+  sage_config.def(py::init<>());
+  def_fields(sage_config);
+
+  m.def(
+      "network_defaults", [] { return fields_dict(perfsage::SageConfig{}, true); },
+      "The network hyperparameters a user may set, with their defaults (SageConfig's table).");
+  m.def(
+      "training_defaults", [] { return fields_dict(perfsage::TrainOptions{}, true); },
+      "The training hyperparameters a user may set, with their defaults (TrainOptions' table).");
 
   py::class_<perfsage::GraphSet>(m, "GraphSet",
                                  "Graphs held compactly for training (features, op types, edges).")
@@ -519,71 +537,59 @@ PYBIND11_MODULE(_core, m) {
       .def("num_nodes", &perfsage::GraphSet::num_nodes, py::arg("index"))
       .def_property_readonly("memory_bytes", &perfsage::GraphSet::memory_bytes);
 
-  py::class_<PyNetwork>(m, "Network", "The GraphSAGE network (see cpp/include/perfsage/sage.h).")
-      .def(py::init([](int32_t embedding_dim, int32_t hidden, int32_t layers, const std::string& aggregator,
-                       const std::string& direction, bool layer_norm, bool residual, int32_t readout_channels,
-                       int32_t head_layers, int32_t head_hidden, int32_t num_targets, const std::string& loss) {
-             perfsage::SageConfig c;
-             c.embedding_dim = embedding_dim;
-             c.hidden = hidden;
-             c.layers = layers;
-             c.aggregator = perfsage::parse_aggregator(aggregator);
-             c.direction = perfsage::parse_direction(direction);
-             c.layer_norm = layer_norm;
-             c.residual = residual;
-             c.readout_channels = readout_channels;
-             c.head_layers = head_layers;
-             c.head_hidden = head_hidden;
-             c.num_targets = num_targets;
-             c.loss = perfsage::parse_loss(loss);
-             return PyNetwork{std::make_shared<perfsage::SageNetwork>(c)};
-           }),
-           py::arg("embedding_dim"), py::arg("hidden"), py::arg("layers"), py::arg("aggregator"),
-           py::arg("direction"), py::arg("layer_norm"), py::arg("residual"), py::arg("readout_channels"),
-           py::arg("head_layers"),
-           py::arg("head_hidden"), py::arg("num_targets"), py::arg("loss"))
-      .def_property_readonly("config", [](const PyNetwork& n) { return config_dict(n.net->config()); })
-      .def_property_readonly("layout", [](const PyNetwork& n) {
+  py::class_<SharedNetwork, std::shared_ptr<SharedNetwork>>(
+      m, "Network",
+      "The GraphSAGE network (see cpp/include/perfsage/sage.h). Safe to use from several threads, also\n"
+      "while one trains it: readers see the weights of the last finished batch (see\n"
+      "cpp/include/perfsage/shared_network.h); writing weights while it trains raises PerfSageError.")
+      .def(py::init([](const perfsage::SageConfig& config) { return std::make_shared<SharedNetwork>(config); }),
+           py::arg("config"))
+      .def_property_readonly("config", [](const SharedNetwork& n) { return fields_dict(n.config(), false); })
+      .def_property_readonly("layout", [](const SharedNetwork& n) {
         py::list out;
-        for (const auto& p : n.net->layout().params())
+        for (const auto& p : n.layout().params())
           out.append(py::make_tuple(p.name, p.is_vector ? py::tuple(py::make_tuple(p.cols))
                                                      : py::tuple(py::make_tuple(p.rows, p.cols))));
         return out;
       }, "[(name, shape)] in storage order.")
-      .def("init_parameters", [](PyNetwork& n, uint64_t seed) {
-        std::unique_lock<std::shared_mutex> hold(*n.lock);
-        n.net->init_parameters(seed);
+      .def_property_readonly("training", [](const SharedNetwork& n) {
+        py::gil_scoped_release release;
+        return n.training();
+      }, "Whether train() is running.")
+      .def("init_parameters", [](SharedNetwork& n, uint64_t seed) {
+        py::gil_scoped_release release;
+        n.init_parameters(seed);
       }, py::arg("seed"))
-      .def("get_parameters", [](const PyNetwork& n) {
-        std::shared_lock<std::shared_mutex> hold(*n.lock);
+      .def("get_parameters", [](const SharedNetwork& n) {
+        const auto net = snapshot_of(n);
         py::dict d;
-        for (const auto& p : n.net->layout().params()) d[py::str(p.name)] = param_array(n.net->parameters().data(), p);
+        for (const auto& p : net->layout().params()) d[py::str(p.name)] = param_array(net->parameters().data(), p);
         return d;
       }, "Copies of every parameter, by name.")
-      .def("set_parameters", [](PyNetwork& n, const py::dict& values) {
-        const auto& layout = n.net->layout();
+      .def("set_parameters", [](SharedNetwork& n, const py::dict& values) {
+        const auto& layout = n.layout();
         for (auto item : values)
           if (!layout.find(item.first.cast<std::string>()))
             throw py::value_error("parameters: no parameter named '" + item.first.cast<std::string>() + "'");
-        std::vector<float> next(n.net->parameters().size());
+        std::vector<float> next(static_cast<size_t>(layout.size()));
         for (const auto& p : layout.params()) {
           if (!values.contains(p.name)) throw py::value_error("parameters: '" + p.name + "' is missing");
           const auto a = float_array(values[py::str(p.name)], "parameters['" + p.name + "']",
                                      p.is_vector ? std::vector<py::ssize_t>{p.cols} : std::vector<py::ssize_t>{p.rows, p.cols});
           std::memcpy(next.data() + p.offset, a.data(), static_cast<size_t>(p.size()) * sizeof(float));
         }
-        std::unique_lock<std::shared_mutex> hold(*n.lock);
-        n.net->parameters() = std::move(next);
+        py::gil_scoped_release release;
+        n.set_parameters(std::move(next));
       }, py::arg("values"), "Replaces every parameter (float32 arrays of the layout's shapes).")
-      .def("get_normalization", [](const PyNetwork& n) {
-        std::shared_lock<std::shared_mutex> hold(*n.lock);
+      .def("get_normalization", [](const SharedNetwork& n) {
+        const auto net = snapshot_of(n);
         py::dict d;
-        for (const char* name : kNormalizationFields)
-          d[name] = copy_array(*normalization_field(n.net->normalization(), name));
+        perfsage::Normalization norm = net->normalization();
+        for (const char* name : kNormalizationFields) d[name] = copy_array(*normalization_field(norm, name));
         return d;
       })
-      .def("set_normalization", [](PyNetwork& n, const py::dict& values) {
-        const auto& c = n.net->config();
+      .def("set_normalization", [](SharedNetwork& n, const py::dict& values) {
+        const auto& c = n.config();
         perfsage::Normalization next;
         const std::vector<py::ssize_t> sizes = {c.num_node_features, c.num_node_features, c.num_graph_features,
                                                 c.num_graph_features, c.num_targets, c.num_targets};
@@ -594,39 +600,31 @@ PYBIND11_MODULE(_core, m) {
           std::vector<float>* field = normalization_field(next, name);
           field->assign(a.data(), a.data() + a.size());
         }
-        std::unique_lock<std::shared_mutex> hold(*n.lock);
-        std::swap(n.net->normalization(), next);
-        try {
-          n.net->check_normalization();
-        } catch (...) {
-          std::swap(n.net->normalization(), next);
-          throw;
-        }
+        py::gil_scoped_release release;
+        n.set_normalization(std::move(next));
       }, py::arg("values"))
-      .def("fit_normalization", [](PyNetwork& n, const perfsage::GraphSet& set, const py::handle& labels) {
-        const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(set.size()), n.net->config().num_targets});
+      .def("fit_normalization", [](SharedNetwork& n, const perfsage::GraphSet& set, const py::handle& labels) {
+        const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(set.size()), n.config().num_targets});
         py::gil_scoped_release release;
         std::vector<perfsage::GraphInput> inputs;
         for (int64_t i = 0; i < set.size(); ++i) inputs.push_back(set.at(i));
-        std::unique_lock<std::shared_mutex> hold(*n.lock);
-        n.net->fit_normalization(inputs, y.data());
+        n.fit_normalization(inputs, y.data());
       }, py::arg("graphs"), py::arg("labels"),
          "Fits feature and target statistics on a GraphSet and labels [n, targets] (NaN = missing).")
-      .def("predict", [](const PyNetwork& n, const py::sequence& graphs, int threads) {
+      .def("predict", [](const SharedNetwork& n, const py::sequence& graphs, int threads) {
         GraphList list = graph_list(graphs, "graphs");
-        const py::ssize_t T = n.net->config().num_targets;
+        const py::ssize_t T = n.config().num_targets;
         py::array_t<float> out({static_cast<py::ssize_t>(list.inputs.size()), T});
         float* dst = out.mutable_data();
         {
           py::gil_scoped_release release;
-          std::shared_lock<std::shared_mutex> hold(*n.lock);
-          n.net->predict(list.inputs, threads, dst);
+          n.snapshot()->predict(list.inputs, threads, dst);
         }
         return out;
       }, py::arg("graphs"), py::arg("threads") = 0,
          "Predictions [n, targets] (float32) for a list of Graphs, GIL released.")
-      .def("explain", [](const PyNetwork& n, const PyGraph& graph) {
-        const py::ssize_t T = n.net->config().num_targets;
+      .def("explain", [](const SharedNetwork& n, const PyGraph& graph) {
+        const py::ssize_t T = n.config().num_targets;
         const std::shared_ptr<const Graph> keep = graph.graph;
         const perfsage::GraphInput input = perfsage::graph_input(*keep);
         py::array_t<float> prediction(T);
@@ -635,28 +633,26 @@ PYBIND11_MODULE(_core, m) {
         float* s = shares.mutable_data();
         {
           py::gil_scoped_release release;
-          std::shared_lock<std::shared_mutex> hold(*n.lock);
-          n.net->explain(input, p, s);
+          n.snapshot()->explain(input, p, s);
         }
         return py::make_tuple(prediction, shares);
       }, py::arg("graph"),
          "(prediction [targets], shares [num_nodes, targets]): each operator's share of each target, "
          "from the log-sum-exp readout; a target's shares sum to 1.")
-      .def("loss_and_gradients", [](const PyNetwork& n, const py::sequence& graphs, const py::handle& labels,
+      .def("loss_and_gradients", [](const SharedNetwork& n, const py::sequence& graphs, const py::handle& labels,
                                     const std::string& precision) {
         GraphList list = graph_list(graphs, "graphs");
-        const py::ssize_t T = n.net->config().num_targets;
+        const py::ssize_t T = n.config().num_targets;
         const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(list.inputs.size()), T});
         const py::ssize_t B = static_cast<py::ssize_t>(list.inputs.size());
-        const auto& layout = n.net->layout();
+        const auto& layout = n.layout();
         py::dict grads;
         double loss = 0;
         if (precision == "float64") {
           std::vector<double> g, o;
           {
             py::gil_scoped_release release;
-            std::shared_lock<std::shared_mutex> hold(*n.lock);
-            loss = n.net->loss_and_gradients<double>(list.inputs, y.data(), &g, &o);
+            loss = n.snapshot()->loss_and_gradients<double>(list.inputs, y.data(), &g, &o);
           }
           for (const auto& p : layout.params()) grads[py::str(p.name)] = param_array(g.data(), p);
           py::array_t<double> raw({B, T});
@@ -668,54 +664,48 @@ PYBIND11_MODULE(_core, m) {
         std::vector<float> g, o;
         {
           py::gil_scoped_release release;
-          std::shared_lock<std::shared_mutex> hold(*n.lock);
-          loss = n.net->loss_and_gradients<float>(list.inputs, y.data(), &g, &o);
+          loss = n.snapshot()->loss_and_gradients<float>(list.inputs, y.data(), &g, &o);
         }
         for (const auto& p : layout.params()) grads[py::str(p.name)] = param_array(g.data(), p);
         return py::tuple(py::make_tuple(loss, matrix_of(o, B, T), grads));
       }, py::arg("graphs"), py::arg("labels"), py::arg("precision") = "float32",
          "(mean loss, raw outputs [n, targets], gradients by parameter name).")
-      .def("train", [](PyNetwork& n, const perfsage::GraphSet& train, const py::handle& train_labels,
+      .def("train", [](SharedNetwork& n, const perfsage::GraphSet& train, const py::handle& train_labels,
                        const perfsage::GraphSet* val, const py::handle& val_labels,
-                       const perfsage::TrainOptions& options, const py::object& on_epoch,
+                       perfsage::TrainOptions options, const py::object& on_epoch,
                        const py::object& on_batch) {
-        const py::ssize_t T = n.net->config().num_targets;
+        // `options` is a copy (taken by value): the caller's object may change while this trains.
+        const py::ssize_t T = n.config().num_targets;
         const auto y = float_array(train_labels, "train_labels", {static_cast<py::ssize_t>(train.size()), T});
         py::array_t<float> vy;
         if (val) vy = float_array(val_labels, "val_labels", {static_cast<py::ssize_t>(val->size()), T});
-        // Python callbacks run on this thread with the GIL taken back; an exception they raise
-        // stops training and is re-raised once the GIL is ours again.
+        // Python callbacks run on this thread with the GIL taken back (the core holds none of its
+        // locks while calling them); an exception they raise, and Ctrl-C, stop training and are
+        // re-raised once training has returned.
         std::exception_ptr callback_error;
-        perfsage::EpochCallback epoch_cb = [&](const perfsage::EpochStats& s) {
+        // `arguments` makes the call's argument tuple once the GIL is ours.
+        auto call = [&](const py::object& callback, const auto& arguments) {
           py::gil_scoped_acquire acquire;
           try {
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-            if (on_epoch.is_none()) return true;
-            const py::object r = on_epoch(stats_dict(s));
+            if (callback.is_none()) return true;
+            const py::object r = callback(*arguments());
             return r.is_none() || r.cast<bool>();
           } catch (...) {
             callback_error = std::current_exception();
             return false;
           }
         };
+        perfsage::EpochCallback epoch_cb = [&](const perfsage::EpochStats& s) {
+          return call(on_epoch, [&] { return py::make_tuple(stats_dict(s)); });
+        };
         perfsage::BatchCallback batch_cb = [&](int64_t batch, int64_t batches) {
-          py::gil_scoped_acquire acquire;
-          try {
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-            if (on_batch.is_none()) return true;
-            const py::object r = on_batch(batch, batches);
-            return r.is_none() || r.cast<bool>();
-          } catch (...) {
-            callback_error = std::current_exception();
-            return false;
-          }
+          return call(on_batch, [&] { return py::make_tuple(batch, batches); });
         };
         perfsage::TrainResult result;
         {
           py::gil_scoped_release release;
-          std::unique_lock<std::shared_mutex> hold(*n.lock);
-          result = perfsage::train(*n.net, train, y.data(), val, val ? vy.data() : nullptr, options,
-                                   epoch_cb, batch_cb);
+          result = n.train(train, y.data(), val, val ? vy.data() : nullptr, options, epoch_cb, batch_cb);
         }
         if (callback_error) std::rethrow_exception(callback_error);
         py::list history;
@@ -726,17 +716,18 @@ PYBIND11_MODULE(_core, m) {
         out["stopped_early"] = result.stopped_early;
         out["interrupted"] = result.interrupted;
         return out;
-      }, py::arg("train"), py::arg("train_labels"), py::arg("val"), py::arg("val_labels"), py::arg("options"),
+      }, py::arg("train"), py::arg("train_labels"), py::arg("val").none(true), py::arg("val_labels"), py::arg("options"),
          py::arg("on_epoch") = py::none(), py::arg("on_batch") = py::none(),
-         "Trains in place with the GIL released; callbacks get the GIL back on this thread.")
-      .def("to_bytes", [](const PyNetwork& n, const std::vector<std::string>& names,
+         "Trains with the GIL released; callbacks get the GIL back on this thread and may predict,\n"
+         "read parameters or save (they see the weights of the last finished batch).")
+      .def("to_bytes", [](const SharedNetwork& n, const std::vector<std::string>& names,
                           const std::vector<std::string>& units, const perfsage::TrainOptions& options,
                           const std::string& provenance) {
         perfsage::ModelInfo info{names, units, options, provenance};
         std::vector<uint8_t> bytes;
         {
-          std::shared_lock<std::shared_mutex> hold(*n.lock);
-          bytes = perfsage::checkpoint_bytes(*n.net, info);
+          py::gil_scoped_release release;
+          bytes = perfsage::checkpoint_bytes(*n.snapshot(), info);
         }
         return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       }, py::arg("target_names"), py::arg("target_units"), py::arg("options"), py::arg("provenance_json"),
@@ -751,7 +742,7 @@ PYBIND11_MODULE(_core, m) {
           return perfsage::read_checkpoint(src.data, src.size, source);
         }();
         py::dict d;
-        d["network"] = PyNetwork{std::make_shared<perfsage::SageNetwork>(std::move(ck.network))};
+        d["network"] = std::make_shared<SharedNetwork>(std::move(ck.network));
         d["target_names"] = ck.info.target_names;
         d["target_units"] = ck.info.target_units;
         d["options"] = ck.info.options;

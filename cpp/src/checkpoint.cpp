@@ -5,6 +5,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <type_traits>
 
 #include "perfsage/error.h"
 #include "perfsage/features.h"
@@ -62,44 +63,35 @@ std::string number(double v) {
   return buf;
 }
 
+// A field's value as the header writes it.
+std::string json_value(int32_t v) { return std::to_string(v); }
+std::string json_value(double v) { return number(v); }
+std::string json_value(bool v) { return v ? "true" : "false"; }
+std::string json_value(uint64_t v) { return quote(std::to_string(v)); }  // JSON numbers lose 64 bits
+template <typename Enum, typename = std::enable_if_t<std::is_enum_v<Enum>>>
+std::string json_value(Enum v) {
+  return quote(to_string(v));
+}
+
+// A configuration struct as a JSON object, its fields in table order.
+template <typename Struct>
+std::string fields_json(const Struct& s) {
+  std::string j;
+  Struct::for_each_field([&](auto field) {
+    j += (j.empty() ? "{" : ",") + quote(field.name) + ":" + json_value(s.*field.member);
+  });
+  return j + "}";
+}
+
 std::string header_json(const SageNetwork& net, const ModelInfo& info) {
   const SageConfig& c = net.config();
   const TrainOptions& o = info.options;
   std::string j = "{";
   j += "\"format_version\":" + std::to_string(kCheckpointFormatVersion);
   j += ",\"feature_schema_version\":" + std::to_string(kFeatureSchemaVersion);
-  j += ",\"config\":{";
-  j += "\"num_node_features\":" + std::to_string(c.num_node_features);
-  j += ",\"num_graph_features\":" + std::to_string(c.num_graph_features);
-  j += ",\"vocabulary\":" + std::to_string(c.vocabulary);
-  j += ",\"embedding_dim\":" + std::to_string(c.embedding_dim);
-  j += ",\"hidden\":" + std::to_string(c.hidden);
-  j += ",\"layers\":" + std::to_string(c.layers);
-  j += ",\"aggregator\":" + quote(to_string(c.aggregator));
-  j += ",\"direction\":" + quote(to_string(c.direction));
-  j += std::string(",\"layer_norm\":") + (c.layer_norm ? "true" : "false");
-  j += std::string(",\"residual\":") + (c.residual ? "true" : "false");
-  j += ",\"readout_channels\":" + std::to_string(c.readout_channels);
-  j += ",\"head_layers\":" + std::to_string(c.head_layers);
-  j += ",\"head_hidden\":" + std::to_string(c.head_hidden);
-  j += ",\"num_targets\":" + std::to_string(c.num_targets);
-  j += ",\"loss\":" + quote(to_string(c.loss));
-  j += "},\"options\":{";
-  j += "\"epochs\":" + std::to_string(o.epochs);
-  j += ",\"batch_size\":" + std::to_string(o.batch_size);
-  j += ",\"lr\":" + number(o.lr);
-  j += ",\"weight_decay\":" + number(o.weight_decay);
-  j += ",\"beta1\":" + number(o.beta1);
-  j += ",\"beta2\":" + number(o.beta2);
-  j += ",\"adam_eps\":" + number(o.adam_eps);
-  j += ",\"schedule\":" + quote(to_string(o.schedule));
-  j += ",\"warmup_epochs\":" + std::to_string(o.warmup_epochs);
-  j += ",\"min_lr_ratio\":" + number(o.min_lr_ratio);
-  j += ",\"clip_norm\":" + number(o.clip_norm);
-  j += ",\"patience\":" + std::to_string(o.patience);
-  j += ",\"seed\":" + quote(std::to_string(o.seed));  // a string: JSON numbers lose 64-bit seeds
-  j += ",\"threads\":" + std::to_string(o.threads);
-  j += "},\"targets\":[";
+  j += ",\"config\":" + fields_json(c);
+  j += ",\"options\":" + fields_json(o);
+  j += ",\"targets\":[";
   for (size_t t = 0; t < info.target_names.size(); ++t) {
     if (t) j += ",";
     j += "{\"name\":" + quote(info.target_names[t]) + ",\"unit\":" + quote(info.target_units[t]) + "}";
@@ -137,6 +129,27 @@ struct Fields {
   const std::string& text(const char* key) const { return at(key, JsonValue::Kind::kString).text; }
   Fields sub(const char* key) const { return {at(key, JsonValue::Kind::kObject), where + " " + key}; }
 };
+
+void read_value(const Fields& f, const char* key, int32_t& out) { out = f.integer(key); }
+void read_value(const Fields& f, const char* key, double& out) { out = f.num(key); }
+void read_value(const Fields& f, const char* key, bool& out) { out = f.boolean(key); }
+void read_value(const Fields& f, const char* key, uint64_t& out) {
+  try {
+    out = std::stoull(f.text(key));
+  } catch (const std::logic_error&) {
+    throw Error(f.where + ": field '" + key + "' is not an unsigned integer");
+  }
+}
+template <typename Enum, typename = std::enable_if_t<std::is_enum_v<Enum>>>
+void read_value(const Fields& f, const char* key, Enum& out) {
+  out = parse_enum(f.text(key), f.where + " " + key, Enum{});
+}
+
+// Every field of a configuration struct from its JSON object; each is required.
+template <typename Struct>
+void read_fields(const Fields& f, Struct& s) {
+  Struct::for_each_field([&](auto field) { read_value(f, field.name, s.*field.member); });
+}
 
 std::string json_of(const JsonValue& v) {
   switch (v.kind) {
@@ -223,23 +236,8 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
                 ", this perfsage computes version " + std::to_string(kFeatureSchemaVersion) +
                 "; retrain it or use the perfsage version that made it");
 
-  const Fields cf = top.sub("config");
   SageConfig c;
-  c.num_node_features = cf.integer("num_node_features");
-  c.num_graph_features = cf.integer("num_graph_features");
-  c.vocabulary = cf.integer("vocabulary");
-  c.embedding_dim = cf.integer("embedding_dim");
-  c.hidden = cf.integer("hidden");
-  c.layers = cf.integer("layers");
-  c.aggregator = parse_aggregator(cf.text("aggregator"), source + " config aggregator");
-  c.direction = parse_direction(cf.text("direction"), source + " config direction");
-  c.layer_norm = cf.boolean("layer_norm");
-  c.residual = cf.boolean("residual");
-  c.readout_channels = cf.integer("readout_channels");
-  c.head_layers = cf.integer("head_layers");
-  c.head_hidden = cf.integer("head_hidden");
-  c.num_targets = cf.integer("num_targets");
-  c.loss = parse_loss(cf.text("loss"), source + " config loss");
+  read_fields(top.sub("config"), c);
   c.resolve();
   if (c.num_node_features != static_cast<int32_t>(node_feature_names().size()) ||
       c.num_graph_features != static_cast<int32_t>(graph_feature_names().size()))
@@ -248,27 +246,9 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
                 std::to_string(node_feature_names().size()) + " and " +
                 std::to_string(graph_feature_names().size()));
 
-  const Fields of = top.sub("options");
   ModelInfo info;
   TrainOptions& o = info.options;
-  o.epochs = of.integer("epochs");
-  o.batch_size = of.integer("batch_size");
-  o.lr = of.num("lr");
-  o.weight_decay = of.num("weight_decay");
-  o.beta1 = of.num("beta1");
-  o.beta2 = of.num("beta2");
-  o.adam_eps = of.num("adam_eps");
-  o.schedule = parse_schedule(of.text("schedule"), source + " options schedule");
-  o.warmup_epochs = of.integer("warmup_epochs");
-  o.min_lr_ratio = of.num("min_lr_ratio");
-  o.clip_norm = of.num("clip_norm");
-  o.patience = of.integer("patience");
-  try {
-    o.seed = std::stoull(of.text("seed"));
-  } catch (const std::logic_error&) {
-    throw Error(source + ": options seed is not an unsigned integer");
-  }
-  o.threads = of.integer("threads");
+  read_fields(top.sub("options"), o);
   o.validate();
 
   const JsonValue& targets = top.at("targets", JsonValue::Kind::kArray);

@@ -24,38 +24,15 @@ _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
 
 GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
 
-# Network shape. Defaults chosen on Vela-labelled data (bench/train_smoke.py): layer norm off, as it
-# normalises away the magnitude of each operator's cost, which the sum and log-sum-exp readouts need.
-NETWORK_DEFAULTS: Dict[str, Any] = {
-    "embedding_dim": 16,
-    "hidden": 64,
-    "layers": 3,
-    "aggregator": "mean",
-    "direction": "both",
-    "layer_norm": False,
-    "residual": True,
-    "readout_channels": 8,
-    "head_layers": 2,
-    "head_hidden": 64,
-    "loss": "mape",
-}
-# Optimisation.
-TRAINING_DEFAULTS: Dict[str, Any] = {
-    "lr": 3e-3,
-    "weight_decay": 1e-4,
-    "batch_size": 64,
-    "clip_norm": 5.0,
-    "schedule": "cosine",
-    "warmup_epochs": 0,
-    "min_lr_ratio": 0.01,
-    "patience": 20,
-    "seed": 0,
-    "validation_split": 0.1,
-}
+# The hyperparameters a user may set and their defaults come from the core's one description of
+# each config struct (cpp/include/perfsage/sage_config.h and train.h), so they are never repeated.
+# Network shape.
+NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
+# Optimisation, and the share of the training data ``fit`` holds out when given no validation set.
+TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1}
+_OPTION_FIELDS = tuple(_core.training_defaults())
 # Below this many training graphs, fit holds out no validation split (one graph of nine is no test).
 _MIN_GRAPHS_TO_SPLIT = 10
-_OPTION_FIELDS = ("lr", "weight_decay", "batch_size", "clip_norm", "schedule", "warmup_epochs",
-                  "min_lr_ratio", "patience", "seed")
 
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
 
@@ -144,7 +121,11 @@ class Predictor:
         train = {**TRAINING_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in TRAINING_DEFAULTS}}
         if not 0.0 <= float(train["validation_split"]) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {train['validation_split']}")
-        self._network = _core.Network(num_targets=len(targets), **net)
+        config = _core.SageConfig()
+        for name, value in net.items():
+            setattr(config, name, value)
+        config.num_targets = len(targets)
+        self._network = _core.Network(config)
         self._options = _core.TrainOptions()
         for name in _OPTION_FIELDS:
             setattr(self._options, name, train[name])
@@ -236,7 +217,9 @@ class Predictor:
         stopping; the predictor keeps the weights of its best validation epoch. ``callback`` gets
         each epoch's metrics as a dict and may return False to stop. A progress bar shows on stderr
         unless ``progress=False``. Calling ``fit`` again continues from the current weights and
-        normalisation. The GIL is released while the C++ core trains.
+        normalisation. The GIL is released while the C++ core trains; other threads, and ``callback``
+        itself, may predict, read parameters or save meanwhile (they see the weights of the last
+        finished batch), while changing the weights during ``fit`` raises ``PerfSageError``.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
@@ -342,7 +325,8 @@ class Predictor:
     def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0) -> np.ndarray:
         """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes.
 
-        The GIL is released while the core predicts; several Python threads may call this at once.
+        The GIL is released while the core predicts; several Python threads may call this at once,
+        also while another thread trains the predictor.
         """
         self._require_initialized("predict")
         return self._network.predict(_as_graphs(graphs, threads), threads)

@@ -2,16 +2,21 @@
 // prediction consistency, deterministic multi-threaded training, and the checkpoint format.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <atomic>
 #include <random>
+#include <stdexcept>
+#include <thread>
 
 #include "perfsage/checkpoint.h"
 #include "perfsage/error.h"
 #include "perfsage/sage.h"
+#include "perfsage/shared_network.h"
 #include "perfsage/train.h"
 
 using namespace perfsage;
@@ -358,6 +363,84 @@ TEST(SageTrain, CallbackCanStopAndBadLabelsAreNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("graph 5"), std::string::npos) << e.what();
   }
+}
+
+TEST(SharedNetwork, TrainsBitIdenticallyToTrainingInPlace) {
+  // Training a private copy and publishing it must not change the arithmetic.
+  const TrainingData d = training_data(70, 1);
+  const SageNetwork in_place = trained(d, 2, 9);
+  SharedNetwork shared(untrained(d, 9));
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch_size = 20;
+  o.threads = 2;
+  o.seed = 9;
+  shared.train(d.set, d.labels.data(), nullptr, nullptr, o);
+  EXPECT_EQ(shared.snapshot()->parameters(), in_place.parameters());
+  EXPECT_FALSE(shared.training());
+}
+
+TEST(SharedNetwork, ReadersDuringTrainingAndCallbacksSeeWholePublishedWeights) {
+  // Another thread predicts while the network trains, and never waits for training to end; the
+  // epoch callback sees the weights of the epoch that just ended.
+  const TrainingData d = training_data(60, 5);
+  SharedNetwork shared(untrained(d, 3));
+  std::vector<GraphInput> inputs;
+  for (int64_t i = 0; i < d.set.size(); ++i) inputs.push_back(d.set.at(i));
+  std::atomic<bool> done{false};
+  std::atomic<int> reads_while_training{0};
+  std::thread reader([&] {
+    std::vector<float> out(inputs.size());
+    while (!done) {
+      const bool before = shared.training();
+      const auto net = shared.snapshot();
+      net->predict(inputs, 1, out.data());
+      for (float y : out) ASSERT_TRUE(std::isfinite(y));
+      if (before && shared.training()) ++reads_while_training;
+    }
+  });
+  TrainOptions o;
+  o.epochs = 30;
+  o.threads = 1;
+  std::vector<std::vector<float>> seen;
+  int batches = 0;
+  const TrainResult r = shared.train(
+      d.set, d.labels.data(), nullptr, nullptr, o,
+      [&](const EpochStats&) {
+        seen.push_back(shared.snapshot()->parameters());
+        // A write from inside training must fail at once rather than wait for its own caller.
+        EXPECT_THROW(shared.init_parameters(1), Error);
+        return true;
+      },
+      [&](int64_t, int64_t) {
+        // Keep training going until the reader has overlapped it at least once.
+        if (reads_while_training == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return ++batches > 0;
+      });
+  done = true;
+  reader.join();
+  EXPECT_GT(reads_while_training.load(), 0);
+  ASSERT_EQ(seen.size(), r.history.size());
+  EXPECT_EQ(seen.back(), shared.snapshot()->parameters());  // no validation: the last epoch's weights
+  EXPECT_NE(seen.front(), seen.back());
+  EXPECT_FALSE(shared.training());
+  shared.init_parameters(1);  // allowed again
+}
+
+TEST(SharedNetwork, AThrowingCallbackClearsTrainingAndKeepsTheReachedWeights) {
+  // Ctrl-C reaches the core as an exception or a false return from a callback; either way the
+  // network must be usable afterwards.
+  const TrainingData d = training_data(30, 6);
+  SharedNetwork shared(untrained(d, 2));
+  const std::vector<float> start = shared.snapshot()->parameters();
+  TrainOptions o;
+  o.epochs = 5;
+  EXPECT_THROW(shared.train(d.set, d.labels.data(), nullptr, nullptr, o,
+                            [](const EpochStats&) -> bool { throw std::runtime_error("stop"); }),
+               std::runtime_error);
+  EXPECT_FALSE(shared.training());
+  EXPECT_NE(shared.snapshot()->parameters(), start);
+  EXPECT_THROW(shared.set_parameters(std::vector<float>(3)), Error);  // wrong size, named
 }
 
 namespace {

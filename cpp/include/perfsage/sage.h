@@ -26,75 +26,22 @@
 // Parameters are row-vector matrices (out = in W + b) stored in one flat float vector, named as
 // in ParamLayout ("embedding", "sage0.w_self", "head1.bias", ...). All math is templated on the
 // scalar: float for training and prediction, double for gradient checks.
+//
+// Where each part lives: sage_config.h (the configuration and its field table), sage_layout.h (the
+// parameter layout), graph_set.h (graphs as the network reads them), cpp/src/sage_math.* (forward
+// and backward passes), this file and sage_network.cpp (the network itself), shared_network.h (a
+// network that threads share while it trains).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "perfsage/graph_set.h"
+#include "perfsage/sage_config.h"
+#include "perfsage/sage_layout.h"
+
 namespace perfsage {
-
-class Graph;
-
-enum class Aggregator { kMean, kSum, kMax };
-enum class Direction { kIn, kOut, kBoth };
-enum class LossKind { kMape, kLogMse };
-
-const char* to_string(Aggregator a);
-const char* to_string(Direction d);
-const char* to_string(LossKind l);
-// Parse the names above ("mean", "both", "mape", "log_mse"); throw perfsage::Error naming `field`.
-Aggregator parse_aggregator(const std::string& name, const std::string& field = "aggregator");
-Direction parse_direction(const std::string& name, const std::string& field = "direction");
-LossKind parse_loss(const std::string& name, const std::string& field = "loss");
-
-struct SageConfig {
-  int32_t num_node_features = 0;   // the feature schema's column counts (0: take the current ones)
-  int32_t num_graph_features = 0;
-  int32_t vocabulary = 0;          // op types (0: the current vocabulary)
-  int32_t embedding_dim = 16;
-  int32_t hidden = 64;
-  int32_t layers = 3;
-  Aggregator aggregator = Aggregator::kMean;
-  Direction direction = Direction::kBoth;
-  bool layer_norm = false;  // off by default: it normalises away operator cost magnitudes
-  bool residual = true;
-  int32_t readout_channels = 8;    // R log-sum-exp readout channels; 0: none
-  int32_t head_layers = 2;
-  int32_t head_hidden = 64;
-  int32_t num_targets = 1;
-  LossKind loss = LossKind::kMape;
-
-  // Fills zero sizes from the current feature schema, then checks every field; throws
-  // perfsage::Error naming the field and its value.
-  void resolve();
-  bool uses_in() const { return direction != Direction::kOut; }
-  bool uses_out() const { return direction != Direction::kIn; }
-};
-
-struct ParamInfo {
-  std::string name;
-  int64_t rows = 0;    // 1 for vectors
-  int64_t cols = 0;
-  int64_t offset = 0;  // into the flat vector
-  bool is_vector = false;
-  bool decays = false;  // weight decay applies (weight matrices; not embeddings, biases, gains)
-  int64_t size() const { return rows * cols; }
-};
-
-class ParamLayout {
- public:
-  explicit ParamLayout(const SageConfig& config);
-  const std::vector<ParamInfo>& params() const { return params_; }
-  int64_t size() const { return size_; }
-  const ParamInfo* find(const std::string& name) const;
-  const ParamInfo& at(const std::string& name) const;  // throws perfsage::Error if unknown
-
- private:
-  void add(const std::string& name, int64_t rows, int64_t cols, bool is_vector, bool decays);
-  std::vector<ParamInfo> params_;
-  int64_t size_ = 0;
-};
 
 // Statistics fitted on the training set; part of the model.
 struct Normalization {
@@ -102,50 +49,6 @@ struct Normalization {
   std::vector<float> graph_mean, graph_std;    // of slog(graph features), per column
   std::vector<float> target_mean, target_std;  // of log(label), per target
 };
-
-// One graph as the network reads it: views of arrays owned elsewhere.
-struct GraphInput {
-  const float* node_features = nullptr;  // [num_nodes, F], row-major
-  const int32_t* op_types = nullptr;     // [num_nodes]
-  const int64_t* edges = nullptr;        // [2, num_edges]: sources, then destinations
-  const float* graph_features = nullptr; // [G]
-  int64_t num_nodes = 0;
-  int64_t num_edges = 0;
-  bool slog_applied = false;             // features already hold slog(value) (GraphSet does this)
-};
-
-GraphInput graph_input(const Graph& graph);
-
-// Many graphs held compactly for training: features (already through slog), op types and edges,
-// concatenated. About (4F + 4) bytes per node and 16 per edge; no Model or Graph kept alive.
-class GraphSet {
- public:
-  GraphSet() = default;
-  // Room for this many graphs, nodes and edges in total (so that growing never holds two copies).
-  void reserve(int64_t graphs, int64_t nodes, int64_t edges);
-  void add(const Graph& graph);
-  // Adds many graphs, reserving the room for all of them first.
-  void extend(const std::vector<const Graph*>& graphs);
-  void add(const GraphInput& graph, int32_t num_node_features, int32_t num_graph_features);
-  int64_t size() const { return static_cast<int64_t>(node_offset_.size()) - 1; }
-  int64_t num_nodes(int64_t i) const { return node_offset_[i + 1] - node_offset_[i]; }
-  GraphInput at(int64_t i) const;
-  int64_t memory_bytes() const;
-  int32_t num_node_features() const { return num_node_features_; }
-  int32_t num_graph_features() const { return num_graph_features_; }
-
- private:
-  int32_t num_node_features_ = 0, num_graph_features_ = 0;
-  std::vector<float> node_features_;
-  std::vector<int32_t> op_types_;
-  std::vector<int64_t> edges_;  // per graph: its sources then its destinations
-  std::vector<float> graph_features_;
-  std::vector<int64_t> node_offset_{0}, edge_offset_{0};
-};
-
-// Checks one graph against the configuration (feature counts, op types in the vocabulary, edge
-// endpoints in range); throws perfsage::Error naming `what` (e.g. "graph 3").
-void check_graph_input(const GraphInput& g, const SageConfig& config, const std::string& what);
 
 // The network: configuration, parameters and normalisation. Cheap to copy.
 class SageNetwork {

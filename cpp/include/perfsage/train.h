@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "perfsage/fields.h"
 #include "perfsage/sage.h"
 
 namespace perfsage {
@@ -20,24 +21,35 @@ namespace perfsage {
 enum class Schedule { kConstant, kCosine };
 const char* to_string(Schedule s);
 Schedule parse_schedule(const std::string& name, const std::string& field = "schedule");
+inline Schedule parse_enum(const std::string& name, const std::string& field, Schedule) {
+  return parse_schedule(name, field);
+}
 
 constexpr int64_t kShardGraphs = 8;
 
+// X(type, name, default, role, doc); the order is the checkpoint header's.
+#define PERFSAGE_TRAIN_OPTIONS_FIELDS(X)                                                            \
+  X(int32_t, epochs, 100, kFixed, "Epochs to train (Predictor.fit's argument).")                   \
+  X(int32_t, batch_size, 64, kHyperparameter, "Graphs per optimiser step.")                        \
+  X(double, lr, 3e-3, kHyperparameter, "Peak learning rate (AdamW).")                              \
+  X(double, weight_decay, 1e-4, kHyperparameter,                                                   \
+    "Decoupled weight decay (AdamW), on weight matrices only.")                                    \
+  X(double, beta1, 0.9, kFixed, "Adam's first-moment decay.")                                      \
+  X(double, beta2, 0.999, kFixed, "Adam's second-moment decay.")                                   \
+  X(double, adam_eps, 1e-8, kFixed, "Adam's epsilon.")                                             \
+  X(Schedule, schedule, Schedule::kCosine, kHyperparameter,                                        \
+    "Learning-rate schedule after warm-up: 'cosine' or 'constant'.")                               \
+  X(int32_t, warmup_epochs, 0, kHyperparameter, "Epochs of linear warm-up before the schedule.")   \
+  X(double, min_lr_ratio, 0.01, kHyperparameter, "The cosine schedule ends at lr * min_lr_ratio.") \
+  X(double, clip_norm, 5.0, kHyperparameter, "Global L2 gradient-norm clip; 0 disables clipping.") \
+  X(int32_t, patience, 20, kHyperparameter,                                                        \
+    "Epochs without a better validation loss before stopping; 0: never stop early.")               \
+  X(uint64_t, seed, 0, kHyperparameter,                                                            \
+    "Seed of the batch order (and of Predictor's initial weights).")                               \
+  X(int, threads, 0, kFixed, "Worker threads (Predictor.fit's argument); 0: all hardware threads.")
+
 struct TrainOptions {
-  int32_t epochs = 100;
-  int32_t batch_size = 64;
-  double lr = 3e-3;
-  double weight_decay = 1e-4;   // AdamW, decoupled; weight matrices only
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double adam_eps = 1e-8;
-  Schedule schedule = Schedule::kCosine;
-  int32_t warmup_epochs = 0;    // linear warm-up before the schedule starts
-  double min_lr_ratio = 0.01;   // cosine ends at lr * min_lr_ratio
-  double clip_norm = 5.0;       // global L2 norm; 0 disables clipping
-  int32_t patience = 20;        // epochs without a better validation loss before stopping; 0: never
-  uint64_t seed = 0;            // batch order
-  int threads = 0;              // 0: all hardware threads
+  PERFSAGE_DECLARE_FIELDS(TrainOptions, PERFSAGE_TRAIN_OPTIONS_FIELDS)
 
   void validate() const;  // throws perfsage::Error naming the field
 };

@@ -1,0 +1,67 @@
+// The GraphSAGE network's configuration: its choices (enums) and sizes, described once as a field
+// table (see fields.h) that the checkpoint, the binding and Python's defaults all read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "perfsage/fields.h"
+
+namespace perfsage {
+
+enum class Aggregator { kMean, kSum, kMax };
+enum class Direction { kIn, kOut, kBoth };
+enum class LossKind { kMape, kLogMse };
+
+const char* to_string(Aggregator a);
+const char* to_string(Direction d);
+const char* to_string(LossKind l);
+// Parse the names above ("mean", "both", "mape", "log_mse"); throw perfsage::Error naming `field`.
+Aggregator parse_aggregator(const std::string& name, const std::string& field = "aggregator");
+Direction parse_direction(const std::string& name, const std::string& field = "direction");
+LossKind parse_loss(const std::string& name, const std::string& field = "loss");
+// The parser of each enum chosen by its type, for code driven by a field table.
+inline Aggregator parse_enum(const std::string& name, const std::string& field, Aggregator) {
+  return parse_aggregator(name, field);
+}
+inline Direction parse_enum(const std::string& name, const std::string& field, Direction) {
+  return parse_direction(name, field);
+}
+inline LossKind parse_enum(const std::string& name, const std::string& field, LossKind) {
+  return parse_loss(name, field);
+}
+
+// X(type, name, default, role, doc); the order is the checkpoint header's.
+#define PERFSAGE_SAGE_CONFIG_FIELDS(X)                                                              \
+  X(int32_t, num_node_features, 0, kDerived,                                                       \
+    "Node feature columns (0: the current feature schema's).")                                     \
+  X(int32_t, num_graph_features, 0, kDerived,                                                      \
+    "Graph feature columns (0: the current feature schema's).")                                    \
+  X(int32_t, vocabulary, 0, kDerived, "Operator types (0: the current vocabulary).")               \
+  X(int32_t, embedding_dim, 16, kHyperparameter, "Width of the learnt op-type embedding.")         \
+  X(int32_t, hidden, 64, kHyperparameter, "Width of every GraphSAGE layer.")                       \
+  X(int32_t, layers, 3, kHyperparameter, "Number of GraphSAGE layers.")                            \
+  X(Aggregator, aggregator, Aggregator::kMean, kHyperparameter,                                    \
+    "Neighbour aggregation: 'mean', 'sum' or 'max'.")                                              \
+  X(Direction, direction, Direction::kBoth, kHyperparameter,                                       \
+    "Messages from predecessors ('in'), successors ('out') or 'both'.")                            \
+  X(bool, layer_norm, false, kHyperparameter,                                                      \
+    "Layer norm after each layer (off: it normalises away operator cost magnitudes).")             \
+  X(bool, residual, true, kHyperparameter, "Residual connections where widths match.")             \
+  X(int32_t, readout_channels, 8, kHyperparameter, "Log-sum-exp readout channels (0: none).")      \
+  X(int32_t, head_layers, 2, kHyperparameter, "Linear layers in the head.")                        \
+  X(int32_t, head_hidden, 64, kHyperparameter, "Width of the head's hidden layers.")               \
+  X(int32_t, num_targets, 1, kDerived, "Outputs, one per target.")                                 \
+  X(LossKind, loss, LossKind::kMape, kHyperparameter, "Training loss: 'mape' or 'log_mse'.")
+
+struct SageConfig {
+  PERFSAGE_DECLARE_FIELDS(SageConfig, PERFSAGE_SAGE_CONFIG_FIELDS)
+
+  // Fills zero sizes from the current feature schema, then checks every field; throws
+  // perfsage::Error naming the field and its value.
+  void resolve();
+  bool uses_in() const { return direction != Direction::kOut; }
+  bool uses_out() const { return direction != Direction::kIn; }
+};
+
+}  // namespace perfsage

@@ -1,0 +1,402 @@
+#include "sage_math.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "slog.h"
+
+namespace perfsage::math {
+namespace {
+
+constexpr double kLayerNormEps = 1e-5;
+
+// a[i] = AGG over the neighbours j of i of h[j] (zeros without neighbours); `arg` records, for
+// max, which neighbour each value came from (lowest index among equal values).
+template <typename S>
+void aggregate(const Mat<S>& h, const Csr& csr, Aggregator agg, Mat<S>& a, std::vector<int32_t>& arg) {
+  const int64_t N = h.rows(), d = h.cols();
+  a.setZero(N, d);
+  if (agg == Aggregator::kMax) arg.assign(static_cast<size_t>(N * d), -1);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t lo = csr.start[i], hi = csr.start[i + 1];
+    if (lo == hi) continue;
+    if (agg == Aggregator::kMax) {
+      int32_t* best = arg.data() + i * d;
+      for (int64_t e = lo; e < hi; ++e) {
+        const int64_t j = csr.index[e];
+        for (int64_t c = 0; c < d; ++c) {
+          const S v = h(j, c);
+          if (best[c] < 0 || v > a(i, c) || (v == a(i, c) && j < best[c])) {
+            a(i, c) = v;
+            best[c] = static_cast<int32_t>(j);
+          }
+        }
+      }
+    } else {
+      for (int64_t e = lo; e < hi; ++e) a.row(i) += h.row(csr.index[e]);
+      if (agg == Aggregator::kMean) a.row(i) *= static_cast<S>(1.0) / static_cast<S>(hi - lo);
+    }
+  }
+}
+
+// The adjoint of aggregate: dh[:, col0 + c] += d(a)/d(h) applied to da[:, c] for c < da.cols().
+template <typename S>
+void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
+                       const std::vector<int32_t>& arg, int64_t arg_cols, int64_t col0, Mat<S>& dh) {
+  const int64_t N = da.rows(), d = da.cols();
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t lo = csr.start[i], hi = csr.start[i + 1];
+    if (lo == hi) continue;
+    if (agg == Aggregator::kMax) {
+      const int32_t* best = arg.data() + i * arg_cols + col0;
+      for (int64_t c = 0; c < d; ++c) dh(best[c], c) += da(i, c);
+    } else {
+      const S scale = agg == Aggregator::kMean ? static_cast<S>(1.0) / static_cast<S>(hi - lo)
+                                               : static_cast<S>(1.0);
+      for (int64_t e = lo; e < hi; ++e) dh.row(csr.index[e]) += scale * da.row(i);
+    }
+  }
+}
+
+}  // namespace
+
+Index index_of(const ParamLayout& layout, const SageConfig& c) {
+  Index ix;
+  ix.embedding = &layout.at("embedding");
+  ix.readout_weight = layout.find("readout.weight");
+  ix.readout_bias = layout.find("readout.bias");
+  for (int32_t k = 0; k < c.layers; ++k) {
+    const std::string p = "sage" + std::to_string(k) + ".";
+    LayerIndex l;
+    l.w_self = &layout.at(p + "w_self");
+    l.w_in = layout.find(p + "w_in");
+    l.w_out = layout.find(p + "w_out");
+    l.bias = &layout.at(p + "bias");
+    l.ln_gain = layout.find(p + "ln_gain");
+    l.ln_bias = layout.find(p + "ln_bias");
+    ix.layers.push_back(l);
+  }
+  for (int32_t j = 0; j < c.head_layers; ++j) {
+    const std::string p = "head" + std::to_string(j) + ".";
+    ix.head.push_back({&layout.at(p + "weight"), &layout.at(p + "bias")});
+  }
+  return ix;
+}
+
+template <typename S>
+void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
+          const GraphInput* graphs, int64_t count, Batch<S>& b) {
+  const int64_t F = c.num_node_features, D = c.embedding_dim, G = c.num_graph_features;
+  b.graph_start.assign(1, 0);
+  int64_t edges = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    b.graph_start.push_back(b.graph_start.back() + graphs[i].num_nodes);
+    edges += graphs[i].num_edges;
+  }
+  const int64_t N = b.graph_start.back();
+  b.h0.resize(N, F + D);
+  b.op_types.resize(static_cast<size_t>(N));
+  b.graph_features.resize(count, G);
+  b.in.start.assign(static_cast<size_t>(N + 1), 0);
+  b.out.start.assign(static_cast<size_t>(N + 1), 0);
+  b.in.index.resize(static_cast<size_t>(edges));
+  b.out.index.resize(static_cast<size_t>(edges));
+
+  const auto embedding = P.mat(ix.embedding);
+  for (int64_t i = 0; i < count; ++i) {
+    const GraphInput& g = graphs[i];
+    const int64_t n0 = b.graph_start[i];
+    Eigen::Map<const Mat<float>> raw(g.node_features, g.num_nodes, F);
+    auto x = b.h0.block(n0, 0, g.num_nodes, F);
+    if (g.slog_applied) {
+      x = raw.template cast<S>();
+    } else if constexpr (std::is_same_v<S, float>) {
+      for (int64_t v = 0; v < g.num_nodes; ++v)
+        for (int64_t f = 0; f < F; ++f) x(v, f) = slog_float(raw(v, f));
+    } else {
+      const auto r = raw.template cast<S>().array();
+      x = (r.abs().log1p() * r.sign()).matrix();
+    }
+    for (int64_t f = 0; f < F; ++f) {
+      const S mean = static_cast<S>(norm.node_mean[f]);
+      const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
+      x.col(f) = (x.col(f).array() - mean) * inv;
+    }
+    for (int64_t v = 0; v < g.num_nodes; ++v) {
+      b.op_types[n0 + v] = g.op_types[v];
+      if (D > 0) b.h0.row(n0 + v).tail(D) = embedding.row(g.op_types[v]);
+    }
+    for (int64_t f = 0; f < G; ++f) {
+      const float raw_g = g.graph_features[f];
+      S s;
+      if (g.slog_applied)
+        s = static_cast<S>(raw_g);
+      else if constexpr (std::is_same_v<S, float>)
+        s = slog_float(raw_g);
+      else
+        s = static_cast<S>(slog(static_cast<double>(raw_g)));
+      b.graph_features(i, f) =
+          static_cast<S>((static_cast<S>(s) - static_cast<S>(norm.graph_mean[f])) /
+                         static_cast<S>(norm.graph_std[f]));
+    }
+    const int64_t* src = g.edges;
+    const int64_t* dst = g.edges + g.num_edges;
+    for (int64_t e = 0; e < g.num_edges; ++e) {
+      ++b.in.start[n0 + dst[e] + 1];
+      ++b.out.start[n0 + src[e] + 1];
+    }
+  }
+  for (int64_t v = 0; v < N; ++v) {
+    b.in.start[v + 1] += b.in.start[v];
+    b.out.start[v + 1] += b.out.start[v];
+  }
+  std::vector<int64_t> in_fill(b.in.start.begin(), b.in.start.end() - 1);
+  std::vector<int64_t> out_fill(b.out.start.begin(), b.out.start.end() - 1);
+  for (int64_t i = 0; i < count; ++i) {
+    const GraphInput& g = graphs[i];
+    const int64_t n0 = b.graph_start[i];
+    const int64_t* src = g.edges;
+    const int64_t* dst = g.edges + g.num_edges;
+    for (int64_t e = 0; e < g.num_edges; ++e) {
+      b.in.index[in_fill[n0 + dst[e]]++] = n0 + src[e];
+      b.out.index[out_fill[n0 + src[e]]++] = n0 + dst[e];
+    }
+  }
+}
+
+
+template <typename S>
+void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+             Cache<S>& cache) {
+  const int64_t H = c.hidden, B = static_cast<int64_t>(b.graph_start.size()) - 1;
+  cache.h.resize(static_cast<size_t>(c.layers + 1));
+  cache.layers.resize(static_cast<size_t>(c.layers));
+  cache.h[0] = b.h0;
+  for (int32_t k = 0; k < c.layers; ++k) {
+    const LayerIndex& L = ix.layers[k];
+    LayerCache<S>& lc = cache.layers[k];
+    const Mat<S>& h = cache.h[k];
+    Mat<S> z(h.rows(), H);
+    product<S>(z, h, P.mat(L.w_self), false);
+    if (c.uses_in()) {
+      aggregate(h, b.in, c.aggregator, lc.a_in, lc.arg_in);
+      product<S>(z, lc.a_in, P.mat(L.w_in), true);
+    }
+    if (c.uses_out()) {
+      aggregate(h, b.out, c.aggregator, lc.a_out, lc.arg_out);
+      product<S>(z, lc.a_out, P.mat(L.w_out), true);
+    }
+    z.rowwise() += P.vec(L.bias);
+    if (c.layer_norm) {
+      lc.xhat.resize(z.rows(), H);
+      lc.rstd.resize(static_cast<size_t>(z.rows()));
+      const auto gain = P.vec(L.ln_gain);
+      const auto shift = P.vec(L.ln_bias);
+      for (int64_t r = 0; r < z.rows(); ++r) {
+        const S mean = z.row(r).mean();
+        const S var = (z.row(r).array() - mean).square().mean();
+        const S rstd = static_cast<S>(1.0) / std::sqrt(var + static_cast<S>(kLayerNormEps));
+        lc.rstd[r] = rstd;
+        lc.xhat.row(r) = (z.row(r).array() - mean) * rstd;
+        z.row(r) = lc.xhat.row(r).cwiseProduct(gain) + shift;
+      }
+    }
+    lc.u = z.cwiseMax(static_cast<S>(0));
+    if (c.residual && k > 0)
+      cache.h[k + 1] = h + lc.u;
+    else
+      cache.h[k + 1] = lc.u;
+  }
+
+  const Mat<S>& h = cache.h[c.layers];
+  const int64_t width = h.cols();
+  const int64_t R = c.readout_channels;
+  Mat<S> z0(B, 3 * width + R + c.num_graph_features);
+  cache.sums.resize(B, width);
+  cache.readout_arg.assign(static_cast<size_t>(B * width), 0);
+  for (int64_t g = 0; g < B; ++g) {
+    const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+    const auto rows = h.middleRows(lo, n);
+    cache.sums.row(g) = rows.colwise().sum();
+    for (int64_t col = 0; col < width; ++col) {
+      int64_t best = 0;
+      for (int64_t r = 1; r < n; ++r)
+        if (rows(r, col) > rows(best, col)) best = r;
+      cache.readout_arg[g * width + col] = static_cast<int32_t>(lo + best);
+      z0(g, 2 * width + col) = rows(best, col);
+      z0(g, col) = slog(cache.sums(g, col));
+      z0(g, width + col) = cache.sums(g, col) / static_cast<S>(n);
+    }
+  }
+  if (R > 0) {
+    Mat<S> scores(h.rows(), R);
+    product<S>(scores, h, P.mat(ix.readout_weight), false);
+    scores.rowwise() += P.vec(ix.readout_bias);
+    cache.lse_share.resize(h.rows(), R);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+      for (int64_t k = 0; k < R; ++k) {
+        const S top = scores.col(k).segment(lo, n).maxCoeff();
+        auto share = cache.lse_share.col(k).segment(lo, n);
+        share = (scores.col(k).segment(lo, n).array() - top).exp().matrix();
+        const S total = share.sum();
+        share /= total;
+        z0(g, 3 * width + k) = top + std::log(total);
+      }
+    }
+  }
+  z0.rightCols(c.num_graph_features) = b.graph_features;
+
+  cache.head.resize(static_cast<size_t>(c.head_layers + 1));
+  cache.head[0] = std::move(z0);
+  for (int32_t j = 0; j < c.head_layers; ++j) {
+    const auto weight = P.mat(ix.head[j].weight);
+    Mat<S> next(cache.head[j].rows(), weight.cols());
+    product<S>(next, cache.head[j], weight, false);
+    next.rowwise() += P.vec(ix.head[j].bias);
+    if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
+    cache.head[j + 1] = std::move(next);
+  }
+}
+
+template <typename S>
+void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+              const Cache<S>& cache, const Mat<S>& d_out, const Grads<S>& G) {
+  const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1;
+  // Head.
+  Mat<S> dz = d_out;
+  for (int32_t j = c.head_layers - 1; j >= 0; --j) {
+    if (j + 1 < c.head_layers)
+      dz = dz.cwiseProduct((cache.head[j + 1].array() > static_cast<S>(0)).template cast<S>().matrix());
+    product_tn<S>(G.mat(ix.head[j].weight), cache.head[j], dz);
+    G.vec(ix.head[j].bias) += dz.colwise().sum();
+    dz = product_nt<S>(dz, P.mat(ix.head[j].weight));
+  }
+  // Readout.
+  const Mat<S>& hK = cache.h[c.layers];
+  const int64_t width = hK.cols();
+  Mat<S> dh = Mat<S>::Zero(hK.rows(), width);
+  const int64_t R = c.readout_channels;
+  if (R > 0) {
+    // d lse / d score = the node's share; scores = h W_r + b_r.
+    Mat<S> dscores(hK.rows(), R);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+      for (int64_t k = 0; k < R; ++k)
+        dscores.col(k).segment(lo, n) = cache.lse_share.col(k).segment(lo, n) * dz(g, 3 * width + k);
+    }
+    product_tn<S>(G.mat(ix.readout_weight), hK, dscores);
+    G.vec(ix.readout_bias) += dscores.colwise().sum();
+    dh = product_nt<S>(dscores, P.mat(ix.readout_weight));
+  }
+  for (int64_t g = 0; g < B; ++g) {
+    const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+    RowVec<S> dsum(width);
+    for (int64_t col = 0; col < width; ++col) {
+      const S s = cache.sums(g, col);
+      dsum(col) = dz(g, col) / (static_cast<S>(1) + std::abs(s)) + dz(g, width + col) / static_cast<S>(n);
+      dh(cache.readout_arg[g * width + col], col) += dz(g, 2 * width + col);
+    }
+    dh.middleRows(lo, n).rowwise() += dsum;
+  }
+  // Layers, last to first.
+  const int64_t F = c.num_node_features, D = c.embedding_dim;
+  for (int32_t k = c.layers - 1; k >= 0; --k) {
+    const LayerIndex& L = ix.layers[k];
+    const LayerCache<S>& lc = cache.layers[k];
+    const Mat<S>& h = cache.h[k];
+    Mat<S> dzl = dh.cwiseProduct((lc.u.array() > static_cast<S>(0)).template cast<S>().matrix());
+    if (c.layer_norm) {
+      const auto gain = P.vec(L.ln_gain);
+      G.vec(L.ln_gain) += dzl.cwiseProduct(lc.xhat).colwise().sum();
+      G.vec(L.ln_bias) += dzl.colwise().sum();
+      for (int64_t r = 0; r < dzl.rows(); ++r) {
+        const RowVec<S> dxhat = dzl.row(r).cwiseProduct(gain);
+        const S mean_d = dxhat.mean();
+        const S mean_dx = dxhat.cwiseProduct(lc.xhat.row(r)).mean();
+        dzl.row(r) = lc.rstd[r] * (dxhat.array() - mean_d - lc.xhat.row(r).array() * mean_dx).matrix();
+      }
+    }
+    G.vec(L.bias) += dzl.colwise().sum();
+    product_tn<S>(G.mat(L.w_self), h, dzl);
+    if (c.uses_in()) product_tn<S>(G.mat(L.w_in), lc.a_in, dzl);
+    if (c.uses_out()) product_tn<S>(G.mat(L.w_out), lc.a_out, dzl);
+
+    if (k > 0) {
+      Mat<S> dprev = product_nt<S>(dzl, P.mat(L.w_self));
+      if (c.uses_in())
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_in)), b.in, c.aggregator, lc.arg_in,
+                             h.cols(), 0, dprev);
+      if (c.uses_out())
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_out)), b.out, c.aggregator, lc.arg_out,
+                             h.cols(), 0, dprev);
+      if (c.residual) dprev += dh;
+      dh = std::move(dprev);
+    } else if (D > 0) {
+      // Only the embedding columns of the input have parameters behind them.
+      Mat<S> demb = product_nt<S>(dzl, P.mat(L.w_self).bottomRows(D));
+      if (c.uses_in())
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_in).bottomRows(D)), b.in, c.aggregator,
+                             lc.arg_in, h.cols(), F, demb);
+      if (c.uses_out())
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_out).bottomRows(D)), b.out, c.aggregator,
+                             lc.arg_out, h.cols(), F, demb);
+      auto gemb = G.mat(ix.embedding);
+      for (int64_t v = 0; v < demb.rows(); ++v) gemb.row(b.op_types[v]) += demb.row(v);
+    }
+  }
+  if (c.layers == 0 && D > 0) {
+    // No layers: the readout sees h0 directly; its embedding columns carry gradient.
+    auto gemb = G.mat(ix.embedding);
+    for (int64_t v = 0; v < dh.rows(); ++v) gemb.row(b.op_types[v]) += dh.row(v).tail(D);
+  }
+}
+
+// Sum of the per-label losses of `o` against `labels` (rows of the batch), and d(sum / count)/d(o).
+template <typename S>
+double loss_terms(const SageConfig& c, const Normalization& norm, const Mat<S>& o, const float* labels,
+                  double count, Mat<S>* d_out) {
+  const int64_t T = c.num_targets;
+  double total = 0.0;
+  if (d_out) d_out->setZero(o.rows(), T);
+  for (int64_t g = 0; g < o.rows(); ++g)
+    for (int64_t t = 0; t < T; ++t) {
+      const double y = labels[g * T + t];
+      if (!std::isfinite(y)) continue;
+      const S mean = static_cast<S>(norm.target_mean[t]), sd = static_cast<S>(norm.target_std[t]);
+      if (c.loss == LossKind::kMape) {
+        const S yhat = std::exp(o(g, t) * sd + mean);
+        const S diff = yhat - static_cast<S>(y);
+        total += std::abs(static_cast<double>(diff)) / y;
+        if (d_out) {
+          const S sign = diff > 0 ? S(1) : (diff < 0 ? S(-1) : S(0));
+          (*d_out)(g, t) = static_cast<S>(sign * yhat * sd / static_cast<S>(y) / static_cast<S>(count));
+        }
+      } else {
+        const S err = o(g, t) - (static_cast<S>(std::log(y)) - mean) / sd;
+        total += static_cast<double>(err) * static_cast<double>(err);
+        if (d_out) (*d_out)(g, t) = static_cast<S>(2) * err / static_cast<S>(count);
+      }
+    }
+  return total;
+}
+
+template void pack<float>(const SageConfig&, const Normalization&, const Params<float>&, const Index&,
+                          const GraphInput*, int64_t, Batch<float>&);
+template void pack<double>(const SageConfig&, const Normalization&, const Params<double>&, const Index&,
+                           const GraphInput*, int64_t, Batch<double>&);
+template void forward<float>(const SageConfig&, const Params<float>&, const Index&, const Batch<float>&,
+                             Cache<float>&);
+template void forward<double>(const SageConfig&, const Params<double>&, const Index&, const Batch<double>&,
+                              Cache<double>&);
+template void backward<float>(const SageConfig&, const Params<float>&, const Index&, const Batch<float>&,
+                              const Cache<float>&, const Mat<float>&, const Grads<float>&);
+template void backward<double>(const SageConfig&, const Params<double>&, const Index&, const Batch<double>&,
+                               const Cache<double>&, const Mat<double>&, const Grads<double>&);
+template double loss_terms<float>(const SageConfig&, const Normalization&, const Mat<float>&, const float*,
+                                  double, Mat<float>*);
+template double loss_terms<double>(const SageConfig&, const Normalization&, const Mat<double>&, const float*,
+                                   double, Mat<double>*);
+
+}  // namespace perfsage::math

@@ -1,0 +1,151 @@
+// The network's math: batches packed from graphs, the forward pass, its hand-written backward pass
+// and the loss, templated on the scalar (float for training and prediction, double for gradient
+// checks). The formulas are in perfsage/sage.h; SageNetwork (sage_network.cpp) calls these.
+// Internal to the core: not installed, not used by the binding.
+#pragma once
+
+#include <Eigen/Dense>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "kernels.h"
+#include "perfsage/sage.h"
+
+namespace perfsage::math {
+
+template <typename S>
+using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename S>
+using RowVec = Eigen::Matrix<S, 1, Eigen::Dynamic>;
+template <typename S>
+using ConstMap = Eigen::Map<const Mat<S>>;
+template <typename S>
+using ConstVecMap = Eigen::Map<const RowVec<S>>;
+template <typename S>
+using VecMap = Eigen::Map<RowVec<S>>;
+template <typename S>
+using MatMap = Eigen::Map<Mat<S>>;
+
+// Matrix products: float (training, prediction) through the dispatching kernel, double (gradient
+// checks) through Eigen. All operands are row-major with unit inner stride.
+// c (+)= a b
+template <typename S, typename C, typename A, typename B>
+void product(C&& c, const A& a, const B& b, bool accumulate) {
+  if constexpr (std::is_same_v<S, float>) {
+    kernels::sgemm(false, a.rows(), b.cols(), a.cols(), a.data(), a.outerStride(), b.data(),
+                   b.outerStride(), c.data(), c.outerStride(), accumulate);
+  } else if (accumulate) {
+    c.noalias() += a * b;
+  } else {
+    c.noalias() = a * b;
+  }
+}
+
+// c += a^T b
+template <typename S, typename C, typename A, typename B>
+void product_tn(C&& c, const A& a, const B& b) {
+  if constexpr (std::is_same_v<S, float>) {
+    kernels::sgemm(true, a.cols(), b.cols(), a.rows(), a.data(), a.outerStride(), b.data(),
+                   b.outerStride(), c.data(), c.outerStride(), true);
+  } else {
+    c.noalias() += a.transpose() * b;
+  }
+}
+
+// a b^T, as a new matrix (b is a small weight matrix; its transpose is copied once).
+template <typename S, typename A, typename B>
+Mat<S> product_nt(const A& a, const B& b) {
+  Mat<S> c(a.rows(), b.rows());
+  const Mat<S> bt = b.transpose();
+  product<S>(c, a, bt, false);
+  return c;
+}
+
+struct LayerIndex {
+  const ParamInfo *w_self = nullptr, *w_in = nullptr, *w_out = nullptr, *bias = nullptr;
+  const ParamInfo *ln_gain = nullptr, *ln_bias = nullptr;
+};
+struct HeadIndex {
+  const ParamInfo *weight = nullptr, *bias = nullptr;
+};
+struct Index {
+  const ParamInfo* embedding = nullptr;
+  const ParamInfo *readout_weight = nullptr, *readout_bias = nullptr;
+  std::vector<LayerIndex> layers;
+  std::vector<HeadIndex> head;
+};
+
+// Pointers to each parameter of the layout, looked up by name once per call.
+Index index_of(const ParamLayout& layout, const SageConfig& c);
+
+template <typename S>
+struct Params {
+  const S* base;
+  ConstMap<S> mat(const ParamInfo* p) const { return ConstMap<S>(base + p->offset, p->rows, p->cols); }
+  ConstVecMap<S> vec(const ParamInfo* p) const { return ConstVecMap<S>(base + p->offset, p->cols); }
+};
+
+template <typename S>
+struct Grads {
+  S* base;
+  MatMap<S> mat(const ParamInfo* p) const { return MatMap<S>(base + p->offset, p->rows, p->cols); }
+  VecMap<S> vec(const ParamInfo* p) const { return VecMap<S>(base + p->offset, p->cols); }
+};
+
+// Neighbour lists over a batch's node indices.
+struct Csr {
+  std::vector<int64_t> start;  // [N + 1]
+  std::vector<int64_t> index;
+};
+
+template <typename S>
+struct Batch {
+  Mat<S> h0;                         // [N, F + D]
+  std::vector<int32_t> op_types;     // [N]
+  std::vector<int64_t> graph_start;  // [B + 1]
+  Csr in, out;
+  Mat<S> graph_features;             // [B, G], standardised
+};
+
+template <typename S>
+struct LayerCache {
+  Mat<S> a_in, a_out;                    // aggregated neighbours
+  std::vector<int32_t> arg_in, arg_out;  // max aggregation: the node each value came from
+  Mat<S> xhat;                           // layer norm: normalised z
+  std::vector<S> rstd;                   // layer norm: 1 / sqrt(var + eps) per node
+  Mat<S> u;                              // relu output
+};
+
+template <typename S>
+struct Cache {
+  std::vector<Mat<S>> h;             // h[0] input ... h[K] after the last layer
+  std::vector<LayerCache<S>> layers;
+  Mat<S> sums;                       // [B, H] per-graph node sums
+  Mat<S> lse_share;                  // [N, R] each node's share of its graph's log-sum-exp total
+  std::vector<int32_t> readout_arg;  // [B, H] max readout's node
+  std::vector<Mat<S>> head;          // head[0] = readout ‖ graph features ... head[L] = o
+};
+
+// Packs `count` graphs into one batch: standardised features and embeddings (h0), neighbour lists
+// in both directions and standardised graph features.
+template <typename S>
+void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
+          const GraphInput* graphs, int64_t count, Batch<S>& b);
+
+// The forward pass over a packed batch; cache.head.back() holds the raw outputs o [B, T].
+template <typename S>
+void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+             Cache<S>& cache);
+
+// Adds d(loss)/d(parameters) to G, given d(loss)/d(o) and the forward pass's cache.
+template <typename S>
+void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+              const Cache<S>& cache, const Mat<S>& d_out, const Grads<S>& G);
+
+// Sum of the per-label losses of `o` against `labels` (rows of the batch), and d(sum / count)/d(o).
+template <typename S>
+double loss_terms(const SageConfig& c, const Normalization& norm, const Mat<S>& o, const float* labels,
+                  double count, Mat<S>* d_out);
+
+}  // namespace perfsage::math

@@ -1,0 +1,292 @@
+// SageNetwork: initial weights, the fitted normalisation, prediction, explanation and the loss
+// with its gradients (the math itself is in sage_math.cpp).
+#include "perfsage/sage.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "parallel.h"
+#include "perfsage/error.h"
+#include "rng.h"
+#include "sage_math.h"
+#include "slog.h"
+
+namespace perfsage {
+
+using math::backward;
+using math::Batch;
+using math::Cache;
+using math::forward;
+using math::Grads;
+using math::Index;
+using math::index_of;
+using math::loss_terms;
+using math::Mat;
+using math::pack;
+using math::Params;
+using math::product_nt;
+
+namespace {
+
+template <typename S>
+const S* params_as(const std::vector<float>& params, std::vector<S>& buffer) {
+  if constexpr (std::is_same_v<S, float>) {
+    (void)buffer;
+    return params.data();
+  } else {
+    buffer.assign(params.begin(), params.end());
+    return buffer.data();
+  }
+}
+
+// Graphs per packed batch when predicting: big enough for efficient matrix products, small enough
+// to stay in cache.
+constexpr int64_t kPredictChunk = 64;
+
+}  // namespace
+
+SageNetwork::SageNetwork(SageConfig config)
+    : config_((config.resolve(), config)), layout_(config_), params_(static_cast<size_t>(layout_.size()), 0.0f) {}
+
+void SageNetwork::init_parameters(uint64_t seed) {
+  Rng rng(seed);
+  const std::string last_head = "head" + std::to_string(config_.head_layers - 1) + ".weight";
+  for (const ParamInfo& p : layout_.params()) {
+    float* w = params_.data() + p.offset;
+    const bool gain = p.name.size() > 8 && p.name.compare(p.name.size() - 8, 8, ".ln_gain") == 0;
+    if (p.is_vector) {
+      std::fill(w, w + p.size(), gain ? 1.0f : 0.0f);
+    } else if (p.name == last_head) {
+      // Zero: every graph starts at the training set's geometric-mean label. Random weights here
+      // start some predictions orders of magnitude off, where MAPE's gradient (proportional to the
+      // prediction) vanishes for underestimates and training can collapse to zero.
+      std::fill(w, w + p.size(), 0.0f);
+    } else if (p.name == "embedding") {
+      for (int64_t i = 0; i < p.size(); ++i) w[i] = rng.uniform(1.0f);
+    } else {
+      const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(p.rows + p.cols)));
+      for (int64_t i = 0; i < p.size(); ++i) w[i] = rng.uniform(limit);
+    }
+  }
+}
+
+void SageNetwork::fit_normalization(const std::vector<GraphInput>& graphs, const float* labels) {
+  const SageConfig& c = config_;
+  if (graphs.empty()) throw Error("cannot fit the normalisation on zero graphs");
+  const int64_t F = c.num_node_features, G = c.num_graph_features, T = c.num_targets;
+  std::vector<double> node_sum(F, 0.0), node_sq(F, 0.0), graph_sum(G, 0.0), graph_sq(G, 0.0);
+  int64_t nodes = 0;
+  // Shifted sums (by the first graph's values) keep the variance accurate for large features.
+  std::vector<double> node_shift(F), graph_shift(G);
+  auto value = [](const GraphInput& g, const float* p) { return g.slog_applied ? double(*p) : slog(double(*p)); };
+  for (int64_t f = 0; f < F; ++f) node_shift[f] = value(graphs[0], graphs[0].node_features + f);
+  for (int64_t f = 0; f < G; ++f) graph_shift[f] = value(graphs[0], graphs[0].graph_features + f);
+  for (const GraphInput& g : graphs) {
+    for (int64_t v = 0; v < g.num_nodes; ++v)
+      for (int64_t f = 0; f < F; ++f) {
+        const double x = value(g, g.node_features + v * F + f) - node_shift[f];
+        node_sum[f] += x;
+        node_sq[f] += x * x;
+      }
+    nodes += g.num_nodes;
+    for (int64_t f = 0; f < G; ++f) {
+      const double x = value(g, g.graph_features + f) - graph_shift[f];
+      graph_sum[f] += x;
+      graph_sq[f] += x * x;
+    }
+  }
+  auto finish = [](const std::vector<double>& sum, const std::vector<double>& sq,
+                   const std::vector<double>& shift, double n, std::vector<float>& mean,
+                   std::vector<float>& sd) {
+    mean.resize(sum.size());
+    sd.resize(sum.size());
+    for (size_t f = 0; f < sum.size(); ++f) {
+      const double m = sum[f] / n;
+      const double var = std::max(0.0, sq[f] / n - m * m);
+      mean[f] = static_cast<float>(m + shift[f]);
+      const double s = std::sqrt(var);
+      sd[f] = s < 1e-6 ? 1.0f : static_cast<float>(s);
+    }
+  };
+  finish(node_sum, node_sq, node_shift, static_cast<double>(nodes), norm_.node_mean, norm_.node_std);
+  finish(graph_sum, graph_sq, graph_shift, static_cast<double>(graphs.size()), norm_.graph_mean,
+         norm_.graph_std);
+
+  norm_.target_mean.assign(T, 0.0f);
+  norm_.target_std.assign(T, 1.0f);
+  for (int64_t t = 0; t < T; ++t) {
+    double sum = 0.0, sq = 0.0;
+    int64_t n = 0;
+    for (size_t g = 0; g < graphs.size(); ++g) {
+      const double y = labels[g * T + t];
+      if (std::isnan(y)) continue;
+      if (!(y > 0.0) || !std::isfinite(y))
+        throw Error("label of graph " + std::to_string(g) + ", target " + std::to_string(t) +
+                    " is " + std::to_string(y) + "; labels must be positive and finite (NaN = missing)");
+      const double l = std::log(y);
+      sum += l;
+      sq += l * l;
+      ++n;
+    }
+    if (n == 0) throw Error("target " + std::to_string(t) + " has no labels in the training data");
+    const double m = sum / n, s = std::sqrt(std::max(0.0, sq / n - m * m));
+    norm_.target_mean[t] = static_cast<float>(m);
+    norm_.target_std[t] = s < 1e-6 ? 1.0f : static_cast<float>(s);
+  }
+}
+
+void SageNetwork::check_normalization() const {
+  const SageConfig& c = config_;
+  auto check = [](const std::vector<float>& v, size_t n, const char* name, bool positive) {
+    if (v.size() != n)
+      throw Error(std::string("normalisation '") + name + "' has " + std::to_string(v.size()) +
+                  " values, expected " + std::to_string(n) + " (not fitted?)");
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(v[i]) || (positive && !(v[i] > 0)))
+        throw Error(std::string("normalisation '") + name + "' value " + std::to_string(i) +
+                    " is " + std::to_string(v[i]));
+  };
+  check(norm_.node_mean, c.num_node_features, "node_mean", false);
+  check(norm_.node_std, c.num_node_features, "node_std", true);
+  check(norm_.graph_mean, c.num_graph_features, "graph_mean", false);
+  check(norm_.graph_std, c.num_graph_features, "graph_std", true);
+  check(norm_.target_mean, c.num_targets, "target_mean", false);
+  check(norm_.target_std, c.num_targets, "target_std", true);
+}
+
+void SageNetwork::predict(const std::vector<GraphInput>& graphs, int threads, float* out) const {
+  check_normalization();
+  for (size_t i = 0; i < graphs.size(); ++i) check_graph_input(graphs[i], config_, "graph " + std::to_string(i));
+  const Index ix = index_of(layout_, config_);
+  const Params<float> P{params_.data()};
+  const int64_t n = static_cast<int64_t>(graphs.size());
+  const int64_t chunks = (n + kPredictChunk - 1) / kPredictChunk;
+  const int64_t T = config_.num_targets;
+  parallel_for(chunks, threads, [&](int64_t chunk) {
+    const int64_t lo = chunk * kPredictChunk, count = std::min(kPredictChunk, n - lo);
+    Batch<float> b;
+    Cache<float> cache;
+    pack(config_, norm_, P, ix, graphs.data() + lo, count, b);
+    forward(config_, P, ix, b, cache);
+    const Mat<float>& o = cache.head.back();
+    for (int64_t g = 0; g < count; ++g)
+      for (int64_t t = 0; t < T; ++t)
+        out[(lo + g) * T + t] = std::exp(o(g, t) * norm_.target_std[t] + norm_.target_mean[t]);
+  });
+}
+
+void SageNetwork::explain(const GraphInput& graph, float* prediction, float* shares) const {
+  const SageConfig& c = config_;
+  if (c.readout_channels == 0)
+    throw Error("explain: this network has no log-sum-exp readout channels (readout_channels = 0), "
+                "so it has no per-operator shares");
+  check_normalization();
+  check_graph_input(graph, c, "graph");
+  if (graph.num_nodes == 0) throw Error("explain: the graph has no nodes");
+  const Index ix = index_of(layout_, c);
+  const Params<float> P{params_.data()};
+  Batch<float> b;
+  Cache<float> cache;
+  pack(c, norm_, P, ix, &graph, 1, b);
+  forward(c, P, ix, b, cache);
+  const int64_t T = c.num_targets, R = c.readout_channels, N = graph.num_nodes;
+  const int64_t lse_col = 3 * cache.h[c.layers].cols();
+  const Mat<float>& o = cache.head.back();
+  for (int64_t t = 0; t < T; ++t) {
+    prediction[t] = std::exp(o(0, t) * norm_.target_std[t] + norm_.target_mean[t]);
+    // d o_t / d (head input), by the head's backward pass with a unit upstream gradient.
+    Mat<float> dz = Mat<float>::Zero(1, T);
+    dz(0, t) = 1.0f;
+    for (int32_t j = c.head_layers - 1; j >= 0; --j) {
+      if (j + 1 < c.head_layers)
+        dz = dz.cwiseProduct((cache.head[j + 1].array() > 0.0f).cast<float>().matrix());
+      dz = product_nt<float>(dz, P.mat(ix.head[j].weight));
+    }
+    std::vector<double> w(static_cast<size_t>(R));
+    double total = 0.0;
+    for (int64_t k = 0; k < R; ++k) total += w[k] = std::max(0.0f, dz(0, lse_col + k));
+    if (!(total > 0.0)) {
+      total = 0.0;
+      for (int64_t k = 0; k < R; ++k) total += w[k] = std::abs(dz(0, lse_col + k));
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      double s = 0.0;
+      for (int64_t k = 0; k < R; ++k) s += w[k] * cache.lse_share(i, k);
+      // With every channel weight zero (an untrained head), each channel counts the same.
+      if (!(total > 0.0)) {
+        for (int64_t k = 0; k < R; ++k) s += cache.lse_share(i, k);
+        s /= static_cast<double>(R);
+      } else {
+        s /= total;
+      }
+      shares[i * T + t] = static_cast<float>(s);
+    }
+  }
+}
+
+namespace {
+
+template <typename S>
+double loss_and_gradients_impl(const SageConfig& config, const ParamLayout& layout,
+                               const Normalization& norm, const S* params,
+                               const std::vector<GraphInput>& graphs, const float* labels,
+                               std::vector<S>* gradients, std::vector<S>* raw_outputs,
+                               int64_t loss_scale_count) {
+  if (graphs.empty()) throw Error("loss_and_gradients: no graphs");
+  for (size_t i = 0; i < graphs.size(); ++i) check_graph_input(graphs[i], config, "graph " + std::to_string(i));
+  const int64_t T = config.num_targets;
+  int64_t count = loss_scale_count;
+  if (count == 0)
+    for (size_t i = 0; i < graphs.size() * T; ++i) count += std::isnan(labels[i]) ? 0 : 1;
+  if (count == 0) throw Error("loss_and_gradients: every label is missing (NaN)");
+  const Index ix = index_of(layout, config);
+  const Params<S> P{params};
+  Batch<S> b;
+  Cache<S> cache;
+  pack(config, norm, P, ix, graphs.data(), static_cast<int64_t>(graphs.size()), b);
+  forward(config, P, ix, b, cache);
+  const Mat<S>& o = cache.head.back();
+  if (raw_outputs) raw_outputs->assign(o.data(), o.data() + o.size());
+  Mat<S> d_out;
+  const double total = loss_terms(config, norm, o, labels, static_cast<double>(count),
+                                  gradients ? &d_out : nullptr);
+  if (gradients) {
+    gradients->assign(static_cast<size_t>(layout.size()), S(0));
+    backward(config, P, ix, b, cache, d_out, Grads<S>{gradients->data()});
+  }
+  return total / static_cast<double>(count);
+}
+
+}  // namespace
+
+double SageNetwork::loss_and_gradients_at(const std::vector<double>& params,
+                                          const std::vector<GraphInput>& graphs, const float* labels,
+                                          std::vector<double>* gradients) const {
+  check_normalization();
+  if (params.size() != static_cast<size_t>(layout_.size()))
+    throw Error("loss_and_gradients_at: " + std::to_string(params.size()) + " parameters, the layout has " +
+                std::to_string(layout_.size()));
+  return loss_and_gradients_impl<double>(config_, layout_, norm_, params.data(), graphs, labels, gradients,
+                                         nullptr, 0);
+}
+
+template <typename S>
+double SageNetwork::loss_and_gradients(const std::vector<GraphInput>& graphs, const float* labels,
+                                       std::vector<S>* gradients, std::vector<S>* raw_outputs,
+                                       int64_t loss_scale_count) const {
+  check_normalization();
+  std::vector<S> converted;
+  return loss_and_gradients_impl<S>(config_, layout_, norm_, params_as<S>(params_, converted), graphs,
+                                    labels, gradients, raw_outputs, loss_scale_count);
+}
+
+template double SageNetwork::loss_and_gradients<float>(const std::vector<GraphInput>&, const float*,
+                                                       std::vector<float>*, std::vector<float>*,
+                                                       int64_t) const;
+template double SageNetwork::loss_and_gradients<double>(const std::vector<GraphInput>&, const float*,
+                                                        std::vector<double>*, std::vector<double>*,
+                                                        int64_t) const;
+
+}  // namespace perfsage
