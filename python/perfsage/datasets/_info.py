@@ -8,7 +8,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from ._store import PathLike, open_dataset
+from ._reader import open_dataset
+from ._schema import PathLike
 
 
 def _size(path: Path) -> int:
