@@ -12,7 +12,7 @@ A bottom module: it imports nothing of perfsage's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Split:
     def label(self) -> str:
         return f"{self.name}[{self.part}]" if self.part else self.name
 
-    def sizes(self) -> dict:
+    def sizes(self) -> Dict[str, int]:
         """``{"train": n, "val": n, "test": n}``."""
         return {"train": int(len(self.train)), "val": int(len(self.val)), "test": int(len(self.test))}
 

@@ -20,12 +20,12 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextI
 
 from tqdm import tqdm
 
-from .._io import __version__
+from .._io import PathLike, __version__
 from ..labelers import get_labeler
 from ..spaces import sample
 from ._ids import canonical_spec, spec_id
 from ._runner import Result, default_workers, run_dask, run_local
-from ._schema import PathLike, Targets
+from ._schema import Targets
 from ._shard_writer import ShardWriter
 
 

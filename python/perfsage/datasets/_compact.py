@@ -9,10 +9,11 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._io import PathLike
 from .._writer import build_model, strip_weights
 from ._parquet import write_parquet_atomic
 from ._reader import open_dataset
-from ._schema import COMPACT_ZSTD_LEVEL, SHARD_ZSTD_LEVEL, DatasetError, PathLike, arrow, make_schema
+from ._schema import COMPACT_ZSTD_LEVEL, SHARD_ZSTD_LEVEL, DatasetError, arrow, make_schema
 
 
 def compact_dataset(

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 
 from .._core import load_bytes
+from .._io import PathLike
 from ._build import BuildSummary, make_labelers, run_job
 from ._ids import model_id
 from ._import import _input_dtype
 from ._runner import error_result
-from ._schema import DatasetError, PathLike
+from ._schema import DatasetError
 
 # Targets whose labeller compiles for an Ethos-U NPU: Vela runs float operators on the CPU and
 # its latency then counts the NPU part only.

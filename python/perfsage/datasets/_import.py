@@ -20,12 +20,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextI
 from tqdm import tqdm
 
 from .._graphs import load_tflite
-from .._io import __version__, utc_timestamp
+from .._io import PathLike, __version__, utc_timestamp
 from .._writer import build_model, strip_weights
 from ..spaces import nb201_spec
 from ._ids import canonical_spec, content_id, model_id, spec_id
 from ._parquet import write_parquet_atomic
-from ._schema import SHARD_ZSTD_LEVEL, DatasetError, PathLike, Targets, make_schema, rows_to_table
+from ._schema import SHARD_ZSTD_LEVEL, DatasetError, Targets, make_schema, rows_to_table
 
 # shared/data/nasbench201/SOURCE.md: CSV column -> (target, what measured it).
 NB201_DEVICES: Dict[str, Tuple[str, str]] = {

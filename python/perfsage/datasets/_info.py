@@ -8,8 +8,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from .._io import PathLike
 from ._reader import open_dataset
-from ._schema import PathLike
 
 
 def _size(path: Path) -> int:

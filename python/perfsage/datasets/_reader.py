@@ -13,13 +13,13 @@ import numpy as np
 
 from .._core import Graph
 from .._graphs import load_many, load_tflite
+from .._io import PathLike
 from .._writer import build_model
 from ._parquet import open_parquet, read_columns, shard_files
 from ._schema import (
     MANIFEST_NAME,
     REQUIRED_COLUMNS,
     DatasetError,
-    PathLike,
     Targets,
     arrow,
     check_schema,

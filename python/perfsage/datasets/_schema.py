@@ -37,10 +37,9 @@ command line start without it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Sequence, Tuple
 
 from .._core import FEATURE_SCHEMA_VERSION
 from .._io import __version__
@@ -74,7 +73,6 @@ COMPACT_ZSTD_LEVEL = 19
 # Size on disk that a job's small shards are merged up to when it completes.
 CONSOLIDATED_SHARD_BYTES = 64 << 20
 
-PathLike = Union[str, "os.PathLike[str]"]
 Targets = Dict[str, Dict[str, Any]]  # target -> {"metrics": {metric: unit}, "settings": {...}}
 
 

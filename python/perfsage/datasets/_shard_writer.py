@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .._io import __version__, atomic_write_bytes, fsync_directory
+from .._io import PathLike, __version__, atomic_write_bytes, fsync_directory
 from ._parquet import open_parquet, read_columns, shard_files, write_parquet_atomic
 from ._schema import (
     CONSOLIDATED_SHARD_BYTES,
@@ -20,7 +20,6 @@ from ._schema import (
     SHARD_ZSTD_LEVEL,
     TEMPORARY_SHARD_NAME,
     DatasetError,
-    PathLike,
     Targets,
     arrow,
     check_schema,
