@@ -5,6 +5,8 @@ until someone moves it to the top), so both are checked on the source, without i
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
@@ -141,3 +143,27 @@ def test_the_checks_catch_a_cycle_and_a_hidden_import(tmp_path: Path) -> None:
     graph, hidden = import_graph(package)
     assert find_cycle(graph) == ["perfsage.a", "perfsage.sub.b", "perfsage.a"]
     assert hidden == ["perfsage/a.py:4: perfsage.a imports perfsage.sub"]
+
+
+# The optional extras (label: pyarrow, Vela, LiteRT; dask: distributed) and matplotlib, which only
+# the evaluation's plots need: perfsage imports them when a feature that needs them runs.
+OPTIONAL = ("pyarrow", "ethosu", "ai_edge_litert", "distributed", "matplotlib")
+
+_WITHOUT_OPTIONAL = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {optional!r}:
+            raise ImportError(f"No module named {{name!r}} (hidden by the test)")
+sys.meta_path.insert(0, Missing())
+import perfsage, perfsage.cli, perfsage.datasets, perfsage.evaluation, perfsage.labelers
+assert perfsage.cli.main(["spaces"]) == 0
+print(sorted(m for m in sys.modules if m.split(".")[0] in {optional!r}))
+"""
+
+
+def test_package_and_command_line_import_without_the_optional_extras() -> None:
+    code = _WITHOUT_OPTIONAL.format(optional=OPTIONAL)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
