@@ -21,9 +21,6 @@ from ._split import validation_split
 from .datasets import open_dataset
 
 _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
-# Targets with a predictor file inside the package (python/perfsage/predictors/{target}.psage),
-# trained by scripts/train_shipped.py from their recipes (_recipes.py).
-SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512")
 
 GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -399,6 +396,11 @@ class Explanation:
     units: Dict[str, str]
     operators: List[Dict[str, Any]]
     warnings: List[str] = field(default_factory=list)
+
+
+# Targets with a predictor file inside the package (python/perfsage/predictors/{target}.psage),
+# trained by scripts/train_shipped.py from their recipes (_recipes.py).
+SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512")
 
 
 def shipped_predictors() -> List[str]:
