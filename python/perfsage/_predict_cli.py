@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Tuple
 from ._core import PerfSageError
 from ._graphs import load_tflite
 from ._predictor import Predictor, load_predictor, shipped_predictors
+from .examples import EXAMPLE_NAME, example_model
 
 DEFAULT_TARGET = "ethos-u55-256"
 
@@ -67,18 +68,24 @@ def _print_explanation(row: Dict[str, Any], out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = args.target or [DEFAULT_TARGET]
+    if not args.models and not args.example:
+        raise SystemExit("perfsage predict: give one or more MODEL.tflite files, or --example "
+                         "to predict a built-in model")
+    # The example is shown on every shipped target: it is there to show what perfsage predicts.
+    targets = args.target or (shipped_predictors() if args.example else [DEFAULT_TARGET])
     predictors = []
     for t in targets:
         p = load_predictor(t)
         predictors.append((_target_name(p, t), p))
+    sources = ([(f"{EXAMPLE_NAME} (example)", example_model())] if args.example else []) + [
+        (path, path) for path in args.models]
     loaded = []
-    for path in args.models:
+    for name, source in sources:
         try:
-            loaded.append((path, load_tflite(path)))
+            loaded.append((name, load_tflite(source)))
         except (PerfSageError, OSError) as e:
             print(f"perfsage: error: {e}", file=sys.stderr)
-    failed = len(args.models) - len(loaded)
+    failed = len(sources) - len(loaded)
     graphs = [g for _, g in loaded]
     # One batched call per predictor (explain works graph by graph).
     batch = [p.predict(graphs) if graphs and not args.explain else None for _, p in predictors]
@@ -111,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
         _print_table(rows, sys.stdout)
         for r in rows if args.explain else []:
             _print_explanation(r, sys.stdout)
+        if args.example:
+            print(f"\n{EXAMPLE_NAME}: MLPerf Tiny's keyword-spotting DS-CNN (int8, 49x10 MFCC input), "
+                  "written by perfsage. Add --explain to see which operators cost the most.\n"
+                  "Your own model: perfsage predict model.tflite [--target NAME] "
+                  f"(shipped targets: {', '.join(shipped_predictors())})", file=sys.stdout)
     return 1 if failed else 0
 
 
@@ -120,7 +132,10 @@ def add_parser(sub: Any) -> None:
         description="Predicts each model's metrics with a shipped predictor (by target name) or a saved one "
                     f"(a .psage file). Shipped: {', '.join(shipped_predictors()) or 'none'}. Models unlike "
                     "the predictor's training data get a warning on stderr.")
-    predict.add_argument("models", nargs="+", metavar="MODEL.tflite")
+    predict.add_argument("models", nargs="*", metavar="MODEL.tflite", help="models to predict")
+    predict.add_argument("--example", action="store_true",
+                         help=f"also predict a built-in model ({EXAMPLE_NAME}: MLPerf Tiny's keyword-spotting "
+                              "DS-CNN, int8, written by perfsage), on every shipped target unless --target is given")
     predict.add_argument("--target", action="append", metavar="NAME_OR_FILE",
                          help=f"shipped target name or predictor file; repeatable (default {DEFAULT_TARGET})")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -37,14 +37,13 @@ def _outputs(notebook, output_type=None):
             if output_type is None or o.output_type == output_type]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
-    # Why: the notebooks are documentation users run; a broken API call must fail CI, not a reader.
+def _execute(name, tmp_path, monkeypatch, data_dir):
+    """Runs notebooks/<name>.ipynb in fast mode with PERFSAGE_DATA=data_dir; returns what it printed."""
     notebook = _read(name)
     monkeypatch.setenv("PERFSAGE_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", INLINE_BACKEND)
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary directories go here
-    monkeypatch.setenv("PERFSAGE_DATA", os.environ.get("PERFSAGE_DATA", str(REPO.parent / "shared" / "data")))
+    monkeypatch.setenv("PERFSAGE_DATA", str(data_dir))
     client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     try:
@@ -56,6 +55,22 @@ def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
     assert printed.strip(), f"{name}: the notebook printed nothing"
     figures = [o for o in _outputs(notebook) if "image/png" in o.get("data", {})]
     assert figures, f"{name}: no figure was drawn"
+    return printed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
+    # Why: the notebooks are documentation users run; a broken API call must fail CI, not a reader.
+    _execute(name, tmp_path, monkeypatch, os.environ.get("PERFSAGE_DATA", str(REPO.parent / "shared" / "data")))
+
+
+def test_tour_runs_without_shared_data(tmp_path, monkeypatch):
+    # Why: a user's clone has no ../shared/data; the tour must fall back to the built-in example and say so.
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    printed = _execute("tour", tmp_path, monkeypatch, empty)
+    assert "not found" in printed and "built-in example" in printed
+    assert "mlperftiny-kws-dscnn.tflite" in printed
 
 
 @pytest.mark.parametrize("name", NAMES)

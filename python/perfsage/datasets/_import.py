@@ -144,6 +144,11 @@ def import_nb201(
     """
     log = log if log is not None else sys.stderr
     path = Path(csv_path) if csv_path is not None else default_nb201_csv()
+    if csv_path is None and not path.is_file():
+        raise DatasetError(
+            f"no NAS-Bench-201 latency table at {path}: pass its CSV with --csv FILE (Python: csv_path=), "
+            f"with columns {', '.join(NB201_COLUMNS)}, or set PERFSAGE_DATA to the folder holding "
+            "nasbench201/latency.csv (perfsage does not ship the measurements)")
     records = _read_csv(path, NB201_COLUMNS)
     if limit is not None:
         records = records[:limit]

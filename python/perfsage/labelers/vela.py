@@ -39,11 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
+
+from .._graphs import load_tflite
 from .._io import package_version
 from ._base import HelperProcessLabeler, LabelError
 from ._checks import verify_tflite
 from ._helper import WorkerError, describe_exit
 from .energy import energy_table, ethos_u_energy_mj
+from .vela_layers import DebugDatabaseError, OperatorCosts, check_totals, operator_costs, read_tables
 
 ACCELERATORS = ("ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512")
 
@@ -65,6 +69,8 @@ ISOLATIONS = ("worker", "subprocess", "none")
 
 # Memory areas in Vela's summary CSV (column prefixes) and the label-name prefix for each.
 _AREAS = {"sram": "sram", "dram": "dram", "off_chip_flash": "offchip_flash"}
+# Energy-model memory levels -> per-operator byte metric prefix (vela_layers.LAYER_METRICS).
+_ENERGY_AREAS = {**_AREAS, "on_chip_flash": "onchip_flash"}
 
 METRICS: Dict[str, str] = {
     "latency_ms": "ms",
@@ -133,12 +139,18 @@ def _captured_stdout():
             result.append(python_out.getvalue() + native_out.read().decode("utf-8", "replace"))
 
 
+def _read_first(pattern: str) -> Tuple[Optional[str], Optional[str]]:
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        return None, None
+    with open(paths[0], encoding="utf-8", errors="replace") as f:
+        return os.path.basename(paths[0]), f.read()
+
+
 def _collect_output(out_dir: str) -> Dict[str, Optional[str]]:
-    summaries = sorted(glob.glob(os.path.join(out_dir, "*_summary_*.csv")))
-    if not summaries:
-        return {"csv_name": None, "csv_text": None}
-    with open(summaries[0], encoding="utf-8") as f:
-        return {"csv_name": os.path.basename(summaries[0]), "csv_text": f.read()}
+    csv_name, csv_text = _read_first(os.path.join(out_dir, "*_summary_*.csv"))
+    _, debug_db = _read_first(os.path.join(out_dir, "*_debug.xml"))  # only with --enable-debug-db
+    return {"csv_name": csv_name, "csv_text": csv_text, "debug_db": debug_db}
 
 
 def _write_model(model: bytes, workdir: str) -> Tuple[str, str]:
@@ -149,8 +161,9 @@ def _write_model(model: bytes, workdir: str) -> Tuple[str, str]:
 
 
 def run_vela_here(model: bytes, vela_args: List[str], workdir: Optional[str] = None) -> Dict[str, Any]:
-    """Runs Vela's entry point in this process on ``model``; returns its exit status, stdout and
-    summary CSV (plain data, so it can cross a process boundary).
+    """Runs Vela's entry point in this process on ``model``; returns its exit status, stdout,
+    summary CSV and, when ``vela_args`` ask for it, debug database (plain data, so it can cross a
+    process boundary).
 
     ``workdir`` is an empty directory to work in; the caller owns it (the helper process is
     given one by its parent, which removes it even if Vela crashes the helper). Without one, a
@@ -205,6 +218,7 @@ class VelaSummary:
     stdout: str
     npu_ops: int
     cpu_ops: int
+    debug_db: Optional[str] = None  # Vela's _debug.xml, when asked for (per-operator costs)
 
     def number(self, column: str) -> float:
         try:
@@ -325,8 +339,9 @@ class VelaLabeler(HelperProcessLabeler):
             "static_power_mw": self.static_power_mw,
         }
 
-    def _run(self, model: bytes) -> Dict[str, Any]:
-        args = self.vela_args()
+    def _run(self, model: bytes, layers: bool = False) -> Dict[str, Any]:
+        # The debug database carries the per-operator costs (see vela_layers).
+        args = self.vela_args() + (["--enable-debug-db"] if layers else [])
         if self.isolation == "none":
             return run_vela_here(model, args)
         if self.isolation == "subprocess":
@@ -338,7 +353,7 @@ class VelaLabeler(HelperProcessLabeler):
             except WorkerError as exc:
                 return {"returncode": 1, "stdout": "", "error": str(exc), "csv_name": None, "csv_text": None}
 
-    def summary(self, model: bytes, verify: bool = True) -> VelaSummary:
+    def summary(self, model: bytes, verify: bool = True, layers: bool = False) -> VelaSummary:
         """Compiles ``model`` and returns Vela's summary CSV row and stdout, unconverted.
 
         ``verify=False`` hands the bytes to Vela without perfsage's flatbuffer check first; Vela's
@@ -346,7 +361,7 @@ class VelaLabeler(HelperProcessLabeler):
         """
         if verify:
             verify_tflite(model)
-        run = self._run(bytes(model))
+        run = self._run(bytes(model), layers)
         if run["csv_text"] is None:
             raise LabelError(
                 f"Vela ({self.target}) produced no summary CSV (exit status {run['returncode']}); "
@@ -363,7 +378,7 @@ class VelaLabeler(HelperProcessLabeler):
                 f"Vela ({self.target}) wrote {run['csv_name']} but its stdout has no "
                 f"'NPU operators = ' / 'CPU operators = ' lines; output ends with:\n{_failure_tail(run)}"
             )
-        summary = VelaSummary(run["csv_name"], rows[0], stdout, npu_ops, cpu_ops)
+        summary = VelaSummary(run["csv_name"], rows[0], stdout, npu_ops, cpu_ops, run.get("debug_db"))
         for pattern, column in ((r"^Total cycles\s+(\d+) cycles/batch", "cycles_total"),
                                 (r"^Neural network macs\s+(\d+) MACs/batch", "nn_macs")):
             printed = _stdout_int(stdout, pattern)
@@ -375,7 +390,44 @@ class VelaLabeler(HelperProcessLabeler):
         return summary
 
     def label(self, model: bytes) -> Dict[str, float]:
-        s = self.summary(model)
+        return self._labels(self.summary(model))
+
+    def label_operators(self, model: bytes) -> Tuple[Dict[str, float], OperatorCosts]:
+        """The model's labels (as :meth:`label`) and Vela's costs per TFLite operator.
+
+        Besides Vela's per-operator cycles, MACs and bytes moved (``vela_layers.LAYER_METRICS``),
+        each operator gets ``latency_ms`` (its cycles at the system's core clock) and ``energy_mj``
+        (the energy model applied to its own MACs, traffic and latency). Both sum over operators to
+        the model's labels: the summary's latency is its total cycles at the same clock, and the
+        energy model is linear. The sums are checked against the summary. Models with more than one
+        subgraph are refused, since Vela numbers operators per subgraph.
+        """
+        graph = load_tflite(model)  # verifies the flatbuffer too
+        if graph.num_subgraphs != 1:
+            raise LabelError(f"per-operator Vela labels need a model with one subgraph; this one has "
+                             f"{graph.num_subgraphs}")
+        s = self.summary(model, verify=False, layers=True)
+        labels = self._labels(s)
+        where = f"Vela ({self.target}) debug database"
+        if s.debug_db is None:
+            raise LabelError(f"{where}: Vela wrote none (was --enable-debug-db given?)")
+        try:
+            costs = operator_costs(read_tables(s.debug_db), graph.num_nodes)
+            check_totals(costs, {"cycles": labels["total_cycles"], "npu_cycles": labels["npu_cycles"], "macs": labels["macs"],
+                                 **{f"{name}_bytes": labels[f"{name}_total_bytes"] for name in _AREAS.values()},
+                                 "onchip_flash_bytes": s.number("on_chip_flash_total_bytes")}, where)
+        except DebugDatabaseError as exc:
+            raise LabelError(str(exc)) from exc
+        latency_ms = costs.values["cycles"] / self._core_clock_hz * 1e3
+        costs.values["latency_ms"] = latency_ms
+        costs.values["energy_mj"] = np.array([
+            ethos_u_energy_mj(costs.values["macs"][i],
+                              {area: costs.values[f"{name}_bytes"][i] for area, name in _ENERGY_AREAS.items()},
+                              latency_ms[i], self.static_power_mw)
+            for i in range(graph.num_nodes)], dtype=np.float64)
+        return labels, costs
+
+    def _labels(self, s: VelaSummary) -> Dict[str, float]:
         kib = 1024.0
         labels: Dict[str, float] = {
             "latency_ms": s.number("inference_time") * 1e3,  # the CSV gives seconds

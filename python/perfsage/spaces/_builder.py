@@ -72,6 +72,13 @@ class SpecBuilder:
         """Shape of a spec input or of an earlier layer's output."""
         return self._shapes[tensor]
 
+    def op_of(self, tensor: str) -> Optional[str]:
+        """The op of the layer that produced ``tensor`` (None for a spec input)."""
+        for layer in reversed(self._layers):
+            if layer["name"] == tensor:
+                return layer["op"]
+        return None
+
     def channels(self, tensor: str) -> int:
         """Size of the last dimension (channels for NHWC images)."""
         return self._shapes[tensor][-1]
@@ -117,6 +124,24 @@ class SpecBuilder:
             self.macs += n * oh * ow * cout * per_output
             self.params += cout * per_output + (cout if p.get("bias", True) else 0)
             return (n, oh, ow, cout)
+        if op == "transpose_conv2d":
+            n, h, w, c = x
+            kh, kw = _pair(p["kernel"])
+            sh, sw = _pair(p.get("stride", 1))
+            if p.get("padding", "same") == "same":
+                oh, ow = h * sh, w * sw
+            else:
+                oh, ow = (h - 1) * sh + kh, (w - 1) * sw + kw
+            cout = int(p["filters"])
+            # Each input pixel is spread over a kernel window of every output channel.
+            self.macs += n * h * w * c * kh * kw * cout
+            self.params += cout * kh * kw * c + (cout if p.get("bias", True) else 0)
+            return (n, oh, ow, cout)
+        if op == "pad":
+            pads = p["paddings"]
+            if len(pads) != len(x):
+                raise ValueError(f"layer {name!r}: needs one [before, after] pair per dimension of {x}")
+            return tuple(d + int(a) + int(z) for d, (a, z) in zip(x, pads))
         if op == "dense":
             units = int(p["units"])
             self.macs += math.prod(x) * units

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence, Tuple
+
 import numpy as np
 
 from ._blocks import choice, classifier, conv, dense, separable
@@ -21,21 +23,18 @@ KNOBS = {
 }
 
 
-def build(rng: np.random.Generator) -> SpecBuilder:
-    """Draws one DS-CNN: conv (+ReLU) -> N x [depthwise + ReLU, pointwise + ReLU] -> average
-    pool over the whole map -> flatten -> dense 12 -> softmax."""
+def dscnn(
+    first_filters: int,
+    first_kernel: Sequence[int],
+    first_stride: Sequence[int],
+    blocks: Sequence[Tuple[int, int]],
+) -> SpecBuilder:
+    """One DS-CNN: conv (+ReLU) -> one [depthwise + ReLU, pointwise + ReLU] per ``(filters,
+    depthwise kernel)`` in ``blocks`` -> average pool over the whole map -> flatten -> dense 12 ->
+    softmax."""
     b = SpecBuilder({"mfcc": INPUT_SHAPE})
-    y = conv(
-        b,
-        "mfcc",
-        "conv1",
-        choice(rng, KNOBS["first_filters"]),
-        choice(rng, KNOBS["first_kernel"]),
-        choice(rng, KNOBS["first_stride"]),
-        act="relu",
-    )
-    for i in range(choice(rng, KNOBS["num_blocks"])):
-        filters, kernel = choice(rng, KNOBS["block_filters"]), choice(rng, KNOBS["block_kernel"])
+    y = conv(b, "mfcc", "conv1", first_filters, list(first_kernel), list(first_stride), act="relu")
+    for i, (filters, kernel) in enumerate(blocks):
         y = separable(b, y, f"ds{i + 1}", filters, kernel)
     _, h, w, c = b.shape(y)
     # As MLPerf Tiny's DS-CNN: AveragePooling2D over the map, Flatten, Dense.
@@ -44,6 +43,16 @@ def build(rng: np.random.Generator) -> SpecBuilder:
     y = dense(b, y, "logits", NUM_CLASSES)
     b.add("softmax", y, "probs")
     return b
+
+
+def build(rng: np.random.Generator) -> SpecBuilder:
+    """Draws one DS-CNN (see :func:`dscnn`) from the knobs."""
+    first_filters = choice(rng, KNOBS["first_filters"])
+    first_kernel = choice(rng, KNOBS["first_kernel"])
+    first_stride = choice(rng, KNOBS["first_stride"])
+    blocks = [(choice(rng, KNOBS["block_filters"]), choice(rng, KNOBS["block_kernel"]))
+              for _ in range(choice(rng, KNOBS["num_blocks"]))]
+    return dscnn(first_filters, first_kernel, first_stride, blocks)
 
 
 SPACE = SearchSpace(
