@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,6 +30,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+
+def _load_perfsage_io() -> Any:
+    """perfsage's file helpers (python/perfsage/_io.py, standard library only), loaded by path:
+    ``convert`` runs in .venv-tf, where perfsage is not installed."""
+    path = Path(__file__).resolve().parents[1] / "python" / "perfsage" / "_io.py"
+    spec = importlib.util.spec_from_file_location("perfsage_io", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_io = _load_perfsage_io()
 
 # Seconds one model's build + calibration + conversion may take before its process is killed.
 CONVERT_TIMEOUT_S = 1800.0
@@ -136,12 +151,6 @@ def convert_model(spec: ModelSpec, seed: int) -> Tuple[bytes, Dict[str, float]]:
     return tflite, seconds
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _spec_by_name(name: str) -> ModelSpec:
     specs = {s.name: s for s in catalogue()}
     if name not in specs:
@@ -155,7 +164,7 @@ def cmd_convert_one(args: argparse.Namespace) -> int:
     seed = model_seed(args.seed, spec.name)
     tflite, seconds = convert_model(spec, seed)
     out = Path(args.out) / f"{spec.name}.tflite"
-    _write_atomic(out, tflite)
+    _io.atomic_write_bytes(out, tflite)
     import keras
     import tensorflow as tf
 

@@ -28,10 +28,9 @@ from ._graphs import (
 from . import spaces
 from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
 from ._targets import targets
+from ._io import __version__
 from ._writer import build_model, nb201_model, strip_weights
 from .spaces import sample
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Explanation",

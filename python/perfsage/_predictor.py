@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import platform
@@ -13,12 +12,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from . import _core
+from . import _core, _domain
 from ._core import Graph, PerfSageError
-from . import _domain
 from ._graphs import check_threads, load_many, model_source
-from ._recipes import SHIPPED_TARGETS
+from ._io import __version__, atomic_write_bytes, utc_timestamp
+from ._split import validation_split
+from .datasets import open_dataset
 
 _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
 
@@ -229,9 +230,8 @@ class Predictor:
         if val is not None:
             val_graphs, val_labels, val_source, _ = self._resolve(val, "val", threads)
         elif self._validation_split > 0 and len(graphs) >= _MIN_GRAPHS_TO_SPLIT:
-            order = np.random.default_rng(int(self._options.seed)).permutation(len(graphs))
-            n_val = max(1, int(round(len(graphs) * self._validation_split)))
-            val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+            held_out = validation_split(np.arange(len(graphs)), self._validation_split, int(self._options.seed))
+            val_idx, train_idx = held_out.val, held_out.train
             val_graphs = [graphs[i] for i in val_idx]
             val_labels = labels[val_idx]
             graphs = [graphs[i] for i in train_idx]
@@ -272,8 +272,8 @@ class Predictor:
         best = result["history"][result["best_epoch"] - 1] if result["best_epoch"] else (
             result["history"][-1] if result["history"] else None)
         self.provenance = {
-            "perfsage_version": _version(),
-            "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "perfsage_version": __version__,
+            "trained_at": utc_timestamp("seconds"),
             "host": platform.node(),
             "train_data": source,
             "train_graphs": len(train_set),
@@ -297,8 +297,6 @@ class Predictor:
         """(graphs, labels, where they came from, the labeller settings of the targets trained on:
         those a dataset records, {} in memory)."""
         if isinstance(data, (str, os.PathLike)):
-            from .datasets import open_dataset
-
             dataset = open_dataset(data)
             missing = [t for t in self._targets if t not in dataset.label_columns]
             if missing:
@@ -392,11 +390,7 @@ class Predictor:
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes a checkpoint (atomically: a temporary file renamed into place)."""
-        path = Path(path)
-        data = self.to_bytes()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "Predictor":
@@ -429,6 +423,11 @@ class Explanation:
     warnings: List[str] = field(default_factory=list)
 
 
+# Targets with a predictor file inside the package (python/perfsage/predictors/{target}.psage),
+# trained by scripts/train_shipped.py from their recipes (_recipes.py).
+SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512")
+
+
 def shipped_predictors() -> List[str]:
     """Names of the predictors inside the package, for ``load_predictor(name)``."""
     return [t for t in SHIPPED_TARGETS if (_SHIPPED_DIR / f"{t}.psage").is_file()]
@@ -452,25 +451,16 @@ def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
     return Predictor.from_bytes(path.read_bytes(), str(path))
 
 
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
 class _ProgressBar:
     """tqdm over all batches of all epochs, with the latest epoch's losses as its postfix."""
 
     def __init__(self, epochs: int):
-        from tqdm.auto import tqdm
-
-        self._tqdm = tqdm
         self._bar = None
         self._epochs = epochs
 
     def batch(self, index: int, batches: int) -> bool:
         if self._bar is None:
-            self._bar = self._tqdm(total=self._epochs * batches, unit="batch", desc="training", leave=False)
+            self._bar = tqdm(total=self._epochs * batches, unit="batch", desc="training", leave=False)
         self._bar.update(1)
         return True
 

@@ -6,6 +6,7 @@ import json
 from typing import Any, Mapping, Union
 
 from . import _core
+from .spaces import nb201_spec
 
 Spec = Union[Mapping[str, Any], str]
 
@@ -41,6 +42,4 @@ def nb201_model(arch_str: str, dtype: str = "float32", seed: int = 0, executed: 
     removed; ``executed=True`` keeps every edge, as NAS-Bench-201's PyTorch code runs the network
     (see ``perfsage.spaces.nb201``).
     """
-    from .spaces import nb201_spec
-
     return build_model(nb201_spec(arch_str, executed), seed=seed, dtype=dtype)

@@ -8,10 +8,29 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import __version__
+from tqdm import tqdm
+
+from . import _predict_cli
 from ._core import Graph, PerfSageError
 from ._graphs import load_tflite
+from ._io import __version__, atomic_write
 from ._targets import targets as list_targets
+from ._writer import build_model, strip_weights
+from .datasets import (
+    build_dataset,
+    compact_dataset,
+    dataset_info,
+    expand_dataset,
+    format_info,
+    import_csv,
+    import_nb201,
+    label_files,
+    repair_dataset,
+)
+from .datasets._import import parse_metric
+from .datasets._runner import RunnerError
+from .evaluation.cli import add_parser as _add_evaluate_parser
+from .spaces import sample, spaces
 
 
 def _node_rows(graph: Graph) -> List[Dict[str, Any]]:
@@ -106,8 +125,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_spaces(args: argparse.Namespace) -> int:
-    from .spaces import spaces
-
     for name, space in spaces().items():
         print(f"{name}: {space.description}")
         for knob, choices in space.knobs.items():
@@ -149,11 +166,6 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ._writer import build_model, strip_weights
-    from .spaces import sample
-
     items = sample(args.space, args.n, args.seed)  # an unknown space is refused before the folder is looked at
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()):
@@ -165,21 +177,24 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
     failures = 0
-    tmp = manifest.with_suffix(".jsonl.tmp")
-    with open(tmp, "w") as lines:
-        for index, item in enumerate(tqdm(items, desc=f"{args.space} ({args.dtype})", unit="model", file=sys.stderr)):
-            name = f"{args.space}-{index:06d}.tflite"
-            record = {"file": name, "index": index, "dtype": args.dtype, **item}
-            try:
-                model = build_model(item["spec"], seed=item["seed"], dtype=args.dtype)
-                if args.strip:
-                    model = strip_weights(model)
-                (out / name).write_bytes(model)
-            except PerfSageError as e:  # a space produced a spec the writer refuses: keep going
-                failures += 1
-                record = {**record, "file": None, "error": str(e)}
-            lines.write(json.dumps(record, separators=(",", ":")) + "\n")
-    tmp.replace(manifest)
+
+    def write_manifest(tmp: Path) -> None:
+        nonlocal failures
+        with open(tmp, "w") as lines:
+            for index, item in enumerate(tqdm(items, desc=f"{args.space} ({args.dtype})", unit="model", file=sys.stderr)):
+                name = f"{args.space}-{index:06d}.tflite"
+                record = {"file": name, "index": index, "dtype": args.dtype, **item}
+                try:
+                    model = build_model(item["spec"], seed=item["seed"], dtype=args.dtype)
+                    if args.strip:
+                        model = strip_weights(model)
+                    (out / name).write_bytes(model)
+                except PerfSageError as e:  # a space produced a spec the writer refuses: keep going
+                    failures += 1
+                    record = {**record, "file": None, "error": str(e)}
+                lines.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    atomic_write(manifest, write_manifest)
     print(f"wrote {len(items) - failures} models to {out} (manifest: {manifest})", file=sys.stderr)
     if failures:
         print(f"perfsage: error: {failures} specs could not be built; see 'error' in {manifest}", file=sys.stderr)
@@ -207,8 +222,6 @@ def _labeler_options(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
 def _labelling_job(out: str, job: Any) -> int:
     """Runs ``job()`` (a labelling job returning a BuildSummary) with the command line's exit codes:
     0 when complete, 1 when not or when workers cannot run, 130 when interrupted."""
-    from .datasets._runner import RunnerError
-
     try:
         summary = job()
     except KeyboardInterrupt:
@@ -222,8 +235,6 @@ def _labelling_job(out: str, job: Any) -> int:
 
 
 def _cmd_dataset_build(args: argparse.Namespace) -> int:
-    from .datasets import build_dataset
-
     return _labelling_job(args.out, lambda: build_dataset(
         args.out,
         args.space,
@@ -245,8 +256,6 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_label(args: argparse.Namespace) -> int:
-    from .datasets import label_files
-
     return _labelling_job(args.out, lambda: label_files(
         args.out,
         args.models,
@@ -261,8 +270,6 @@ def _cmd_dataset_label(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_info(args: argparse.Namespace) -> int:
-    from .datasets import dataset_info, format_info
-
     info = dataset_info(args.dataset)
     if args.json:
         json.dump(info, sys.stdout, indent=2)
@@ -273,8 +280,6 @@ def _cmd_dataset_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_import_nb201(args: argparse.Namespace) -> int:
-    from .datasets import import_nb201
-
     out = import_nb201(args.out, args.csv, tflite=not args.compact, limit=args.limit, threads=args.threads,
                        executed=not args.pruned,
                        progress=not args.no_progress)
@@ -283,9 +288,6 @@ def _cmd_dataset_import_nb201(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_import_csv(args: argparse.Namespace) -> int:
-    from .datasets import import_csv
-    from .datasets._import import parse_metric
-
     metrics = dict(parse_metric(m) for m in args.metric)
     out = import_csv(
         args.csv, args.target, metrics, args.out,
@@ -299,24 +301,18 @@ def _cmd_dataset_import_csv(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_compact(args: argparse.Namespace) -> int:
-    from .datasets import compact_dataset
-
     out = compact_dataset(args.dataset, args.out, keep_tflite=args.keep_tflite, level=args.level)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)
     return 0
 
 
 def _cmd_dataset_expand(args: argparse.Namespace) -> int:
-    from .datasets import expand_dataset
-
     out, rebuilt = expand_dataset(args.dataset, args.out, threads=args.threads)
     print(f"wrote {out}: rebuilt the TFLite of {rebuilt} rows from their specs", file=sys.stderr)
     return 0
 
 
 def _cmd_dataset_repair(args: argparse.Namespace) -> int:
-    from .datasets import repair_dataset
-
     damaged = repair_dataset(args.dataset)
     for d in damaged:
         print(f"set aside {d.shard} as {d.moved_to.name}: {d.reason}", file=sys.stderr)
@@ -510,12 +506,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")
     generate.set_defaults(run=_cmd_generate)
 
-    from . import _predict_cli
-
     _predict_cli.add_parser(sub)
     _add_dataset_commands(sub)
-    from .evaluation.cli import add_parser as _add_evaluate_parser
-
     _add_evaluate_parser(sub)
     return parser
 

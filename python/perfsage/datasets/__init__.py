@@ -10,7 +10,7 @@
 
 Model files (real models) are labelled with ``label_files``. The same from the command line:
 ``perfsage dataset build|label|info|import-nb201|import-csv|compact|expand|repair``. The storage format
-is described in ``perfsage.datasets._store``; content ids in ``perfsage.datasets._ids``; the
+is described in ``perfsage.datasets._schema``; content ids in ``perfsage.datasets._ids``; the
 killable worker pool in ``perfsage.datasets._runner``.
 """
 
@@ -21,17 +21,10 @@ from ._import import import_csv, import_nb201
 from ._info import dataset_info, format_info
 from ._repair import DamagedShard, repair_dataset
 from ._runner import RunnerError, run_dask, run_local
-from ._store import (
-    ERROR_KINDS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    Dataset,
-    DatasetError,
-    ShardWriter,
-    compact_dataset,
-    expand_dataset,
-    open_dataset,
-)
+from ._compact import compact_dataset, expand_dataset
+from ._reader import Dataset, open_dataset
+from ._schema import ERROR_KINDS, FORMAT_NAME, FORMAT_VERSION, DatasetError
+from ._shard_writer import ShardWriter
 
 __all__ = [
     "BuildSummary",

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Union
 
+from tqdm import tqdm
+
+from .._io import PathLike, __version__
+from ..labelers import get_labeler
+from ..spaces import sample
 from ._ids import canonical_spec, spec_id
 from ._runner import Result, default_workers, run_dask, run_local
-from ._store import DatasetError, PathLike, ShardWriter, Targets, _version
+from ._schema import Targets
+from ._shard_writer import ShardWriter
 
 
 @dataclass
@@ -46,8 +52,6 @@ def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8") -> L
     Interleaving (one model of each space in turn) means a job stopped early still holds every
     space in equal measure. Each item has its content id and its spec as canonical JSON.
     """
-    from ..spaces import sample
-
     if dtype not in ("int8", "float32"):
         raise ValueError(f"dtype must be 'int8' or 'float32', got {dtype!r}")
     per_space = [sample(space, n, seed) for space in spaces]
@@ -82,21 +86,12 @@ def make_labelers(targets: Sequence[Any], options: Optional[Mapping[str, Mapping
         raise ValueError("name at least one target to label on")
     options = options or {}
     names = [t for t in targets if isinstance(t, str)]
-    get_labeler = None
-    if names:
-        try:
-            from ..labelers import get_labeler
-        except ImportError as e:
-            raise DatasetError(
-                f"labelling needs perfsage.labelers and its tools (pip install perfsage[label]): {e}"
-            ) from None
     unknown = set(options) - set(names) - {"*"}
     if unknown:
         raise ValueError(f"labeller options for target(s) not labelled: {', '.join(sorted(unknown))}")
     labelers = []
     for target in targets:
         if isinstance(target, str):
-            assert get_labeler is not None
             labelers.append(get_labeler(target, **{**options.get("*", {}), **options.get(target, {})}))
         elif all(hasattr(target, a) for a in ("target", "metrics", "settings", "label")):
             labelers.append(target)
@@ -114,7 +109,7 @@ def targets_of(labelers: Sequence[Any]) -> Targets:
 
 def _row(item: Mapping[str, Any], result: Result, settings: Mapping[str, Any], executor: str) -> Dict[str, Any]:
     provenance = {
-        "perfsage": _version(),
+        "perfsage": __version__,
         "host": result.get("host"),
         "labelled_at": result.get("finished"),
         "seconds": result.get("seconds", {}),
@@ -160,8 +155,6 @@ class _Progress:
         self.estimated = False
         self.bar = None
         if enabled and hasattr(log, "isatty") and log.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, desc=description, unit="model", file=log, dynamic_ncols=True)
 
     def update(self, result: Optional[Result]) -> None:

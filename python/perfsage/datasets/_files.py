@@ -23,11 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 
+from .._core import load_bytes
+from .._io import PathLike
 from ._build import BuildSummary, make_labelers, run_job
 from ._ids import model_id
 from ._import import _input_dtype
 from ._runner import error_result
-from ._store import DatasetError, PathLike
+from ._schema import DatasetError
 
 # Targets whose labeller compiles for an Ethos-U NPU: Vela runs float operators on the CPU and
 # its latency then counts the NPU part only.
@@ -70,8 +72,6 @@ def _float_tensors(graph: Any) -> int:
 
 def _inspect(file: Path, model: bytes) -> Tuple[Optional[str], int, Optional[str]]:
     """(input dtype, float tensors, error): what the job needs to know of one model file."""
-    from .._core import load_bytes
-
     try:
         graph = load_bytes(model, str(file))
     except ValueError as e:  # PerfSageError naming the file: truncated, corrupt or not TFLite

@@ -17,18 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
+from tqdm import tqdm
+
+from .._graphs import load_tflite
+from .._io import PathLike, __version__, utc_timestamp
+from .._writer import build_model, strip_weights
+from ..spaces import nb201_spec
 from ._ids import canonical_spec, content_id, model_id, spec_id
-from ._store import (
-    DatasetError,
-    PathLike,
-    SHARD_ZSTD_LEVEL,
-    Targets,
-    _version,
-    make_schema,
-    rows_to_table,
-    write_parquet_atomic,
-)
-from ._protocol import utc_now
+from ._parquet import write_parquet_atomic
+from ._schema import SHARD_ZSTD_LEVEL, DatasetError, Targets, make_schema, rows_to_table
 
 # shared/data/nasbench201/SOURCE.md: CSV column -> (target, what measured it).
 NB201_DEVICES: Dict[str, Tuple[str, str]] = {
@@ -96,8 +93,6 @@ def _parallel(function: Callable[[int], Any], count: int, threads: int, bar: Any
 
 
 def _progress(total: int, description: str, enabled: bool, log: TextIO):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=description, unit="model", file=log, disable=not enabled or not log.isatty())
 
 
@@ -115,7 +110,7 @@ def _write(rows: List[Dict[str, Any]], targets: Targets, out: PathLike, tflite: 
         seen[row["id"]] = index
     schema = make_schema(targets, compact=not tflite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A fast level: zstd 19 takes ~50 s on the NB201 specs; `perfsage dataset compact` is there
+    # A fast level: zstd 19 is slow on a whole import's specs; `perfsage dataset compact` is there
     # for the smallest file.
     write_parquet_atomic(rows_to_table(rows, schema), out, SHARD_ZSTD_LEVEL)
     return out
@@ -147,9 +142,6 @@ def import_nb201(
     with ``error_kind="build"`` that keep their (near-zero) measurements. ``tflite=False`` writes
     a compact file (graphs rebuilt from the specs on demand); ``limit`` imports the first rows only.
     """
-    from ..spaces import nb201_spec
-    from .._writer import build_model, strip_weights
-
     log = log if log is not None else sys.stderr
     path = Path(csv_path) if csv_path is not None else default_nb201_csv()
     if csv_path is None and not path.is_file():
@@ -176,7 +168,7 @@ def import_nb201(
         }
         for column, (target, device) in NB201_DEVICES.items()
     }
-    host, when = socket.gethostname(), utc_now()
+    host, when = socket.gethostname(), utc_timestamp("milliseconds", zulu=True)
     bar = _progress(len(records), "importing NAS-Bench-201", progress, log)
 
     def make(index: int) -> Dict[str, Any]:
@@ -188,7 +180,7 @@ def import_nb201(
             for column, (target, _) in NB201_DEVICES.items()
         }
         provenance = {
-            "perfsage": _version(),
+            "perfsage": __version__,
             "host": host,
             "imported_at": when,
             "source": f"{path.name}, line {line}",
@@ -260,9 +252,6 @@ def import_csv(
     non-numeric value raises :class:`DatasetError` naming the line and column; a spec the writer
     refuses becomes a row with ``error_kind="build"``.
     """
-    from .._graphs import load_tflite
-    from .._writer import build_model, strip_weights
-
     log = log if log is not None else sys.stderr
     if (model_column is None) == (spec_column is None):
         raise ValueError("give exactly one of model_column (model files) or spec_column (spec JSON)")
@@ -286,7 +275,7 @@ def import_csv(
             },
         }
     }
-    host, when = socket.gethostname(), utc_now()
+    host, when = socket.gethostname(), utc_timestamp("milliseconds", zulu=True)
     bar = _progress(len(records), f"importing {path.name}", progress, log)
 
     def make(index: int) -> Dict[str, Any]:
@@ -348,7 +337,7 @@ def import_csv(
             except ValueError as e:
                 row.update(error_kind="build", error=f"cannot build the model: {e}")
         row["provenance"] = json.dumps(
-            {"perfsage": _version(), "host": host, "imported_at": when, "source": f"{path.name}, line {line}"},
+            {"perfsage": __version__, "host": host, "imported_at": when, "source": f"{path.name}, line {line}"},
             separators=(",", ":"),
         )
         bar.update(1)

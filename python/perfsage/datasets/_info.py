@@ -8,7 +8,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from ._store import PathLike, open_dataset
+from .._io import PathLike
+from ._reader import open_dataset
 
 
 def _size(path: Path) -> int:

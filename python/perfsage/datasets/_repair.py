@@ -14,17 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from ._store import (
-    MANIFEST_NAME,
-    DatasetError,
-    PathLike,
-    ShardWriter,
-    _check_schema,
-    _open_parquet,
-    _read_columns,
-    _read_manifest,
-    _shard_files,
-)
+from .._io import PathLike
+from ._parquet import open_parquet, read_columns, shard_files
+from ._schema import MANIFEST_NAME, DatasetError, check_schema, read_manifest
+from ._shard_writer import ShardWriter
 
 DAMAGED_SUFFIX = ".damaged"
 
@@ -59,13 +52,13 @@ def repair_dataset(path: PathLike) -> List[DamagedShard]:
     if not path.is_dir():
         raise DatasetError(f"{path}: not a dataset directory; repair sets damaged shards of a directory aside "
                            "(a single-file dataset is rewritten whole: make it again from its source)")
-    targets = _read_manifest(path / MANIFEST_NAME)["targets"]
+    targets = read_manifest(path / MANIFEST_NAME)["targets"]
     damaged: List[DamagedShard] = []
     with ShardWriter(path, targets):
-        for shard in _shard_files(path):
+        for shard in shard_files(path):
             try:
-                _check_schema(shard, _open_parquet(shard).schema_arrow)
-                _read_columns(shard, None)
+                check_schema(shard, open_parquet(shard).schema_arrow)
+                read_columns(shard, None)
             except DatasetError as e:
                 moved = _free_name(shard)
                 os.replace(shard, moved)

@@ -18,14 +18,13 @@ import collections
 import os
 import pickle
 import selectors
-import signal
 import socket
-import subprocess
 import sys
 import time
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Optional, Sequence
 
-from ._protocol import _HEADER, utc_now
+from .. import _rpc
+from .._io import utc_timestamp
 
 Task = Dict[str, Any]
 Result = Dict[str, Any]
@@ -57,7 +56,7 @@ def error_result(task_id: str, kind: str, message: str, tflite: Optional[bytes] 
         "error_kind": kind,
         "error": message,
         "host": socket.gethostname(),
-        "finished": utc_now(),
+        "finished": utc_timestamp("milliseconds", zulu=True),
         "seconds": {},
     }
 
@@ -66,13 +65,8 @@ class _Worker:
     """One worker process and what the runner knows about it."""
 
     def __init__(self, init_frame: bytes) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "perfsage.datasets._worker", "--parent", str(os.getpid())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a kill reaches whatever it started
-        )
+        # Its own process group: a kill reaches whatever it started.
+        self.process = _rpc.start("perfsage.datasets._worker", ["--parent", str(os.getpid())], new_session=True)
         assert self.process.stdin and self.process.stdout and self.process.stderr
         os.set_blocking(self.process.stdout.fileno(), False)
         os.set_blocking(self.process.stderr.fileno(), False)
@@ -97,34 +91,14 @@ class _Worker:
         stdin.flush()
 
     def read_frames(self) -> List[Dict[str, Any]]:
-        frames = []
-        while len(self.buffer) >= _HEADER.size:
-            (size,) = _HEADER.unpack_from(self.buffer)
-            if len(self.buffer) < _HEADER.size + size:
-                break
-            frames.append(pickle.loads(bytes(self.buffer[_HEADER.size : _HEADER.size + size])))
-            del self.buffer[: _HEADER.size + size]
-        return frames
+        return _rpc.unpack_messages(self.buffer)
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.reap()
+        _rpc.kill(self.process, group=True)
+        self.state = "dead"
 
     def reap(self) -> None:
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _rpc.reap(self.process)
         self.state = "dead"
 
     def death_reason(self, stage: str = "") -> str:
@@ -132,22 +106,13 @@ class _Worker:
         if code is None:
             how = "stopped answering"
         elif code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            how = f"was killed by {name}"
+            how = f"was killed by {_rpc.signal_name(code) or f'signal {-code}'}"
         else:
             how = f"exited with status {code}"
         tail = self.stderr_tail.decode("utf-8", "replace").strip()
         tail = f"; its last stderr: {tail[-500:]}" if tail else ""
         where = f" while {stage}" if stage else ""
         return f"the worker process {how}{where}{tail}"
-
-
-def _frame(message: Any) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(data)) + data
 
 
 def run_local(
@@ -171,7 +136,7 @@ def run_local(
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     size = min(workers or default_workers(), len(pending))
-    init_frame = _frame({"sys_path": list(sys.path), "labelers": pickle.dumps(list(labelers))})
+    init_frame = _rpc.pack({"sys_path": list(sys.path), "labelers": pickle.dumps(list(labelers))})
     selector = selectors.DefaultSelector()
     pool: List[_Worker] = []
     start_failures = 0
@@ -210,7 +175,7 @@ def run_local(
                     break
                 task = pending.popleft()
                 try:
-                    worker.send_raw(_frame(task))
+                    worker.send_raw(_rpc.pack(task))
                 except (BrokenPipeError, OSError):
                     pending.appendleft(task)  # it died while idle; the task never started
                     retire(worker, kill=True)
@@ -294,7 +259,7 @@ def label_chunk(tasks: List[Task], labelers: Sequence[Any], timeout: float) -> L
     per-model timeout and crash isolation (a Dask worker thread cannot be interrupted).
     """
     results = [r for r in run_local(tasks, labelers, workers=1, timeout=timeout) if r is not None]
-    try:
+    try:  # Dask is the optional extra 'dask', imported only on its code paths
         from distributed import get_worker
 
         address = get_worker().address
@@ -320,6 +285,7 @@ def run_dask(
     Dask worker (after Dask's own retries) becomes ``executor`` error rows, which
     ``--retry-errors`` labels again.
     """
+    # Dask is the optional extra 'dask', imported only when a job runs on a cluster.
     from distributed import Client, wait
     from distributed import TimeoutError as DaskTimeoutError
 

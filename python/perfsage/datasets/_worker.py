@@ -5,9 +5,9 @@ a pool cannot kill a task that hangs (a Vela compile that never returns) and bre
 one worker dies (a segfault in a native labeller). A worker is its own process group, so killing the
 group also kills anything a labeller started.
 
-Protocol: length-prefixed pickle frames, requests on stdin and replies on the original stdout. The
-worker points file descriptor 1 at /dev/null first, because labellers (Vela) print to stdout and
-would corrupt the frames; stderr goes to the runner, which keeps its tail for crash reports.
+Protocol: ``perfsage._rpc`` messages, requests on stdin and replies on the original stdout (file
+descriptor 1 points at /dev/null, because labellers (Vela) print to stdout and would corrupt the
+replies); stderr goes to the runner, which keeps its tail for crash reports.
 
 1. runner -> worker ``{"sys_path", "labelers"}``; worker -> runner ``{"kind": "ready"}`` or
    ``{"kind": "init_error", "error"}``.
@@ -20,6 +20,7 @@ would corrupt the frames; stderr goes to the runner, which keeps its tail for cr
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import pickle
@@ -30,7 +31,10 @@ import time
 import traceback
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from ._protocol import read_frame, utc_now, write_frame
+from .. import _rpc
+from .._io import utc_timestamp
+from .._writer import build_model, strip_weights
+
 
 def _describe(error: BaseException) -> str:
     """A labeller's LabelError already says why; anything else is named by its type."""
@@ -64,8 +68,6 @@ def label_task(
     a row records the tool versions and machine where it was labelled, which on a Dask cluster
     need not be those of the machine that started the job.
     """
-    from .._writer import build_model, strip_weights
-
     result: Dict[str, Any] = {
         "id": task["id"],
         "tflite": None,
@@ -87,7 +89,7 @@ def label_task(
         what = "cannot read the model" if given is not None else "cannot build the model"
         result.update(error_kind="build", error=f"{what}: {_describe(e)}")
         seconds["build"] = round(time.perf_counter() - start, 4)
-        result["finished"] = utc_now()
+        result["finished"] = utc_timestamp("milliseconds", zulu=True)
         yield {"kind": "result", "result": result}
         return
     seconds["build"] = round(time.perf_counter() - start, 4)
@@ -105,7 +107,7 @@ def label_task(
         seconds[labeler.target] = round(time.perf_counter() - start, 4)
     if errors:
         result.update(error_kind="label", error="; ".join(errors))
-    result["finished"] = utc_now()
+    result["finished"] = utc_timestamp("milliseconds", zulu=True)
     yield {"kind": "result", "result": result}
 
 
@@ -113,8 +115,6 @@ def _exit_with_parent(parent: int) -> None:
     """Asks Linux to SIGKILL this worker when the runner dies (even by SIGKILL), so a killed job
     leaves no orphans labelling models nobody will store."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             pr_set_pdeathsig = 1
@@ -129,13 +129,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parent", type=int, required=True, help="pid of the runner")
     args = parser.parse_args(argv)
-    replies = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    replies = _rpc.take_stdout()
     _exit_with_parent(args.parent)
     requests = sys.stdin.buffer
-    init = read_frame(requests)
+    init = _rpc.read_message(requests)
     if init is None:
         return 0
     try:
@@ -143,15 +140,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         labelers = pickle.loads(init["labelers"])
         settings = {labeler.target: labeler.settings() for labeler in labelers}
     except BaseException:
-        write_frame(replies, {"kind": "init_error", "error": traceback.format_exc()})
+        _rpc.write_message(replies, {"kind": "init_error", "error": traceback.format_exc()})
         return 1
-    write_frame(replies, {"kind": "ready", "pid": os.getpid()})
+    _rpc.write_message(replies, {"kind": "ready", "pid": os.getpid()})
     while True:
-        task = read_frame(requests)
+        task = _rpc.read_message(requests)
         if task is None:
             return 0
         for frame in label_task(task, labelers, settings):
-            write_frame(replies, frame)
+            _rpc.write_message(replies, frame)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ kernel table fitted by :func:`nnls`), :class:`GCNMethod` (BRP-NAS-style GCN in N
 is :class:`PerfSageMethod`. The command line: ``perfsage evaluate --help``.
 """
 
-from ._evaluate import EvaluationError, EvaluationOptions, evaluate
+from ._evaluate import EvaluationOptions, evaluate
 from ._gcn import GCN_DEFAULTS, GCNMethod
 from ._lookup import LookupMethod
-from ._methods import LogLinearMethod, Method, PerfSageMethod, method_names
+from ._method import Method
+from ._methods import LogLinearMethod, PerfSageMethod, method_names
 from ._metrics import accuracy, average_ranks, count_inversions, kendall_tau_b, mape, rmspe, spearman, within
 from ._nnls import nnls
-from ._splits import SPLIT_NAMES, SplitError
+from ._splits import SPLIT_NAMES, EvaluationError, SplitError
 
 __all__ = [
     "EvaluationError",

@@ -1,9 +1,9 @@
 """Setting OpenBLAS's thread count at run time (numpy links OpenBLAS; no threadpoolctl needed).
 
-The GCN baseline multiplies many small matrices (a batch of ~3,000 nodes by 128 columns). On this
-project's shared 2-core machine OpenBLAS's second thread cost far more in synchronisation than it
-gained: two epochs on 400 host-cpu graphs took 0.94-1.05 s with one thread and 3.4-4.2 s with two
-(load ~6.5). ``blas_threads(1)`` pins it for the duration of a ``with`` block.
+The GCN baseline multiplies many small matrices (a batch of a few thousand nodes by the hidden
+width). On few cores OpenBLAS's second thread costs more in synchronisation than it gains on
+matrices this small (measured in commit 37c9f17). ``blas_threads(1)`` pins it for the duration of
+a ``with`` block.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ rebuilt from the records at the end of every run.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import platform
@@ -23,10 +22,17 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 import numpy as np
 
 from .._core import Graph
-from .._recipes import Recipe, recipe_for
-from ._methods import Method, atomic_write, graph_size_features, method_class, method_names
+from .._io import utc_timestamp
+from .._predictor import load_predictor
+from .._recipes import Recipe, recipe_for, split_record
+from ..datasets import open_dataset
+from ._method import Method, graph_size_features
+from ._methods import method_class, method_names
 from ._metrics import accuracy
-from ._splits import SPLIT_NAMES, EvaluationError, Split, describe, fewshot_splits, loso_splits, random_split
+from ._records import json_safe, safe_name, save_predictions, write_json
+from ._report import write_report
+from .._split import Split
+from ._splits import SPLIT_NAMES, EvaluationError, fewshot_splits, loso_splits, random_split
 
 
 @dataclass
@@ -94,36 +100,12 @@ class Unit:
         return out / "units" / safe_name(self.target) / folder / f"{self.method}.json"
 
 
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-
-
 def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha1()
     for a in arrays:
         h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
         h.update(b"|")
     return h.hexdigest()[:16]
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None and NumPy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,8 +117,6 @@ class LabelledRows:
     once, on first need, for every row that some target uses."""
 
     def __init__(self, path: str, threads: int, limit: Optional[int] = None, seed: int = 0) -> None:
-        from ..datasets import open_dataset
-
         self.path = str(Path(path).resolve())
         self.dataset = open_dataset(path)
         self.threads = threads
@@ -299,7 +279,7 @@ class Runner:
         if random is not None and "fewshot" in wanted:
             out.extend(fewshot_splits(rows, random, self.options.fewshot_sizes, seed, target))
         if random is not None and self.real is not None and target in self.real_targets:
-            out.append(Split("real", "", random.train, random.val, self.real.usable[target]))
+            out.append(Split(train=random.train, val=random.val, test=self.real.usable[target], name="real"))
         return out
 
     def _plan(self) -> List[Unit]:
@@ -348,9 +328,6 @@ class Runner:
         path = Path(self.options.predictors) / f"{safe_name(unit.target)}.psage"
         if not path.is_file():
             return None
-        from .._predictor import load_predictor
-        from .._recipes import split_record
-
         prov = load_predictor(path).provenance
         expected = split_record(self.recipes[unit.target], unit.split, self.options.seed, Path(self.data.path).name)
         wrong = [k for k, v in expected.items() if json_safe(prov.get(k)) != json_safe(v)]
@@ -438,7 +415,7 @@ class Runner:
         path = unit.record_path(self.out)
         sizes = graph_size_features(test_graphs)
         arrays = {"rows": split.test, "y_true": y_true, "y_pred": y_pred, "macs": sizes[:, 0], "params": sizes[:, 1]}
-        atomic_write(path.with_suffix(".npz"), lambda tmp: _savez(tmp, arrays))
+        save_predictions(path, arrays)
         if split.name == "random":
             model_file = model_path(self.out, target, method)
             model_file.parent.mkdir(parents=True, exist_ok=True)
@@ -447,11 +424,11 @@ class Runner:
         record = {
             "target": target, "split": split.name, "part": split.part, "label": split.label, "method": unit.method,
             "metrics_order": list(recipe.metrics), "columns": recipe.columns, "units": self.units_of[target],
-            **{f"n_{k}": v for k, v in describe(split).items()},
+            **{f"n_{k}": v for k, v in split.sizes().items()},
             "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
             "fit": fit_info, "prediction": getattr(method, "last_prediction", {}),
             "metrics": metrics, "config": config,
-            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": utc_timestamp("seconds"),
             "host": platform.node(),
         }
         write_json(path, record)  # last: its presence marks the unit done
@@ -460,22 +437,9 @@ class Runner:
         return json.loads(path.read_text())
 
 
-def _savez(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
-
-
-def load_predictions(record_path: Path) -> Dict[str, np.ndarray]:
-    """The test rows, true and predicted values, MACs and parameters stored beside a unit record."""
-    with np.load(record_path.with_suffix(".npz"), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
 def evaluate(options: EvaluationOptions, log: Optional[TextIO] = None) -> Dict[str, Any]:
     """Runs (or resumes) an evaluation and writes ``report.md``, ``report.json`` and the plots to
     ``options.out``; returns the report's data."""
-    from ._report import write_report
-
     started = time.perf_counter()
     runner = Runner(options, log)
     records = runner.run()

@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .._core import Graph
 from .._graphs import node_feature_names
 from ._blas import blas_threads
-from ._methods import Labelled, Method, check_labels, load_arrays, save_arrays
+from ._method import Labelled, Method, check_labels, load_arrays, save_arrays
 
-# Chosen so that one training on the ~17,000 Ethos-U graphs of a random split takes minutes on 2
-# cores. Measured on the shared machine (load ~6.5) on the 16,800 training graphs (878k nodes): an
-# epoch (with the validation pass) takes 4.7 s at hidden 64 and 10.6 s at hidden 128, plus ~12 s of
-# preparation, so 60 epochs take ~5 and ~11 minutes. On the host-cpu random split hidden 128 scored
-# 25.0% MAPE against 28.4% at 64. BRP-NAS itself used hidden 600 on NAS-Bench-201's small cells.
-# ``perfsage evaluate --gcn-hidden`` changes it.
+# Chosen so that one training on the Ethos-U graphs of a random split takes minutes on 2 cores;
+# a wider layer costs about proportionally more time per epoch for a modest gain in accuracy
+# (timings and scores in commit 37c9f17). BRP-NAS itself used hidden 600 on NAS-Bench-201's small
+# cells. ``perfsage evaluate --gcn-hidden`` changes it.
 GCN_DEFAULTS: Dict[str, Any] = {
     "hidden": 64,
     "layers": 4,
@@ -158,7 +157,7 @@ class Batch:
         """Â h (Â is symmetric, so this is also the backward of itself)."""
         out = self.self_weight * h
         for dst, src, weight in self.rounds:
-            message = np.take(h, src, axis=0)  # twice as fast as h[src] on this machine
+            message = np.take(h, src, axis=0)  # np.take gathers rows faster than h[src] indexing
             message *= weight
             out[dst] += message
         return out
@@ -383,6 +382,4 @@ class GCNMethod(Method):
 def _bar(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, unit="epoch", desc="gcn", leave=False)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._core import Graph
 from .._graphs import node_feature_names, op_vocabulary
-from ._methods import Labelled, Method, check_labels, load_arrays, save_arrays
+from ._method import Labelled, Method, check_labels, load_arrays, save_arrays
 from ._nnls import nnls
 
 KEY_FIELDS = ("op_type", "kernel_h", "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w",

@@ -2,7 +2,7 @@
 
 Working on the Gram matrix ``AᵀA`` (the "fast NNLS" arrangement of Bro and de Jong, 1997) makes each
 step cost O(p³) in the number of passive variables, independent of the number of rows: the lookup
-baseline has ~17,000 rows (models) and a few hundred columns (kernel cost terms).
+baseline has tens of thousands of rows (models) and a few hundred columns (kernel cost terms).
 """
 
 from __future__ import annotations

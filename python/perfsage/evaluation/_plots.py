@@ -1,18 +1,18 @@
-"""Plots of the random split (matplotlib, Agg backend, small PNGs): predicted vs true, error CDF,
-and error vs model size, three files per target."""
+"""Plots of the random split (matplotlib, small PNGs): predicted vs true, error CDF, and error vs
+model size, three files per target.
+
+Figures are made with matplotlib's object API (``Figure``, rendered to files), not pyplot, so that
+plotting never touches the global backend of a notebook that runs an evaluation.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ._evaluate import load_predictions, safe_name  # noqa: E402
+from ._records import load_predictions, safe_name
 
 if TYPE_CHECKING:
     from ._evaluate import Runner
@@ -37,10 +37,27 @@ def _random_split_predictions(runner: "Runner", records: Sequence[Dict[str, Any]
     return out
 
 
+def _figure(**options: Any) -> Any:
+    """A new matplotlib Figure. matplotlib is imported here, when the first plot is drawn, and not
+    with this module: it is heavy, every ``perfsage`` command imports perfsage.evaluation to build
+    its parser, and the report goes on without plots when it is missing."""
+    from matplotlib.figure import Figure  # heavy, optional for the report: see the docstring
+
+    return Figure(**options)
+
+
+def plots_unavailable() -> Optional[str]:
+    """Why plots cannot be drawn (matplotlib does not import), or None when they can."""
+    try:
+        _figure()
+    except ImportError as e:
+        return str(e)
+    return None
+
+
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
 
 
 def predicted_vs_true(path: Path, target: str, metrics: Sequence[str], series: Series) -> None:
@@ -49,8 +66,8 @@ def predicted_vs_true(path: Path, target: str, metrics: Sequence[str], series: S
     Every panel carries its own axis labels: each row has its own metric, and a panel read alone
     (as in a slide) must still say what it shows."""
     methods = list(series)
-    fig, axes = plt.subplots(len(metrics), len(methods), figsize=(3.4 * len(methods), 3.2 * len(metrics)),
-                             squeeze=False)
+    fig = _figure(figsize=(3.4 * len(methods), 3.2 * len(metrics)))
+    axes = fig.subplots(len(metrics), len(methods), squeeze=False)
     for i, metric in enumerate(metrics):
         for j, method in enumerate(methods):
             ax = axes[i][j]
@@ -77,7 +94,8 @@ def _abs_errors(s: Dict[str, np.ndarray], metric: int) -> np.ndarray:
 def _metric_panels(path: Path, title: str, metrics: Sequence[str], series: Series, xlabel: str, ylabel: str,
                    draw: Any, log_y: bool) -> None:
     """One panel per metric, one line per method (``draw(ax, s, metric_index, **style)``), log x axis."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.0 * len(metrics), 3.6), squeeze=False)
+    fig = _figure(figsize=(4.0 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for i, metric in enumerate(metrics):
         ax = axes[0][i]
         for method, s in series.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 import platform
 from pathlib import Path
@@ -10,9 +9,12 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._metrics import STATISTICS
+from .._io import __version__, utc_timestamp
+from ._gcn import GCN_DEFAULTS
 from ._methods import method_class
-from ._evaluate import load_predictions, write_json
+from ._metrics import STATISTICS
+from ._plots import make_plots, plots_unavailable
+from ._records import load_predictions, write_json
 
 if TYPE_CHECKING:
     from ._evaluate import Runner
@@ -24,12 +26,6 @@ _MEAN_ABS_PER_SIGMA = math.sqrt(2 / math.pi)
 NOISE_PER_SPREAD = _MEAN_ABS_PER_SIGMA / _IQR_PER_SIGMA  # ≈ 0.5916
 
 BASELINES = ("loglinear", "lookup", "gcn")
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,19 +354,16 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
     noise = measurement_noise(runner, records)
     notes = list(runner.notes)
     plots: List[str] = []
-    try:
-        from ._plots import make_plots
-    except ImportError as e:
-        notes.append(f"plots skipped: {e} (pip install matplotlib)")
+    missing = plots_unavailable()
+    if missing is not None:
+        notes.append(f"plots skipped: {missing} (pip install matplotlib)")
         print(notes[-1], file=runner.log)
     else:
         plots = make_plots(runner, records)
-    from ._gcn import GCN_DEFAULTS
-
     data: Dict[str, Any] = {
-        "perfsage_version": _version(),
+        "perfsage_version": __version__,
         "command": options.command,
-        "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": utc_timestamp("seconds"),
         "host": platform.node(),
         "seconds_this_run": round(seconds, 1),
         "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,

@@ -6,10 +6,12 @@ method on the same rows, and a resumed run finds the same splits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
+
+from .._split import Split, few_shot, leave_one_space_out
+from .._split import random_split as _random_split
 
 SPLIT_NAMES = ("random", "loso", "fewshot", "real")
 # Fewest rows a method is trained on; below it a split is refused rather than scored on noise.
@@ -25,21 +27,6 @@ class SplitError(EvaluationError):
     """A split that the rows cannot provide (too few rows, one search space only, ...)."""
 
 
-@dataclass(frozen=True)
-class Split:
-    """Row indices (into the dataset) to train on, to stop early on, and to score."""
-
-    name: str  # random, loso, fewshot or real
-    part: str  # held-out space (loso), "k=900" (fewshot), "" otherwise
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}[{self.part}]" if self.part else self.name
-
-
 def _check(split: Split, target: str) -> Split:
     if len(split.train) < MIN_TRAIN_ROWS or len(split.val) < MIN_VAL_ROWS or len(split.test) < 1:
         raise SplitError(
@@ -49,14 +36,12 @@ def _check(split: Split, target: str) -> Split:
 
 
 def random_split(rows: np.ndarray, seed: int, target: str) -> Split:
-    """80/10/10 (train/val/test) of ``rows``, shuffled with ``seed``."""
-    from .._recipes import split_rows
-
+    """80/10/10 (train/val/test) of ``rows``, shuffled with ``seed``: the shipped predictors' split
+    (scripts/train_shipped.py)."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) < 10:
         raise SplitError(f"{target}: {len(rows)} labelled rows; the random 80/10/10 split needs at least 10")
-    split = split_rows(rows, seed)  # the shipped predictors' split (scripts/train_shipped.py)
-    return _check(Split("random", "", split.train, split.val, split.test), target)
+    return _check(_random_split(rows, seed), target)
 
 
 def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) -> List[Split]:
@@ -70,14 +55,8 @@ def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) ->
     if len(names) < 2:
         raise SplitError(f"{target}: leave-one-space-out needs rows of at least 2 search spaces; the labelled rows "
                          f"are all of space {names[0] if names else '(none)'!r} (leave loso out of --splits)")
-    splits = []
-    for index, name in enumerate(names):
-        others = rows[row_spaces != name]
-        order = others[np.random.default_rng([seed, 1, index]).permutation(len(others))]
-        n_val = max(1, int(round(0.1 * len(others))))
-        splits.append(_check(Split("loso", name, np.sort(order[n_val:]), np.sort(order[:n_val]),
-                                   np.sort(rows[row_spaces == name])), target))
-    return splits
+    return [_check(leave_one_space_out(rows, row_spaces, name, index, seed), target)
+            for index, name in enumerate(names)]
 
 
 def fewshot_val_size(k: int) -> int:
@@ -88,7 +67,6 @@ def fewshot_val_size(k: int) -> int:
 def fewshot_splits(rows: np.ndarray, random: Split, sizes: Sequence[int], seed: int, target: str) -> List[Split]:
     """For each k: k training rows and ``fewshot_val_size(k)`` validation rows drawn from the random
     split's training part; the test rows are all other labelled rows."""
-    rows = np.asarray(rows, dtype=np.int64)
     splits = []
     for k in sizes:
         n_val = fewshot_val_size(k)
@@ -97,12 +75,5 @@ def fewshot_splits(rows: np.ndarray, random: Split, sizes: Sequence[int], seed: 
         if k + n_val > len(random.train):
             raise SplitError(f"{target}: few-shot size {k} needs {k} + {n_val} rows from the random split's "
                              f"{len(random.train)} training rows")
-        order = random.train[np.random.default_rng([seed, 2, k]).permutation(len(random.train))]
-        train, val = np.sort(order[:k]), np.sort(order[k:k + n_val])
-        test = np.setdiff1d(rows, np.concatenate([train, val]))
-        splits.append(_check(Split("fewshot", f"k={k}", train, val, test), target))
+        splits.append(_check(few_shot(rows, random.train, k, n_val, seed), target))
     return splits
-
-
-def describe(split: Split) -> Dict[str, int]:
-    return {"train": int(len(split.train)), "val": int(len(split.val)), "test": int(len(split.test))}

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, List
 
+from ._evaluate import EvaluationOptions, evaluate
 from ._gcn import GCN_DEFAULTS
 from ._methods import method_names
 from ._splits import SPLIT_NAMES
@@ -93,8 +94,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Carries out ``perfsage evaluate``; 0 on success, 130 when interrupted (finished units are kept)."""
-    from ._evaluate import EvaluationOptions, evaluate
-
     if args.gcn_hidden < 1 or args.gcn_epochs < 1:
         raise ValueError(f"--gcn-hidden and --gcn-epochs must be >= 1, got {args.gcn_hidden} and {args.gcn_epochs}")
     gcn = {k: v for k, v in (("hidden", args.gcn_hidden), ("epochs", args.gcn_epochs)) if v != GCN_DEFAULTS[k]}

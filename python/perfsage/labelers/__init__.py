@@ -15,93 +15,28 @@ them; the helper processes they start are not part of the pickle and are restart
 
 from __future__ import annotations
 
-import abc
 from typing import Any, Callable, Dict, List
 
-
-class LabelError(RuntimeError):
-    """A model that could not be labelled. The message says which tool failed and why."""
-
-
-class Labeler(abc.ABC):
-    """One target: ``label(model)`` returns ``{metric: value}`` in the units of ``metrics``.
-
-    Subclasses hold only plain, picklable configuration; anything process-bound (a helper
-    process, a lock) is created lazily and dropped when pickled.
-    """
-
-    target: str
-    metrics: Dict[str, str]
-
-    @abc.abstractmethod
-    def settings(self) -> Dict[str, Any]:
-        """JSON-able provenance: tool, tool version and every setting that changes the numbers."""
-
-    @abc.abstractmethod
-    def label(self, model: bytes) -> Dict[str, float]:
-        """Labels one TFLite model (bytes with real weights); raises LabelError on failure."""
-
-    def close(self) -> None:
-        """Stops any helper process. Labelling again restarts it."""
-
-    def __enter__(self) -> "Labeler":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} target={self.target!r}>"
-
-
-class HelperProcessLabeler(Labeler):
-    """A labeller whose tool runs in a long-lived helper process, started on first use and dropped
-    when the labeller is pickled (each process that unpickles it starts its own)."""
-
-    _worker: Any = None
-
-    def _helper(self, description: str) -> Any:
-        """The helper process (a ``_worker.WorkerProcess``), started if it is not running."""
-        if self._worker is None:
-            from ._worker import WorkerProcess
-
-            self._worker = WorkerProcess(description)
-        return self._worker
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_worker"] = None
-        return state
+from ._base import HelperProcessLabeler, LabelError, Labeler  # noqa: F401 (HelperProcessLabeler: for subclasses)
+from .hostcpu import HostCpuLabeler
+from .vela import VelaLabeler
 
 
 def _vela(name: str) -> Callable[..., Labeler]:
     def make(**options: Any) -> Labeler:
-        from .vela import VelaLabeler
-
         return VelaLabeler(name, **options)
 
     return make
 
 
-def _host_cpu(**options: Any) -> Labeler:
-    from .hostcpu import HostCpuLabeler
-
-    return HostCpuLabeler(**options)
-
-
-# Constructors import their tool lazily: asking for a Vela labeller must not need LiteRT, and
-# the reverse.
+# The labeller modules import their tools (Vela, LiteRT) only when they label: asking for a Vela
+# labeller must not need LiteRT, and the reverse.
 _FACTORIES: Dict[str, Callable[..., Labeler]] = {
     "ethos-u55-128": _vela("ethos-u55-128"),
     "ethos-u55-256": _vela("ethos-u55-256"),
     "ethos-u65-256": _vela("ethos-u65-256"),
     "ethos-u65-512": _vela("ethos-u65-512"),
-    "host-cpu": _host_cpu,
+    "host-cpu": HostCpuLabeler,
 }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from . import LabelError
+from .._graphs import load_tflite
+from ._base import LabelError
 
 
 def verify_tflite(model: bytes) -> None:
@@ -11,9 +12,7 @@ def verify_tflite(model: bytes) -> None:
     Uses perfsage's own reader, which runs the flatbuffers verifier."""
     if not isinstance(model, (bytes, bytearray, memoryview)):
         raise TypeError(f"model must be TFLite bytes, got {type(model).__name__}")
-    import perfsage
-
     try:
-        perfsage.load_tflite(bytes(model))
+        load_tflite(bytes(model))
     except Exception as exc:
         raise LabelError(f"model is not a valid TFLite flatbuffer ({len(model)} bytes): {exc}") from exc

@@ -21,9 +21,8 @@ lies within a 5%-of-median band): robust to the odd preempted repeat, unlike a s
 ``cpu_time_ms`` is the median of the same invokes timed with the calling thread's CPU-time clock
 (``time.thread_time_ns``); with one thread LiteRT computes on the calling thread, so this is the
 work itself without the time the OS gave the core to other processes. On an idle machine the two
-agree; on a shared one wall time grows with the load and CPU time barely moves (measured on this
-project's shared 2-core machine at load ~4.5: 24 ms wall vs 10.4 ms CPU for one image model, equal
-to 1% for KWS models that fit in a scheduler time slice), which is why both are recorded, with
+agree; on a shared one wall time grows with the load and CPU time barely moves (models that fit
+in a scheduler time slice are the least affected), which is why both are recorded, with
 ``load_avg_1min`` (os.getloadavg at the end of the measurement) to filter on. ``repeats`` is how
 many invokes were timed. ``xnnpack_partitions`` counts the XNNPACK delegate nodes LiteRT made (0
 means XNNPACK took nothing and the reference kernels ran); it reads LiteRT's private
@@ -31,7 +30,7 @@ means XNNPACK took nothing and the reference kernels ran); it reads LiteRT's pri
 (2.3.0 does).
 
 Memory is measured in a process of its own so that nothing the caller (or an earlier model)
-allocated counts: a long-lived helper (see ``_worker``), which has imported LiteRT and run nothing
+allocated counts: a long-lived helper (see ``_helper``), which has imported LiteRT and run nothing
 but two fixed warm-up models, forks one child per model. Linux resets a forked child's peak resident set (VmHWM) to
 its current size, so ``peak_rss_bytes`` is the child's VmHWM after all invokes: the whole process,
 LiteRT runtime included. ``model_rss_bytes`` is that peak minus the child's resident size before
@@ -39,27 +38,28 @@ the interpreter was built: what this model's interpreter (its copy of weights, X
 weights, the tensor arena) added. Before its first fork the helper builds and runs two tiny fixed
 models (int8 and float32, ``_WARMUP_SPEC``), so that one-off runtime costs (pages of LiteRT's
 libraries touched for the first time, XNNPACK's global state) sit in every child's baseline rather
-than in the models' growth: measured on this project's machine, warming cut a 45 KB KWS model's
-growth from 15.6 MB to 12.8 MB, while a 107 KB image model stayed 4.6 MB above it either way. The
-remaining ~13 MB is what any interpreter costs here; LiteRT's Python API does not expose the arena
-size itself.
+than in the models' growth. What remains in ``model_rss_bytes`` includes what any interpreter
+costs; LiteRT's Python API does not expose the arena size itself.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import platform
-import select
 import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
-from . import HelperProcessLabeler, LabelError
+import numpy as np
+
+from .. import _rpc
+from .._io import package_version
+from .._writer import build_model
+from ._base import HelperProcessLabeler, LabelError, TaskError
 from ._checks import verify_tflite
-from ._worker import TaskError, WorkerError, describe_exit
+from ._helper import WorkerError, describe_exit
 
 METRICS: Dict[str, str] = {
     "latency_ms": "ms",
@@ -74,7 +74,7 @@ _PARTITIONS = {"xnnpack_partitions": "count"}
 
 
 def _litert_lists_ops() -> bool:
-    try:
+    try:  # LiteRT is the optional extra 'label': imported when host-cpu labels, never at import time
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as exc:
         raise ImportError(
@@ -110,9 +110,7 @@ class RepeatRule:
 
 
 def litert_version() -> str:
-    from importlib.metadata import version
-
-    return version("ai-edge-litert")
+    return package_version("ai-edge-litert")
 
 
 def cpu_model() -> str:
@@ -139,8 +137,6 @@ def _proc_status_bytes(field: str) -> int:
 
 
 def _fill_inputs(interpreter: Any) -> None:
-    import numpy as np
-
     rng = np.random.default_rng(0)
     for detail in interpreter.get_input_details():
         dtype = np.dtype(detail["dtype"])
@@ -159,8 +155,7 @@ def _fill_inputs(interpreter: Any) -> None:
 
 def measure_here(model: bytes, rule: Dict[str, Any]) -> Dict[str, float]:
     """Builds the interpreter and times it in *this* process; call it in a fresh one."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # optional extra 'label'; see _litert_lists_ops
 
     r = RepeatRule(**rule)
     rss_before = _proc_status_bytes("VmRSS")
@@ -179,8 +174,8 @@ def measure_here(model: bytes, rule: Dict[str, Any]) -> Dict[str, float]:
 
     now_ns = time.perf_counter_ns
     cpu_ns = time.thread_time_ns
-    # The clock reads themselves take time (reading the thread CPU clock is a system call, ~2 us
-    # here): time an empty body the same way and subtract its median from every repeat.
+    # The clock reads themselves take time (reading the thread CPU clock is a system call): time an
+    # empty body the same way and subtract its median from every repeat.
     empty_wall, empty_cpu = [], []
     for _ in range(50):
         c0 = cpu_ns()
@@ -256,11 +251,10 @@ def _warm_runtime() -> None:
     global _warmed
     if _warmed:
         return
-    import perfsage
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # optional extra 'label'; see _litert_lists_ops
 
     for dtype in ("int8", "float32"):
-        interpreter = Interpreter(model_content=perfsage.build_model(_WARMUP_SPEC, seed=0, dtype=dtype), num_threads=1)
+        interpreter = Interpreter(model_content=build_model(_WARMUP_SPEC, seed=0, dtype=dtype), num_threads=1)
         interpreter.allocate_tensors()
         _fill_inputs(interpreter)
         interpreter.invoke()
@@ -285,40 +279,31 @@ def measure_in_fork(model: bytes, rule: Dict[str, Any], timeout_s: float) -> Dic
                     reply = ("ok", measure_here(model, rule))
                 except BaseException as exc:
                     reply = ("error", f"{type(exc).__name__}: {exc}")
-                data = pickle.dumps(reply)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(write_fd, view):]
+                _rpc.write_message_fd(write_fd, reply)
                 status = 0
             finally:
                 os._exit(status)
         os.close(write_fd)
-        chunks = []
-        deadline = time.monotonic() + timeout_s
+        reply = None
         timed_out = False
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([read_fd], [], [], remaining)[0]:
-                    timed_out = True
-                    os.kill(pid, signal.SIGKILL)
-                    break
-                chunk = os.read(read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            reply = _rpc.read_message_by(read_fd, time.monotonic() + timeout_s)
+        except _rpc.HelperTimeout:
+            timed_out = True
+            os.kill(pid, signal.SIGKILL)
+        except _rpc.HelperClosed:
+            pass  # the child died before it replied
         finally:
             os.close(read_fd)
             _, wait_status = os.waitpid(pid, 0)
         child_stderr.seek(0)
         stderr_tail = child_stderr.read().decode("utf-8", "replace").strip()[-1500:]
-    data = b"".join(chunks)
     if timed_out:
         raise TaskError(f"LiteRT measurement timed out after {timeout_s:g} s")
-    if not data:
+    if reply is None:
         returncode = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
         raise TaskError(f"LiteRT process died with {describe_exit(returncode)}; stderr: {stderr_tail or '(empty)'}")
-    status, result = pickle.loads(data)
+    status, result = reply
     if status != "ok":
         raise TaskError(f"LiteRT failed: {result}" + (f"; stderr: {stderr_tail}" if stderr_tail else ""))
     return result

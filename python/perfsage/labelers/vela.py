@@ -11,8 +11,8 @@ against the CSV so that a change in either format fails loudly instead of mislab
 Where Vela runs (``isolation``):
 
 * ``"worker"`` (default): Vela's Python entry point (``ethosu.vela.vela.main``) in a long-lived
-  helper process. In-process speed (~10 ms per small model instead of ~0.4 s for a new ``vela``
-  process) without exposing the caller to Vela's C++ core, which segfaults on some inputs.
+  helper process. In-process speed (no interpreter start-up and Vela import per model, which cost
+  many times a small model's compile) without exposing the caller to Vela's C++ core, which segfaults on some inputs.
 * ``"subprocess"``: a new ``python -m ethosu.vela`` per model, the way the ``vela`` CLI is used.
 * ``"none"``: ``ethosu.vela.vela.main`` in the caller's process. Fastest; a Vela crash takes the
   caller down, and the call briefly redirects the process's fd 1 (not thread-safe).
@@ -42,9 +42,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from .._graphs import load_tflite
-from . import HelperProcessLabeler, LabelError
+from .._io import package_version
+from ._base import HelperProcessLabeler, LabelError
 from ._checks import verify_tflite
-from ._worker import WorkerError, describe_exit
+from ._helper import WorkerError, describe_exit
 from .energy import energy_table, ethos_u_energy_mj
 from .vela_layers import DebugDatabaseError, OperatorCosts, check_totals, operator_costs, read_tables
 
@@ -88,7 +89,7 @@ METRICS: Dict[str, str] = {
 
 
 def _import_vela():
-    try:
+    try:  # Vela is the optional extra 'label': imported when an Ethos-U target labels, never at import time
         from ethosu.vela import architecture_features, vela
     except ImportError as exc:
         raise ImportError(
@@ -99,9 +100,7 @@ def _import_vela():
 
 
 def vela_version() -> str:
-    from importlib.metadata import version
-
-    return version("ethos-u-vela")
+    return package_version("ethos-u-vela")
 
 
 def resolve_config_path(config: str) -> Path:

@@ -30,7 +30,7 @@ Lowering choices, each what TensorFlow's converter (with its graph optimisations
 
 ``executed=True`` builds instead the network as NAS-Bench-201's PyTorch code runs it, which is what
 the measured devices timed (a linear fit on which edges carry which op explains gold_6226 and
-titan_rtx_1 latencies to 3% MAPE only when dead edges count): every edge is computed, including
+titan_rtx_1 latencies closely only when dead edges count; commit 37c9f17): every edge is computed, including
 those of nodes that do not connect input to output; each conv edge has its own ReLU and each pool
 edge its own pool (no common subexpressions); a ``none`` edge is PyTorch's ``Zero``, ``x * 0``,
 written as ``SUB(x, x)``, an elementwise op of the same cost.

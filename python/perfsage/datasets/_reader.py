@@ -1,0 +1,301 @@
+"""Reading a dataset: ``open_dataset`` and the ``Dataset`` it returns."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .._core import Graph
+from .._graphs import load_many, load_tflite
+from .._io import PathLike
+from .._writer import build_model
+from ._parquet import open_parquet, read_columns, shard_files
+from ._schema import (
+    MANIFEST_NAME,
+    REQUIRED_COLUMNS,
+    DatasetError,
+    Targets,
+    arrow,
+    check_schema,
+    label_columns_of,
+    make_schema,
+    read_manifest,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class _Files:
+    """The Parquet files of one dataset, their common metadata, and the rows that count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.is_dir():
+            self.files = shard_files(path)
+            if not self.files:
+                manifest = path / MANIFEST_NAME
+                if not manifest.exists():
+                    raise DatasetError(
+                        f"{path}: a directory without perfsage dataset shards (part-NNNNNN.parquet) "
+                        f"or {MANIFEST_NAME}"
+                    )
+                self.targets = read_manifest(manifest)["targets"]
+                schema = make_schema(self.targets)
+                self.units = label_columns_of(self.targets)
+                self.metadata = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+                self.has_tflite = True
+                return
+        elif path.is_file():
+            self.files = [path]
+        else:
+            raise DatasetError(f"{path}: no such dataset file or directory")
+        first: Optional[Tuple[Path, Targets, Dict[str, str]]] = None
+        self.has_tflite = True
+        for file in self.files:
+            schema = open_parquet(file).schema_arrow
+            targets, units, metadata = check_schema(file, schema)
+            self.has_tflite = self.has_tflite and "tflite" in schema.names
+            if first is None:
+                first = (file, targets, units)
+                self.targets, self.units, self.metadata = targets, units, metadata
+            elif units != first[2]:
+                raise DatasetError(
+                    f"{file}: its label columns {sorted(units)} differ from those of {first[0]} "
+                    f"({sorted(first[2])}); shards of one dataset must share their targets"
+                )
+
+    def read(self, columns: List[str]) -> "pa.Table":
+        pa, _ = arrow()
+        tables = [read_columns(f, columns) for f in self.files]
+        if not tables:
+            return make_schema(self.targets).empty_table().select(columns)
+        return pa.concat_tables(tables)
+
+
+def _last_occurrence(ids: Sequence[str]) -> np.ndarray:
+    last: Dict[str, int] = {}
+    for position, row_id in enumerate(ids):
+        last[row_id] = position
+    return np.fromiter(sorted(last.values()), dtype=np.int64, count=len(last))
+
+
+class Dataset:
+    """A labelled dataset: one row per model, read from a shard directory or one Parquet file.
+
+    Everything but the ``tflite`` column is read when the dataset is opened; the TFLite bytes are
+    read only by :meth:`graphs` and :meth:`table`, so labels of a large dataset load quickly.
+    """
+
+    def __init__(self, files: _Files, table: "pa.Table", positions: np.ndarray) -> None:
+        self._files = files
+        self._table = table  # every column but tflite, the rows that count, in file order
+        self._positions = positions  # row -> index into the concatenated rows of all files
+        self._tflite: Optional["pa.ChunkedArray"] = None
+
+    @property
+    def path(self) -> Path:
+        return self._files.path
+
+    @property
+    def num_rows(self) -> int:
+        return self._table.num_rows
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, rows={self.num_rows}, label_columns={self.label_columns})"
+
+    def _column(self, name: str) -> List[Any]:
+        return self._table.column(name).to_pylist()
+
+    @property
+    def ids(self) -> List[str]:
+        return self._column("id")
+
+    @property
+    def spaces(self) -> np.ndarray:
+        return np.array(self._column("space"), dtype=str)
+
+    @property
+    def names(self) -> List[Optional[str]]:
+        return self._column("name")
+
+    @property
+    def specs(self) -> List[Optional[str]]:
+        """Canonical spec JSON per row (None for models that no spec describes)."""
+        return self._column("spec")
+
+    @property
+    def seeds(self) -> List[Optional[int]]:
+        return self._column("seed")
+
+    @property
+    def dtypes(self) -> np.ndarray:
+        return np.array(self._column("dtype"), dtype=str)
+
+    @property
+    def errors(self) -> List[Optional[str]]:
+        return self._column("error")
+
+    @property
+    def error_kinds(self) -> List[Optional[str]]:
+        return self._column("error_kind")
+
+    @property
+    def ok(self) -> np.ndarray:
+        """True for rows without an error."""
+        return np.array([e is None for e in self._column("error_kind")], dtype=bool)
+
+    @property
+    def provenance(self) -> List[Dict[str, Any]]:
+        return [json.loads(p) if p else {} for p in self._column("provenance")]
+
+    @property
+    def targets(self) -> Dict[str, Dict[str, Any]]:
+        """``{target: {"metrics": {metric: unit}, "settings": {...}}}``."""
+        return json.loads(json.dumps(self._files.targets))
+
+    @property
+    def label_columns(self) -> List[str]:
+        return list(self._files.units)
+
+    @property
+    def units(self) -> Dict[str, str]:
+        return dict(self._files.units)
+
+    @property
+    def metadata(self) -> Dict[str, str]:
+        """The perfsage schema metadata (format version, units, feature schema version, ...)."""
+        return dict(self._files.metadata)
+
+    @property
+    def compact(self) -> bool:
+        """True when TFLite bytes are stored only for rows that no spec rebuilds."""
+        return self._files.metadata.get("perfsage.compact") == "true" or not self._files.has_tflite
+
+    def labels(self, columns: Union[str, Sequence[str]]) -> np.ndarray:
+        """``float64 [num_rows, len(columns)]``; NaN where a value is missing or the row has an error.
+
+        ``columns`` are label column names (``"ethos-u55-256/latency_ms"``); a bare target name
+        (``"ethos-u55-256"``) stands for all of its metrics.
+        """
+        wanted = self._resolve_columns([columns] if isinstance(columns, str) else list(columns))
+        out = np.empty((self.num_rows, len(wanted)), dtype=np.float64)
+        for j, column in enumerate(wanted):
+            out[:, j] = self._table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
+        out[~self.ok] = np.nan
+        return out
+
+    def _resolve_columns(self, columns: List[str]) -> List[str]:
+        resolved: List[str] = []
+        for column in columns:
+            if column in self._files.units:
+                resolved.append(column)
+            elif column in self._files.targets:
+                resolved.extend(f"{column}/{m}" for m in self._files.targets[column]["metrics"])
+            else:
+                raise DatasetError(
+                    f"{self.path}: no label column {column!r}; it has {', '.join(self.label_columns) or 'none'}"
+                )
+        return resolved
+
+    def _tflite_values(self) -> List[Optional[bytes]]:
+        if not self._files.has_tflite:
+            return [None] * self.num_rows
+        if self._tflite is None:
+            self._tflite = self._files.read(["tflite"]).column("tflite")
+        # Row by row from the chunks: a take() would concatenate them into one binary array, whose
+        # 32-bit offsets overflow past 2 GiB (a 21,000-model dataset's models are more than that).
+        values = self._tflite.to_pylist()
+        return [values[p] for p in self._positions]
+
+    def graphs(self, threads: int = 0) -> List[Optional[Graph]]:
+        """One :class:`perfsage.Graph` per row, in row order.
+
+        From the stored weight-free TFLite where there is one, otherwise rebuilt from spec, seed and
+        dtype (the writer is deterministic, so the rebuilt graph is the stored one). ``None`` for a
+        row that has neither (e.g. a NAS-Bench-201 cell without an input->output path, or a spec
+        the writer refused); such rows always carry an error. ``threads=0`` uses every core.
+        """
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError(f"threads must be a non-negative int (0: all cores), got {threads!r}")
+        stored = self._tflite_values()
+        graphs: List[Optional[Graph]] = [None] * self.num_rows
+        have = [i for i, b in enumerate(stored) if b is not None]
+        if have:
+            loaded = load_many([stored[i] for i in have], threads=threads, on_error="none")
+            for i, graph in zip(have, loaded):
+                graphs[i] = graph
+        specs, seeds, dtypes = self.specs, self.seeds, self._column("dtype")
+        rebuild = [i for i, b in enumerate(stored) if b is None and specs[i] is not None]
+
+        def make(i: int) -> Optional[Graph]:
+            # build_model and load_tflite release the GIL, so threads run them in parallel; the
+            # full model is dropped right away (an int8 image model is ~2 MB, its graph far less).
+            try:
+                return load_tflite(build_model(specs[i], seed=int(seeds[i] or 0), dtype=dtypes[i]))
+            except ValueError:
+                return None
+
+        if rebuild:
+            with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+                for i, graph in zip(rebuild, pool.map(make, rebuild)):
+                    graphs[i] = graph
+        return graphs
+
+    def table(self, tflite: bool = True) -> "pa.Table":
+        """The rows as a pyarrow Table (with the ``tflite`` column unless ``tflite=False``)."""
+        pa, _ = arrow()
+        if not tflite or not self._files.has_tflite:
+            return self._table
+        column = pa.array(self._tflite_values(), type=pa.binary())
+        position = self._table.schema.get_field_index("dtype") + 1
+        table = self._table.add_column(position, "tflite", column)
+        return table.replace_schema_metadata(self._table.schema.metadata)
+
+    def select(self, rows: Union[np.ndarray, Sequence[int]]) -> "Dataset":
+        """The dataset restricted to ``rows`` (indices, or a boolean mask of ``num_rows``)."""
+        index = np.asarray(rows)
+        if index.dtype == bool:
+            if index.shape != (self.num_rows,):
+                raise ValueError(f"a boolean row mask must have shape ({self.num_rows},), got {index.shape}")
+            index = np.flatnonzero(index)
+        index = index.astype(np.int64)
+        pa, _ = arrow()
+        subset = Dataset(self._files, self._table.take(pa.array(index)), self._positions[index])
+        subset._tflite = self._tflite
+        return subset
+
+
+def open_dataset(path: PathLike) -> Dataset:
+    """Opens a dataset: a ``.parquet`` file or a directory of shards written by a labelling job.
+
+    Raises :class:`DatasetError` naming the file when it is missing, truncated or corrupt, when it
+    is a Parquet file that perfsage did not write, or when shards disagree on their columns.
+    """
+    pa, _ = arrow()
+    path = Path(path)
+    for attempt in range(3):
+        try:
+            files = _Files(path)
+            columns = [c for c in REQUIRED_COLUMNS if c != "tflite"] + list(files.units)
+            table = files.read(columns)
+            break
+        except FileNotFoundError:
+            # A writer consolidated shards between listing and reading; list again.
+            if attempt == 2:
+                raise
+            time.sleep(0.1)
+    positions = _last_occurrence(table.column("id").to_pylist())
+    if len(positions) != table.num_rows:
+        table = table.take(pa.array(positions))
+    table = table.replace_schema_metadata(files.metadata)
+    return Dataset(files, table, positions)

@@ -1,0 +1,57 @@
+"""What ``perfsage evaluate`` keeps on disk for each unit: file names, strict JSON records, and the
+test predictions beside each record. Read by the runner (to resume), the report and the plots."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+
+from .._io import atomic_write
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and NumPy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Writes ``data`` as strict JSON (see ``json_safe``), atomically."""
+    text = json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_predictions(record_path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    """Writes a unit's test rows, true and predicted values, MACs and parameters beside its record."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    path = record_path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write)
+
+
+def load_predictions(record_path: Path) -> Dict[str, np.ndarray]:
+    """The test rows, true and predicted values, MACs and parameters stored beside a unit record."""
+    with np.load(record_path.with_suffix(".npz"), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
