@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string_view>
 
 #include "perfsage/error.h"
 #include "perfsage/ops.h"
 #include "perfsage/tflite_generated.h"
 #include "perfsage/writer.h"
+#include "utf8.h"
 
 namespace perfsage {
 namespace fb = ::perfsage::tflite;
@@ -47,9 +49,12 @@ struct Where {
   }
 };
 
-std::string quoted(const flatbuffers::String* s) {
-  return s ? "'" + std::string(s->c_str(), s->size()) + "'" : "(unnamed)";
+// Every string in a model is untrusted bytes: it enters the IR as valid UTF-8 (see utf8.h).
+std::string text_of(const flatbuffers::String* s) {
+  return s ? utf8_sanitize(std::string_view(s->c_str(), s->size())) : std::string();
 }
+
+std::string quoted(const flatbuffers::String* s) { return s ? "'" + text_of(s) + "'" : "(unnamed)"; }
 
 std::string Where::str() const {
   const std::string sg = "subgraph " + std::to_string(subgraph);
@@ -224,7 +229,7 @@ void read_options(const fb::Operator& op, OperatorOptions& o) {
 void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes,
                  const std::vector<char>& stripped, Where here, Tensor& t) {
   here.tensor_name = src.name();
-  if (src.name()) t.name.assign(src.name()->c_str(), src.name()->size());
+  t.name = text_of(src.name());
   // No shape is a scalar, as TFLite and TFLM read it: flatbuffers' object API (which strip_weights
   // packs with) and other writers leave out a scalar's empty shape vector.
   t.shape = copy_ints(src.shape());
@@ -295,7 +300,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
   model.source = source;
   model.file_bytes = size;
   model.version = src->version();
-  if (src->description()) model.description = src->description()->str();
+  model.description = text_of(src->description());
 
   std::vector<uint64_t> buffer_bytes;
   if (const auto* buffers = src->buffers()) {
@@ -322,7 +327,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
     for (const fb::Metadata* entry : *metadata) {
       if (!entry->name() || entry->name()->str() != kStrippedBuffersMetadata) continue;
       const Where here = model_level.at(Where::Kind::kBuffer, entry->buffer());
-      if (entry->buffer() >= buffer_bytes.size()) here.fail("metadata '" + entry->name()->str() + "' points past the buffers");
+      if (entry->buffer() >= buffer_bytes.size()) here.fail("metadata " + quoted(entry->name()) + " points past the buffers");
       const auto* list = src->buffers()->Get(entry->buffer())->data();
       if (!list || list->size() % 4 != 0) here.fail("stripped-buffer list is not a list of uint32");
       for (flatbuffers::uoffset_t k = 0; k < list->size(); k += 4) {
@@ -346,7 +351,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
     Subgraph& out = model.subgraphs[s];
     Where where = model_level.at(Where::Kind::kSubgraph, 0);
     where.subgraph = s;
-    if (sg->name()) out.name = sg->name()->str();
+    out.name = text_of(sg->name());
 
     const auto* tensors = sg->tensors();
     const size_t num_tensors = tensors ? tensors->size() : 0;
@@ -381,7 +386,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
                            "; the model may need a newer perfsage)");
       o.builtin_code = builtin;
       o.version = code->version();
-      if (builtin == kCustomOpCode && code->custom_code()) o.custom_code = code->custom_code()->str();
+      if (builtin == kCustomOpCode) o.custom_code = text_of(code->custom_code());
       here.op = &o;
 
       o.inputs = copy_ints(op->inputs());
