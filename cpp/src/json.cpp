@@ -1,9 +1,11 @@
 // A small strict JSON parser: bounded nesting, errors with the byte offset.
 #include "perfsage/json.h"
 
+#include <cstdint>
 #include <cstdlib>
 
 #include "perfsage/error.h"
+#include "utf8.h"
 
 namespace perfsage {
 
@@ -102,13 +104,36 @@ class JsonParser {
     fail(std::string("unexpected character '") + c + "'");
   }
 
+  // The four hex digits of a unicode escape.
+  uint32_t hex4() {
+    if (pos_ + 4 > s_.size()) fail("short \\u escape");
+    uint32_t cp = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      const char h = s_[pos_ + k];
+      const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+      if (digit < 0) fail("bad \\u escape");
+      cp = cp * 16 + static_cast<uint32_t>(digit);
+    }
+    pos_ += 4;
+    return cp;
+  }
+
+  // JSON text is UTF-8 (RFC 8259): a string with other bytes is refused where it starts.
   std::string parse_string() {
+    const size_t start = pos_;
     ++pos_;  // opening quote
     std::string out;
     while (true) {
       if (pos_ >= s_.size()) fail("unterminated string");
       const char c = s_[pos_++];
-      if (c == '"') return out;
+      if (c == '"') {
+        if (utf8_sanitize(out) != out) {
+          pos_ = start;
+          fail("string is not valid UTF-8");
+        }
+        return out;
+      }
       if (c != '\\') { out += c; continue; }
       if (pos_ >= s_.size()) fail("unterminated escape");
       const char e = s_[pos_++];
@@ -120,13 +145,18 @@ class JsonParser {
         case 'r': out += '\r'; break;
         case 't': out += '\t'; break;
         case 'u': {
-          if (pos_ + 4 > s_.size()) fail("short \\u escape");
-          const unsigned long cp = std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16);
-          pos_ += 4;
-          // Specs are ASCII in practice; encode the BMP code point as UTF-8 (surrogates as-is).
-          if (cp < 0x80) out += static_cast<char>(cp);
-          else if (cp < 0x800) { out += static_cast<char>(0xC0 | (cp >> 6)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
-          else { out += static_cast<char>(0xE0 | (cp >> 12)); out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)); out += static_cast<char>(0x80 | (cp & 0x3F)); }
+          uint32_t cp = hex4();
+          // Python's json.dumps writes a character past U+FFFF as a UTF-16 surrogate pair.
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (s_.compare(pos_, 2, "\\u") != 0) fail("unpaired surrogate in \\u escape");
+            pos_ += 2;
+            const uint32_t low = hex4();
+            if (low < 0xDC00 || low > 0xDFFF) fail("unpaired surrogate in \\u escape");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            fail("unpaired surrogate in \\u escape");
+          }
+          append_utf8(out, cp);
           break;
         }
         default: fail(std::string("bad escape '\\") + e + "'");

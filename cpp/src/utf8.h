@@ -1,6 +1,7 @@
 // Text from a model file is untrusted bytes; everything the core keeps or quotes must be UTF-8.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,5 +13,8 @@ namespace perfsage {
 // NUL bytes included, comes back unchanged. Overlong forms, surrogates (U+D800..U+DFFF) and values
 // past U+10FFFF are ill-formed.
 std::string utf8_sanitize(std::string_view bytes);
+
+// Appends code point `cp` (at most U+10FFFF, not a surrogate) as UTF-8.
+void append_utf8(std::string& out, uint32_t cp);
 
 }  // namespace perfsage

@@ -93,7 +93,7 @@ class GraphBuilder {
 
   bool int8() const { return int8_; }
   Rng& rng() { return rng_; }
-  // By value where a builder keeps it across calls that add tensors (they may move the vector).
+  // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
   const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
   static float absmax(const TensorDef& t);
 

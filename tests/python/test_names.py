@@ -92,3 +92,14 @@ def test_names_decode_as_python_replaces(original) -> None:
             continue
         graph = perfsage.load_tflite(with_byte(original, offset, raw))
         assert graph.tensors(0)[0]["name"] == raw.decode("utf-8", errors="replace"), raw
+
+
+def test_non_ascii_layer_names_become_the_same_tensor_names() -> None:
+    # build_model sends the spec as ASCII JSON, an emoji as a surrogate pair escape: the tensor
+    # name must be the UTF-8 of what the user wrote, not encoded surrogates.
+    name = "conv_\u00e9_\U0001f600"
+    spec = {**SPEC, "layers": [{**SPEC["layers"][0], "name": name}] + SPEC["layers"][1:]}
+    graph = perfsage.load_tflite(perfsage.build_model(spec, dtype="float32"))
+    assert name in [t["name"] for t in graph.tensors(0)]
+    with pytest.raises(perfsage.PerfSageError, match="unpaired surrogate"):
+        perfsage.build_model(json.dumps(spec).replace("\\ude00", ""))
