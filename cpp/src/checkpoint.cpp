@@ -9,7 +9,7 @@
 
 #include "perfsage/error.h"
 #include "perfsage/features.h"
-#include "perfsage/spec.h"
+#include "perfsage/json.h"
 
 namespace perfsage {
 namespace {

@@ -160,6 +160,42 @@ TEST(Reader, KeepsCustomCode) {
   EXPECT_EQ(graph->node_costs()[0].macs, 0);
 }
 
+// Names are untrusted bytes: 0xB7 (a stray continuation byte) stands for any ill-formed UTF-8.
+const std::string kBadName = "conv\xB7" "kernel";
+const std::string kBadNameSanitized = "conv\xEF\xBF\xBD" "kernel";
+
+TEST(Reader, NamesEnterTheIrAsValidUtf8) {
+  // A Python binding decodes names strictly; an ill-formed one once escaped as UnicodeDecodeError.
+  auto sg = conv_subgraph();
+  sg.tensors[1].name = kBadName;
+  sg.tensors[2].name = "caf\xC3\xA9/bias";  // well-formed multibyte text is kept as it is
+  TestOp custom{kCustomOpCode, {3}, {4}};
+  custom.custom_code = "ethos\xFF" "u";
+  sg.tensors.push_back({{1, 8, 8, 16}});
+  sg.ops.push_back(custom);
+  sg.outputs = {4};
+  const auto bytes = build_model({sg});
+  const auto graph = load_graph(bytes.data(), bytes.size(), "names.tflite");
+  const auto& tensors = graph->model().subgraphs[0].tensors;
+  EXPECT_EQ(tensors[1].name, kBadNameSanitized);
+  EXPECT_EQ(tensors[2].name, "caf\xC3\xA9/bias");
+  EXPECT_EQ(graph->op(1).custom_code, "ethos\xEF\xBF\xBD" "u");
+}
+
+TEST(Reader, ErrorsQuoteIllFormedNamesAsValidUtf8) {
+  // The message must keep the file name and the sanitised tensor name, from the reader and from
+  // the graph checks alike.
+  auto sg = conv_subgraph();
+  sg.tensors[3].name = kBadName;
+  sg.tensors[3].shape = {1, -8, 8, 16};
+  expect_error(build_model({sg}), {"tensor 3 '" + kBadNameSanitized + "'", "negative"});
+
+  sg = conv_subgraph();
+  sg.tensors[0].name = kBadName;
+  sg.ops[0].outputs = {0};
+  expect_error(build_model({sg}), {"reads its own output tensor 0 '" + kBadNameSanitized + "'"});
+}
+
 TEST(Reader, MissingFileNamesThePath) {
   try {
     load_graph_file("/nonexistent/model.tflite");

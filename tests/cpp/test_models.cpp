@@ -65,7 +65,7 @@ std::vector<uint8_t> build_model(const std::vector<TestSubgraph>& subgraphs) {
         buffers.push_back(fb::CreateBufferDirect(b, &data));
       }
       if (t.buffer >= 0) buffer = static_cast<uint32_t>(t.buffer);
-      const std::string name = "t" + std::to_string(i);
+      const std::string name = t.name.empty() ? "t" + std::to_string(i) : t.name;
       tensors.push_back(fb::CreateTensorDirect(b, t.omit_shape ? nullptr : &t.shape,
                                                static_cast<fb::TensorType>(t.type), buffer,
                                                name.c_str()));

@@ -22,6 +22,7 @@ struct TestTensor {
   size_t constant_bytes = 0; // > 0: gets its own buffer with that much data
   bool omit_shape = false;
   int64_t buffer = -1;       // >= 0: use this buffer index instead
+  std::string name;          // empty: "t<index>"
 };
 
 enum class OptionsKind { kNone, kConv, kDepthwise, kPool, kFullyConnected, kWhile, kIf };

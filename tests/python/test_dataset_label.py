@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import struct
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -18,6 +19,7 @@ import pytest
 pytest.importorskip("pyarrow", reason="datasets need pyarrow (pip install perfsage[label])")
 pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install perfsage[label])")
 
+from model_bytes import bad_name_model, with_byte  # noqa: E402
 from perfsage import build_model, load_tflite, strip_weights  # noqa: E402
 from perfsage.cli import main  # noqa: E402
 from perfsage.datasets import DatasetError, label_files, model_id, open_dataset  # noqa: E402
@@ -189,3 +191,23 @@ def test_cli_label_and_info(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["dataset", "label", str(tmp_path / "models"), "--out", str(out)])  # no --target
     assert "--target" in capsys.readouterr().err
+
+
+def test_ill_formed_tensor_names_are_labelled_or_error_rows(tmp_path: Path) -> None:
+    # A tensor name that is not UTF-8 once aborted the whole job (issue 12): such a model is
+    # labelled, and one that also fails to load is an error row quoting the name with U+FFFD.
+    model = _write_models(tmp_path / "source", 1)["kws-0"]
+    tensor = load_tflite(model).tensors(0)[0]
+    corrupted = bad_name_model(model, tensor["name"], index=0)
+    shape = struct.pack(f"<{len(tensor['shape']) + 1}i", len(tensor["shape"]), *tensor["shape"])
+    assert corrupted.count(shape) == 1
+    broken = with_byte(corrupted, corrupted.index(shape) + 4, struct.pack("<i", -1))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "named.tflite").write_bytes(corrupted)
+    (tmp_path / "models" / "broken.tflite").write_bytes(broken)
+    log = io.StringIO()
+    summary = label_files(tmp_path / "out", tmp_path / "models", TARGET, workers=1, progress=False, log=log)
+    assert summary.complete and summary.labelled == 2 and summary.errors == {"import": 1}, log.getvalue()
+    rows = {row["name"]: row for row in open_dataset(summary.path).table().to_pylist()}
+    assert rows["named"]["error"] is None and rows["named"][f"{TARGET}/latency_ms"] > 0
+    assert f"tensor 0 '\ufffd{tensor['name'][1:]}': shape dimension 0 is negative" in rows["broken"]["error"]

@@ -10,7 +10,9 @@ built on models perfsage wrote itself. These tests compare it against references
   model LiteRT refuses to load;
 * MACs and parameter counts of MLPerf Tiny ResNet-8 and DS-CNN, worked out by hand from the
   published Keras layer lists, must equal perfsage's per-layer costs;
-* float and int8 builds of each MLPerf Tiny model must give the same MACs, op sequence and shapes.
+* float and int8 builds of each MLPerf Tiny model must give the same MACs, op sequence and shapes;
+* each model with one tensor-name byte made ill-formed UTF-8 must still load, list its tensors and
+  predict as the intact model does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pytest
 
 import perfsage
+from model_bytes import bad_name_model
 
 MODEL_FILES = [
     "mlperftiny_ad01_fp32.tflite",
@@ -398,3 +401,24 @@ def test_float_and_int8_builds_agree(models_dir: Path, float_model: str, int8_mo
     float_view, int8_view = _network_view(float_graph), _network_view(int8_graph)
     for key in float_view:
         assert float_view[key] == int8_view[key], key
+
+
+# --- 5. a name that is not UTF-8 changes nothing but the name -------------------------------------
+
+
+@pytest.mark.parametrize("model", MODEL_FILES)
+def test_ill_formed_tensor_name(models_dir: Path, model: str) -> None:
+    # Names are bytes from the file: one byte 0xB7 in the first tensor name once turned tensors(),
+    # inspect, load_many and error messages into UnicodeDecodeError (issue 12).
+    data = (models_dir / model).read_bytes()
+    intact = perfsage.load_tflite(data)
+    names = [t["name"] for t in intact.tensors(0)]
+    if not names[0]:
+        pytest.skip(f"{model} has no tensor names")
+    corrupted = bad_name_model(data, names[0], index=1)
+    graph = perfsage.load_many([corrupted], on_error="none")[0]
+    assert graph is not None
+    assert [t["name"] for t in graph.tensors(0)] == [names[0][0] + "\ufffd" + names[0][2:]] + names[1:]
+    np.testing.assert_array_equal(graph.node_features, intact.node_features)
+    predictor = perfsage.load_predictor(perfsage.shipped_predictors()[0])
+    np.testing.assert_array_equal(predictor.predict([graph]), predictor.predict([intact]))

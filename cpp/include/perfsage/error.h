@@ -13,7 +13,10 @@ namespace perfsage {
 
 class Error : public std::invalid_argument {
  public:
-  using std::invalid_argument::invalid_argument;
+  // Messages quote names and text from untrusted files: the message keeps what is valid UTF-8
+  // and replaces the rest with U+FFFD, so that any binding can turn it into text.
+  explicit Error(const std::string& message);
+  explicit Error(const char* message);
 };
 
 // Throws Error("<source>: <message>"); the source is a file path or a caller-chosen label.

@@ -47,23 +47,9 @@
 #include <string>
 #include <vector>
 
+#include "perfsage/json.h"
+
 namespace perfsage {
-
-// A parsed JSON value, enough for specs (numbers are doubles; ints are checked when read).
-struct JsonValue {
-  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
-  Kind kind = Kind::kNull;
-  bool boolean = false;
-  double number = 0.0;
-  std::string text;
-  std::vector<JsonValue> items;
-  std::vector<std::pair<std::string, JsonValue>> members;  // in document order
-
-  const JsonValue* find(const std::string& key) const;
-};
-
-// Parses JSON text; throws perfsage::Error naming `source` and the byte offset on bad syntax.
-JsonValue parse_json(const std::string& text, const std::string& source);
 
 struct SpecInput {
   std::string name;

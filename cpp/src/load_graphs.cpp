@@ -1,3 +1,4 @@
+// Bytes or files to Graphs: one at a time, or a batch on worker threads with errors per item.
 #include <algorithm>
 
 #include "parallel.h"

@@ -1,0 +1,230 @@
+// The model being written: tensors with their quantisation, operators, and the flatbuffer.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "writer_graph.h"
+
+namespace perfsage::writer {
+namespace {
+
+template <typename T>
+std::vector<uint8_t> as_bytes(const std::vector<T>& values) {
+  std::vector<uint8_t> out(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
+  return out;
+}
+
+}  // namespace
+
+int64_t elements(const Shape& shape) {
+  int64_t n = 1;
+  for (int32_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+fb::ActivationFunctionType fused(Activation a) {
+  switch (a) {
+    case Activation::kRelu: return fb::ActivationFunctionType::RELU;
+    case Activation::kRelu6: return fb::ActivationFunctionType::RELU6;
+    case Activation::kNone: break;
+  }
+  return fb::ActivationFunctionType::NONE;
+}
+
+float GraphBuilder::absmax(const TensorDef& t) { return std::max(std::abs(t.lo), std::abs(t.hi)); }
+
+int32_t GraphBuilder::add_tensor(TensorDef t) {
+  tensors_.push_back(std::move(t));
+  return static_cast<int32_t>(tensors_.size() - 1);
+}
+
+int32_t GraphBuilder::activation(const std::string& name, const Shape& shape, float lo, float hi) {
+  TensorDef t;
+  t.name = name;
+  t.shape = shape;
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  if (hi - lo < 1e-6f) hi = lo + 1e-6f;
+  t.lo = lo;
+  t.hi = hi;
+  if (int8_) {
+    t.type = fb::TensorType::INT8;
+    const float scale = (hi - lo) / 255.0f;
+    const auto zp = static_cast<int64_t>(std::lround(-128.0 - lo / scale));
+    t.scale = {scale};
+    t.zero_point = {std::clamp<int64_t>(zp, -128, 127)};
+  }
+  return add_tensor(std::move(t));
+}
+
+int32_t GraphBuilder::same_as(const std::string& name, const Shape& shape, int32_t like) {
+  TensorDef t = tensors_[static_cast<size_t>(like)];
+  t.name = name;
+  t.shape = shape;
+  t.data.clear();
+  return add_tensor(std::move(t));
+}
+
+int32_t GraphBuilder::fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale,
+                            int64_t zp) {
+  const int32_t t = activation(name, shape, lo, hi);
+  if (int8_) {
+    tensors_[static_cast<size_t>(t)].scale = {scale};
+    tensors_[static_cast<size_t>(t)].zero_point = {zp};
+  }
+  return t;
+}
+
+int32_t GraphBuilder::const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape) {
+  TensorDef t;
+  t.name = name;
+  t.shape = shape.empty() ? Shape{static_cast<int32_t>(values.size())} : shape;
+  t.type = fb::TensorType::INT32;
+  t.data = as_bytes(values);
+  return add_tensor(std::move(t));
+}
+
+int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
+                              int32_t channel_axis) {
+  const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+  std::vector<float> w(static_cast<size_t>(elements(shape)));
+  for (float& x : w) x = rng_.uniform(limit);
+  TensorDef t;
+  t.name = name;
+  t.shape = shape;
+  t.lo = -limit;
+  t.hi = limit;
+  if (!int8_) {
+    t.data = as_bytes(w);
+    return add_tensor(std::move(t));
+  }
+  // Element i = (outer, channel, inner) in row-major order around the channel axis.
+  const auto channels = static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
+  size_t inner = 1;
+  for (size_t d = static_cast<size_t>(channel_axis) + 1; d < shape.size(); ++d) inner *= static_cast<size_t>(shape[d]);
+  const size_t outer = w.size() / (channels * inner);
+  std::vector<float> absmax(channels, 0.0f);
+  for (size_t o = 0, i = 0; o < outer; ++o)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
+  t.type = fb::TensorType::INT8;
+  t.quantized_dimension = channel_axis;
+  std::vector<float> inverse(channels);
+  for (size_t c = 0; c < channels; ++c) {
+    t.scale.push_back(std::max(absmax[c], 1e-8f) / 127.0f);
+    t.zero_point.push_back(0);
+    inverse[c] = 1.0f / t.scale[c];
+  }
+  t.data.resize(w.size());
+  for (size_t o = 0, i = 0; o < outer; ++o)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t k = 0; k < inner; ++k, ++i) {
+        const float q = std::nearbyint(w[i] * inverse[c]);
+        t.data[i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f)));
+      }
+  return add_tensor(std::move(t));
+}
+
+int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero) {
+  std::vector<float> b(static_cast<size_t>(n), 0.0f);
+  if (!zero)
+    for (float& x : b) x = rng_.uniform(0.1f);
+  TensorDef t;
+  t.name = name;
+  t.shape = {n};
+  if (!int8_) {
+    t.data = as_bytes(b);
+    return add_tensor(std::move(t));
+  }
+  const TensorDef& in = tensors_[static_cast<size_t>(input)];
+  const TensorDef& w = tensors_[static_cast<size_t>(weight)];
+  std::vector<int32_t> q(static_cast<size_t>(n));
+  t.type = fb::TensorType::INT32;
+  for (size_t c = 0; c < q.size(); ++c) {
+    const float scale = in.scale[0] * w.scale[c % w.scale.size()];
+    t.scale.push_back(scale);
+    t.zero_point.push_back(0);
+    q[c] = static_cast<int32_t>(std::lround(b[c] / scale));
+  }
+  t.data = as_bytes(q);
+  return add_tensor(std::move(t));
+}
+
+int32_t GraphBuilder::const_values(const std::string& name, const std::vector<float>& values) {
+  TensorDef t;
+  t.name = name;
+  t.shape = {static_cast<int32_t>(values.size())};
+  t.lo = std::min(0.0f, *std::min_element(values.begin(), values.end()));
+  t.hi = std::max(1e-6f, *std::max_element(values.begin(), values.end()));
+  if (!int8_) {
+    t.data = as_bytes(values);
+    return add_tensor(std::move(t));
+  }
+  const float scale = (t.hi - t.lo) / 255.0f;
+  const int64_t zp = std::clamp<int64_t>(std::lround(-128.0 - t.lo / scale), -128, 127);
+  t.type = fb::TensorType::INT8;
+  t.scale = {scale};
+  t.zero_point = {zp};
+  for (float v : values)
+    t.data.push_back(static_cast<uint8_t>(static_cast<int8_t>(
+        std::clamp<long>(std::lround(v / scale) + zp, -128, 127))));
+  return add_tensor(std::move(t));
+}
+
+void GraphBuilder::add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
+                          fb::BuiltinOptions type, OptionsFn options) {
+  ops_.push_back(OpDef{code, std::move(inputs), std::move(outputs), type, std::move(options)});
+}
+
+std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
+                                             const std::vector<int32_t>& outputs,
+                                             const std::string& description) const {
+  size_t constant_bytes = 0;
+  for (const auto& t : tensors_) constant_bytes += t.data.size();
+  Builder fbb(constant_bytes + 4096 + 256 * tensors_.size());
+
+  std::vector<flatbuffers::Offset<fb::Buffer>> buffers = {fb::CreateBuffer(fbb)};
+  std::vector<uint32_t> buffer_of(tensors_.size(), 0);
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    if (tensors_[i].data.empty()) continue;
+    buffer_of[i] = static_cast<uint32_t>(buffers.size());
+    buffers.push_back(fb::CreateBufferDirect(fbb, &tensors_[i].data));
+  }
+  std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const TensorDef& t = tensors_[i];
+    flatbuffers::Offset<fb::QuantizationParameters> quant = 0;
+    if (!t.scale.empty())
+      quant = fb::CreateQuantizationParametersDirect(fbb, nullptr, nullptr, &t.scale, &t.zero_point,
+                                                     fb::QuantizationDetails::NONE, 0, t.quantized_dimension);
+    tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant));
+  }
+  std::vector<flatbuffers::Offset<fb::OperatorCode>> codes;
+  std::map<fb::BuiltinOperator, uint32_t> code_index;
+  std::vector<flatbuffers::Offset<fb::Operator>> ops;
+  for (const OpDef& op : ops_) {
+    auto it = code_index.find(op.code);
+    if (it == code_index.end()) {
+      const auto code = static_cast<int32_t>(op.code);
+      it = code_index.emplace(op.code, static_cast<uint32_t>(codes.size())).first;
+      codes.push_back(fb::CreateOperatorCode(fbb, static_cast<int8_t>(std::min(code, 127)), 0, 1, op.code));
+    }
+    const auto options = op.options ? op.options(fbb) : flatbuffers::Offset<void>();
+    ops.push_back(fb::CreateOperatorDirect(fbb, it->second, &op.inputs, &op.outputs, op.options_type, options));
+  }
+  const auto subgraph = fb::CreateSubGraphDirect(fbb, &tensors, &inputs, &outputs, &ops, "main");
+  std::vector<flatbuffers::Offset<fb::SubGraph>> subgraphs = {subgraph};
+  const auto model = fb::CreateModelDirect(fbb, 3, &codes, &subgraphs, description.c_str(), &buffers);
+  fb::FinishModelBuffer(fbb, model);
+  return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+}
+
+}  // namespace perfsage::writer

@@ -1,0 +1,156 @@
+// The writer's inside (writer.h is its outside). Three jobs, one file each:
+//   writer_graph.cpp   the model being written: tensors with their quantisation, operators, and
+//                      the flatbuffer they become;
+//   writer_layers.cpp  one small builder per spec op, looked up in a table by op name;
+//   writer.cpp         the spec walk: inputs, relu fusion, each layer through its builder, outputs.
+// Layer parameters are read through Params (writer_params.cpp), which names the layer in errors.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "perfsage/spec.h"
+#include "perfsage/tflite_generated.h"
+#include "rng.h"
+
+namespace perfsage::writer {
+
+namespace fb = ::perfsage::tflite;
+using Shape = std::vector<int32_t>;
+using Builder = flatbuffers::FlatBufferBuilder;
+using OptionsFn = std::function<flatbuffers::Offset<void>(Builder&)>;
+
+int64_t elements(const Shape& shape);
+std::string shape_str(const Shape& shape);
+
+struct TensorDef {
+  std::string name;
+  Shape shape;
+  fb::TensorType type = fb::TensorType::FLOAT32;
+  std::vector<uint8_t> data;  // constants only
+  std::vector<float> scale;
+  std::vector<int64_t> zero_point;
+  int32_t quantized_dimension = 0;
+  float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
+};
+
+struct OpDef {
+  fb::BuiltinOperator code;
+  std::vector<int32_t> inputs, outputs;
+  fb::BuiltinOptions options_type = fb::BuiltinOptions::NONE;
+  OptionsFn options;
+};
+
+enum class Activation { kNone, kRelu, kRelu6 };
+fb::ActivationFunctionType fused(Activation a);
+
+// The estimated range of a conv, depthwise, transposed conv or dense output: +-4 sigma of a unit
+// variance activation. Trained networks normalise after each of these (batch norm, folded into
+// the bias); deriving the range from the input's instead would compound through residual stacks
+// into scales no runtime or compiler accepts.
+constexpr float kNormalizedSpread = 4.0f;
+
+// The parameters of one layer, read with checks; unknown keys are an error at the end.
+class Params {
+ public:
+  Params(const SpecLayer& layer, std::string label) : layer_(layer), label_(std::move(label)) {}
+
+  [[noreturn]] void fail(const std::string& what) const;
+  const std::string& label() const { return label_; }
+  bool has(const std::string& key) const { return layer_.params.count(key) > 0; }
+
+  int32_t integer(const std::string& key, std::optional<int32_t> fallback = std::nullopt);
+  int32_t positive(const std::string& key, std::optional<int32_t> fallback = std::nullopt);
+  // An int or an [h, w] pair of positive ints.
+  std::pair<int32_t, int32_t> pair(const std::string& key, std::optional<int32_t> fallback = std::nullopt);
+  Shape ints(const std::string& key);
+  std::vector<Shape> int_pairs(const std::string& key);
+  double number(const std::string& key, double fallback);
+  bool flag(const std::string& key, bool fallback);
+  std::string choice(const std::string& key, const std::vector<std::string>& allowed);
+  void finish() const;
+
+ private:
+  const JsonValue* get(const std::string& key);
+  int32_t required(const std::string& key, std::optional<int32_t> fallback) const;
+
+  const SpecLayer& layer_;
+  std::string label_;
+  std::set<std::string> used_;
+};
+
+// The model being written: its tensors and operators in order. Each new tensor gets the data and
+// the quantisation (int8) or none (float32) of its kind; weights and biases draw from the seeded
+// generator, so the order of the calls is part of the output.
+class GraphBuilder {
+ public:
+  GraphBuilder(uint64_t seed, bool int8) : int8_(int8), rng_(seed ^ 0x7065726673616765ull) {}
+
+  bool int8() const { return int8_; }
+  Rng& rng() { return rng_; }
+  // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
+  const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
+  static float absmax(const TensorDef& t);
+
+  // An activation tensor with the range [lo, hi]; int8 gets asymmetric parameters for it.
+  int32_t activation(const std::string& name, const Shape& shape, float lo, float hi);
+  // A tensor carrying `like`'s values rearranged: same type, range and quantisation.
+  int32_t same_as(const std::string& name, const Shape& shape, int32_t like);
+  // Runtime-fixed quantisation (softmax, logistic, tanh outputs).
+  int32_t fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale, int64_t zp);
+  int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
+  // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`.
+  int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
+                  int32_t channel_axis);
+  // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 at
+  // in_scale * w_scale. Layers without a bias still get a zero one, as from the converter,
+  // because runtimes expect the tensor.
+  int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero = false);
+  // A constant operand of elementwise arithmetic (layer norm's gamma, beta, epsilon).
+  int32_t const_values(const std::string& name, const std::vector<float>& values);
+
+  void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
+              fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr);
+
+  // The finished .tflite: one subgraph "main", operator codes in order of first use, one buffer
+  // per constant tensor after the empty buffer 0.
+  std::vector<uint8_t> serialize(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
+                                 const std::string& description) const;
+
+ private:
+  int32_t add_tensor(TensorDef t);
+
+  bool int8_;
+  Rng rng_;
+  std::vector<TensorDef> tensors_;
+  std::vector<OpDef> ops_;
+};
+
+// What a layer builder gets: the layer's parameters, its input tensors (already resolved; a
+// builder may replace one, as concat does with requantised inputs) and the graph to add to.
+struct Layer {
+  const std::string& name;
+  const std::string& op;
+  Params& params;
+  std::vector<int32_t>& inputs;
+  GraphBuilder& graph;
+  std::optional<Activation> fused_activation;  // a following relu/relu6 folded into this layer
+
+  // Fails unless the layer has between `lo` and `hi` inputs.
+  void want_inputs(size_t lo, size_t hi) const;
+  // The "activation" parameter, or the fused one when a relu layer was folded into this one.
+  Activation activation_param() const;
+};
+
+// Adds the operators of one layer and returns its output tensor.
+using LayerBuilderFn = int32_t (*)(Layer&);
+
+// The builder of a spec op, or null when no op has that name.
+LayerBuilderFn find_layer_builder(const std::string& op);
+
+}  // namespace perfsage::writer

@@ -1,0 +1,584 @@
+// One builder per spec op (spec.h lists them with their parameters), and the table that finds them.
+//
+// A builder reads its parameters, checks its inputs, adds its constants, output tensor and
+// operators to the graph in the order the converter would, and returns the output tensor. The
+// order of parameter reads decides which error a bad spec gets; the order of weights and biases
+// decides the bytes: keep both when editing.
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+
+#include "writer_graph.h"
+
+namespace perfsage::writer {
+
+void Layer::want_inputs(size_t lo, size_t hi) const {
+  if (inputs.size() < lo || inputs.size() > hi)
+    params.fail("takes " + (lo == hi ? std::to_string(lo) : std::to_string(lo) + " to " + std::to_string(hi)) +
+                " inputs, got " + std::to_string(inputs.size()));
+}
+
+Activation Layer::activation_param() const {
+  const std::string a = params.choice("activation", {"none", "relu", "relu6"});
+  const Activation chosen = a == "relu" ? Activation::kRelu : a == "relu6" ? Activation::kRelu6 : Activation::kNone;
+  return fused_activation ? *fused_activation : chosen;
+}
+
+namespace {
+
+// --- shape checks shared by the builders -------------------------------------------------------
+
+Shape broadcast(const Params& p, const Shape& a, const Shape& b) {
+  Shape out(std::max(a.size(), b.size()), 1);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int32_t da = i < out.size() - a.size() ? 1 : a[i - (out.size() - a.size())];
+    const int32_t db = i < out.size() - b.size() ? 1 : b[i - (out.size() - b.size())];
+    if (da != db && da != 1 && db != 1) p.fail("shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
+    out[i] = std::max(da, db);
+  }
+  return out;
+}
+
+void require_rank(const Params& p, const TensorDef& t, size_t rank) {
+  if (t.shape.size() != rank) p.fail("needs a rank-" + std::to_string(rank) + " input, got " + shape_str(t.shape));
+}
+
+// Output size and a check that the (dilated) kernel fits the (padded) input.
+int32_t window_out(const Params& p, int32_t in, int32_t kernel, int32_t stride, int32_t dilation, bool same,
+                   const char* axis) {
+  const int32_t effective = (kernel - 1) * dilation + 1;
+  if (same) return (in + stride - 1) / stride;
+  if (effective > in)
+    p.fail(std::string("kernel ") + std::to_string(effective) + " is larger than the " + axis + " size " +
+           std::to_string(in) + " of its input (padding valid)");
+  return (in - effective) / stride + 1;
+}
+
+void clamp_range(Activation act, float& lo, float& hi) {
+  if (act != Activation::kNone) lo = 0.0f;
+  if (act == Activation::kRelu6) hi = std::min(hi, 6.0f);
+}
+
+// The single input, copied: adding tensors may move the graph's tensor list.
+TensorDef only_input(Layer& l) {
+  l.want_inputs(1, 1);
+  return l.graph.tensor(l.inputs[0]);
+}
+
+// --- weighted layers ---------------------------------------------------------------------------
+
+int32_t conv(Layer& l, bool depthwise) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  require_rank(p, x, 4);
+  const auto [kh, kw] = p.pair("kernel");
+  const auto [sh, sw] = p.pair("stride", 1);
+  const auto [dh, dw] = p.pair("dilation", 1);
+  const bool same = p.choice("padding", {"same", "valid"}) == "same";
+  const Activation act = l.activation_param();
+  const bool with_bias = p.flag("bias", true);
+  const int32_t cin = x.shape[3];
+  const int32_t multiplier = depthwise ? p.positive("depth_multiplier", 1) : 1;
+  const int32_t cout = depthwise ? cin * multiplier : p.positive("filters");
+  const int32_t oh = window_out(p, x.shape[1], kh, sh, dh, same, "height");
+  const int32_t ow = window_out(p, x.shape[2], kw, sw, dw, same, "width");
+  const int64_t fan_in = int64_t{kh} * kw * (depthwise ? 1 : cin);
+  const int32_t w = depthwise
+                        ? g.weights(l.name + "/depthwise_kernel", {1, kh, kw, cout}, fan_in, int64_t{kh} * kw * multiplier, 3)
+                        : g.weights(l.name + "/kernel", {cout, kh, kw, cin}, fan_in, int64_t{kh} * kw * cout, 0);
+  const int32_t b = g.bias(l.name + "/bias", cout, l.inputs[0], w, !with_bias);
+  float lo = -kNormalizedSpread, hi = kNormalizedSpread;
+  clamp_range(act, lo, hi);
+  const int32_t out = g.activation(l.name, {x.shape[0], oh, ow, cout}, lo, hi);
+  const auto padding = same ? fb::Padding::SAME : fb::Padding::VALID;
+  if (depthwise)
+    g.add_op(fb::BuiltinOperator::DEPTHWISE_CONV_2D, {l.inputs[0], w, b}, {out}, fb::BuiltinOptions::DepthwiseConv2DOptions,
+             [=](Builder& fbb) {
+               return fb::CreateDepthwiseConv2DOptions(fbb, padding, sw, sh, multiplier, fused(act), dw, dh).Union();
+             });
+  else
+    g.add_op(fb::BuiltinOperator::CONV_2D, {l.inputs[0], w, b}, {out}, fb::BuiltinOptions::Conv2DOptions,
+             [=](Builder& fbb) { return fb::CreateConv2DOptions(fbb, padding, sw, sh, fused(act), dw, dh).Union(); });
+  return out;
+}
+
+int32_t conv2d(Layer& l) { return conv(l, false); }
+int32_t depthwise_conv2d(Layer& l) { return conv(l, true); }
+
+int32_t transpose_conv2d(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  require_rank(p, x, 4);
+  const int32_t cout = p.positive("filters");
+  const auto [kh, kw] = p.pair("kernel");
+  const auto [sh, sw] = p.pair("stride", 1);
+  const bool same = p.choice("padding", {"same", "valid"}) == "same";
+  const bool with_bias = p.flag("bias", true);
+  const int32_t cin = x.shape[3];
+  const int32_t oh = same ? x.shape[1] * sh : (x.shape[1] - 1) * sh + kh;
+  const int32_t ow = same ? x.shape[2] * sw : (x.shape[2] - 1) * sw + kw;
+  const Shape out_shape = {x.shape[0], oh, ow, cout};
+  const int32_t shape_t = g.const_int32(l.name + "/output_shape", out_shape);
+  const int32_t w = g.weights(l.name + "/kernel", {cout, kh, kw, cin}, int64_t{kh} * kw * cin, int64_t{kh} * kw * cout, 0);
+  const int32_t b = g.bias(l.name + "/bias", cout, l.inputs[0], w, !with_bias);
+  const int32_t out = g.activation(l.name, out_shape, -kNormalizedSpread, kNormalizedSpread);
+  const auto padding = same ? fb::Padding::SAME : fb::Padding::VALID;
+  g.add_op(fb::BuiltinOperator::TRANSPOSE_CONV, {shape_t, w, l.inputs[0], b}, {out}, fb::BuiltinOptions::TransposeConvOptions,
+           [=](Builder& fbb) { return fb::CreateTransposeConvOptions(fbb, padding, sw, sh).Union(); });
+  return out;
+}
+
+int32_t dense(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const int32_t units = p.positive("units");
+  const Activation act = l.activation_param();
+  const bool with_bias = p.flag("bias", true);
+  const int32_t cin = x.shape.back();
+  const int32_t w = g.weights(l.name + "/kernel", {units, cin}, cin, units, 0);
+  const int32_t b = g.bias(l.name + "/bias", units, l.inputs[0], w, !with_bias);
+  const bool keep_dims = x.shape.size() > 2;
+  Shape out_shape = x.shape;
+  if (keep_dims)
+    out_shape.back() = units;
+  else
+    out_shape = {static_cast<int32_t>(elements(x.shape) / cin), units};
+  float lo = -kNormalizedSpread, hi = kNormalizedSpread;
+  clamp_range(act, lo, hi);
+  const int32_t out = g.activation(l.name, out_shape, lo, hi);
+  g.add_op(fb::BuiltinOperator::FULLY_CONNECTED, {l.inputs[0], w, b}, {out}, fb::BuiltinOptions::FullyConnectedOptions,
+           [=](Builder& fbb) {
+             return fb::CreateFullyConnectedOptions(fbb, fused(act), fb::FullyConnectedOptionsWeightsFormat::DEFAULT, keep_dims)
+                 .Union();
+           });
+  return out;
+}
+
+// --- elementwise arithmetic: output ranges by interval arithmetic on the inputs' ----------------
+
+struct TwoInputs {
+  TensorDef a, b;
+  Shape shape;  // broadcast as numpy
+};
+
+TwoInputs two_inputs(Layer& l) {
+  l.want_inputs(2, 2);
+  TwoInputs x{l.graph.tensor(l.inputs[0]), l.graph.tensor(l.inputs[1]), {}};
+  x.shape = broadcast(l.params, x.a.shape, x.b.shape);
+  return x;
+}
+
+// The output of an arithmetic layer with a fused activation, in [lo, hi] before the activation.
+int32_t arithmetic(Layer& l, const TwoInputs& x, Activation act, float lo, float hi, fb::BuiltinOperator code,
+                   fb::BuiltinOptions options_type, OptionsFn options) {
+  clamp_range(act, lo, hi);
+  const int32_t out = l.graph.activation(l.name, x.shape, lo, hi);
+  l.graph.add_op(code, l.inputs, {out}, options_type, std::move(options));
+  return out;
+}
+
+int32_t add(Layer& l) {
+  const TwoInputs x = two_inputs(l);
+  const Activation act = l.activation_param();
+  return arithmetic(l, x, act, x.a.lo + x.b.lo, x.a.hi + x.b.hi, fb::BuiltinOperator::ADD, fb::BuiltinOptions::AddOptions,
+                    [=](Builder& fbb) { return fb::CreateAddOptions(fbb, fused(act)).Union(); });
+}
+
+int32_t sub(Layer& l) {
+  const TwoInputs x = two_inputs(l);
+  const Activation act = l.activation_param();
+  return arithmetic(l, x, act, x.a.lo - x.b.hi, x.a.hi - x.b.lo, fb::BuiltinOperator::SUB, fb::BuiltinOptions::SubOptions,
+                    [=](Builder& fbb) { return fb::CreateSubOptions(fbb, fused(act)).Union(); });
+}
+
+int32_t mul(Layer& l) {
+  const TwoInputs x = two_inputs(l);
+  const Activation act = l.activation_param();
+  const float c[] = {x.a.lo * x.b.lo, x.a.lo * x.b.hi, x.a.hi * x.b.lo, x.a.hi * x.b.hi};
+  return arithmetic(l, x, act, *std::min_element(c, c + 4), *std::max_element(c, c + 4), fb::BuiltinOperator::MUL,
+                    fb::BuiltinOptions::MulOptions, [=](Builder& fbb) { return fb::CreateMulOptions(fbb, fused(act)).Union(); });
+}
+
+int32_t squared_difference(Layer& l) {
+  const TwoInputs x = two_inputs(l);
+  const float spread = GraphBuilder::absmax(x.a) + GraphBuilder::absmax(x.b);
+  return arithmetic(l, x, Activation::kNone, 0.0f, spread * spread, fb::BuiltinOperator::SQUARED_DIFFERENCE,
+                    fb::BuiltinOptions::SquaredDifferenceOptions,
+                    [](Builder& fbb) { return fb::CreateSquaredDifferenceOptions(fbb).Union(); });
+}
+
+int32_t batch_matmul(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  l.want_inputs(2, 2);
+  const TensorDef a = g.tensor(l.inputs[0]);
+  const TensorDef b = g.tensor(l.inputs[1]);
+  if (a.shape.size() < 2 || b.shape.size() < 2) p.fail("inputs must have rank >= 2");
+  const bool adj_x = p.flag("adj_x", false), adj_y = p.flag("adj_y", false);
+  const size_t ra = a.shape.size(), rb = b.shape.size();
+  const int32_t m = adj_x ? a.shape[ra - 1] : a.shape[ra - 2];
+  const int32_t k = adj_x ? a.shape[ra - 2] : a.shape[ra - 1];
+  const int32_t kb = adj_y ? b.shape[rb - 1] : b.shape[rb - 2];
+  const int32_t n = adj_y ? b.shape[rb - 2] : b.shape[rb - 1];
+  if (k != kb) p.fail("inner dimensions differ: " + shape_str(a.shape) + " x " + shape_str(b.shape));
+  Shape shape = broadcast(p, Shape(a.shape.begin(), a.shape.end() - 2), Shape(b.shape.begin(), b.shape.end() - 2));
+  shape.push_back(m);
+  shape.push_back(n);
+  const float spread = GraphBuilder::absmax(a) * GraphBuilder::absmax(b) * std::sqrt(static_cast<float>(k));
+  const int32_t out = g.activation(l.name, shape, -spread, spread);
+  g.add_op(fb::BuiltinOperator::BATCH_MATMUL, l.inputs, {out}, fb::BuiltinOptions::BatchMatMulOptions,
+           [=](Builder& fbb) { return fb::CreateBatchMatMulOptions(fbb, adj_x, adj_y).Union(); });
+  return out;
+}
+
+// --- data movement: the output keeps the input's quantisation ------------------------------------
+
+int32_t concat(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  std::vector<int32_t>& in = l.inputs;
+  l.want_inputs(2, 1000);
+  const TensorDef first = g.tensor(in[0]);
+  const auto rank = static_cast<int32_t>(first.shape.size());
+  int32_t axis = p.integer("axis", -1);
+  if (axis < -rank || axis >= rank) p.fail("axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank));
+  if (axis < 0) axis += rank;
+  Shape shape = first.shape;
+  shape[static_cast<size_t>(axis)] = 0;
+  float lo = 0.0f, hi = 0.0f;
+  for (int32_t t : in) {
+    const TensorDef x = g.tensor(t);
+    for (int32_t d = 0; d < rank; ++d)
+      if (x.shape.size() != first.shape.size() ||
+          (d != axis && x.shape[static_cast<size_t>(d)] != first.shape[static_cast<size_t>(d)]))
+        p.fail("inputs " + shape_str(first.shape) + " and " + shape_str(x.shape) + " differ outside axis " +
+               std::to_string(axis));
+    shape[static_cast<size_t>(axis)] += x.shape[static_cast<size_t>(axis)];
+    lo = std::min(lo, x.lo);
+    hi = std::max(hi, x.hi);
+  }
+  const int32_t out = g.activation(l.name, shape, lo, hi);
+  // Runtimes want int8 concatenation inputs at the output's scale; the converter requantises
+  // the inputs that are not (a QUANTIZE from int8 to int8).
+  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
+    const TensorDef& x = g.tensor(in[k]);
+    if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
+    const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
+    g.add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
+    in[k] = requantized;
+  }
+  g.add_op(fb::BuiltinOperator::CONCATENATION, in, {out}, fb::BuiltinOptions::ConcatenationOptions,
+           [=](Builder& fbb) { return fb::CreateConcatenationOptions(fbb, axis).Union(); });
+  return out;
+}
+
+int32_t pool(Layer& l, fb::BuiltinOperator code) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  require_rank(p, x, 4);
+  const auto [ph, pw] = p.pair("pool");
+  const auto [sh, sw] = p.has("stride") ? p.pair("stride") : std::make_pair(ph, pw);
+  const bool same = p.choice("padding", {"valid", "same"}) == "same";
+  const int32_t oh = window_out(p, x.shape[1], ph, sh, 1, same, "height");
+  const int32_t ow = window_out(p, x.shape[2], pw, sw, 1, same, "width");
+  const int32_t out = l.graph.same_as(l.name, {x.shape[0], oh, ow, x.shape[3]}, l.inputs[0]);
+  const auto padding = same ? fb::Padding::SAME : fb::Padding::VALID;
+  l.graph.add_op(code, l.inputs, {out}, fb::BuiltinOptions::Pool2DOptions,
+                 [=](Builder& fbb) { return fb::CreatePool2DOptions(fbb, padding, sw, sh, pw, ph).Union(); });
+  return out;
+}
+
+int32_t avg_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::AVERAGE_POOL_2D); }
+int32_t max_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::MAX_POOL_2D); }
+
+// MEAN over `axes` (negative ones count from the end).
+int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
+  const auto rank = static_cast<int32_t>(x.shape.size());
+  std::vector<bool> reduced(static_cast<size_t>(rank), false);
+  for (int32_t& a : axes) {
+    if (a < -rank || a >= rank) l.params.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(rank));
+    if (a < 0) a += rank;
+    reduced[static_cast<size_t>(a)] = true;
+  }
+  Shape shape;
+  for (int32_t d = 0; d < rank; ++d) {
+    if (!reduced[static_cast<size_t>(d)]) shape.push_back(x.shape[static_cast<size_t>(d)]);
+    else if (keep) shape.push_back(1);
+  }
+  if (shape.empty()) shape = {1};
+  const int32_t axes_t = l.graph.const_int32(l.name + "/axes", axes);
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::MEAN, {l.inputs[0], axes_t}, {out}, fb::BuiltinOptions::ReducerOptions,
+                 [=](Builder& fbb) { return fb::CreateReducerOptions(fbb, keep).Union(); });
+  return out;
+}
+
+int32_t global_avg_pool(Layer& l) {
+  const TensorDef x = only_input(l);
+  require_rank(l.params, x, 4);
+  return reduce_mean(l, x, {1, 2}, true);
+}
+
+int32_t mean(Layer& l) {
+  const TensorDef x = only_input(l);
+  const Shape axes = l.params.ints("axes");
+  return reduce_mean(l, x, axes, l.params.flag("keep_dims", true));
+}
+
+int32_t pad(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const auto pads = p.int_pairs("paddings");
+  if (pads.size() != x.shape.size()) p.fail("needs one [before, after] pair per dimension of " + shape_str(x.shape));
+  Shape shape = x.shape;
+  std::vector<int32_t> flat;
+  for (size_t d = 0; d < pads.size(); ++d) {
+    shape[d] += pads[d][0] + pads[d][1];
+    flat.insert(flat.end(), pads[d].begin(), pads[d].end());
+  }
+  const int32_t pads_t = l.graph.const_int32(l.name + "/paddings", flat, {static_cast<int32_t>(pads.size()), 2});
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::PAD, {l.inputs[0], pads_t}, {out}, fb::BuiltinOptions::PadOptions,
+                 [](Builder& fbb) { return fb::CreatePadOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t reshape(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  Shape shape = p.ints("shape");
+  int64_t known = 1;
+  int wildcard = -1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == -1) {
+      if (wildcard >= 0) p.fail("more than one -1 in shape " + shape_str(shape));
+      wildcard = static_cast<int>(d);
+    } else if (shape[d] <= 0) {
+      p.fail("non-positive size in shape " + shape_str(shape));
+    } else {
+      known *= shape[d];
+    }
+  }
+  const int64_t total = elements(x.shape);
+  if (wildcard >= 0) {
+    if (total % known != 0) p.fail("cannot reshape " + shape_str(x.shape) + " to " + shape_str(shape));
+    shape[static_cast<size_t>(wildcard)] = static_cast<int32_t>(total / known);
+  } else if (known != total) {
+    p.fail("cannot reshape " + shape_str(x.shape) + " (" + std::to_string(total) + " elements) to " + shape_str(shape));
+  }
+  const int32_t shape_t = l.graph.const_int32(l.name + "/shape", shape);
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::RESHAPE, {l.inputs[0], shape_t}, {out}, fb::BuiltinOptions::ReshapeOptions,
+                 [shape](Builder& fbb) { return fb::CreateReshapeOptionsDirect(fbb, &shape).Union(); });
+  return out;
+}
+
+int32_t resize(Layer& l, bool bilinear) {
+  const TensorDef x = only_input(l);
+  require_rank(l.params, x, 4);
+  const auto [h, w] = l.params.pair("size");
+  const int32_t size_t_ = l.graph.const_int32(l.name + "/size", {h, w});
+  const int32_t out = l.graph.same_as(l.name, {x.shape[0], h, w, x.shape[3]}, l.inputs[0]);
+  if (bilinear)
+    l.graph.add_op(fb::BuiltinOperator::RESIZE_BILINEAR, {l.inputs[0], size_t_}, {out},
+                   fb::BuiltinOptions::ResizeBilinearOptions,
+                   [](Builder& fbb) { return fb::CreateResizeBilinearOptions(fbb, false, true).Union(); });
+  else
+    l.graph.add_op(fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR, {l.inputs[0], size_t_}, {out},
+                   fb::BuiltinOptions::ResizeNearestNeighborOptions,
+                   [](Builder& fbb) { return fb::CreateResizeNearestNeighborOptions(fbb, false, true).Union(); });
+  return out;
+}
+
+int32_t resize_bilinear(Layer& l) { return resize(l, true); }
+int32_t resize_nearest(Layer& l) { return resize(l, false); }
+
+int32_t depth_to_space(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  require_rank(p, x, 4);
+  const int32_t block = p.positive("block_size");
+  if (x.shape[3] % (block * block) != 0)
+    p.fail("channels " + std::to_string(x.shape[3]) + " are not divisible by block_size^2 = " + std::to_string(block * block));
+  const int32_t out =
+      l.graph.same_as(l.name, {x.shape[0], x.shape[1] * block, x.shape[2] * block, x.shape[3] / (block * block)}, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::DEPTH_TO_SPACE, l.inputs, {out}, fb::BuiltinOptions::DepthToSpaceOptions,
+                 [=](Builder& fbb) { return fb::CreateDepthToSpaceOptions(fbb, block).Union(); });
+  return out;
+}
+
+int32_t transpose(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const Shape perm = p.ints("perm");
+  Shape sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t d = 0; d < sorted.size(); ++d)
+    if (sorted[d] != static_cast<int32_t>(d) || perm.size() != x.shape.size())
+      p.fail("perm " + shape_str(perm) + " is not a permutation of the input's " + std::to_string(x.shape.size()) +
+             " dimensions");
+  Shape shape;
+  for (int32_t d : perm) shape.push_back(x.shape[static_cast<size_t>(d)]);
+  const int32_t perm_t = l.graph.const_int32(l.name + "/perm", perm);
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::TRANSPOSE, {l.inputs[0], perm_t}, {out}, fb::BuiltinOptions::TransposeOptions,
+                 [](Builder& fbb) { return fb::CreateTransposeOptions(fbb).Union(); });
+  return out;
+}
+
+// --- activations ---------------------------------------------------------------------------------
+
+int32_t softmax(Layer& l) {
+  const TensorDef x = only_input(l);
+  const auto beta = static_cast<float>(l.params.number("beta", 1.0));
+  const int32_t out = l.graph.fixed(l.name, x.shape, 0.0f, 1.0f, 1.0f / 256.0f, -128);
+  l.graph.add_op(fb::BuiltinOperator::SOFTMAX, l.inputs, {out}, fb::BuiltinOptions::SoftmaxOptions,
+                 [=](Builder& fbb) { return fb::CreateSoftmaxOptions(fbb, beta).Union(); });
+  return out;
+}
+
+int32_t logistic(Layer& l) {
+  const int32_t out = l.graph.fixed(l.name, only_input(l).shape, 0.0f, 1.0f, 1.0f / 256.0f, -128);
+  l.graph.add_op(fb::BuiltinOperator::LOGISTIC, l.inputs, {out});
+  return out;
+}
+
+int32_t tanh(Layer& l) {
+  const int32_t out = l.graph.fixed(l.name, only_input(l).shape, -1.0f, 1.0f, 1.0f / 128.0f, 0);
+  l.graph.add_op(fb::BuiltinOperator::TANH, l.inputs, {out});
+  return out;
+}
+
+int32_t relu(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, x.hi);
+  l.graph.add_op(fb::BuiltinOperator::RELU, l.inputs, {out});
+  return out;
+}
+
+int32_t relu6(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, std::min(x.hi, 6.0f));
+  l.graph.add_op(fb::BuiltinOperator::RELU6, l.inputs, {out});
+  return out;
+}
+
+int32_t hard_swish(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, -0.375f, std::max(x.hi, 0.5f));
+  l.graph.add_op(fb::BuiltinOperator::HARD_SWISH, l.inputs, {out}, fb::BuiltinOptions::HardSwishOptions,
+                 [](Builder& fbb) { return fb::CreateHardSwishOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t rsqrt(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, 1.0f / std::sqrt(std::max(x.lo, 1e-3f)));
+  l.graph.add_op(fb::BuiltinOperator::RSQRT, l.inputs, {out});
+  return out;
+}
+
+// --- composite layers ------------------------------------------------------------------------------
+
+// Keras LayerNormalization over the last axis, as the converter lowers it.
+int32_t layer_norm(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const std::string& name = l.name;
+  const TensorDef xt = only_input(l);
+  const int32_t x = l.inputs[0];
+  const auto epsilon = static_cast<float>(p.number("epsilon", 1e-3));
+  if (p.integer("axis", -1) != -1) p.fail("only axis -1 is supported");
+  const Shape shape = xt.shape;
+  const int32_t channels = shape.back();
+  Shape reduced = shape;
+  reduced.back() = 1;
+  const auto last = static_cast<int32_t>(shape.size()) - 1;
+  const float m = GraphBuilder::absmax(xt);
+  auto mean_of = [&](const std::string& n, int32_t input) {
+    const int32_t axes = g.const_int32(n + "/axes", {last});
+    const int32_t t = g.same_as(n, reduced, input);
+    g.add_op(fb::BuiltinOperator::MEAN, {input, axes}, {t}, fb::BuiltinOptions::ReducerOptions,
+             [](Builder& fbb) { return fb::CreateReducerOptions(fbb, true).Union(); });
+    return t;
+  };
+  const int32_t mu = mean_of(name + "/mean", x);
+  const int32_t sq = g.activation(name + "/squared_difference", shape, 0.0f, 4.0f * m * m);
+  g.add_op(fb::BuiltinOperator::SQUARED_DIFFERENCE, {x, mu}, {sq}, fb::BuiltinOptions::SquaredDifferenceOptions,
+           [](Builder& fbb) { return fb::CreateSquaredDifferenceOptions(fbb).Union(); });
+  const int32_t var = mean_of(name + "/variance", sq);
+  const int32_t eps = g.const_values(name + "/epsilon", {epsilon});
+  const int32_t var_eps = g.activation(name + "/add_epsilon", reduced, epsilon, 4.0f * m * m + epsilon);
+  g.add_op(fb::BuiltinOperator::ADD, {var, eps}, {var_eps}, fb::BuiltinOptions::AddOptions,
+           [](Builder& fbb) { return fb::CreateAddOptions(fbb).Union(); });
+  const int32_t inv = g.activation(name + "/rsqrt", reduced, 0.0f, 1.0f / std::sqrt(epsilon));
+  g.add_op(fb::BuiltinOperator::RSQRT, {var_eps}, {inv});
+  const int32_t centered = g.activation(name + "/centered", shape, -2.0f * m, 2.0f * m);
+  g.add_op(fb::BuiltinOperator::SUB, {x, mu}, {centered}, fb::BuiltinOptions::SubOptions,
+           [](Builder& fbb) { return fb::CreateSubOptions(fbb).Union(); });
+  const int32_t normed = g.activation(name + "/normalized", shape, -4.0f, 4.0f);
+  g.add_op(fb::BuiltinOperator::MUL, {centered, inv}, {normed}, fb::BuiltinOptions::MulOptions,
+           [](Builder& fbb) { return fb::CreateMulOptions(fbb).Union(); });
+  std::vector<float> gamma(static_cast<size_t>(channels)), beta(static_cast<size_t>(channels));
+  for (float& v : gamma) v = 1.0f + g.rng().uniform(0.1f);
+  for (float& v : beta) v = g.rng().uniform(0.1f);
+  const int32_t gamma_t = g.const_values(name + "/gamma", gamma);
+  const int32_t scaled = g.activation(name + "/scaled", shape, -4.4f, 4.4f);
+  g.add_op(fb::BuiltinOperator::MUL, {normed, gamma_t}, {scaled}, fb::BuiltinOptions::MulOptions,
+           [](Builder& fbb) { return fb::CreateMulOptions(fbb).Union(); });
+  const int32_t beta_t = g.const_values(name + "/beta", beta);
+  const int32_t out = g.activation(name, shape, -4.5f, 4.5f);
+  g.add_op(fb::BuiltinOperator::ADD, {scaled, beta_t}, {out}, fb::BuiltinOptions::AddOptions,
+           [](Builder& fbb) { return fb::CreateAddOptions(fbb).Union(); });
+  return out;
+}
+
+struct LayerBuilderEntry {
+  const char* op;
+  LayerBuilderFn build;
+};
+
+// Every spec op: adding one is a builder above and a line here (and its parameters in spec.h).
+constexpr LayerBuilderEntry kLayerBuilders[] = {
+    {"conv2d", conv2d},
+    {"depthwise_conv2d", depthwise_conv2d},
+    {"transpose_conv2d", transpose_conv2d},
+    {"dense", dense},
+    {"add", add},
+    {"sub", sub},
+    {"mul", mul},
+    {"squared_difference", squared_difference},
+    {"batch_matmul", batch_matmul},
+    {"concat", concat},
+    {"avg_pool2d", avg_pool2d},
+    {"max_pool2d", max_pool2d},
+    {"global_avg_pool", global_avg_pool},
+    {"mean", mean},
+    {"pad", pad},
+    {"reshape", reshape},
+    {"resize_bilinear", resize_bilinear},
+    {"resize_nearest", resize_nearest},
+    {"depth_to_space", depth_to_space},
+    {"transpose", transpose},
+    {"softmax", softmax},
+    {"logistic", logistic},
+    {"tanh", tanh},
+    {"relu", relu},
+    {"relu6", relu6},
+    {"hard_swish", hard_swish},
+    {"rsqrt", rsqrt},
+    {"layer_norm", layer_norm},
+};
+
+}  // namespace
+
+LayerBuilderFn find_layer_builder(const std::string& op) {
+  const auto* end = std::end(kLayerBuilders);
+  const auto* it = std::find_if(std::begin(kLayerBuilders), end, [&](const LayerBuilderEntry& e) { return op == e.op; });
+  return it == end ? nullptr : it->build;
+}
+
+}  // namespace perfsage::writer
