@@ -29,6 +29,7 @@ from perfsage.evaluation import (  # noqa: E402
     spearman,
 )
 from perfsage.evaluation import _gcn as gcn  # noqa: E402
+from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
 
@@ -472,8 +473,6 @@ def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp
 
 def test_every_plot_panel_has_axis_labels_and_readable_fonts(tmp_path: Path, monkeypatch) -> None:
     # Issue 12: the predicted-vs-true grid labelled only its outer panels, in 6-7 pt type.
-    from perfsage.evaluation import _plots
-
     figures: List[Any] = []
     monkeypatch.setattr(_plots, "_save", lambda fig, path: figures.append(fig))
     rng = np.random.default_rng(0)
@@ -495,4 +494,3 @@ def test_every_plot_panel_has_axis_labels_and_readable_fonts(tmp_path: Path, mon
                 assert text.get_fontsize() >= 9, (ax.get_title(), text.get_text(), text.get_fontsize())
     # Each panel of the grid names the metric of its own row.
     assert [ax.get_xlabel() for ax in grid] == [f"true {m}" for m in metrics for _ in series]
-    _plots.plt.close("all")
