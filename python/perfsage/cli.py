@@ -29,6 +29,7 @@ from .datasets import (
 )
 from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
+from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
 from .spaces import sample, spaces
 
@@ -202,10 +203,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labeler_options(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``[TARGET:]KEY=VALUE`` items -> ``{target or "*": {key: value}}``; values are JSON when
-    they parse as JSON (numbers, true, null), strings otherwise."""
+def _labeler_options(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """``--labeler-option [TARGET:]KEY=VALUE`` items -> ``{target or "*": {key: value}}``; values
+    are JSON when they parse as JSON (numbers, true, null), strings otherwise. ``--per-operator``
+    asks every target for per-operator labels, which only the Vela targets give."""
     options: Dict[str, Dict[str, Any]] = {}
+    if args.per_operator:
+        others = [t for t in args.target if t not in VELA_ACCELERATORS]
+        if others:
+            raise ValueError(f"--per-operator: {', '.join(others)} gives no per-operator labels (the Vela targets "
+                             f"do: {', '.join(VELA_ACCELERATORS)})")
+        for target in args.target:
+            options.setdefault(target, {})["per_operator"] = True
+    pairs: Sequence[str] = args.labeler_option
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
@@ -217,6 +227,10 @@ def _labeler_options(pairs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
             value = text
         options.setdefault(target if colon else "*", {})[name] = value
     return options
+
+
+PER_OPERATOR_HELP = ("also store each operator's labels (Vela targets: cycles, MACs, bytes per memory, latency, "
+                     "energy and placement per operator, summing to the model's labels)")
 
 
 def _labelling_job(out: str, job: Any) -> int:
@@ -250,7 +264,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         retry_errors=args.retry_errors,
         flush_rows=args.flush_rows,
         flush_seconds=args.flush_seconds,
-        labeler_options=_labeler_options(args.labeler_option),
+        labeler_options=_labeler_options(args),
         progress=not args.no_progress,
     ))
 
@@ -264,7 +278,7 @@ def _cmd_dataset_label(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout=args.timeout,
         retry_errors=args.retry_errors,
-        labeler_options=_labeler_options(args.labeler_option),
+        labeler_options=_labeler_options(args),
         progress=not args.no_progress,
     ))
 
@@ -359,6 +373,7 @@ def _add_dataset_commands(sub: Any) -> None:
     build.add_argument("--labeler-option", action="append", default=[], metavar="[TARGET:]KEY=VALUE",
                        help="option for the labellers (all, or TARGET's), e.g. host-cpu:min_repeats=50 or "
                        "ethos-u55-256:optimise=Size")
+    build.add_argument("--per-operator", action="store_true", help=PER_OPERATOR_HELP)
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(run=_cmd_dataset_build)
 
@@ -380,6 +395,7 @@ def _add_dataset_commands(sub: Any) -> None:
     label.add_argument("--retry-errors", action="store_true", help="label again the rows stored with an error")
     label.add_argument("--labeler-option", action="append", default=[], metavar="[TARGET:]KEY=VALUE",
                        help="option for the labellers (all, or TARGET's), as for dataset build")
+    label.add_argument("--per-operator", action="store_true", help=PER_OPERATOR_HELP)
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     label.set_defaults(run=_cmd_dataset_label)
 

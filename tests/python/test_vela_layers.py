@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import perfsage
+from perfsage.cli import main as cli_main
+from perfsage.datasets import DatasetError, compact_dataset, dataset_info, format_info, open_dataset
 from perfsage.examples import example_model
 from perfsage.labelers import LabelError, get_labeler
 from perfsage.labelers.vela_layers import (
@@ -159,3 +161,38 @@ def test_out_of_range_operator_and_bad_number_are_named():
     bad["op_cycles"] = "lots"
     with pytest.raises(DebugDatabaseError, match="column 'op_cycles': 'lots' is not a number"):
         operator_costs(read_tables(_database([bad], [{"id": 1, "operator": "Conv2D", "ext_key": 0}])), 2)
+
+
+def test_dataset_stores_per_operator_labels(labeler, tmp_path):
+    # Why: the per-operator labels are only worth having if a dataset keeps them, row by row,
+    # aligned with each row's graph, through compaction and the command line.
+    out = tmp_path / "ops.parquet"
+    code = cli_main(["dataset", "build", "--space", "kws", "--space", "op_zoo", "--n", "3", "--target", "ethos-u55-256",
+                     "--target", "ethos-u65-512", "--per-operator", "--workers", "1", "--out", str(out),
+                     "--no-progress"])
+    assert code == 0
+    for path in (out, compact_dataset(out, tmp_path / "compact.parquet")):
+        dataset = open_dataset(path)
+        assert dataset.targets["ethos-u55-256"]["node_metrics"]["cycles"] == "cycles"
+        graphs = dataset.graphs()
+        for target in ("ethos-u55-256", "ethos-u65-512"):
+            cycles = dataset.node_labels(target, "cycles")
+            placement = dataset.node_labels(target, "placement")
+            totals = dataset.labels(f"{target}/total_cycles")[:, 0]
+            for graph, per_op, where, total in zip(graphs, cycles, placement, totals):
+                assert per_op.shape == (graph.num_nodes,) == where.shape
+                np.testing.assert_allclose(per_op.sum(dtype=np.float64), total, rtol=1e-6)
+                assert set(where.tolist()) <= {0.0, 1.0, 2.0}
+    info = dataset_info(out)
+    assert info["targets"]["ethos-u55-256"]["per_operator"]["rows"] == 6
+    assert "per-operator labels: 6 of 6 labelled rows" in format_info(info)
+    with pytest.raises(DatasetError, match="no per-operator labels 'ethos-u55-256/ops/nothing'"):
+        dataset.node_labels("ethos-u55-256", "nothing")
+
+
+def test_per_operator_needs_a_target_that_gives_them(tmp_path, capsys):
+    # Why: host-cpu cannot price operators; asking for it must say so, not fail inside a worker.
+    code = cli_main(["dataset", "build", "--space", "kws", "--n", "1", "--target", "host-cpu", "--per-operator",
+                     "--out", str(tmp_path / "x.parquet"), "--no-progress"])
+    assert code != 0
+    assert "--per-operator: host-cpu gives no per-operator labels" in capsys.readouterr().err

@@ -104,7 +104,12 @@ def make_labelers(targets: Sequence[Any], options: Optional[Mapping[str, Mapping
 
 
 def targets_of(labelers: Sequence[Any]) -> Targets:
-    return {l.target: {"metrics": dict(l.metrics), "settings": l.settings()} for l in labelers}
+    targets: Targets = {}
+    for l in labelers:
+        targets[l.target] = {"metrics": dict(l.metrics), "settings": l.settings()}
+        if getattr(l, "node_metrics", None):
+            targets[l.target]["node_metrics"] = dict(l.node_metrics)
+    return targets
 
 
 def _row(item: Mapping[str, Any], result: Result, settings: Mapping[str, Any], executor: str) -> Dict[str, Any]:

@@ -51,6 +51,15 @@ def dataset_info(path: PathLike) -> Dict[str, Any]:
             "source_version": settings.get("tool_version"),
             "metrics": metrics,
         }
+        node_metrics = info.get("node_metrics", {})
+        if node_metrics:
+            per_row = dataset.node_labels(target, next(iter(node_metrics)))
+            labelled = [v for v in per_row if v is not None]
+            targets[target]["per_operator"] = {
+                "metrics": dict(node_metrics),
+                "rows": len(labelled),
+                "operators": int(sum(v.size for v in labelled)),
+            }
     resolved = Path(path)
     return {
         "path": str(resolved),
@@ -117,4 +126,8 @@ def format_info(info: Dict[str, Any]) -> str:
                 f"    {label}  {v['values']:>6} values  min {_number(v['min']):>10}  "
                 f"median {_number(v['median']):>10}  max {_number(v['max']):>10}"
             )
+        if "per_operator" in t:
+            ops = t["per_operator"]
+            lines.append(f"    per-operator labels: {ops['rows']} of {info['rows_ok']} labelled rows, "
+                         f"{ops['operators']} operators ({', '.join(ops['metrics'])})")
     return "\n".join(lines)

@@ -25,6 +25,8 @@ from ._schema import (
     check_schema,
     label_columns_of,
     make_schema,
+    node_column,
+    node_columns_of,
     read_manifest,
 )
 
@@ -98,6 +100,7 @@ class Dataset:
         self._table = table  # every column but tflite, the rows that count, in file order
         self._positions = positions  # row -> index into the concatenated rows of all files
         self._tflite: Optional["pa.ChunkedArray"] = None
+        self._lazy: Dict[str, "pa.ChunkedArray"] = {}  # per-operator label columns read so far
 
     @property
     def path(self) -> Path:
@@ -194,6 +197,28 @@ class Dataset:
         out[~self.ok] = np.nan
         return out
 
+    def node_labels(self, target: str, metric: str) -> List[Optional[np.ndarray]]:
+        """Per-operator labels: for each row, ``float32 [num_nodes]`` values of ``metric`` on
+        ``target`` in the node order of the row's graph; None where the row has none or an error."""
+        node_metrics = self._files.targets.get(target, {}).get("node_metrics", {})
+        if metric not in node_metrics:
+            have = [f"{t}/ops/{m}" for t, info in self._files.targets.items() for m in info.get("node_metrics", {})]
+            raise DatasetError(f"{self.path}: no per-operator labels {node_column(target, metric)!r}; it has "
+                               f"{', '.join(have) or 'none'}")
+        values = self._stored_column(node_column(target, metric))
+        return [None if v is None or not ok else np.asarray(v, dtype=np.float32) for v, ok in zip(values, self.ok)]
+
+    def _node_columns(self) -> List[str]:
+        return list(node_columns_of(self._files.targets))
+
+    def _stored_column(self, name: str) -> List[Any]:
+        """One column read when first asked for, not when the dataset is opened (per-operator
+        labels are most of a large dataset's bytes)."""
+        if name not in self._lazy:
+            self._lazy[name] = self._files.read([name]).column(name)
+        values = self._lazy[name].to_pylist()
+        return [values[p] for p in self._positions]
+
     def _resolve_columns(self, columns: List[str]) -> List[str]:
         resolved: List[str] = []
         for column in columns:
@@ -254,11 +279,14 @@ class Dataset:
     def table(self, tflite: bool = True) -> "pa.Table":
         """The rows as a pyarrow Table (with the ``tflite`` column unless ``tflite=False``)."""
         pa, _ = arrow()
-        if not tflite or not self._files.has_tflite:
-            return self._table
-        column = pa.array(self._tflite_values(), type=pa.binary())
-        position = self._table.schema.get_field_index("dtype") + 1
-        table = self._table.add_column(position, "tflite", column)
+        table = self._table
+        schema = make_schema(self._files.targets)
+        for name in self._node_columns():
+            position = table.schema.get_field_index("provenance")
+            table = table.add_column(position, name, pa.array(self._stored_column(name), type=schema.field(name).type))
+        if tflite and self._files.has_tflite:
+            column = pa.array(self._tflite_values(), type=pa.binary())
+            table = table.add_column(table.schema.get_field_index("dtype") + 1, "tflite", column)
         return table.replace_schema_metadata(self._table.schema.metadata)
 
     def select(self, rows: Union[np.ndarray, Sequence[int]]) -> "Dataset":
@@ -272,6 +300,7 @@ class Dataset:
         pa, _ = arrow()
         subset = Dataset(self._files, self._table.take(pa.array(index)), self._positions[index])
         subset._tflite = self._tflite
+        subset._lazy = self._lazy
         return subset
 
 

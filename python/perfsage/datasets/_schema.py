@@ -15,6 +15,9 @@ dtype           string       ``int8`` or ``float32`` (or the model's input type 
 tflite          binary       weight-free TFLite (``strip_weights``); null in compact copies
                              wherever the spec rebuilds it
 <target>/<m>    float64      one column per target and metric; units in the schema metadata
+<target>/ops/<m> list<float32> per-operator labels where the labeller gives them (the target's
+                             ``node_metrics``): one value per node of the model's perfsage
+                             graph, in node order; null where the row has none
 provenance      string       JSON: labeller settings, host, time, perfsage version, seconds
 error_kind      string       null when the row is fine; else build, label, timeout, crash,
                              executor or import
@@ -103,12 +106,30 @@ def label_columns_of(targets: Mapping[str, Mapping[str, Any]]) -> Dict[str, str]
     return columns
 
 
+def node_column(target: str, metric: str) -> str:
+    """The column of a per-operator label: ``"<target>/ops/<metric>"``."""
+    return f"{target}/ops/{metric}"
+
+
+def node_columns_of(targets: Mapping[str, Mapping[str, Any]]) -> Dict[str, str]:
+    """``{"<target>/ops/<metric>": unit}`` of the targets' per-operator labels (``node_metrics``)."""
+    columns: Dict[str, str] = {}
+    for target, info in targets.items():
+        for metric, unit in info.get("node_metrics", {}).items():
+            if "/" in metric:
+                raise DatasetError(f"per-operator metric name {metric!r} of target {target!r} must not contain '/'")
+            columns[node_column(target, metric)] = str(unit)
+    return columns
+
+
 def make_schema(targets: Targets, compact: bool = False) -> pa.Schema:
     """The Arrow schema, with perfsage's metadata, of a dataset labelled on ``targets``."""
     pa, _ = arrow()
     units = label_columns_of(targets)
     fields = [pa.field(n, getattr(pa, t)()) for n, t in _LEADING]
     fields += [pa.field(column, pa.float64()) for column in units]
+    # Per-operator values in float32: they are many, and a float32 keeps 7 digits of each.
+    fields += [pa.field(column, pa.list_(pa.float32())) for column in node_columns_of(targets)]
     fields += [pa.field(n, getattr(pa, t)()) for n, t in _TRAILING]
     metadata = {
         "perfsage.format": FORMAT_NAME,
@@ -159,7 +180,8 @@ def check_schema(path: Path, schema: pa.Schema) -> Tuple[Targets, Dict[str, str]
         units = json.loads(metadata["perfsage.units"])
     except (KeyError, json.JSONDecodeError) as e:
         raise DatasetError(f"{path}: perfsage metadata is damaged ({type(e).__name__}: {e})") from None
-    missing = [c for c in REQUIRED_COLUMNS + list(units) if c not in schema.names and c != "tflite"]
+    expected = REQUIRED_COLUMNS + list(units) + list(node_columns_of(targets))
+    missing = [c for c in expected if c not in schema.names and c != "tflite"]
     if missing:
         raise DatasetError(f"{path}: perfsage dataset without the column(s) {', '.join(missing)}")
     return targets, units, metadata

@@ -34,6 +34,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 from .. import _rpc
 from .._io import utc_timestamp
 from .._writer import build_model, strip_weights
+from ._schema import node_column
 
 
 def _describe(error: BaseException) -> str:
@@ -55,6 +56,25 @@ def _checked_values(target: str, metrics: Mapping[str, str], values: Any) -> Dic
         if not math.isfinite(value):
             raise ValueError(f"label() returned {value} for {metric}")
         out[f"{target}/{metric}"] = value
+    return out
+
+
+def _checked_nodes(target: str, node_metrics: Mapping[str, str], nodes: Any) -> Dict[str, List[float]]:
+    # One list per per-operator metric, all as long as the model has operators, all finite.
+    if not isinstance(nodes, Mapping):
+        raise TypeError(f"label_nodes() returned {type(nodes).__name__}, not a dict of metric -> per-operator values")
+    out: Dict[str, List[float]] = {}
+    lengths = set()
+    for metric in node_metrics:
+        if metric not in nodes:
+            raise ValueError(f"label_nodes() returned no per-operator {metric}")
+        values = [float(v) for v in nodes[metric]]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"label_nodes() returned a non-finite per-operator {metric}")
+        lengths.add(len(values))
+        out[node_column(target, metric)] = values
+    if len(lengths) > 1:
+        raise ValueError(f"label_nodes() returned per-operator metrics of different lengths {sorted(lengths)}")
     return out
 
 
@@ -99,7 +119,13 @@ def label_task(
         yield {"kind": "stage", "stage": f"labelling on {labeler.target}"}
         start = time.perf_counter()
         try:
-            values = _checked_values(labeler.target, labeler.metrics, labeler.label(model))
+            node_metrics = getattr(labeler, "node_metrics", None)
+            if node_metrics:
+                graph_values, nodes = labeler.label_nodes(model)
+                values = {**_checked_values(labeler.target, labeler.metrics, graph_values),
+                          **_checked_nodes(labeler.target, node_metrics, nodes)}
+            else:
+                values = _checked_values(labeler.target, labeler.metrics, labeler.label(model))
         except (Exception, SystemExit) as e:  # tools that sys.exit() on bad input included
             errors.append(f"{labeler.target}: {_describe(e)}")
         else:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ._helper import WorkerProcess
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class LabelError(RuntimeError):
@@ -20,12 +23,15 @@ class TaskError(RuntimeError):
 class Labeler(abc.ABC):
     """One target: ``label(model)`` returns ``{metric: value}`` in the units of ``metrics``.
 
-    Subclasses hold only plain, picklable configuration; anything process-bound (a helper
-    process, a lock) is created lazily and dropped when pickled.
+    A labeller that can also price each operator lists its per-operator metrics in
+    ``node_metrics`` (metric -> unit; empty when it cannot, or was not asked to) and implements
+    :meth:`label_nodes`. Subclasses hold only plain, picklable configuration; anything
+    process-bound (a helper process, a lock) is created lazily and dropped when pickled.
     """
 
     target: str
     metrics: Dict[str, str]
+    node_metrics: Dict[str, str] = {}
 
     @abc.abstractmethod
     def settings(self) -> Dict[str, Any]:
@@ -34,6 +40,11 @@ class Labeler(abc.ABC):
     @abc.abstractmethod
     def label(self, model: bytes) -> Dict[str, float]:
         """Labels one TFLite model (bytes with real weights); raises LabelError on failure."""
+
+    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Dict[str, "np.ndarray"]]:
+        """The model's labels (as :meth:`label`) and, per metric of ``node_metrics``, one value per
+        operator of the model's graph, in perfsage's node order."""
+        raise LabelError(f"{self.target}: this labeller gives no per-operator labels")
 
     def close(self) -> None:
         """Stops any helper process. Labelling again restarts it."""

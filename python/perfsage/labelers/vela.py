@@ -47,7 +47,15 @@ from ._base import HelperProcessLabeler, LabelError
 from ._checks import verify_tflite
 from ._helper import WorkerError, describe_exit
 from .energy import energy_table, ethos_u_energy_mj
-from .vela_layers import DebugDatabaseError, OperatorCosts, check_totals, operator_costs, read_tables
+from .vela_layers import (
+    LAYER_METRICS,
+    PLACEMENTS,
+    DebugDatabaseError,
+    OperatorCosts,
+    check_totals,
+    operator_costs,
+    read_tables,
+)
 
 ACCELERATORS = ("ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512")
 
@@ -86,6 +94,11 @@ METRICS: Dict[str, str] = {
     **{f"{name}_{kind}_bytes": "bytes" for name in _AREAS.values() for kind in ("read", "write", "total")},
     "energy_mj": "mJ",
 }
+
+
+# Per-operator labels (``per_operator=True``): Vela's costs per TFLite operator, the latency and
+# modelled energy they make, and where Vela placed the operator (an index into PLACEMENTS).
+NODE_METRICS: Dict[str, str] = {**LAYER_METRICS, "latency_ms": "ms", "energy_mj": "mJ", "placement": "code"}
 
 
 def _import_vela():
@@ -249,7 +262,8 @@ class VelaLabeler(HelperProcessLabeler):
     (sections of the Vela config file; defaults in DEFAULT_SYSTEM), ``config`` (a Vela .ini,
     default the shipped "Arm/vela.ini"), ``optimise`` ("Performance", Vela's default, or "Size"),
     ``arena_cache_size`` (bytes, overrides the memory mode's), ``isolation`` ("worker",
-    "subprocess", "none"), ``timeout_s`` per compile, ``static_power_mw`` for the energy model.
+    "subprocess", "none"), ``timeout_s`` per compile, ``static_power_mw`` for the energy model,
+    ``per_operator`` to label each operator as well (``node_metrics``, :meth:`label_nodes`).
     """
 
     metrics = METRICS
@@ -266,6 +280,7 @@ class VelaLabeler(HelperProcessLabeler):
         isolation: str = "worker",
         timeout_s: float = 600.0,
         static_power_mw: float = 0.0,
+        per_operator: bool = False,
     ) -> None:
         if accelerator not in ACCELERATORS:
             raise ValueError(f"accelerator {accelerator!r} is not one of {', '.join(ACCELERATORS)}")
@@ -288,6 +303,8 @@ class VelaLabeler(HelperProcessLabeler):
         self.isolation = isolation
         self.timeout_s = float(timeout_s)
         self.static_power_mw = float(static_power_mw)
+        self.per_operator = bool(per_operator)
+        self.node_metrics = dict(NODE_METRICS) if self.per_operator else {}
         self._config_path = resolve_config_path(config)
         self._check_config()
 
@@ -337,6 +354,9 @@ class VelaLabeler(HelperProcessLabeler):
             "energy": "modelled, not measured (perfsage.labelers.energy)",
             "energy_constants": energy_table(),
             "static_power_mw": self.static_power_mw,
+            **({"per_operator": "Vela's debug database summed per TFLite operator (perfsage.labelers."
+                                "vela_layers); placement codes: " + ", ".join(
+                                    f"{i} {p}" for i, p in enumerate(PLACEMENTS))} if self.per_operator else {}),
         }
 
     def _run(self, model: bytes, layers: bool = False) -> Dict[str, Any]:
@@ -391,6 +411,14 @@ class VelaLabeler(HelperProcessLabeler):
 
     def label(self, model: bytes) -> Dict[str, float]:
         return self._labels(self.summary(model))
+
+    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+        """:meth:`label_operators` as the dataset stores it: one array per ``NODE_METRICS`` entry,
+        the placement as its index in ``vela_layers.PLACEMENTS``."""
+        labels, costs = self.label_operators(model)
+        nodes = {metric: costs.values[metric] for metric in NODE_METRICS if metric != "placement"}
+        nodes["placement"] = np.array([PLACEMENTS.index(p) for p in costs.placement], dtype=np.float64)
+        return labels, nodes
 
     def label_operators(self, model: bytes) -> Tuple[Dict[str, float], OperatorCosts]:
         """The model's labels (as :meth:`label`) and Vela's costs per TFLite operator.
