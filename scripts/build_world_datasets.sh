@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds the per-operator training data (issue "Training data that spans the TFLite world") into
+# datasets/ at the repository root (gitignored), resumably, on all four Vela configurations
+# (ethos-u55-128, ethos-u55-256, ethos-u65-256, ethos-u65-512) with per-operator labels
+# (`perfsage dataset build --per-operator`: Vela's cycles, MACs, bytes per memory, latency, energy
+# and placement of every operator, summing to the model's labels):
+#
+#   datasets/world-ethos-u.parquet/   the operator zoo (ZOO_N models, default 20,000) and the spaces
+#                                     beyond the paper's (transformer, autoencoder: OTHER_N each)
+#   datasets/paper-ethos-u-ops.parquet/
+#                                     the 21,000 models of the four paper spaces (the same seeds,
+#                                     so the same ids, as scripts/build_datasets.sh), labelled
+#                                     again with per-operator labels
+#   datasets/compact/world-*.parquet  compact copies (spec + seed + labels, zstd 19)
+#
+# Kill it at any moment and run it again: each step skips the models already stored. A model
+# that Vela refuses or crashes on is stored as an error row; the job goes on.
+#
+# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--other-n N] [--paper-n-per-space N]
+#                                        [--workers W] [--seed S] [--out DIR]
+# Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ZOO_N=20000
+OTHER_N=2000
+PAPER_N=5250
+WORKERS=0
+SEED=0
+OUT=datasets
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --zoo-n) ZOO_N="$2"; shift 2 ;;
+    --other-n) OTHER_N="$2"; shift 2 ;;
+    --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build_world_datasets.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON="${PYTHON:-.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+perfsage() { "$PYTHON" -m perfsage "$@"; }
+TARGETS=(--target ethos-u55-128 --target ethos-u55-256 --target ethos-u65-256 --target ethos-u65-512)
+mkdir -p "$OUT/compact"
+started=$(date +%s)
+stamp() { echo "[$(date '+%F %T')] $*"; }
+
+stamp "1/3 operator zoo ($ZOO_N) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --n "$ZOO_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator \
+  --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   transformer and autoencoder ($OTHER_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space transformer --space autoencoder --n "$OTHER_N" --seed "$SEED" --dtype int8 \
+  "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+
+stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/paper-ethos-u-ops.parquet"
+perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \
+  --n "$PAPER_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" \
+  --out "$OUT/paper-ethos-u-ops.parquet"
+
+stamp "3/3 compact copies -> $OUT/compact/"
+for name in world-ethos-u paper-ethos-u-ops; do
+  perfsage dataset compact "$OUT/$name.parquet" --out "$OUT/compact/$name.parquet"
+  perfsage dataset info "$OUT/compact/$name.parquet"
+done
+stamp "done in $(( $(date +%s) - started )) s"
