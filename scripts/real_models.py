@@ -65,8 +65,8 @@ CONVERTERS = {
 # "16x8": int16 activations, int8 weights, int64 biases (int32 for LSTM gates), as int8 above
 #   for LSTM.
 # "int8-islands": int8 operators, with float islands between DEQUANTIZE and QUANTIZE where the
-#   quantiser left an operator in float (ConvNeXt's layer norms; residual ADDs of PT2E exports
-#   from litert-torch), which Vela places on the CPU.
+#   quantiser left an operator in float (ConvNeXt's layer norms; in PT2E exports from
+#   litert-torch, operators its quantiser has no annotator for), which Vela places on the CPU.
 QUANTIZATION = {
     "int8": (("int8",), ("int8", "int32")),
     "int8-audio": (("int8", "int16", "float32"), ("int8", "int16", "int32")),

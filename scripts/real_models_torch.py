@@ -8,9 +8,8 @@ prepare/convert) calibrated on seeded random inputs, exports it with litert-torc
 to litert-torch (its new name, which it installs), so this script imports litert_torch.
 
 The model keeps PyTorch's layout (NCHW input, with the TRANSPOSE operators the exporter places).
-Operators the quantiser does not annotate stay float between DEQUANTIZE and QUANTIZE: with torch
-2.14 these include the residual ADDs. real_models.py's ``convert`` runs this script once per
-model, in a process of its own.
+Operators the quantiser does not annotate stay float between DEQUANTIZE and QUANTIZE.
+real_models.py's ``convert`` runs this script once per model, in a process of its own.
 """
 
 from __future__ import annotations
@@ -50,7 +49,9 @@ def convert(spec: ModelSpec, seed: int) -> Tuple[bytes, Dict[str, float]]:
     seconds["build"] = time.perf_counter() - start
     start = time.perf_counter()
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    captured = torch.export.export(model, example).module()
+    # strict=True: TorchDynamo tracing records each node's source function, which the quantiser's
+    # annotators look up; the default non-strict export does not, and residual ADDs stay float.
+    captured = torch.export.export(model, example, strict=True).module()
     prepared = prepare_pt2e(captured, quantizer)
     with torch.no_grad():
         for sample in samples:
