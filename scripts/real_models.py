@@ -7,9 +7,10 @@ virtual environments, and nothing in this file imports a framework:
 
 * ``convert --out DIR --framework F...`` (in the framework's environment: ``.venv-tf`` for
   ``keras-app`` and ``keras-audio``, ``.venv-torch`` for ``torch``): converts each catalogue model
-  of those frameworks not yet written, each in its own process (the framework's converter script,
-  ``CONVERTERS``) with a timeout, so a converter crash costs one model, not the run. The
-  converter builds the model with random weights (nothing is downloaded), seeded, and converts it
+  of those frameworks not yet written with the framework's converter script (``CONVERTERS``), one
+  process for as many models as it survives (importing TensorFlow or PyTorch costs about as much
+  as converting a small model): a model that raises, crashes the process or outlasts the timeout
+  costs that model, not the run (``run_converter``). The converter builds the model with random weights (nothing is downloaded), seeded, and converts it
   to quantised TFLite calibrated on seeded random inputs. Per model, its record (options, seed,
   framework versions, seconds) goes to ``DIR/../conversion.jsonl``; a model that fails goes to
   ``DIR/../conversion-failures.jsonl`` with the error, and is not tried again unless
@@ -26,14 +27,17 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-# Seconds one model's build + calibration + conversion may take before its process is killed.
+# Seconds one model's build + calibration + conversion may take before its converter is killed.
 CONVERT_TIMEOUT_S = 1800.0
 # Calibration inputs per model: enough for every activation range, cheap for ResNet-50 at 224.
 CALIBRATION_SAMPLES = 8
@@ -258,20 +262,30 @@ def emit_record(spec: ModelSpec, seed: int, tflite: bytes, out: Path, seconds: D
 def converter_main(argv: Sequence[str], script: str, description: str,
                    convert: Callable[[ModelSpec, int], Tuple[bytes, Dict[str, float]]],
                    versions: Dict[str, str]) -> int:
-    """A converter script's command line, ``NAME --out DIR [--seed S]``: converts the catalogue
-    model NAME with ``convert(spec, seed)`` (bytes and seconds per step), writes it and prints its
-    record with the framework ``versions``."""
+    """A converter script's command line, ``NAME... --out DIR [--seed S]``: converts each catalogue
+    model NAME in turn with ``convert(spec, seed)`` (bytes and seconds per step) and writes it. For
+    the driver it prints ``START NAME`` before each model, then its record or ``FAILED`` with the
+    error (an exception costs that model only; the framework is imported once for all)."""
     parser = argparse.ArgumentParser(prog=script, description=description)
-    parser.add_argument("name", help="catalogue model (see real_models.py list)")
+    parser.add_argument("names", nargs="+", metavar="NAME", help="catalogue models (see real_models.py list)")
     parser.add_argument("--out", required=True, help="folder for NAME.tflite")
     parser.add_argument("--seed", type=int, default=0, help="base seed of weights and calibration data")
     args = parser.parse_args(argv)
-    spec = spec_by_name(args.name)
-    if CONVERTERS[spec.framework] != script:
-        raise SystemExit(f"{script}: {spec.name} is a {spec.framework} model; {CONVERTERS[spec.framework]} converts it")
-    seed = model_seed(args.seed, spec.name)
-    tflite, seconds = convert(spec, seed)
-    emit_record(spec, seed, tflite, Path(args.out), seconds, versions)
+    specs = [spec_by_name(name) for name in args.names]
+    for spec in specs:
+        if CONVERTERS[spec.framework] != script:
+            raise SystemExit(f"{script}: {spec.name} is a {spec.framework} model; {CONVERTERS[spec.framework]} "
+                             "converts it")
+    for spec in specs:
+        print(f"START {spec.name}", flush=True)
+        seed = model_seed(args.seed, spec.name)
+        try:
+            tflite, seconds = convert(spec, seed)
+        except Exception as e:  # the converter's own errors: recorded, the next model goes on
+            print("FAILED " + json.dumps({"name": spec.name, "error": f"{type(e).__name__}: {e}"[-2000:]}),
+                  flush=True)
+            continue
+        emit_record(spec, seed, tflite, Path(args.out), seconds, versions)
     return 0
 
 
@@ -286,9 +300,79 @@ def _append_jsonl(path: Path, record: Dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _converter_lines(stdout: IO[str]) -> "queue.Queue[Optional[str]]":
+    """The converter's output lines as they come (None at its end), read by a thread, so that
+    the driver can wait for the next one with a timeout."""
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+
+    def read() -> None:
+        for line in stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def run_converter(framework: str, names: Sequence[str], out: Path, seed: int, timeout: float,
+                  on_record: Callable[[Dict[str, Any], float], None],
+                  on_failure: Callable[[str, str, float], None]) -> None:
+    """Converts ``names`` with ``framework``'s converter script, one process for as many models as
+    it survives: a model that raises is reported by the script itself; a model that crashes the
+    process or takes longer than ``timeout`` seconds is reported here, and a new process goes on
+    with the models after it. Calls ``on_record(record, seconds)`` or ``on_failure(name, error,
+    seconds)`` once per model."""
+    pending = list(names)
+    converter = str(Path(__file__).with_name(CONVERTERS[framework]))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    while pending:
+        command = [sys.executable, converter, *pending, "--out", str(out), "--seed", str(seed)]
+        with tempfile.TemporaryFile("w+") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+            lines = _converter_lines(process.stdout)
+            current: Optional[str] = None
+            started = time.perf_counter()
+            timed_out = False
+            while True:
+                try:
+                    line = lines.get(timeout=timeout)
+                except queue.Empty:
+                    process.kill()
+                    timed_out = True
+                    break
+                if line is None:
+                    break
+                kind, _, payload = line.partition(" ")
+                if kind == "START":
+                    current, started = payload, time.perf_counter()
+                elif kind in ("RECORD", "FAILED"):
+                    result = json.loads(payload)
+                    pending.remove(result["name"])
+                    wall = time.perf_counter() - started
+                    if kind == "RECORD":
+                        on_record(result, wall)
+                    else:
+                        on_failure(result["name"], result["error"], wall)
+                    current = None
+            status = process.wait()
+            stderr.seek(0)
+            tail = stderr.read().strip()[-2000:]
+        if not pending:
+            break
+        wall = time.perf_counter() - started
+        if current is None and not timed_out:
+            # Died before starting a model (an import error, say): every model would fail alike.
+            for name in pending:
+                on_failure(name, f"the converter exited ({status}) before converting it: {tail}", 0.0)
+            break
+        failed = current or pending[0]
+        pending.remove(failed)
+        on_failure(failed, f"no result within {timeout:g} s" if timed_out else f"exit status {status}: {tail}", wall)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Converts every catalogue model of ``args.framework`` not yet written, each in its own process;
-    returns 0 even when some fail (they are listed in conversion-failures.jsonl)."""
+    """Converts every catalogue model of ``args.framework`` not yet written; returns 0 even when
+    some fail (they are listed in conversion-failures.jsonl)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     timings = out.parent / "conversion.jsonl"
@@ -300,31 +384,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     todo = [s for s in specs if s not in written and s not in skipped]
     print(f"{out}: {len(specs)} {'/'.join(args.framework)} models in the catalogue, {len(written)} already written, "
           f"{len(skipped)} failed before (--retry-failed tries them again), converting {len(todo)}", flush=True)
-    failures = []
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
-    for index, spec in enumerate(todo, 1):
-        start = time.perf_counter()
-        converter = str(Path(__file__).with_name(CONVERTERS[spec.framework]))
-        command = [sys.executable, converter, spec.name, "--out", str(out), "--seed", str(args.seed)]
-        try:
-            run = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
-            records = [line[len("RECORD "):] for line in run.stdout.splitlines() if line.startswith("RECORD ")]
-            error = None if run.returncode == 0 and records else \
-                f"exit status {run.returncode}: {(run.stderr or run.stdout).strip()[-2000:]}"
-        except subprocess.TimeoutExpired:
-            records, error = [], f"no result within {args.timeout:g} s"
-        wall = time.perf_counter() - start
-        if error is not None:
-            failures.append(spec.name)
-            _append_jsonl(failures_file, {"name": spec.name, "framework": spec.framework,
-                                          "error": error, "wall_seconds": round(wall, 2)})
-            print(f"[{index}/{len(todo)}] {spec.name}: FAILED after {wall:.1f} s: {error}", flush=True)
-            continue
-        record = {**json.loads(records[-1]), "wall_seconds": round(wall, 2)}
-        _append_jsonl(timings, record)
+    failures: List[str] = []
+    done = 0
+
+    def on_record(record: Dict[str, Any], wall: float) -> None:
+        nonlocal done
+        done += 1
+        _append_jsonl(timings, {**record, "wall_seconds": round(wall, 2)})
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in record["seconds"].items())
-        print(f"[{index}/{len(todo)}] {spec.name}: {record['bytes']:,} bytes; {steps}, {wall:.1f} s with "
-              "process start", flush=True)
+        print(f"[{done}/{len(todo)}] {record['name']}: {record['bytes']:,} bytes; {steps}; {wall:.1f} s in all",
+              flush=True)
+
+    def on_failure(name: str, error: str, wall: float) -> None:
+        nonlocal done
+        done += 1
+        failures.append(name)
+        _append_jsonl(failures_file, {"name": name, "error": error, "wall_seconds": round(wall, 2)})
+        print(f"[{done}/{len(todo)}] {name}: FAILED after {wall:.1f} s: {error}", flush=True)
+
+    for framework in sorted({s.framework for s in todo}):
+        names = [s.name for s in todo if s.framework == framework]
+        run_converter(framework, names, out, args.seed, args.timeout, on_record, on_failure)
     if failures:
         print(f"{len(failures)} model(s) failed to convert ({', '.join(failures)}); why: {failures_file}",
               file=sys.stderr)

@@ -1,9 +1,9 @@
 """Converts one Keras catalogue model of scripts/real_models.py to quantised TFLite (in ``.venv-tf``).
 
-``python scripts/real_models_keras.py NAME --out DIR --seed S`` builds the model with random
+``python scripts/real_models_keras.py NAME... --out DIR --seed S`` builds the model with random
 weights, seeded, converts it with ``tf.lite.TFLiteConverter`` (full-integer int8, or 16x8: int16
 activations with int8 weights) calibrated on seeded random inputs, writes ``DIR/NAME.tflite`` and
-prints its record. real_models.py's ``convert`` runs it once per model, in a process of its own.
+prints its record (real_models.converter_main); several names convert in one process, in turn.
 
 Keras application models (``keras-app``) are built with Keras 3 (``keras.applications``,
 ``weights=None``: nothing is downloaded). The audio models (``keras-audio``) are defined here and
@@ -141,6 +141,10 @@ AUDIO_BUILDERS: Dict[str, Callable[..., Any]] = {
 def build(spec: ModelSpec, seed: int) -> Any:
     """The spec's model with seeded random weights and a fixed batch of 1, as deployed: with a free
     batch dimension the converter keeps SHAPE/STRIDED_SLICE/PACK chains of int32 tensors."""
+    # One process converts many models: fresh layer-name counters for each, so that a model's
+    # tensor names (and so its bytes) do not depend on what was converted before it.
+    keras.backend.clear_session()
+    tf_keras.backend.clear_session()
     if spec.framework == "keras-app":
         keras.utils.set_random_seed(seed)
         inputs = keras.Input(shape=spec.input_shapes[0], batch_size=1)

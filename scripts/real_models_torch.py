@@ -1,6 +1,6 @@
 """Converts one PyTorch catalogue model of scripts/real_models.py to int8 TFLite (in ``.venv-torch``).
 
-``python scripts/real_models_torch.py NAME --out DIR --seed S`` builds the torchvision architecture
+``python scripts/real_models_torch.py NAME... --out DIR --seed S`` builds the torchvision architecture
 with seeded random weights (``weights=None``: nothing is downloaded), quantises it with PT2E
 (litert-torch's quantiser: symmetric per-channel int8 weights, int8 activations; torchao's
 prepare/convert) calibrated on seeded random inputs, exports it with litert-torch, writes
@@ -9,7 +9,7 @@ to litert-torch (its new name, which it installs), so this script imports litert
 
 The model keeps PyTorch's layout (NCHW input, with the TRANSPOSE operators the exporter places).
 Operators the quantiser does not annotate stay float between DEQUANTIZE and QUANTIZE.
-real_models.py's ``convert`` runs this script once per model, in a process of its own.
+Several names convert in one process, in turn (real_models.converter_main).
 """
 
 from __future__ import annotations
