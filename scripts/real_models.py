@@ -300,9 +300,9 @@ def _append_jsonl(path: Path, record: Dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _converter_lines(stdout: IO[str]) -> "queue.Queue[Optional[str]]":
-    """The converter's output lines as they come (None at its end), read by a thread, so that
-    the driver can wait for the next one with a timeout."""
+def _converter_lines(stdout: IO[str]) -> Tuple["queue.Queue[Optional[str]]", threading.Thread]:
+    """The converter's output lines as they come (None at its end), read by a thread (returned
+    too), so that the driver can wait for the next one with a timeout."""
     lines: "queue.Queue[Optional[str]]" = queue.Queue()
 
     def read() -> None:
@@ -310,26 +310,26 @@ def _converter_lines(stdout: IO[str]) -> "queue.Queue[Optional[str]]":
             lines.put(line.rstrip("\n"))
         lines.put(None)
 
-    threading.Thread(target=read, daemon=True).start()
-    return lines
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader
 
 
-def run_converter(framework: str, names: Sequence[str], out: Path, seed: int, timeout: float,
+def run_converter(converter: Path, names: Sequence[str], out: Path, seed: int, timeout: float,
                   on_record: Callable[[Dict[str, Any], float], None],
                   on_failure: Callable[[str, str, float], None]) -> None:
-    """Converts ``names`` with ``framework``'s converter script, one process for as many models as
+    """Converts ``names`` with the ``converter`` script, one process for as many models as
     it survives: a model that raises is reported by the script itself; a model that crashes the
     process or takes longer than ``timeout`` seconds is reported here, and a new process goes on
     with the models after it. Calls ``on_record(record, seconds)`` or ``on_failure(name, error,
     seconds)`` once per model."""
     pending = list(names)
-    converter = str(Path(__file__).with_name(CONVERTERS[framework]))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     while pending:
-        command = [sys.executable, converter, *pending, "--out", str(out), "--seed", str(seed)]
+        command = [sys.executable, str(converter), *pending, "--out", str(out), "--seed", str(seed)]
         with tempfile.TemporaryFile("w+") as stderr:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-            lines = _converter_lines(process.stdout)
+            lines, reader = _converter_lines(process.stdout)
             current: Optional[str] = None
             started = time.perf_counter()
             timed_out = False
@@ -355,6 +355,8 @@ def run_converter(framework: str, names: Sequence[str], out: Path, seed: int, ti
                         on_failure(result["name"], result["error"], wall)
                     current = None
             status = process.wait()
+            reader.join()  # the pipe ends with the process
+            process.stdout.close()
             stderr.seek(0)
             tail = stderr.read().strip()[-2000:]
         if not pending:
@@ -404,7 +406,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     for framework in sorted({s.framework for s in todo}):
         names = [s.name for s in todo if s.framework == framework]
-        run_converter(framework, names, out, args.seed, args.timeout, on_record, on_failure)
+        converter = Path(__file__).with_name(CONVERTERS[framework])
+        run_converter(converter, names, out, args.seed, args.timeout, on_record, on_failure)
     if failures:
         print(f"{len(failures)} model(s) failed to convert ({', '.join(failures)}); why: {failures_file}",
               file=sys.stderr)

@@ -42,6 +42,8 @@ def convert(spec: ModelSpec, seed: int) -> Tuple[bytes, Dict[str, float]]:
     """(tflite bytes, seconds per step) of ``spec`` built, quantised and exported."""
     seconds: Dict[str, float] = {}
     start = time.perf_counter()
+    # One process converts many models: nothing TorchDynamo cached for the last one carries over.
+    torch._dynamo.reset()
     torch.manual_seed(seed)
     model = getattr(torchvision.models, spec.constructor)(weights=None, **spec.options).eval()
     samples = _calibration_inputs(spec, seed)
