@@ -10,11 +10,11 @@ virtual environments, and nothing in this file imports a framework:
   of those frameworks not yet written with the framework's converter script (``CONVERTERS``), one
   process for as many models as it survives (importing TensorFlow or PyTorch costs about as much
   as converting a small model): a model that raises, crashes the process or outlasts the timeout
-  costs that model, not the run (``run_converter``). The converter builds the model with random weights (nothing is downloaded), seeded, and converts it
-  to quantised TFLite calibrated on seeded random inputs. Per model, its record (options, seed,
-  framework versions, seconds) goes to ``DIR/../conversion.jsonl``; a model that fails goes to
-  ``DIR/../conversion-failures.jsonl`` with the error, and is not tried again unless
-  ``--retry-failed``.
+  costs that model, not the run (``run_converter``). The converter builds the model with random
+  weights (nothing is downloaded), seeded, and converts it to quantised TFLite calibrated on
+  seeded random inputs. Per model, its record (options, seed, framework versions, seconds) goes
+  to ``DIR/../conversion.jsonl``; a model that fails goes to ``DIR/../conversion-failures.jsonl``
+  with the error, and is not tried again unless ``--retry-failed``.
 * ``check DIR`` (in perfsage's ``.venv``): every model loads with ``perfsage.load_tflite`` and holds
   only the tensor types its quantisation scheme allows (``QUANTIZATION``), as Vela wants.
 * ``shared-int8 DIR``: prints the full-integer models among DIR's ``.tflite`` files (no float

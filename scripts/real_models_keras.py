@@ -179,11 +179,10 @@ def convert(spec: ModelSpec, seed: int) -> Tuple[bytes, Dict[str, float]]:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative_data(model, spec, seed)
     if spec.quantization == "16x8":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-        io_type = tf.int16
+        ops_set, io_type = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8, tf.int16
     else:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io_type = tf.int8
+        ops_set, io_type = tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.int8
+    converter.target_spec.supported_ops = [ops_set]
     converter.inference_input_type = io_type
     converter.inference_output_type = io_type
     tflite = converter.convert()
