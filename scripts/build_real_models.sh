@@ -6,21 +6,24 @@
 #   .venv-tf/      a separate virtual environment with TensorFlow (CPU), Keras 3 and Keras 2
 #                  (tf-keras), used only to convert models: TensorFlow is no dependency of
 #                  perfsage or of its tests
-#   .venv-torch/   the same for PyTorch: torch, torchvision and ai-edge-torch (PT2E quantisation
-#                  and TFLite export); --no-torch leaves it out
-#   datasets/real/models/*.tflite   the catalogue of scripts/real_models.py (`real_models.py list`):
-#     keras-app    Keras application architectures built with weights=None (random weights:
+#   .venv-torch/   the same for PyTorch: torch, torchvision and ai-edge-torch/litert-torch (PT2E
+#                  quantisation and TFLite export); --no-torch leaves it out
+#   datasets/real/models/*.tflite   the 149 models of scripts/real_models.py's catalogue
+#                  (`real_models.py list`):
+#     keras-app    112 Keras application architectures built with weights=None (random weights:
 #                  nothing is downloaded) and converted to full-integer int8 by TFLiteConverter:
 #                  MobileNet V1/V2/V3 small+large (several widths, minimalistic variants, 96-224),
 #                  EfficientNet-B0..B3, EfficientNetV2-B0..B3, RegNetX/Y 200-800MF, ResNet-50/101,
-#                  ResNet-50 V2, Xception, InceptionV3, NASNetMobile, DenseNet-121
-#     keras-audio  audio and recurrent models defined in scripts/real_models_keras.py (LSTM, GRU
+#                  ResNet-50 V2, Xception, InceptionV3, NASNetMobile, DenseNet-121, ConvNeXt-tiny
+#                  (its layer norms stay float islands, which Vela places on the CPU)
+#     keras-audio  18 audio and recurrent models defined in scripts/real_models_keras.py (LSTM, GRU
 #                  and CRNN keyword spotting, conv1d keyword spotting, RNNoise-style and conv1d
 #                  denoisers, streaming TCN and GRU models), each as full-integer int8 and as 16x8
 #                  (int16 activations, int8 weights)
-#     torch        torchvision architectures with random weights (ResNet, MobileNet V2/V3,
+#     torch        19 torchvision architectures with random weights (ResNet, MobileNet V2/V3,
 #                  EfficientNet-B0, SqueezeNet, ShuffleNet V2, RegNet, MNASNet), NCHW as PyTorch
-#                  exports them, int8 by ai-edge-torch's PT2E quantisation (scripts/real_models_torch.py)
+#                  exports them, int8 by PT2E quantisation, exported by litert-torch (which
+#                  ai-edge-torch, a shim, installs; scripts/real_models_torch.py)
 #                  All calibrated on seeded random inputs.
 #   datasets/real/conversion.jsonl            per model: options, seed, framework versions, seconds
 #   datasets/real/conversion-failures.jsonl   per model that failed to convert: the error
@@ -28,6 +31,11 @@
 #                                   $PERFSAGE_DATA/models, labelled with `perfsage dataset label`
 #                                   (space "real", name = file stem); a model Vela fails on is an
 #                                   error row
+#
+# Times measured on a 2-core machine shared with other jobs: installing TensorFlow about 8 min,
+# PyTorch with litert-torch about 20 min (6.6 GB); converting 15-55 s a Keras application model,
+# 10-60 s an audio model, 55-165 s a PyTorch model; Vela about 3 s a MobileNet-sized model for
+# all four targets together.
 #
 # Every step resumes: models already converted are not converted again (nor those that failed,
 # unless --retry-failed), and the labelling job skips the files the dataset already holds. Float
