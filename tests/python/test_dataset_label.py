@@ -159,20 +159,61 @@ def _real_models_script():
 
 def test_real_models_script_tells_full_integer_models(models_dir: Path, tmp_path: Path) -> None:
     script = _real_models_script()
-    assert script.int8_problems(models_dir / "mlperftiny_vww_96_int8.tflite", strict=True) == []
-    assert script.int8_problems(models_dir / "mlperftiny_vww_96_float.tflite", strict=False) == [
+    assert script.dtype_problems(models_dir / "mlperftiny_vww_96_int8.tflite", "int8") == []
+    assert script.dtype_problems(models_dir / "mlperftiny_vww_96_float.tflite", None) == [
         "32 activation float32 tensor(s)", "56 constant float32 tensor(s)"]
-    assert script.int8_problems(models_dir / "tflm_person_detect_vela.tflite", strict=False)[0].startswith(
+    assert script.dtype_problems(models_dir / "tflm_person_detect_vela.tflite", None)[0].startswith(
         "already compiled by Vela")
-    # Full-integer, but with int16 activations: fine for the shared set, not for a converted model.
+    # Full-integer, but with int16 activations: fine for the shared set and for the audio schemes,
+    # not for a converted int8 model.
     scrambled = models_dir / "tflm_keyword_scrambled_8bit.tflite"
-    assert script.int8_problems(scrambled, strict=False) == []
-    assert "activation int16" in " ".join(script.int8_problems(scrambled, strict=True))
+    assert script.dtype_problems(scrambled, None) == []
+    assert "activation int16" in " ".join(script.dtype_problems(scrambled, "int8"))
+    assert "activation int16" not in " ".join(script.dtype_problems(scrambled, "int8-audio"))
     (tmp_path / "bad.tflite").write_bytes(b"\0" * 64)
-    assert script.int8_problems(tmp_path / "bad.tflite", strict=False)[0].startswith("does not load: ")
-    names = [s.name for s in script.catalogue()]
-    assert len(names) == len(set(names)) and 40 <= len(names) <= 80
+    assert script.dtype_problems(tmp_path / "bad.tflite", None)[0].startswith("does not load: ")
+    specs = script.catalogue()
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) and 120 <= len(names) <= 200
+    assert {s.quantization for s in specs} <= set(script.QUANTIZATION)
+    assert {s.framework for s in specs} == set(script.CONVERTERS)
     assert script.model_seed(0, names[0]) == script.model_seed(0, names[0]) != script.model_seed(1, names[0])
+
+
+FAKE_CONVERTER = """
+import json, os, sys, time
+for name in sys.argv[1:sys.argv.index("--out")]:
+    print("START " + name, flush=True)
+    if name == "raises":
+        print("FAILED " + json.dumps({"name": name, "error": "ValueError: no"}), flush=True)
+    elif name == "crashes":
+        print("dying", file=sys.stderr, flush=True)
+        os._exit(3)
+    elif name == "hangs":
+        time.sleep(60)
+    else:
+        print("RECORD " + json.dumps({"name": name, "argv": sys.argv[1:]}), flush=True)
+"""
+
+
+def test_real_models_converter_failures_cost_one_model_each(tmp_path: Path) -> None:
+    # A converter process serves many models; one that raises, crashes or hangs is recorded as
+    # failed, and the models after it are converted by a new process.
+    script = _real_models_script()
+    converter = tmp_path / "fake_converter.py"
+    converter.write_text(FAKE_CONVERTER)
+    records, failures = [], []
+    names = ["a", "raises", "b", "crashes", "c", "hangs", "d"]
+    script.run_converter(converter, names, tmp_path, 0, 5.0, lambda record, wall: records.append(record),
+                         lambda name, error, wall: failures.append((name, error)))
+    assert [r["name"] for r in records] == ["a", "b", "c", "d"]
+    assert records[1]["argv"][:len(names)] == names  # still the first process
+    assert records[2]["argv"][:3] == ["c", "hangs", "d"]  # a new process after the crash
+    assert records[3]["argv"][:2] == ["d", "--out"]  # and after the hang
+    assert [name for name, _ in failures] == ["raises", "crashes", "hangs"]
+    assert failures[0][1] == "ValueError: no"
+    assert failures[1][1].startswith("exit status 3: ") and "dying" in failures[1][1]
+    assert failures[2][1] == "no result within 5 s"
 
 
 def test_cli_label_and_info(tmp_path: Path, capsys) -> None:
