@@ -284,7 +284,7 @@ def _cmd_dataset_label(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset_info(args: argparse.Namespace) -> int:
-    info = dataset_info(args.dataset)
+    info = dataset_info(args.dataset, op_types=args.ops, threads=args.threads)
     if args.json:
         json.dump(info, sys.stdout, indent=2)
         print()
@@ -405,6 +405,10 @@ def _add_dataset_commands(sub: Any) -> None:
         "the range of each label column, and errors by kind.")
     info.add_argument("dataset", metavar="DATASET", help="a dataset directory or .parquet file")
     info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--ops", action="store_true",
+                      help="also count the labelled models holding each TFLite operator type (reads every model: "
+                      "a compact dataset's are rebuilt from their specs)")
+    info.add_argument("--threads", type=int, default=0, help="threads reading models for --ops (default: every core)")
     info.set_defaults(run=_cmd_dataset_info)
 
     nb201 = commands.add_parser(

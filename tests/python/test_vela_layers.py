@@ -186,6 +186,9 @@ def test_dataset_stores_per_operator_labels(labeler, tmp_path):
     info = dataset_info(out)
     assert info["targets"]["ethos-u55-256"]["per_operator"]["rows"] == 6
     assert "per-operator labels: 6 of 6 labelled rows" in format_info(info)
+    counted = dataset_info(out, op_types=True)["op_types"]
+    assert counted["CONV_2D"] >= 3 and counted["SOFTMAX"] >= 3  # every KWS model has both
+    assert max(counted.values()) <= 6
     with pytest.raises(DatasetError, match="no per-operator labels 'ethos-u55-256/ops/nothing'"):
         dataset.node_labels("ethos-u55-256", "nothing")
 

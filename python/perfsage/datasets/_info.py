@@ -18,8 +18,9 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
 
 
-def dataset_info(path: PathLike) -> Dict[str, Any]:
-    """Rows, spaces, dtypes, targets and metrics with units and label ranges, errors by kind."""
+def dataset_info(path: PathLike, op_types: bool = False, threads: int = 0) -> Dict[str, Any]:
+    """Rows, spaces, dtypes, targets and metrics with units and label ranges, errors by kind; with
+    ``op_types``, how many labelled models hold each TFLite operator type (reads every model)."""
     dataset = open_dataset(path)
     meta = dataset.metadata
     ok = dataset.ok
@@ -61,6 +62,13 @@ def dataset_info(path: PathLike) -> Dict[str, Any]:
                 "operators": int(sum(v.size for v in labelled)),
             }
     resolved = Path(path)
+    ops: Dict[str, int] = {}
+    if op_types:
+        counts: collections.Counter = collections.Counter()
+        for graph in dataset.select(ok).graphs(threads=threads):
+            if graph is not None:
+                counts.update(set(graph.op_names))
+        ops = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return {
         "path": str(resolved),
         "layout": "directory of shards" if resolved.is_dir() else "single file",
@@ -78,6 +86,7 @@ def dataset_info(path: PathLike) -> Dict[str, Any]:
         "errors": dict(sorted(errors.items())),
         "error_examples": examples,
         "targets": targets,
+        **({"op_types": ops} if op_types else {}),
     }
 
 
@@ -130,4 +139,7 @@ def format_info(info: Dict[str, Any]) -> str:
             ops = t["per_operator"]
             lines.append(f"    per-operator labels: {ops['rows']} of {info['rows_ok']} labelled rows, "
                          f"{ops['operators']} operators ({', '.join(ops['metrics'])})")
+    if "op_types" in info:
+        lines.append("labelled models per operator type: " +
+                     (", ".join(f"{op} {n}" for op, n in info["op_types"].items()) or "none"))
     return "\n".join(lines)
