@@ -6,7 +6,8 @@
 # and placement of every operator, summing to the model's labels):
 #
 #   datasets/world-ethos-u.parquet/   the operator zoo (ZOO_N models, default 20,000) and the spaces
-#                                     beyond the paper's (transformer, autoencoder: OTHER_N each)
+#                                     beyond the paper's (transformer, autoencoder, mobile_v3,
+#                                     cnn_families: OTHER_N each)
 #   datasets/paper-ethos-u-ops.parquet/
 #                                     the 21,000 models of the four paper spaces (the same seeds,
 #                                     so the same ids, as scripts/build_datasets.sh), labelled
@@ -52,8 +53,8 @@ stamp() { echo "[$(date '+%F %T')] $*"; }
 stamp "1/3 operator zoo ($ZOO_N) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --n "$ZOO_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator \
   --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
-stamp "   transformer and autoencoder ($OTHER_N each) -> $OUT/world-ethos-u.parquet"
-perfsage dataset build --space transformer --space autoencoder --n "$OTHER_N" --seed "$SEED" --dtype int8 \
+stamp "   transformer, autoencoder, mobile_v3, cnn_families ($OTHER_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space transformer --space autoencoder --space mobile_v3 --space cnn_families --n "$OTHER_N" --seed "$SEED" --dtype int8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
 stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/paper-ethos-u-ops.parquet"

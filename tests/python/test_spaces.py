@@ -42,7 +42,7 @@ def built() -> Built:
 def test_registry_names_descriptions_and_knobs() -> None:
     registry = spaces.spaces()
     expected = ["image_classification", "kws", "super_resolution", "detection", "nb201", "autoencoder"]
-    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo"])
+    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo", "mobile_v3", "cnn_families"])
     for name, space in registry.items():
         assert space.name == name and spaces.get_space(name) is space
         assert space.description
@@ -229,3 +229,20 @@ def test_op_zoo_covers_every_op_pattern_and_size() -> None:
     assert len(PATTERNS) == 4
     elements = [int(np.prod(item["spec"]["inputs"][0]["shape"])) for item in items]
     assert min(elements) <= 64 and max(elements) >= 100_000
+
+
+def test_family_spaces_build_each_family_as_described() -> None:
+    # Why: each family is there for operators and layouts the paper spaces lack; check they appear.
+    seen = {}
+    for item in spaces.sample("cnn_families", 60, seed=0) + spaces.sample("mobile_v3", 30, seed=0):
+        graph = perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"]))
+        inputs = item["spec"]["inputs"][0]
+        family = ("torch_layout" if inputs["name"] == "image_nchw" else
+                  "unet" if any(l["name"] == "output" for l in item["spec"]["layers"]) else
+                  "efficientnet" if any(l["name"] == "stem_swish" for l in item["spec"]["layers"]) else item["space"])
+        seen.setdefault(family, set()).update(graph.op_names)
+    assert {"TRANSPOSE", "PAD", "CONV_2D"} <= seen["torch_layout"]
+    assert "CONCATENATION" in seen["unet"] and ({"TRANSPOSE_CONV", "RESIZE_NEAREST_NEIGHBOR"} & seen["unet"])
+    assert {"LOGISTIC", "MUL"} <= seen["efficientnet"]
+    assert "HARD_SWISH" in seen["mobile_v3"]
+    assert "CONCATENATION" in seen["cnn_families"] and "MAX_POOL_2D" in seen["cnn_families"]

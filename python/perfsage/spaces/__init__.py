@@ -19,7 +19,18 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from . import autoencoder, detection, image_classification, kws, nb201, op_zoo, super_resolution, transformer
+from . import (
+    autoencoder,
+    cnn_families,
+    detection,
+    image_classification,
+    kws,
+    mobile_v3,
+    nb201,
+    op_zoo,
+    super_resolution,
+    transformer,
+)
 from ._builder import SpecBuilder, estimate_cost
 from ._space import SearchSpace
 from .nb201 import nb201_spec
@@ -37,7 +48,8 @@ __all__ = [
 
 _SPACES: Dict[str, SearchSpace] = {
     m.SPACE.name: m.SPACE
-    for m in (image_classification, kws, super_resolution, detection, nb201, autoencoder, transformer, op_zoo)
+    for m in (image_classification, kws, super_resolution, detection, nb201, autoencoder, transformer, op_zoo,
+              mobile_v3, cnn_families)
 }
 
 

@@ -36,9 +36,12 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 def activation(b: SpecBuilder, x: str, name: str, act: str) -> str:
-    """A standalone activation layer (``none`` adds nothing)."""
+    """A standalone activation layer (``none`` adds nothing). ``swish`` (EfficientNet's x *
+    sigmoid(x)) is LOGISTIC then MUL, as TensorFlow's converter writes it."""
     if act == "none":
         return x
+    if act == "swish":
+        return b.add("mul", [x, b.add("logistic", x, f"{name}_sigmoid")], name)
     return b.add(act, x, name)
 
 
