@@ -7,6 +7,7 @@ its workers the parent's sys.path, which under pytest holds this folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -54,6 +55,32 @@ class ScriptedLabeler:
         elif action == "bad-value":
             return {"size_bytes": float(len(model))}
         return {"size_bytes": float(len(model)), "half_size": len(model) / 2}
+
+
+class PerOperatorLabeler:
+    """Prices each operator at its node index + 1; gives no per-operator labels for the models whose
+    sha256 is in ``unpriced`` (as Vela for a model with several subgraphs), and the wrong number of
+    values for those in ``short``."""
+
+    target = "perop"
+    metrics = {"num_ops": "count"}
+    node_metrics = {"cost": "units"}
+
+    def __init__(self, unpriced: List[str], short: List[str]) -> None:
+        self.unpriced, self.short = unpriced, short
+
+    def settings(self) -> Dict[str, Any]:
+        return {"tool": "per-operator stand-in"}
+
+    def label(self, model: bytes) -> Dict[str, float]:
+        return {"num_ops": float(perfsage.load_tflite(model).num_nodes)}
+
+    def label_nodes(self, model: bytes):
+        labels = self.label(model)
+        if _sha(model) in self.unpriced:
+            return labels, None
+        n = int(labels["num_ops"]) - (1 if _sha(model) in self.short else 0)
+        return labels, {"cost": np.arange(1, n + 1, dtype=np.float64)}
 
 
 class UnpicklableInWorker:
@@ -179,3 +206,23 @@ def test_build_resumes_and_retries_errors_with_a_labeller_object(tmp_path: Path)
         "8 models planned (kws, super_resolution; n=4 each, seed 4, int8); 7 already stored; "
         "labelling 1 (1 retried after errors)"
     ) in text
+
+
+def test_per_operator_labels_are_stored_kept_null_or_refused(tmp_path: Path) -> None:
+    # Why: a model whose operators cannot be priced keeps its labels (null per-operator columns);
+    # per-operator values that do not match each other are a labeller bug stored as an error row.
+    items = perfsage.sample("kws", 3, seed=0)
+    models = [perfsage.build_model(i["spec"], seed=i["seed"]) for i in items]
+    labeler = PerOperatorLabeler(unpriced=[_sha(models[1])], short=[_sha(models[2])])
+    build_dataset(tmp_path / "ops", "kws", 3, [labeler], workers=1, progress=False, log=io.StringIO())
+    dataset = open_dataset(tmp_path / "ops")
+    row = {i["seed"]: r for r, i in enumerate(items)}
+    order = [row[s] for s in dataset.seeds]
+    costs = [dataset.node_labels("perop", "cost")[order.index(k)] for k in range(3)]
+    counts = [dataset.labels("perop/num_ops")[order.index(k), 0] for k in range(3)]
+    kinds = [dataset.error_kinds[order.index(k)] for k in range(3)]
+    assert costs[0].tolist() == list(range(1, int(counts[0]) + 1)) and kinds[0] is None
+    assert costs[1] is None and np.isfinite(counts[1]) and kinds[1] is None
+    assert costs[2] is None and kinds[2] == "label"
+    assert "operators" in dataset.errors[order.index(2)] and "label_nodes() returned" in dataset.errors[order.index(2)]
+    assert dataset.targets["perop"]["node_metrics"] == {"cost": "units"}

@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from .. import _rpc
 from .._io import utc_timestamp
+from .._graphs import load_tflite
 from .._writer import build_model, strip_weights
 from ._schema import node_column
 
@@ -59,22 +60,21 @@ def _checked_values(target: str, metrics: Mapping[str, str], values: Any) -> Dic
     return out
 
 
-def _checked_nodes(target: str, node_metrics: Mapping[str, str], nodes: Any) -> Dict[str, List[float]]:
-    # One list per per-operator metric, all as long as the model has operators, all finite.
+def _checked_nodes(target: str, node_metrics: Mapping[str, str], nodes: Any, num_ops: int) -> Dict[str, List[float]]:
+    # One list per per-operator metric, as long as the model's graph has nodes, all finite.
     if not isinstance(nodes, Mapping):
         raise TypeError(f"label_nodes() returned {type(nodes).__name__}, not a dict of metric -> per-operator values")
     out: Dict[str, List[float]] = {}
-    lengths = set()
     for metric in node_metrics:
         if metric not in nodes:
             raise ValueError(f"label_nodes() returned no per-operator {metric}")
         values = [float(v) for v in nodes[metric]]
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"label_nodes() returned a non-finite per-operator {metric}")
-        lengths.add(len(values))
+        if len(values) != num_ops:
+            raise ValueError(f"label_nodes() returned {len(values)} values of {metric} for a model of {num_ops} "
+                             "operators")
         out[node_column(target, metric)] = values
-    if len(lengths) > 1:
-        raise ValueError(f"label_nodes() returned per-operator metrics of different lengths {sorted(lengths)}")
     return out
 
 
@@ -122,8 +122,9 @@ def label_task(
             node_metrics = getattr(labeler, "node_metrics", None)
             if node_metrics:
                 graph_values, nodes = labeler.label_nodes(model)
-                values = {**_checked_values(labeler.target, labeler.metrics, graph_values),
-                          **_checked_nodes(labeler.target, node_metrics, nodes)}
+                values = _checked_values(labeler.target, labeler.metrics, graph_values)
+                if nodes is not None:  # None: the model keeps its labels, its per-operator columns are null
+                    values.update(_checked_nodes(labeler.target, node_metrics, nodes, load_tflite(model).num_nodes))
             else:
                 values = _checked_values(labeler.target, labeler.metrics, labeler.label(model))
         except (Exception, SystemExit) as e:  # tools that sys.exit() on bad input included

@@ -41,9 +41,10 @@ class Labeler(abc.ABC):
     def label(self, model: bytes) -> Dict[str, float]:
         """Labels one TFLite model (bytes with real weights); raises LabelError on failure."""
 
-    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Dict[str, "np.ndarray"]]:
+    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Optional[Dict[str, "np.ndarray"]]]:
         """The model's labels (as :meth:`label`) and, per metric of ``node_metrics``, one value per
-        operator of the model's graph, in perfsage's node order."""
+        operator of the model's graph, in perfsage's node order; None instead of the latter for a
+        model whose operators the labeller cannot price one by one."""
         raise LabelError(f"{self.target}: this labeller gives no per-operator labels")
 
     def close(self) -> None:

@@ -412,9 +412,13 @@ class VelaLabeler(HelperProcessLabeler):
     def label(self, model: bytes) -> Dict[str, float]:
         return self._labels(self.summary(model))
 
-    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
+    def label_nodes(self, model: bytes) -> Tuple[Dict[str, float], Optional[Dict[str, np.ndarray]]]:
         """:meth:`label_operators` as the dataset stores it: one array per ``NODE_METRICS`` entry,
-        the placement as its index in ``vela_layers.PLACEMENTS``."""
+        the placement as its index in ``vela_layers.PLACEMENTS``. A model with several subgraphs
+        gets its labels and None: Vela numbers operators per subgraph, so they cannot be attributed,
+        and the model's own labels are still worth keeping."""
+        if load_tflite(model).num_subgraphs != 1:
+            return self.label(model), None
         labels, costs = self.label_operators(model)
         nodes = {metric: costs.values[metric] for metric in NODE_METRICS if metric != "placement"}
         nodes["placement"] = np.array([PLACEMENTS.index(p) for p in costs.placement], dtype=np.float64)
