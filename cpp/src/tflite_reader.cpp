@@ -328,9 +328,12 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
       if (!entry->name() || entry->name()->str() != kStrippedBuffersMetadata) continue;
       const Where here = model_level.at(Where::Kind::kBuffer, entry->buffer());
       if (entry->buffer() >= buffer_bytes.size()) here.fail("metadata " + quoted(entry->name()) + " points past the buffers");
+      // A model with no constant tensors strips nothing: its list is empty, which the
+      // flatbuffer builder writes as an absent vector.
       const auto* list = src->buffers()->Get(entry->buffer())->data();
-      if (!list || list->size() % 4 != 0) here.fail("stripped-buffer list is not a list of uint32");
-      for (flatbuffers::uoffset_t k = 0; k < list->size(); k += 4) {
+      const flatbuffers::uoffset_t list_bytes = list ? list->size() : 0;
+      if (list_bytes % 4 != 0) here.fail("stripped-buffer list is not a list of uint32");
+      for (flatbuffers::uoffset_t k = 0; k < list_bytes; k += 4) {
         const uint32_t b = list->Get(k) | (list->Get(k + 1) << 8) | (list->Get(k + 2) << 16) |
                            (static_cast<uint32_t>(list->Get(k + 3)) << 24);
         if (b >= stripped.size()) here.fail("stripped-buffer list names buffer " + std::to_string(b) + " of " + std::to_string(stripped.size()));

@@ -48,3 +48,13 @@ def test_metadata_and_signatures_survive(models_dir) -> None:
 def test_bad_input_is_an_error() -> None:
     with pytest.raises(perfsage.PerfSageError, match="not a TFLite model"):
         perfsage.strip_weights(b"\x00" * 64)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_model_without_constants_strips_to_a_readable_model(dtype: str) -> None:
+    spec = {"inputs": [{"name": "x", "shape": [1, 4, 4, 3]}], "layers": [
+        {"name": "r", "op": "relu"}, {"name": "t", "op": "tanh"}]}
+    full = perfsage.build_model(spec, dtype=dtype)
+    stripped = perfsage.strip_weights(full)
+    assert_same_graph(perfsage.load_tflite(full), perfsage.load_tflite(stripped))
+    assert perfsage.strip_weights(stripped) == stripped
