@@ -236,6 +236,128 @@ int32_t batch_matmul(Layer& l) {
 
 // --- data movement: the output keeps the input's quantisation ------------------------------------
 
+// Runtimes (and Vela) want the int8 inputs of concatenation, pack, maximum and minimum at the
+// output's scale; the converter requantises the inputs that are not (a QUANTIZE from int8 to int8).
+void requantize_inputs(Layer& l, int32_t out) {
+  GraphBuilder& g = l.graph;
+  std::vector<int32_t>& in = l.inputs;
+  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
+    const TensorDef& x = g.tensor(in[k]);
+    if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
+    const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
+    g.add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
+    in[k] = requantized;
+  }
+}
+
+// One value per dimension of `x`, or a failure naming the parameter.
+Shape per_dimension(Params& p, const std::string& key, const TensorDef& x) {
+  const Shape values = p.ints(key);
+  if (values.size() != x.shape.size())
+    p.fail("'" + key + "' needs one value per dimension of " + shape_str(x.shape) + ", got " + shape_str(values));
+  return values;
+}
+
+// x[begin:end:strides] as Python slices it: negative indices count from the end, indices are
+// clamped to the dimension, and a set bit d of begin_mask / end_mask takes dimension d from its start /
+// to its end. Strides are positive.
+int32_t strided_slice(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const Shape begin = per_dimension(p, "begin", x);
+  const Shape end = per_dimension(p, "end", x);
+  const Shape strides = p.has("strides") ? per_dimension(p, "strides", x) : Shape(x.shape.size(), 1);
+  const int32_t begin_mask = p.integer("begin_mask", 0);
+  const int32_t end_mask = p.integer("end_mask", 0);
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const int32_t n = x.shape[d];
+    if (strides[d] <= 0) p.fail("'strides' must be positive, got " + shape_str(strides));
+    auto index = [n](int32_t i) { return std::clamp(i < 0 ? i + n : i, 0, n); };
+    const int32_t b = (begin_mask >> d) & 1 ? 0 : index(begin[d]);
+    const int32_t e = (end_mask >> d) & 1 ? n : index(end[d]);
+    shape.push_back(std::max(0, (e - b + strides[d] - 1) / strides[d]));
+  }
+  const int32_t begin_t = g.const_int32(l.name + "/begin", begin);
+  const int32_t end_t = g.const_int32(l.name + "/end", end);
+  const int32_t strides_t = g.const_int32(l.name + "/strides", strides);
+  const int32_t out = g.same_as(l.name, shape, l.inputs[0]);
+  g.add_op(fb::BuiltinOperator::STRIDED_SLICE, {l.inputs[0], begin_t, end_t, strides_t}, {out},
+           fb::BuiltinOptions::StridedSliceOptions,
+           [=](Builder& fbb) { return fb::CreateStridedSliceOptions(fbb, begin_mask, end_mask).Union(); });
+  return out;
+}
+
+// `size` elements from `begin` in each dimension; a size of -1 takes the rest of the dimension.
+int32_t slice(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const Shape begin = per_dimension(p, "begin", x);
+  const Shape size = per_dimension(p, "size", x);
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const int32_t n = x.shape[d];
+    const int32_t s = size[d] == -1 ? n - begin[d] : size[d];
+    if (begin[d] < 0 || begin[d] >= n || s <= 0 || begin[d] + s > n)
+      p.fail("begin " + shape_str(begin) + " and size " + shape_str(size) + " do not lie inside " + shape_str(x.shape));
+    shape.push_back(s);
+  }
+  const int32_t begin_t = g.const_int32(l.name + "/begin", begin);
+  const int32_t size_t_ = g.const_int32(l.name + "/size", size);
+  const int32_t out = g.same_as(l.name, shape, l.inputs[0]);
+  g.add_op(fb::BuiltinOperator::SLICE, {l.inputs[0], begin_t, size_t_}, {out}, fb::BuiltinOptions::SliceOptions,
+           [](Builder& fbb) { return fb::CreateSliceOptions(fbb).Union(); });
+  return out;
+}
+
+// Drops the size-1 dimensions `axes` (negative ones count from the end), or all of them when absent.
+int32_t squeeze(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const auto rank = static_cast<int32_t>(x.shape.size());
+  std::vector<bool> dropped(x.shape.size(), false);
+  Shape axes;
+  if (p.has("axes")) {
+    axes = p.ints("axes");
+    for (int32_t& a : axes) {
+      if (a < -rank || a >= rank) p.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(rank));
+      if (a < 0) a += rank;
+      if (x.shape[static_cast<size_t>(a)] != 1)
+        p.fail("dimension " + std::to_string(a) + " of " + shape_str(x.shape) + " is not 1");
+      dropped[static_cast<size_t>(a)] = true;
+    }
+  } else {
+    for (size_t d = 0; d < x.shape.size(); ++d) dropped[d] = x.shape[d] == 1;
+  }
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d)
+    if (!dropped[d]) shape.push_back(x.shape[d]);
+  if (shape.empty()) p.fail("would squeeze " + shape_str(x.shape) + " to a scalar");
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::SQUEEZE, l.inputs, {out}, fb::BuiltinOptions::SqueezeOptions,
+                 [axes](Builder& fbb) { return fb::CreateSqueezeOptionsDirect(fbb, &axes).Union(); });
+  return out;
+}
+
+// Inserts a size-1 dimension at `axis` (in [-rank - 1, rank], negative ones counting from the end).
+int32_t expand_dims(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const auto rank = static_cast<int32_t>(x.shape.size());
+  int32_t axis = p.integer("axis");
+  if (axis < -rank - 1 || axis > rank) p.fail("axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank + 1));
+  if (axis < 0) axis += rank + 1;
+  Shape shape = x.shape;
+  shape.insert(shape.begin() + axis, 1);
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::EXPAND_DIMS, {l.inputs[0], axis_t}, {out}, fb::BuiltinOptions::ExpandDimsOptions,
+                 [](Builder& fbb) { return fb::CreateExpandDimsOptions(fbb).Union(); });
+  return out;
+}
+
 int32_t concat(Layer& l) {
   Params& p = l.params;
   GraphBuilder& g = l.graph;
@@ -261,19 +383,25 @@ int32_t concat(Layer& l) {
     hi = std::max(hi, x.hi);
   }
   const int32_t out = g.activation(l.name, shape, lo, hi);
-  // Runtimes want int8 concatenation inputs at the output's scale; the converter requantises
-  // the inputs that are not (a QUANTIZE from int8 to int8).
-  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
-    const TensorDef& x = g.tensor(in[k]);
-    if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
-    const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
-    g.add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
-    in[k] = requantized;
-  }
+  requantize_inputs(l, out);
   g.add_op(fb::BuiltinOperator::CONCATENATION, in, {out}, fb::BuiltinOptions::ConcatenationOptions,
            [=](Builder& fbb) { return fb::CreateConcatenationOptions(fbb, axis).Union(); });
   return out;
 }
+
+// Inputs and output share one int8 scale over the union of the inputs' ranges: MAXIMUM and MINIMUM
+// compare raw values, and Vela requires the same parameters on all three.
+int32_t min_max(Layer& l, fb::BuiltinOperator code) {
+  const TwoInputs x = two_inputs(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, std::min(x.a.lo, x.b.lo), std::max(x.a.hi, x.b.hi));
+  requantize_inputs(l, out);
+  l.graph.add_op(code, l.inputs, {out}, fb::BuiltinOptions::MaximumMinimumOptions,
+                 [](Builder& fbb) { return fb::CreateMaximumMinimumOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t maximum(Layer& l) { return min_max(l, fb::BuiltinOperator::MAXIMUM); }
+int32_t minimum(Layer& l) { return min_max(l, fb::BuiltinOperator::MINIMUM); }
 
 int32_t pool(Layer& l, fb::BuiltinOperator code) {
   Params& p = l.params;
@@ -481,6 +609,32 @@ int32_t rsqrt(Layer& l) {
   return out;
 }
 
+int32_t leaky_relu(Layer& l) {
+  const TensorDef x = only_input(l);
+  const auto alpha = static_cast<float>(l.params.number("alpha", 0.2));
+  const int32_t out = l.graph.activation(l.name, x.shape, std::min(0.0f, alpha * x.lo), std::max(x.hi, alpha * x.lo));
+  l.graph.add_op(fb::BuiltinOperator::LEAKY_RELU, l.inputs, {out}, fb::BuiltinOptions::LeakyReluOptions,
+                 [=](Builder& fbb) { return fb::CreateLeakyReluOptions(fbb, alpha).Union(); });
+  return out;
+}
+
+// The upper end is capped so that a wide input range still gives a finite int8 scale.
+int32_t exponential(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, std::exp(x.lo), std::exp(std::min(x.hi, 16.0f)));
+  l.graph.add_op(fb::BuiltinOperator::EXP, l.inputs, {out}, fb::BuiltinOptions::ExpOptions,
+                 [](Builder& fbb) { return fb::CreateExpOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t absolute(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, GraphBuilder::absmax(x));
+  l.graph.add_op(fb::BuiltinOperator::ABS, l.inputs, {out}, fb::BuiltinOptions::AbsOptions,
+                 [](Builder& fbb) { return fb::CreateAbsOptions(fbb).Union(); });
+  return out;
+}
+
 // --- composite layers ------------------------------------------------------------------------------
 
 // Keras LayerNormalization over the last axis, as the converter lowers it.
@@ -563,6 +717,10 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"resize_nearest", resize_nearest},
     {"depth_to_space", depth_to_space},
     {"transpose", transpose},
+    {"strided_slice", strided_slice},
+    {"slice", slice},
+    {"squeeze", squeeze},
+    {"expand_dims", expand_dims},
     {"softmax", softmax},
     {"logistic", logistic},
     {"tanh", tanh},
@@ -570,6 +728,11 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"relu6", relu6},
     {"hard_swish", hard_swish},
     {"rsqrt", rsqrt},
+    {"maximum", maximum},
+    {"minimum", minimum},
+    {"leaky_relu", leaky_relu},
+    {"exp", exponential},
+    {"abs", absolute},
     {"layer_norm", layer_norm},
 };
 

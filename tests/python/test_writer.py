@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
 from vela_compile import compile_with_vela
-from writer_specs import ALL, IMAGE_ALL_OPS, KWS
+from writer_specs import ALL, IMAGE_ALL_OPS, KWS, OP_SPECS
 
 DTYPES = ["int8", "float32"]
 
@@ -153,3 +153,16 @@ def test_int8_models_compile_with_vela(name: str, tmp_path: Path) -> None:
     assert result.npu_operators > 0
     assert result.cpu_reasons == (["Unsupported opType"] if name == "image_all_ops" else [])
     assert result.cpu_operators == len(result.cpu_reasons)
+
+
+@pytest.mark.parametrize("name", sorted(OP_SPECS))
+def test_int8_op_models_get_vela_labels_with_the_expected_placement(name: str) -> None:
+    # Why: each op is in the data for the cost Vela gives it; placing it elsewhere than we expect
+    # (or failing to compile) means the writer produced something the converter would not.
+    pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
+    spec, op_name, placement = OP_SPECS[name]
+    model = perfsage.build_model(spec, dtype="int8")
+    _, costs = perfsage.labelers.get_labeler("ethos-u55-256").label_operators(model)
+    graph = perfsage.load_tflite(model)
+    assert op_name in graph.op_names
+    assert {costs.placement[i] for i, op in enumerate(graph.op_names) if op == op_name} == {placement}

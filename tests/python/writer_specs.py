@@ -68,4 +68,59 @@ KWS = {"name": "kws", "inputs": [{"name": "x", "shape": [1, 49, 10, 1]}], "layer
   {"name": "fc", "op": "dense", "units": 12},
   {"name": "sm", "op": "softmax"}]}
 
-ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS}
+
+def _op_spec(shape, *layers):
+    return {"inputs": [{"name": "x", "shape": shape}], "layers": list(layers)}
+
+
+# One spec per op added after the three above, with the TFLite operator it proves and where Vela
+# places that operator on ethos-u55-256 ("npu", "cpu", or "none" when Vela folds it away).
+OP_SPECS = {
+  "strided_slice": (_op_spec(
+    [1, 10, 12, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "ss", "op": "strided_slice", "begin": [0, 1, -11, 0], "end": [1, 9, 0, 8], "strides": [1, 2, 1, 1],
+     "end_mask": 4}), "STRIDED_SLICE", "npu"),
+  "slice": (_op_spec(
+    [1, 10, 12, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "s", "op": "slice", "begin": [0, 2, 3, 4], "size": [-1, 5, -1, 8]}), "SLICE", "npu"),
+  "squeeze": (_op_spec(
+    [1, 6, 6, 16],
+    {"name": "g", "op": "global_avg_pool"},
+    {"name": "sq", "op": "squeeze", "axes": [1, 2]},
+    {"name": "fc", "op": "dense", "units": 4}), "SQUEEZE", "none"),
+  # A Conv1D as the converter lowers it: EXPAND_DIMS, CONV_2D, SQUEEZE.
+  "expand_dims": (_op_spec(
+    [1, 20, 16],
+    {"name": "e", "op": "expand_dims", "axis": 2},
+    {"name": "c", "op": "conv2d", "filters": 8, "kernel": [3, 1]},
+    {"name": "sq", "op": "squeeze", "axes": [-2]}), "EXPAND_DIMS", "none"),
+  # The second operand, a per-channel mean, has the conv output's scale; the input x does not and
+  # is requantised.
+  "maximum": (_op_spec(
+    [1, 8, 8, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "m", "op": "mean", "axes": [1, 2]},
+    {"name": "mx", "op": "maximum", "inputs": ["c", "m"]},
+    {"name": "mx2", "op": "maximum", "inputs": ["mx", "x"]}), "MAXIMUM", "npu"),
+  "minimum": (_op_spec(
+    [1, 8, 8, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "mn", "op": "minimum", "inputs": ["c", "x"]}), "MINIMUM", "npu"),
+  "leaky_relu": (_op_spec(
+    [1, 8, 8, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "lr", "op": "leaky_relu", "alpha": 0.1}), "LEAKY_RELU", "npu"),
+  "exp": (_op_spec(
+    [1, 8, 8, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "e", "op": "exp"}), "EXP", "npu"),
+  "abs": (_op_spec(
+    [1, 8, 8, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "a", "op": "abs"}), "ABS", "npu"),
+}
+
+ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,
+       **{name: spec for name, (spec, _, _) in OP_SPECS.items()}}

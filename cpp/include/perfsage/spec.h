@@ -20,6 +20,8 @@
 //   dense             units, activation [none], bias [true]; acts on the last dimension
 //   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul)
 //   squared_difference  two inputs
+//   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
+//                     another are requantised, as for concat)
 //   concat            two or more inputs, axis [-1]
 //   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
@@ -32,8 +34,19 @@
 //   relu, relu6, logistic, tanh, hard_swish, rsqrt   one input. A relu/relu6 whose input is the only
 //                     use of a conv2d, depthwise_conv2d, dense, add, sub or mul output is fused into
 //                     that operator, as TensorFlow's converter does
+//   leaky_relu        alpha [0.2]
+//   exp, abs          one input
 //   batch_matmul      two inputs, adj_x [false], adj_y [false]
 //   transpose         perm
+//   strided_slice     begin, end: one per dimension, as Python slices (negative from the end, clamped);
+//                     strides [1 each] positive; begin_mask, end_mask [0]: bit d takes dimension d
+//                     from its start / to its end
+//   slice             begin, size: one per dimension; a size of -1 takes the rest of the dimension
+//   squeeze           axes [every size-1 dimension]; the named dimensions must have size 1
+//   expand_dims       axis: the new size-1 dimension's place, in [-rank - 1, rank]
+// The data movement ops (pooling, mean, pad, reshape, resizes, depth_to_space, transpose and the
+// slicing, squeeze and expand_dims ops) keep their input's int8 scale and zero point, as the
+// converter writes them.
 //   layer_norm        axis -1, epsilon [1e-3]; lowered to the ops the converter emits for Keras
 //                     LayerNormalization: MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL,
 //                     MUL, ADD

@@ -20,9 +20,9 @@ Size = Union[int, Sequence[int]]
 
 # Ops whose single input passes through with its shape unchanged.
 _SAME_SHAPE_OPS = frozenset(
-    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm"}
+    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs"}
 )
-_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference"})
+_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference", "maximum", "minimum"})
 
 
 def _pair(value: Size) -> Tuple[int, int]:
@@ -48,6 +48,22 @@ def _broadcast(a: Shape, b: Shape) -> Shape:
         if x != y and 1 not in (x, y):
             raise ValueError(f"shapes {a} and {b} do not broadcast")
         out.append(max(x, y))
+    return tuple(out)
+
+
+def _strided_slice(x: Shape, p: Dict[str, Any], name: str) -> Shape:
+    """x[begin:end:strides] as Python slices it, with spec.h's begin_mask and end_mask."""
+    def index(i: int, n: int) -> int:
+        return min(max(i + n if i < 0 else i, 0), n)
+
+    strides = p.get("strides", [1] * len(x))
+    out = []
+    for d, n in enumerate(x):
+        begin = 0 if p.get("begin_mask", 0) >> d & 1 else index(int(p["begin"][d]), n)
+        end = n if p.get("end_mask", 0) >> d & 1 else index(int(p["end"][d]), n)
+        out.append(max(0, -(-(end - begin) // int(strides[d]))))
+    if min(out) <= 0:
+        raise ValueError(f"layer {name!r}: strided slice of {x} is empty")
     return tuple(out)
 
 
@@ -183,6 +199,21 @@ class SpecBuilder:
             return tuple(shape)
         if op == "transpose":
             return tuple(x[i] for i in p["perm"])
+        if op == "strided_slice":
+            return _strided_slice(x, p, name)
+        if op == "slice":
+            out = tuple(d - int(b) if s == -1 else int(s) for d, b, s in zip(x, p["begin"], p["size"]))
+            if len(p["begin"]) != len(x) or len(p["size"]) != len(x) or min(out) <= 0:
+                raise ValueError(f"layer {name!r}: slice {p['begin']}+{p['size']} does not fit {x}")
+            return out
+        if op == "squeeze":
+            axes = {a % len(x) for a in p.get("axes", [i for i, d in enumerate(x) if d == 1])}
+            if any(x[a] != 1 for a in axes):
+                raise ValueError(f"layer {name!r}: cannot squeeze dimensions {sorted(axes)} of {x}")
+            return tuple(d for i, d in enumerate(x) if i not in axes)
+        if op == "expand_dims":
+            axis = int(p["axis"]) % (len(x) + 1)
+            return x[:axis] + (1,) + x[axis:]
         if op == "depth_to_space":
             b = int(p["block_size"])
             if x[3] % (b * b):

@@ -149,6 +149,10 @@ def _rsqrt(b, x, rng, name, keep):
     return b.add("rsqrt", b.add("logistic", x, f"{name}_positive"), name)
 
 
+def _leaky_relu(b, x, rng, name, keep):
+    return b.add("leaky_relu", x, name, alpha=choice(rng, (0.01, 0.1, 0.2, 0.3)))
+
+
 def _softmax(b, x, rng, name, keep):
     return b.add("softmax", x, name, beta=choice(rng, (1.0, 1.0, 0.5, 0.125)))
 
@@ -203,6 +207,52 @@ def _transpose(b, x, rng, name, keep):
     return b.add("transpose", x, name, perm=perm)
 
 
+def _strided_slice(b, x, rng, name, keep):
+    # A window of every dimension after the batch, strided 1-2 except the channels (Vela takes no
+    # batch or channel stride), as streaming models cut their state buffers.
+    if keep:
+        return None
+    shape = b.shape(x)
+    begin, end, strides = [0], [1], [1]
+    for d, n in enumerate(shape[1:], start=1):
+        begin.append(int(rng.integers(0, n)))
+        end.append(int(rng.integers(begin[-1] + 1, n + 1)))
+        strides.append(1 if d == len(shape) - 1 else choice(rng, (1, 1, 2)))
+    return b.add("strided_slice", x, name, begin=begin, end=end, strides=strides)
+
+
+def _slice(b, x, rng, name, keep):
+    if keep:
+        return None
+    shape = b.shape(x)
+    begin = [0] + [int(rng.integers(0, n)) for n in shape[1:]]
+    size = [-1] + [int(rng.integers(1, n - s + 1)) if rng.random() < 0.8 else -1 for n, s in zip(shape[1:], begin[1:])]
+    return b.add("slice", x, name, begin=begin, size=size)
+
+
+def _squeeze(b, x, rng, name, keep):
+    # The size-1 dimensions after the batch; without any, a mean keeping its dimensions makes one
+    # (a pooled output squeezed for a dense layer, as Keras models give the converter). The batch
+    # stays: the other draws take it as the first dimension.
+    if keep:
+        return None
+    shape = b.shape(x)
+    ones = [d for d in range(1, len(shape)) if shape[d] == 1]
+    if not ones and len(shape) >= 3:
+        ones = [choice(rng, list(range(1, len(shape) - 1)))]
+        x = b.add("mean", x, f"{name}_pool", axes=ones)
+    if not ones or len(shape) - len(ones) < 2:
+        return None
+    return b.add("squeeze", x, name, axes=ones)
+
+
+def _expand_dims(b, x, rng, name, keep):
+    # [1, T, D] -> [1, T, 1, D] is how the converter feeds a Conv1D to CONV_2D.
+    if keep:
+        return None
+    return b.add("expand_dims", x, name, axis=choice(rng, list(range(1, len(b.shape(x)) + 1))))
+
+
 def _pad(b, x, rng, name, keep):
     if keep:
         return None
@@ -255,6 +305,8 @@ OP_DRAWS: Dict[str, Draw] = {
     "sub": Draw((2, 3, 4), _binary("sub")),
     "mul": Draw((2, 3, 4), _binary("mul")),
     "squared_difference": Draw((2, 3, 4), _binary("squared_difference")),
+    "maximum": Draw((2, 3, 4), _binary("maximum")),
+    "minimum": Draw((2, 3, 4), _binary("minimum")),
     "concat": Draw((2, 3, 4), _concat),
     "mean": Draw((3, 4), _mean),
     "relu": Draw((2, 3, 4), _unary("relu")),
@@ -263,11 +315,18 @@ OP_DRAWS: Dict[str, Draw] = {
     "tanh": Draw((2, 3, 4), _unary("tanh")),
     "hard_swish": Draw((2, 3, 4), _unary("hard_swish")),
     "rsqrt": Draw((2, 3, 4), _rsqrt),
+    "leaky_relu": Draw((2, 3, 4), _leaky_relu),
+    "exp": Draw((2, 3, 4), _unary("exp")),
+    "abs": Draw((2, 3, 4), _unary("abs")),
     "softmax": Draw((2, 3, 4), _softmax),
     "layer_norm": Draw((3,), _layer_norm),
     "reshape": Draw((3, 4), _reshape),
     "transpose": Draw((3, 4), _transpose),
     "pad": Draw((3, 4), _pad),
+    "strided_slice": Draw((2, 3, 4), _strided_slice),
+    "slice": Draw((2, 3, 4), _slice),
+    "squeeze": Draw((2, 3, 4), _squeeze),
+    "expand_dims": Draw((2, 3), _expand_dims),
     "resize_bilinear": Draw((4,), _resize("resize_bilinear")),
     "resize_nearest": Draw((4,), _resize("resize_nearest")),
     "depth_to_space": Draw((4,), _depth_to_space),
