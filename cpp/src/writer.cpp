@@ -100,8 +100,13 @@ class Writer {
                     fused == fused_activation_.end() ? std::nullopt : std::optional<Activation>(fused->second)};
     const int32_t out = build(l);
     p.finish();
-    for (const int32_t d : graph_.tensor(out).shape)
-      if (d <= 0) p.fail("gives a non-positive size in its output " + writer::shape_str(graph_.tensor(out).shape));
+    if (l.outputs.empty()) l.outputs.push_back(out);
+    for (size_t k = 0; k < l.outputs.size(); ++k) {
+      const writer::Shape& shape = graph_.tensor(l.outputs[k]).shape;
+      for (const int32_t d : shape)
+        if (d <= 0) p.fail("gives a non-positive size in its output " + writer::shape_str(shape));
+      if (l.outputs.size() > 1) values_[layer.name + ":" + std::to_string(k)] = l.outputs[k];
+    }
     values_[layer.name] = out;
   }
 

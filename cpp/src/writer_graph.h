@@ -140,6 +140,9 @@ struct Layer {
   std::vector<int32_t>& inputs;
   GraphBuilder& graph;
   std::optional<Activation> fused_activation;  // a following relu/relu6 folded into this layer
+  // All outputs of a multi-output op (split, unpack), which later layers name "<layer>:<i>"; the
+  // builder returns the first. Empty for single-output ops.
+  std::vector<int32_t> outputs = {};
 
   // Fails unless the layer has between `lo` and `hi` inputs.
   void want_inputs(size_t lo, size_t hi) const;

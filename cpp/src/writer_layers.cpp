@@ -403,6 +403,57 @@ int32_t min_max(Layer& l, fb::BuiltinOperator code) {
 int32_t maximum(Layer& l) { return min_max(l, fb::BuiltinOperator::MAXIMUM); }
 int32_t minimum(Layer& l) { return min_max(l, fb::BuiltinOperator::MINIMUM); }
 
+// `count` outputs with the input's quantisation, cut from it along `axis` with the given sizes.
+void split_outputs(Layer& l, const TensorDef& x, int32_t axis, const Shape& sizes) {
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    Shape shape = x.shape;
+    shape[static_cast<size_t>(axis)] = sizes[k];
+    l.outputs.push_back(l.graph.same_as(l.name + ":" + std::to_string(k), shape, l.inputs[0]));
+  }
+}
+
+// An axis parameter in [-rank, rank), made non-negative.
+int32_t axis_param(Params& p, const std::string& key, int32_t rank, int32_t fallback) {
+  int32_t axis = p.integer(key, fallback);
+  if (axis < -rank || axis >= rank) p.fail(key + " " + std::to_string(axis) + " is outside rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+int32_t split(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t count = p.positive("num_splits");
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  const int32_t n = x.shape[static_cast<size_t>(axis)];
+  if (n % count != 0) p.fail("dimension " + std::to_string(n) + " does not split into " + std::to_string(count) + " equal parts");
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  split_outputs(l, x, axis, Shape(static_cast<size_t>(count), n / count));
+  l.graph.add_op(fb::BuiltinOperator::SPLIT, {axis_t, l.inputs[0]}, l.outputs, fb::BuiltinOptions::SplitOptions,
+                 [=](Builder& fbb) { return fb::CreateSplitOptions(fbb, count).Union(); });
+  return l.outputs[0];
+}
+
+int32_t split_v(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const Shape sizes = p.ints("sizes");
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  int64_t total = 0;
+  for (int32_t s : sizes) {
+    if (s <= 0) p.fail("'sizes' must be positive, got " + shape_str(sizes));
+    total += s;
+  }
+  if (sizes.empty() || total != x.shape[static_cast<size_t>(axis)])
+    p.fail("sizes " + shape_str(sizes) + " do not add up to dimension " + std::to_string(axis) + " of " + shape_str(x.shape));
+  const int32_t sizes_t = l.graph.const_int32(l.name + "/size_splits", sizes);
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  split_outputs(l, x, axis, sizes);
+  const auto count = static_cast<int32_t>(sizes.size());
+  l.graph.add_op(fb::BuiltinOperator::SPLIT_V, {l.inputs[0], sizes_t, axis_t}, l.outputs, fb::BuiltinOptions::SplitVOptions,
+                 [=](Builder& fbb) { return fb::CreateSplitVOptions(fbb, count).Union(); });
+  return l.outputs[0];
+}
+
 int32_t pool(Layer& l, fb::BuiltinOperator code) {
   Params& p = l.params;
   const TensorDef x = only_input(l);
@@ -707,6 +758,8 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"squared_difference", squared_difference},
     {"batch_matmul", batch_matmul},
     {"concat", concat},
+    {"split", split},
+    {"split_v", split_v},
     {"avg_pool2d", avg_pool2d},
     {"max_pool2d", max_pool2d},
     {"global_avg_pool", global_avg_pool},

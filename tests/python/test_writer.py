@@ -126,6 +126,10 @@ def bad(spec_change) -> dict:
         (lambda s: s["layers"].insert(3, {"name": "a", "op": "add", "inputs": ["dw1", "x"]}),
          r"layer 3 'a' \(add\): shapes \[1, 25, 5, 64\] and \[1, 49, 10, 1\] do not broadcast"),
         (lambda s: s["layers"][5].update(shape=[1, 65]), r"layer 5 'flat' \(reshape\): cannot reshape"),
+        (lambda s: s["layers"].insert(6, {"name": "sp", "op": "split", "num_splits": 5}),
+         r"layer 6 'sp' \(split\): dimension 64 does not split into 5 equal parts"),
+        # Only multi-output layers have "<layer>:<i>" names.
+        (lambda s: s["layers"][6].update(inputs=["flat:0"]), r"layer 6 'fc'.*input 'flat:0' is neither"),
         (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
         (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
         (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),

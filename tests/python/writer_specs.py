@@ -120,6 +120,19 @@ OP_SPECS = {
     [1, 8, 8, 16],
     {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
     {"name": "a", "op": "abs"}), "ABS", "npu"),
+  # Channel shuffle: split, then the parts concatenated in another order (Vela reads the parts
+  # in place, leaving the SPLIT no operation of its own).
+  "split": (_op_spec(
+    [1, 8, 8, 12],
+    {"name": "c", "op": "conv2d", "filters": 12, "kernel": 3},
+    {"name": "s", "op": "split", "num_splits": 3},
+    {"name": "j", "op": "concat", "inputs": ["s:2", "s:0", "s:1"]}), "SPLIT", "none"),
+  "split_v": ({**_op_spec(
+    [1, 8, 8, 12],
+    {"name": "c", "op": "conv2d", "filters": 12, "kernel": 3},
+    {"name": "s", "op": "split_v", "sizes": [2, 6], "axis": 1},
+    {"name": "a", "op": "conv2d", "filters": 4, "kernel": 1, "inputs": ["s:0"]},
+    {"name": "b", "op": "relu", "inputs": ["s:1"]}), "outputs": ["a", "b", "s:1"]}, "SPLIT_V", "npu"),
 }
 
 ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,

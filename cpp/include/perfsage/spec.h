@@ -23,6 +23,10 @@
 //   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
 //                     another are requantised, as for concat)
 //   concat            two or more inputs, axis [-1]
+//   split             num_splits equal parts along axis [-1]
+//   split_v           sizes: the parts' sizes along axis [-1], adding up to that dimension
+//                     Both have one output per part: later layers name part i "<layer>:<i>" (the
+//                     layer's name alone is part 0), and so does "outputs"
 //   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]

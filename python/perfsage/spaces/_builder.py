@@ -22,6 +22,8 @@ Size = Union[int, Sequence[int]]
 _SAME_SHAPE_OPS = frozenset(
     {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs"}
 )
+# Ops with several outputs, named "<layer>:<i>" (spec.h).
+_MULTI_OUTPUT_OPS = frozenset({"split", "split_v"})
 _BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference", "maximum", "minimum"})
 
 
@@ -49,6 +51,18 @@ def _broadcast(a: Shape, b: Shape) -> Shape:
             raise ValueError(f"shapes {a} and {b} do not broadcast")
         out.append(max(x, y))
     return tuple(out)
+
+
+def _split(x: Shape, p: Dict[str, Any], name: str, op: str) -> List[Shape]:
+    """The output shapes of split (num_splits equal parts) and split_v (parts of the given sizes)."""
+    axis = int(p.get("axis", -1)) % len(x)
+    if op == "split":
+        sizes = [x[axis] // int(p["num_splits"])] * int(p["num_splits"])
+    else:
+        sizes = [int(s) for s in p["sizes"]]
+    if sum(sizes) != x[axis] or min(sizes) <= 0:
+        raise ValueError(f"layer {name!r}: cannot split dimension {axis} of {x} into {sizes}")
+    return [x[:axis] + (s,) + x[axis + 1:] for s in sizes]
 
 
 def _strided_slice(x: Shape, p: Dict[str, Any], name: str) -> Shape:
@@ -107,7 +121,14 @@ class SpecBuilder:
         for tensor in ins:
             if tensor not in self._shapes:
                 raise ValueError(f"layer {name!r}: input {tensor!r} is not defined yet")
-        self._shapes[name] = self._infer(op, [self._shapes[t] for t in ins], params, name)
+        shapes = [self._shapes[t] for t in ins]
+        if op in _MULTI_OUTPUT_OPS:
+            # Later layers name the outputs "<name>:<i>"; "<name>" alone is the first.
+            outputs = _split(shapes[0], params, name, op)
+            self._shapes.update({f"{name}:{i}": s for i, s in enumerate(outputs)})
+            self._shapes[name] = outputs[0]
+        else:
+            self._shapes[name] = self._infer(op, shapes, params, name)
         self._layers.append({"name": name, "op": op, "inputs": ins, **params})
         return name
 

@@ -177,6 +177,31 @@ def _concat(b, x, rng, name, keep):
     return b.add("concat", [x] * choice(rng, (2, 3)), name, axis=-1)
 
 
+def _split(op):
+    def draw(b, x, rng, name, keep):
+        # Cut a dimension after the batch into parts and concatenate them back in reverse order
+        # (ShuffleNet's channel split and shuffle): the input's shape, so residuals can take it.
+        shape = b.shape(x)
+        axes = [d for d in range(1, len(shape)) if shape[d] >= 2]
+        if not axes:
+            return None
+        axis = choice(rng, axes)
+        n = shape[axis]
+        if op == "split":
+            counts = [c for c in (2, 3, 4) if n % c == 0]
+            if not counts:
+                return None
+            count = choice(rng, counts)
+            b.add("split", x, name, num_splits=count, axis=axis)
+        else:
+            cuts = sorted(int(c) for c in rng.choice(np.arange(1, n), size=min(n - 1, choice(rng, (1, 2))), replace=False))
+            sizes = [e - s for s, e in zip([0] + cuts, cuts + [n])]
+            count = len(sizes)
+            b.add("split_v", x, name, sizes=sizes, axis=axis)
+        return b.add("concat", [f"{name}:{i}" for i in reversed(range(count))], f"{name}_join", axis=axis)
+    return draw
+
+
 def _mean(b, x, rng, name, keep):
     if keep:
         return None
@@ -308,6 +333,8 @@ OP_DRAWS: Dict[str, Draw] = {
     "maximum": Draw((2, 3, 4), _binary("maximum")),
     "minimum": Draw((2, 3, 4), _binary("minimum")),
     "concat": Draw((2, 3, 4), _concat),
+    "split": Draw((2, 3, 4), _split("split")),
+    "split_v": Draw((2, 3, 4), _split("split_v")),
     "mean": Draw((3, 4), _mean),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
