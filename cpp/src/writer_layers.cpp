@@ -6,7 +6,9 @@
 // decides the bytes: keep both when editing.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <iterator>
+#include <limits>
 
 #include "writer_graph.h"
 
@@ -454,6 +456,49 @@ int32_t split_v(Layer& l) {
   return l.outputs[0];
 }
 
+// Stacks equal-shaped inputs along a new dimension `axis` (in [-rank - 1, rank]).
+int32_t pack(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  l.want_inputs(1, 1000);
+  const TensorDef first = g.tensor(l.inputs[0]);
+  const auto rank = static_cast<int32_t>(first.shape.size());
+  int32_t axis = p.integer("axis", 0);
+  if (axis < -rank - 1 || axis > rank) p.fail("axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank + 1));
+  if (axis < 0) axis += rank + 1;
+  float lo = 0.0f, hi = 0.0f;
+  for (int32_t t : l.inputs) {
+    const TensorDef& x = g.tensor(t);
+    if (x.shape != first.shape) p.fail("inputs " + shape_str(first.shape) + " and " + shape_str(x.shape) + " differ");
+    lo = std::min(lo, x.lo);
+    hi = std::max(hi, x.hi);
+  }
+  Shape shape = first.shape;
+  const auto count = static_cast<int32_t>(l.inputs.size());
+  shape.insert(shape.begin() + axis, count);
+  const int32_t out = g.activation(l.name, shape, lo, hi);
+  requantize_inputs(l, out);
+  g.add_op(fb::BuiltinOperator::PACK, l.inputs, {out}, fb::BuiltinOptions::PackOptions,
+           [=](Builder& fbb) { return fb::CreatePackOptions(fbb, count, axis).Union(); });
+  return out;
+}
+
+// One output per index of dimension `axis`, without that dimension.
+int32_t unpack(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), 0);
+  if (x.shape.size() < 2) p.fail("needs an input of rank 2 or more, got " + shape_str(x.shape));
+  const int32_t count = x.shape[static_cast<size_t>(axis)];
+  Shape shape = x.shape;
+  shape.erase(shape.begin() + axis);
+  for (int32_t k = 0; k < count; ++k)
+    l.outputs.push_back(l.graph.same_as(l.name + ":" + std::to_string(k), shape, l.inputs[0]));
+  l.graph.add_op(fb::BuiltinOperator::UNPACK, l.inputs, l.outputs, fb::BuiltinOptions::UnpackOptions,
+                 [=](Builder& fbb) { return fb::CreateUnpackOptions(fbb, count, axis).Union(); });
+  return l.outputs[0];
+}
+
 int32_t pool(Layer& l, fb::BuiltinOperator code) {
   Params& p = l.params;
   const TensorDef x = only_input(l);
@@ -507,21 +552,41 @@ int32_t mean(Layer& l) {
   return reduce_mean(l, x, axes, l.params.flag("keep_dims", true));
 }
 
-int32_t pad(Layer& l) {
+// PAD's paddings as a constant [rank, 2], and the padded shape; each side at most `limit(d)`.
+std::pair<int32_t, Shape> paddings(Layer& l, const TensorDef& x, const std::function<int32_t(int32_t)>& limit) {
   Params& p = l.params;
-  const TensorDef x = only_input(l);
   const auto pads = p.int_pairs("paddings");
   if (pads.size() != x.shape.size()) p.fail("needs one [before, after] pair per dimension of " + shape_str(x.shape));
   Shape shape = x.shape;
   std::vector<int32_t> flat;
   for (size_t d = 0; d < pads.size(); ++d) {
+    if (std::max(pads[d][0], pads[d][1]) > limit(x.shape[d]))
+      p.fail("padding " + shape_str(pads[d]) + " is too wide for dimension " + std::to_string(d) + " of " + shape_str(x.shape));
     shape[d] += pads[d][0] + pads[d][1];
     flat.insert(flat.end(), pads[d].begin(), pads[d].end());
   }
-  const int32_t pads_t = l.graph.const_int32(l.name + "/paddings", flat, {static_cast<int32_t>(pads.size()), 2});
+  return {l.graph.const_int32(l.name + "/paddings", flat, {static_cast<int32_t>(pads.size()), 2}), shape};
+}
+
+int32_t pad(Layer& l) {
+  const TensorDef x = only_input(l);
+  const auto [pads_t, shape] = paddings(l, x, [](int32_t) { return std::numeric_limits<int32_t>::max(); });
   const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
   l.graph.add_op(fb::BuiltinOperator::PAD, {l.inputs[0], pads_t}, {out}, fb::BuiltinOptions::PadOptions,
                  [](Builder& fbb) { return fb::CreatePadOptions(fbb).Union(); });
+  return out;
+}
+
+// Pads by mirroring the edge, with it (symmetric, at most the dimension's size on each side) or
+// without it (reflect, less than that).
+int32_t mirror_pad(Layer& l) {
+  const TensorDef x = only_input(l);
+  const bool reflect = l.params.choice("mode", {"reflect", "symmetric"}) == "reflect";
+  const auto [pads_t, shape] = paddings(l, x, [reflect](int32_t n) { return reflect ? n - 1 : n; });
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  const auto mode = reflect ? fb::MirrorPadMode::REFLECT : fb::MirrorPadMode::SYMMETRIC;
+  l.graph.add_op(fb::BuiltinOperator::MIRROR_PAD, {l.inputs[0], pads_t}, {out}, fb::BuiltinOptions::MirrorPadOptions,
+                 [=](Builder& fbb) { return fb::CreateMirrorPadOptions(fbb, mode).Union(); });
   return out;
 }
 
@@ -686,6 +751,20 @@ int32_t absolute(Layer& l) {
   return out;
 }
 
+// Keras PReLU with its slopes shared over all but the last axis: one learnt slope per channel,
+// a constant operand in [0, 0.3] (int8: per tensor, as the converter writes it).
+int32_t prelu(Layer& l) {
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  std::vector<float> slopes(static_cast<size_t>(x.shape.back()));
+  for (float& v : slopes) v = 0.15f + g.rng().uniform(0.15f);
+  const int32_t alpha = g.const_values(l.name + "/alpha", slopes);
+  const float steepest = *std::max_element(slopes.begin(), slopes.end());
+  const int32_t out = g.activation(l.name, x.shape, std::min(0.0f, steepest * x.lo), x.hi);
+  g.add_op(fb::BuiltinOperator::PRELU, {l.inputs[0], alpha}, {out});
+  return out;
+}
+
 // --- composite layers ------------------------------------------------------------------------------
 
 // Keras LayerNormalization over the last axis, as the converter lowers it.
@@ -760,11 +839,14 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"concat", concat},
     {"split", split},
     {"split_v", split_v},
+    {"pack", pack},
+    {"unpack", unpack},
     {"avg_pool2d", avg_pool2d},
     {"max_pool2d", max_pool2d},
     {"global_avg_pool", global_avg_pool},
     {"mean", mean},
     {"pad", pad},
+    {"mirror_pad", mirror_pad},
     {"reshape", reshape},
     {"resize_bilinear", resize_bilinear},
     {"resize_nearest", resize_nearest},
@@ -786,6 +868,7 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"leaky_relu", leaky_relu},
     {"exp", exponential},
     {"abs", absolute},
+    {"prelu", prelu},
     {"layer_norm", layer_norm},
 };
 

@@ -73,6 +73,11 @@ def _op_spec(shape, *layers):
     return {"inputs": [{"name": "x", "shape": shape}], "layers": list(layers)}
 
 
+def _on_conv(*layers):
+    """Layers after a 3x3 conv "c" on an 8x8x16 input "x": an int8 operand with its own scale."""
+    return _op_spec([1, 8, 8, 16], {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3}, *layers)
+
+
 # One spec per op added after the three above, with the TFLite operator it proves and where Vela
 # places that operator on ethos-u55-256 ("npu", "cpu", or "none" when Vela folds it away).
 OP_SPECS = {
@@ -98,27 +103,17 @@ OP_SPECS = {
     {"name": "sq", "op": "squeeze", "axes": [-2]}), "EXPAND_DIMS", "none"),
   # The second operand, a per-channel mean, has the conv output's scale; the input x does not and
   # is requantised.
-  "maximum": (_op_spec(
-    [1, 8, 8, 16],
-    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+  "maximum": (_on_conv(
     {"name": "m", "op": "mean", "axes": [1, 2]},
     {"name": "mx", "op": "maximum", "inputs": ["c", "m"]},
     {"name": "mx2", "op": "maximum", "inputs": ["mx", "x"]}), "MAXIMUM", "npu"),
-  "minimum": (_op_spec(
-    [1, 8, 8, 16],
-    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+  "minimum": (_on_conv(
     {"name": "mn", "op": "minimum", "inputs": ["c", "x"]}), "MINIMUM", "npu"),
-  "leaky_relu": (_op_spec(
-    [1, 8, 8, 16],
-    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+  "leaky_relu": (_on_conv(
     {"name": "lr", "op": "leaky_relu", "alpha": 0.1}), "LEAKY_RELU", "npu"),
-  "exp": (_op_spec(
-    [1, 8, 8, 16],
-    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+  "exp": (_on_conv(
     {"name": "e", "op": "exp"}), "EXP", "npu"),
-  "abs": (_op_spec(
-    [1, 8, 8, 16],
-    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+  "abs": (_on_conv(
     {"name": "a", "op": "abs"}), "ABS", "npu"),
   # Channel shuffle: split, then the parts concatenated in another order (Vela reads the parts
   # in place, leaving the SPLIT no operation of its own).
@@ -133,6 +128,22 @@ OP_SPECS = {
     {"name": "s", "op": "split_v", "sizes": [2, 6], "axis": 1},
     {"name": "a", "op": "conv2d", "filters": 4, "kernel": 1, "inputs": ["s:0"]},
     {"name": "b", "op": "relu", "inputs": ["s:1"]}), "outputs": ["a", "b", "s:1"]}, "SPLIT_V", "npu"),
+  # Stacking a dense output with the input, whose int8 scale differs and is requantised.
+  "pack": (_op_spec(
+    [1, 8, 16],
+    {"name": "d", "op": "dense", "units": 16},
+    {"name": "p", "op": "pack", "inputs": ["d", "x"], "axis": 1}), "PACK", "npu"),
+  "unpack": ({**_op_spec(
+    [1, 4, 16],
+    {"name": "d", "op": "dense", "units": 16},
+    {"name": "u", "op": "unpack", "axis": 1},
+    {"name": "a", "op": "add", "inputs": ["u:0", "u:3"]}), "outputs": ["a", "u:1"]}, "UNPACK", "npu"),
+  "prelu": (_on_conv(
+    {"name": "pr", "op": "prelu"}), "PRELU", "npu"),
+  "mirror_pad": (_on_conv(
+    {"name": "mp", "op": "mirror_pad", "paddings": [[0, 0], [2, 1], [0, 3], [0, 0]], "mode": "reflect"},
+    {"name": "sp", "op": "mirror_pad", "paddings": [[0, 0], [1, 1], [1, 1], [0, 0]], "mode": "symmetric"}),
+    "MIRROR_PAD", "npu"),
 }
 
 ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,

@@ -25,12 +25,17 @@
 //   concat            two or more inputs, axis [-1]
 //   split             num_splits equal parts along axis [-1]
 //   split_v           sizes: the parts' sizes along axis [-1], adding up to that dimension
-//                     Both have one output per part: later layers name part i "<layer>:<i>" (the
-//                     layer's name alone is part 0), and so does "outputs"
+//   unpack            axis [0]: one output per index of that dimension, without it
+//                     split, split_v and unpack have one output per part: later layers name part i
+//                     "<layer>:<i>" (the layer's name alone is part 0), and so does "outputs"
+//   pack              one or more inputs of one shape, stacked along a new dimension axis [0]
+//                     (in [-rank - 1, rank]); int8 inputs are requantised as for concat
 //   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]
 //   pad               paddings: [[before, after], ...] one pair per dimension
+//   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"
+//                     (each side <= the dimension)]
 //   reshape           shape (one -1 allowed)
 //   resize_bilinear, resize_nearest   size [h, w]
 //   depth_to_space    block_size
@@ -40,6 +45,7 @@
 //                     that operator, as TensorFlow's converter does
 //   leaky_relu        alpha [0.2]
 //   exp, abs          one input
+//   prelu             one learnt slope per channel (the last dimension), drawn in [0, 0.3]
 //   batch_matmul      two inputs, adj_x [false], adj_y [false]
 //   transpose         perm
 //   strided_slice     begin, end: one per dimension, as Python slices (negative from the end, clamped);

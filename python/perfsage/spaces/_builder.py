@@ -20,10 +20,11 @@ Size = Union[int, Sequence[int]]
 
 # Ops whose single input passes through with its shape unchanged.
 _SAME_SHAPE_OPS = frozenset(
-    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs"}
+    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs",
+     "prelu"}
 )
 # Ops with several outputs, named "<layer>:<i>" (spec.h).
-_MULTI_OUTPUT_OPS = frozenset({"split", "split_v"})
+_MULTI_OUTPUT_OPS = frozenset({"split", "split_v", "unpack"})
 _BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference", "maximum", "minimum"})
 
 
@@ -54,7 +55,11 @@ def _broadcast(a: Shape, b: Shape) -> Shape:
 
 
 def _split(x: Shape, p: Dict[str, Any], name: str, op: str) -> List[Shape]:
-    """The output shapes of split (num_splits equal parts) and split_v (parts of the given sizes)."""
+    """The output shapes of split (num_splits equal parts), split_v (parts of the given sizes) and
+    unpack (one per index along the axis, without it)."""
+    if op == "unpack":
+        axis = int(p.get("axis", 0)) % len(x)
+        return [x[:axis] + x[axis + 1:]] * x[axis]
     axis = int(p.get("axis", -1)) % len(x)
     if op == "split":
         sizes = [x[axis] // int(p["num_splits"])] * int(p["num_splits"])
@@ -174,7 +179,10 @@ class SpecBuilder:
             self.macs += n * h * w * c * kh * kw * cout
             self.params += cout * kh * kw * c + (cout if p.get("bias", True) else 0)
             return (n, oh, ow, cout)
-        if op == "pad":
+        if op == "prelu":
+            self.params += x[-1]  # the slopes
+            return x
+        if op in ("pad", "mirror_pad"):
             pads = p["paddings"]
             if len(pads) != len(x):
                 raise ValueError(f"layer {name!r}: needs one [before, after] pair per dimension of {x}")
@@ -190,6 +198,11 @@ class SpecBuilder:
             if op == "layer_norm":
                 self.params += 2 * x[-1]  # gamma and beta
             return x
+        if op == "pack":
+            if any(s != x for s in shapes):
+                raise ValueError(f"layer {name!r}: cannot stack shapes {shapes}")
+            axis = int(p.get("axis", 0)) % (len(x) + 1)
+            return x[:axis] + (len(shapes),) + x[axis:]
         if op == "concat":
             axis = p.get("axis", -1) % len(x)
             out = list(x)

@@ -202,6 +202,25 @@ def _split(op):
     return draw
 
 
+def _pack(b, x, rng, name, keep):
+    if keep:
+        return None
+    rank = len(b.shape(x))
+    return b.add("pack", [x] * choice(rng, (2, 3)), name, axis=choice(rng, list(range(1, rank + 1))))
+
+
+def _unpack(b, x, rng, name, keep):
+    # Unstack a short dimension after the batch and stack the slices back in reverse order, as
+    # unrolled recurrent models treat their time steps: the input's shape again.
+    shape = b.shape(x)
+    axes = [d for d in range(1, len(shape)) if 2 <= shape[d] <= 8]
+    if not axes:
+        return None
+    axis = choice(rng, axes)
+    b.add("unpack", x, name, axis=axis)
+    return b.add("pack", [f"{name}:{i}" for i in reversed(range(shape[axis]))], f"{name}_join", axis=axis)
+
+
 def _mean(b, x, rng, name, keep):
     if keep:
         return None
@@ -286,6 +305,18 @@ def _pad(b, x, rng, name, keep):
     return b.add("pad", x, name, paddings=paddings)
 
 
+def _mirror_pad(b, x, rng, name, keep):
+    # Height and width only (all Vela pads), each side narrower than its dimension (reflect).
+    if keep:
+        return None
+    _, h, w, _ = b.shape(x)
+    mode = choice(rng, ("reflect", "symmetric"))
+    limit = {"reflect": 1, "symmetric": 0}[mode]
+    paddings = [[0, 0]] + [[int(rng.integers(0, min(3, n - limit + 1))), int(rng.integers(0, min(3, n - limit + 1)))]
+                           for n in (h, w)] + [[0, 0]]
+    return b.add("mirror_pad", x, name, paddings=paddings, mode=mode)
+
+
 def _resize(op):
     def draw(b, x, rng, name, keep):
         if keep:
@@ -335,6 +366,8 @@ OP_DRAWS: Dict[str, Draw] = {
     "concat": Draw((2, 3, 4), _concat),
     "split": Draw((2, 3, 4), _split("split")),
     "split_v": Draw((2, 3, 4), _split("split_v")),
+    "pack": Draw((2, 3), _pack),
+    "unpack": Draw((2, 3, 4), _unpack),
     "mean": Draw((3, 4), _mean),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
@@ -345,11 +378,13 @@ OP_DRAWS: Dict[str, Draw] = {
     "leaky_relu": Draw((2, 3, 4), _leaky_relu),
     "exp": Draw((2, 3, 4), _unary("exp")),
     "abs": Draw((2, 3, 4), _unary("abs")),
+    "prelu": Draw((2, 3, 4), _unary("prelu")),
     "softmax": Draw((2, 3, 4), _softmax),
     "layer_norm": Draw((3,), _layer_norm),
     "reshape": Draw((3, 4), _reshape),
     "transpose": Draw((3, 4), _transpose),
     "pad": Draw((3, 4), _pad),
+    "mirror_pad": Draw((4,), _mirror_pad),
     "strided_slice": Draw((2, 3, 4), _strided_slice),
     "slice": Draw((2, 3, 4), _slice),
     "squeeze": Draw((2, 3, 4), _squeeze),
