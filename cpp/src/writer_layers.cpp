@@ -518,8 +518,9 @@ int32_t pool(Layer& l, fb::BuiltinOperator code) {
 int32_t avg_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::AVERAGE_POOL_2D); }
 int32_t max_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::MAX_POOL_2D); }
 
-// MEAN over `axes` (negative ones count from the end).
-int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
+// MEAN, SUM or REDUCE_MAX over `axes` (negative ones count from the end). A sum's int8 output
+// spans the input's range times the number of elements summed; the others keep the input's.
+int32_t reduce(Layer& l, const TensorDef& x, Shape axes, bool keep, fb::BuiltinOperator code) {
   const auto rank = static_cast<int32_t>(x.shape.size());
   std::vector<bool> reduced(static_cast<size_t>(rank), false);
   for (int32_t& a : axes) {
@@ -534,8 +535,10 @@ int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
   }
   if (shape.empty()) shape = {1};
   const int32_t axes_t = l.graph.const_int32(l.name + "/axes", axes);
-  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
-  l.graph.add_op(fb::BuiltinOperator::MEAN, {l.inputs[0], axes_t}, {out}, fb::BuiltinOptions::ReducerOptions,
+  const auto summed = static_cast<float>(elements(x.shape) / elements(shape));
+  const int32_t out = code == fb::BuiltinOperator::SUM ? l.graph.activation(l.name, shape, x.lo * summed, x.hi * summed)
+                                                       : l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(code, {l.inputs[0], axes_t}, {out}, fb::BuiltinOptions::ReducerOptions,
                  [=](Builder& fbb) { return fb::CreateReducerOptions(fbb, keep).Union(); });
   return out;
 }
@@ -543,14 +546,18 @@ int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
 int32_t global_avg_pool(Layer& l) {
   const TensorDef x = only_input(l);
   require_rank(l.params, x, 4);
-  return reduce_mean(l, x, {1, 2}, true);
+  return reduce(l, x, {1, 2}, true, fb::BuiltinOperator::MEAN);
 }
 
-int32_t mean(Layer& l) {
+int32_t reduction(Layer& l, fb::BuiltinOperator code) {
   const TensorDef x = only_input(l);
   const Shape axes = l.params.ints("axes");
-  return reduce_mean(l, x, axes, l.params.flag("keep_dims", true));
+  return reduce(l, x, axes, l.params.flag("keep_dims", true), code);
 }
+
+int32_t mean(Layer& l) { return reduction(l, fb::BuiltinOperator::MEAN); }
+int32_t sum(Layer& l) { return reduction(l, fb::BuiltinOperator::SUM); }
+int32_t reduce_max(Layer& l) { return reduction(l, fb::BuiltinOperator::REDUCE_MAX); }
 
 // PAD's paddings as a constant [rank, 2], and the padded shape; each side at most `limit(d)`.
 std::pair<int32_t, Shape> paddings(Layer& l, const TensorDef& x, const std::function<int32_t(int32_t)>& limit) {
@@ -670,6 +677,25 @@ int32_t transpose(Layer& l) {
   const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
   l.graph.add_op(fb::BuiltinOperator::TRANSPOSE, {l.inputs[0], perm_t}, {out}, fb::BuiltinOptions::TransposeOptions,
                  [](Builder& fbb) { return fb::CreateTransposeOptions(fbb).Union(); });
+  return out;
+}
+
+// The entries `indices` (constants, as an embedding lookup's) of dimension `axis` [0].
+int32_t gather(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), 0);
+  const Shape indices = p.ints("indices");
+  const int32_t n = x.shape[static_cast<size_t>(axis)];
+  if (indices.empty() || *std::min_element(indices.begin(), indices.end()) < 0 ||
+      *std::max_element(indices.begin(), indices.end()) >= n)
+    p.fail("indices " + shape_str(indices) + " must be a non-empty list in [0, " + std::to_string(n) + ")");
+  Shape shape = x.shape;
+  shape[static_cast<size_t>(axis)] = static_cast<int32_t>(indices.size());
+  const int32_t indices_t = l.graph.const_int32(l.name + "/indices", indices);
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::GATHER, {l.inputs[0], indices_t}, {out}, fb::BuiltinOptions::GatherOptions,
+                 [=](Builder& fbb) { return fb::CreateGatherOptions(fbb, axis).Union(); });
   return out;
 }
 
@@ -845,6 +871,9 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"max_pool2d", max_pool2d},
     {"global_avg_pool", global_avg_pool},
     {"mean", mean},
+    {"sum", sum},
+    {"reduce_max", reduce_max},
+    {"gather", gather},
     {"pad", pad},
     {"mirror_pad", mirror_pad},
     {"reshape", reshape},

@@ -144,6 +144,9 @@ OP_SPECS = {
     {"name": "mp", "op": "mirror_pad", "paddings": [[0, 0], [2, 1], [0, 3], [0, 0]], "mode": "reflect"},
     {"name": "sp", "op": "mirror_pad", "paddings": [[0, 0], [1, 1], [1, 1], [0, 0]], "mode": "symmetric"}),
     "MIRROR_PAD", "npu"),
+  "sum": (_on_conv({"name": "s", "op": "sum", "axes": [1, 2]}), "SUM", "npu"),
+  "reduce_max": (_on_conv({"name": "m", "op": "reduce_max", "axes": [2], "keep_dims": False}), "REDUCE_MAX", "npu"),
+  "gather": (_on_conv({"name": "g", "op": "gather", "axis": 3, "indices": [5, 0, 5, 15]}), "GATHER", "cpu"),
 }
 
 ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,

@@ -33,6 +33,8 @@
 //   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]
+//   sum, reduce_max   as mean; an int8 sum's output spans the input's range times the count summed
+//   gather            indices: a non-empty list of constant indices into dimension axis [0]
 //   pad               paddings: [[before, after], ...] one pair per dimension
 //   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"
 //                     (each side <= the dimension)]

@@ -218,7 +218,12 @@ class SpecBuilder:
             return (x[0], oh, ow, x[3])
         if op == "global_avg_pool":
             return (x[0], 1, 1, x[3])
-        if op == "mean":
+        if op == "gather":
+            axis = int(p.get("axis", 0)) % len(x)
+            if not p["indices"] or min(p["indices"]) < 0 or max(p["indices"]) >= x[axis]:
+                raise ValueError(f"layer {name!r}: indices {p['indices']} outside dimension {axis} of {x}")
+            return x[:axis] + (len(p["indices"]),) + x[axis + 1:]
+        if op in ("mean", "sum", "reduce_max"):
             axes = {a % len(x) for a in p["axes"]}
             if p.get("keep_dims", True):
                 return tuple(1 if i in axes else d for i, d in enumerate(x))

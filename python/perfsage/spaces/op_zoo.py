@@ -221,12 +221,24 @@ def _unpack(b, x, rng, name, keep):
     return b.add("pack", [f"{name}:{i}" for i in reversed(range(shape[axis]))], f"{name}_join", axis=axis)
 
 
-def _mean(b, x, rng, name, keep):
+def _reduction(op):
+    def draw(b, x, rng, name, keep):
+        if keep:
+            return None
+        rank = len(b.shape(x))
+        axes = [1, 2] if rank == 4 and rng.random() < 0.7 else [choice(rng, list(range(1, rank)))]
+        return b.add(op, x, name, axes=axes, keep_dims=bool(rng.random() < 0.7))
+    return draw
+
+
+def _gather(b, x, rng, name, keep):
+    # A few entries of one dimension after the batch, in any order and with repeats.
     if keep:
         return None
-    rank = len(b.shape(x))
-    axes = [1, 2] if rank == 4 and rng.random() < 0.7 else [choice(rng, list(range(1, rank)))]
-    return b.add("mean", x, name, axes=axes, keep_dims=bool(rng.random() < 0.7))
+    shape = b.shape(x)
+    axis = choice(rng, list(range(1, len(shape))))
+    indices = [int(i) for i in rng.integers(0, shape[axis], size=_log_uniform(rng, 1, 64))]
+    return b.add("gather", x, name, axis=axis, indices=indices)
 
 
 def _global_pool(b, x, rng, name, keep):
@@ -368,7 +380,10 @@ OP_DRAWS: Dict[str, Draw] = {
     "split_v": Draw((2, 3, 4), _split("split_v")),
     "pack": Draw((2, 3), _pack),
     "unpack": Draw((2, 3, 4), _unpack),
-    "mean": Draw((3, 4), _mean),
+    "mean": Draw((3, 4), _reduction("mean")),
+    "sum": Draw((3, 4), _reduction("sum")),
+    "reduce_max": Draw((3, 4), _reduction("reduce_max")),
+    "gather": Draw((2, 3, 4), _gather),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
     "logistic": Draw((2, 3, 4), _unary("logistic")),
