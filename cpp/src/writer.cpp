@@ -92,7 +92,12 @@ class Writer {
       return;
     }
     std::vector<int32_t> in;
-    for (const auto& name : layer_inputs(i)) in.push_back(input_value(p, name));
+    for (const auto& name : layer_inputs(i)) {
+      in.push_back(input_value(p, name));
+      // Every builder expects activations (int8 or float32); indices can only be spec outputs.
+      if (graph_.tensor(in.back()).type == writer::fb::TensorType::INT32)
+        p.fail("input '" + name + "' holds int32 indices, which no layer takes");
+    }
     const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
     if (!build) p.fail("unknown op '" + layer.op + "'");
     const auto fused = fused_activation_.find(layer.name);

@@ -104,6 +104,8 @@ class GraphBuilder {
   // Runtime-fixed quantisation (softmax, logistic, tanh outputs).
   int32_t fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale, int64_t zp);
   int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
+  // An int32 tensor of indices computed at run time (ARG_MAX's output), unquantised in both dtypes.
+  int32_t indices(const std::string& name, const Shape& shape);
   // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`.
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                   int32_t channel_axis);

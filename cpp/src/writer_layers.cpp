@@ -699,6 +699,20 @@ int32_t gather(Layer& l) {
   return out;
 }
 
+// The index of the largest value along `axis` [-1], as int32, without that dimension.
+int32_t arg_max(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(l.params, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  Shape shape = x.shape;
+  shape.erase(shape.begin() + axis);
+  if (shape.empty()) shape = {1};
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  const int32_t out = l.graph.indices(l.name, shape);
+  l.graph.add_op(fb::BuiltinOperator::ARG_MAX, {l.inputs[0], axis_t}, {out}, fb::BuiltinOptions::ArgMaxOptions,
+                 [](Builder& fbb) { return fb::CreateArgMaxOptions(fbb, fb::TensorType::INT32).Union(); });
+  return out;
+}
+
 // --- activations ---------------------------------------------------------------------------------
 
 int32_t softmax(Layer& l) {
@@ -874,6 +888,7 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"sum", sum},
     {"reduce_max", reduce_max},
     {"gather", gather},
+    {"arg_max", arg_max},
     {"pad", pad},
     {"mirror_pad", mirror_pad},
     {"reshape", reshape},

@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
 from vela_compile import compile_with_vela
-from writer_specs import ALL, IMAGE_ALL_OPS, KWS, OP_SPECS
+from writer_specs import ALL, IMAGE_ALL_OPS, INDEX_OUTPUTS, KWS, OP_SPECS
 
 DTYPES = ["int8", "float32"]
 
@@ -40,6 +40,9 @@ def test_litert_loads_allocates_and_invokes(name: str, dtype: str) -> None:
     interpreter = invoke(model)
     for d in interpreter.get_output_details():
         y = interpreter.get_tensor(d["index"])
+        if d["name"] in INDEX_OUTPUTS:
+            assert y.dtype == np.int32
+            continue
         assert y.dtype == (np.int8 if dtype == "int8" else np.float32)
         if dtype == "float32":
             assert np.isfinite(y).all()
@@ -130,6 +133,8 @@ def bad(spec_change) -> dict:
          r"layer 6 'sp' \(split\): dimension 64 does not split into 5 equal parts"),
         # Only multi-output layers have "<layer>:<i>" names.
         (lambda s: s["layers"][6].update(inputs=["flat:0"]), r"layer 6 'fc'.*input 'flat:0' is neither"),
+        (lambda s: s["layers"].insert(6, {"name": "am", "op": "arg_max"}),
+         r"layer 7 'fc' \(dense\): input 'am' holds int32 indices, which no layer takes"),
         (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
         (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
         (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),

@@ -147,7 +147,13 @@ OP_SPECS = {
   "sum": (_on_conv({"name": "s", "op": "sum", "axes": [1, 2]}), "SUM", "npu"),
   "reduce_max": (_on_conv({"name": "m", "op": "reduce_max", "axes": [2], "keep_dims": False}), "REDUCE_MAX", "npu"),
   "gather": (_on_conv({"name": "g", "op": "gather", "axis": 3, "indices": [5, 0, 5, 15]}), "GATHER", "cpu"),
+  # The classifier's last step; its int32 output is a spec output next to the int8 scores. Vela
+  # runs it on the NPU, lowered to operations that its debug database ties to no source operator:
+  # the per-operator labels leave ARG_MAX "none" and its cost unattributed.
+  "arg_max": ({**_on_conv({"name": "am", "op": "arg_max"}), "outputs": ["c", "am"]}, "ARG_MAX", "none"),
 }
+# Outputs of int32 indices rather than activations.
+INDEX_OUTPUTS = {"am"}
 
 ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,
        **{name: spec for name, (spec, _, _) in OP_SPECS.items()}}

@@ -34,6 +34,8 @@
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]
 //   sum, reduce_max   as mean; an int8 sum's output spans the input's range times the count summed
+//   arg_max           axis [-1]: int32 indices of the largest values, without that dimension; no
+//                     layer takes them, so an arg_max is a spec output
 //   gather            indices: a non-empty list of constant indices into dimension axis [0]
 //   pad               paddings: [[before, after], ...] one pair per dimension
 //   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"

@@ -218,10 +218,15 @@ class SpecBuilder:
             return (x[0], oh, ow, x[3])
         if op == "global_avg_pool":
             return (x[0], 1, 1, x[3])
+        if op == "arg_max":
+            axis = int(p.get("axis", -1)) % len(x)
+            self.params += 1  # its axis: a zoo sample of pads and an arg_max is all such constants
+            return x[:axis] + x[axis + 1:] or (1,)
         if op == "gather":
             axis = int(p.get("axis", 0)) % len(x)
             if not p["indices"] or min(p["indices"]) < 0 or max(p["indices"]) >= x[axis]:
                 raise ValueError(f"layer {name!r}: indices {p['indices']} outside dimension {axis} of {x}")
+            self.params += len(p["indices"])  # a constant as large as a small layer's weights
             return x[:axis] + (len(p["indices"]),) + x[axis + 1:]
         if op in ("mean", "sum", "reduce_max"):
             axes = {a % len(x) for a in p["axes"]}

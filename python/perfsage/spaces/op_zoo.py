@@ -231,6 +231,13 @@ def _reduction(op):
     return draw
 
 
+def _arg_max(b, x, rng, name, keep):
+    # Its int32 indices end the sample: no op takes them (_chain stops after it).
+    if keep:
+        return None
+    return b.add("arg_max", x, name, axis=choice(rng, list(range(1, len(b.shape(x))))))
+
+
 def _gather(b, x, rng, name, keep):
     # A few entries of one dimension after the batch, in any order and with repeats.
     if keep:
@@ -384,6 +391,7 @@ OP_DRAWS: Dict[str, Draw] = {
     "sum": Draw((3, 4), _reduction("sum")),
     "reduce_max": Draw((3, 4), _reduction("reduce_max")),
     "gather": Draw((2, 3, 4), _gather),
+    "arg_max": Draw((2, 3, 4), _arg_max),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
     "logistic": Draw((2, 3, 4), _unary("logistic")),
@@ -455,6 +463,8 @@ def _chain(b: SpecBuilder, x: str, rng: np.random.Generator, name: str, length: 
         if y is None:
             break
         x = y
+        if b.op_of(x) == "arg_max":
+            break
     return x
 
 
