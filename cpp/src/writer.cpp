@@ -92,7 +92,12 @@ class Writer {
       return;
     }
     std::vector<int32_t> in;
-    for (const auto& name : layer_inputs(i)) in.push_back(input_value(p, name));
+    for (const auto& name : layer_inputs(i)) {
+      in.push_back(input_value(p, name));
+      // Every builder expects activations (int8 or float32); indices can only be spec outputs.
+      if (graph_.tensor(in.back()).type == writer::fb::TensorType::INT32)
+        p.fail("input '" + name + "' holds int32 indices, which no layer takes");
+    }
     const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
     if (!build) p.fail("unknown op '" + layer.op + "'");
     const auto fused = fused_activation_.find(layer.name);
@@ -100,8 +105,13 @@ class Writer {
                     fused == fused_activation_.end() ? std::nullopt : std::optional<Activation>(fused->second)};
     const int32_t out = build(l);
     p.finish();
-    for (const int32_t d : graph_.tensor(out).shape)
-      if (d <= 0) p.fail("gives a non-positive size in its output " + writer::shape_str(graph_.tensor(out).shape));
+    if (l.outputs.empty()) l.outputs.push_back(out);
+    for (size_t k = 0; k < l.outputs.size(); ++k) {
+      const writer::Shape& shape = graph_.tensor(l.outputs[k]).shape;
+      for (const int32_t d : shape)
+        if (d <= 0) p.fail("gives a non-positive size in its output " + writer::shape_str(shape));
+      if (l.outputs.size() > 1) values_[layer.name + ":" + std::to_string(k)] = l.outputs[k];
+    }
     values_[layer.name] = out;
   }
 

@@ -92,6 +92,14 @@ int32_t GraphBuilder::const_int32(const std::string& name, const std::vector<int
   return add_tensor(std::move(t));
 }
 
+int32_t GraphBuilder::indices(const std::string& name, const Shape& shape) {
+  TensorDef t;
+  t.name = name;
+  t.shape = shape;
+  t.type = fb::TensorType::INT32;
+  return add_tensor(std::move(t));
+}
+
 int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                               int32_t channel_axis) {
   const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));

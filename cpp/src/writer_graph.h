@@ -104,6 +104,8 @@ class GraphBuilder {
   // Runtime-fixed quantisation (softmax, logistic, tanh outputs).
   int32_t fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale, int64_t zp);
   int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
+  // An int32 tensor of indices computed at run time (ARG_MAX's output), unquantised in both dtypes.
+  int32_t indices(const std::string& name, const Shape& shape);
   // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`.
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                   int32_t channel_axis);
@@ -140,6 +142,9 @@ struct Layer {
   std::vector<int32_t>& inputs;
   GraphBuilder& graph;
   std::optional<Activation> fused_activation;  // a following relu/relu6 folded into this layer
+  // All outputs of a multi-output op (split, unpack), which later layers name "<layer>:<i>"; the
+  // builder returns the first. Empty for single-output ops.
+  std::vector<int32_t> outputs = {};
 
   // Fails unless the layer has between `lo` and `hi` inputs.
   void want_inputs(size_t lo, size_t hi) const;

@@ -6,7 +6,9 @@
 // decides the bytes: keep both when editing.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <iterator>
+#include <limits>
 
 #include "writer_graph.h"
 
@@ -236,6 +238,128 @@ int32_t batch_matmul(Layer& l) {
 
 // --- data movement: the output keeps the input's quantisation ------------------------------------
 
+// Runtimes (and Vela) want the int8 inputs of concatenation, pack, maximum and minimum at the
+// output's scale; the converter requantises the inputs that are not (a QUANTIZE from int8 to int8).
+void requantize_inputs(Layer& l, int32_t out) {
+  GraphBuilder& g = l.graph;
+  std::vector<int32_t>& in = l.inputs;
+  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
+    const TensorDef& x = g.tensor(in[k]);
+    if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
+    const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
+    g.add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
+    in[k] = requantized;
+  }
+}
+
+// One value per dimension of `x`, or a failure naming the parameter.
+Shape per_dimension(Params& p, const std::string& key, const TensorDef& x) {
+  const Shape values = p.ints(key);
+  if (values.size() != x.shape.size())
+    p.fail("'" + key + "' needs one value per dimension of " + shape_str(x.shape) + ", got " + shape_str(values));
+  return values;
+}
+
+// x[begin:end:strides] as Python slices it: negative indices count from the end, indices are
+// clamped to the dimension, and a set bit d of begin_mask / end_mask takes dimension d from its start /
+// to its end. Strides are positive.
+int32_t strided_slice(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const Shape begin = per_dimension(p, "begin", x);
+  const Shape end = per_dimension(p, "end", x);
+  const Shape strides = p.has("strides") ? per_dimension(p, "strides", x) : Shape(x.shape.size(), 1);
+  const int32_t begin_mask = p.integer("begin_mask", 0);
+  const int32_t end_mask = p.integer("end_mask", 0);
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const int32_t n = x.shape[d];
+    if (strides[d] <= 0) p.fail("'strides' must be positive, got " + shape_str(strides));
+    auto index = [n](int32_t i) { return std::clamp(i < 0 ? i + n : i, 0, n); };
+    const int32_t b = (begin_mask >> d) & 1 ? 0 : index(begin[d]);
+    const int32_t e = (end_mask >> d) & 1 ? n : index(end[d]);
+    shape.push_back(std::max(0, (e - b + strides[d] - 1) / strides[d]));
+  }
+  const int32_t begin_t = g.const_int32(l.name + "/begin", begin);
+  const int32_t end_t = g.const_int32(l.name + "/end", end);
+  const int32_t strides_t = g.const_int32(l.name + "/strides", strides);
+  const int32_t out = g.same_as(l.name, shape, l.inputs[0]);
+  g.add_op(fb::BuiltinOperator::STRIDED_SLICE, {l.inputs[0], begin_t, end_t, strides_t}, {out},
+           fb::BuiltinOptions::StridedSliceOptions,
+           [=](Builder& fbb) { return fb::CreateStridedSliceOptions(fbb, begin_mask, end_mask).Union(); });
+  return out;
+}
+
+// `size` elements from `begin` in each dimension; a size of -1 takes the rest of the dimension.
+int32_t slice(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const Shape begin = per_dimension(p, "begin", x);
+  const Shape size = per_dimension(p, "size", x);
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const int32_t n = x.shape[d];
+    const int32_t s = size[d] == -1 ? n - begin[d] : size[d];
+    if (begin[d] < 0 || begin[d] >= n || s <= 0 || begin[d] + s > n)
+      p.fail("begin " + shape_str(begin) + " and size " + shape_str(size) + " do not lie inside " + shape_str(x.shape));
+    shape.push_back(s);
+  }
+  const int32_t begin_t = g.const_int32(l.name + "/begin", begin);
+  const int32_t size_t_ = g.const_int32(l.name + "/size", size);
+  const int32_t out = g.same_as(l.name, shape, l.inputs[0]);
+  g.add_op(fb::BuiltinOperator::SLICE, {l.inputs[0], begin_t, size_t_}, {out}, fb::BuiltinOptions::SliceOptions,
+           [](Builder& fbb) { return fb::CreateSliceOptions(fbb).Union(); });
+  return out;
+}
+
+// Drops the size-1 dimensions `axes` (negative ones count from the end), or all of them when absent.
+int32_t squeeze(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const auto rank = static_cast<int32_t>(x.shape.size());
+  std::vector<bool> dropped(x.shape.size(), false);
+  Shape axes;
+  if (p.has("axes")) {
+    axes = p.ints("axes");
+    for (int32_t& a : axes) {
+      if (a < -rank || a >= rank) p.fail("axis " + std::to_string(a) + " is outside rank " + std::to_string(rank));
+      if (a < 0) a += rank;
+      if (x.shape[static_cast<size_t>(a)] != 1)
+        p.fail("dimension " + std::to_string(a) + " of " + shape_str(x.shape) + " is not 1");
+      dropped[static_cast<size_t>(a)] = true;
+    }
+  } else {
+    for (size_t d = 0; d < x.shape.size(); ++d) dropped[d] = x.shape[d] == 1;
+  }
+  Shape shape;
+  for (size_t d = 0; d < x.shape.size(); ++d)
+    if (!dropped[d]) shape.push_back(x.shape[d]);
+  if (shape.empty()) p.fail("would squeeze " + shape_str(x.shape) + " to a scalar");
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::SQUEEZE, l.inputs, {out}, fb::BuiltinOptions::SqueezeOptions,
+                 [axes](Builder& fbb) { return fb::CreateSqueezeOptionsDirect(fbb, &axes).Union(); });
+  return out;
+}
+
+// Inserts a size-1 dimension at `axis` (in [-rank - 1, rank], negative ones counting from the end).
+int32_t expand_dims(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const auto rank = static_cast<int32_t>(x.shape.size());
+  int32_t axis = p.integer("axis");
+  if (axis < -rank - 1 || axis > rank) p.fail("axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank + 1));
+  if (axis < 0) axis += rank + 1;
+  Shape shape = x.shape;
+  shape.insert(shape.begin() + axis, 1);
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::EXPAND_DIMS, {l.inputs[0], axis_t}, {out}, fb::BuiltinOptions::ExpandDimsOptions,
+                 [](Builder& fbb) { return fb::CreateExpandDimsOptions(fbb).Union(); });
+  return out;
+}
+
 int32_t concat(Layer& l) {
   Params& p = l.params;
   GraphBuilder& g = l.graph;
@@ -261,18 +385,118 @@ int32_t concat(Layer& l) {
     hi = std::max(hi, x.hi);
   }
   const int32_t out = g.activation(l.name, shape, lo, hi);
-  // Runtimes want int8 concatenation inputs at the output's scale; the converter requantises
-  // the inputs that are not (a QUANTIZE from int8 to int8).
-  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
-    const TensorDef& x = g.tensor(in[k]);
-    if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
-    const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
-    g.add_op(fb::BuiltinOperator::QUANTIZE, {in[k]}, {requantized});
-    in[k] = requantized;
-  }
+  requantize_inputs(l, out);
   g.add_op(fb::BuiltinOperator::CONCATENATION, in, {out}, fb::BuiltinOptions::ConcatenationOptions,
            [=](Builder& fbb) { return fb::CreateConcatenationOptions(fbb, axis).Union(); });
   return out;
+}
+
+// Inputs and output share one int8 scale over the union of the inputs' ranges: MAXIMUM and MINIMUM
+// compare raw values, and Vela requires the same parameters on all three.
+int32_t min_max(Layer& l, fb::BuiltinOperator code) {
+  const TwoInputs x = two_inputs(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, std::min(x.a.lo, x.b.lo), std::max(x.a.hi, x.b.hi));
+  requantize_inputs(l, out);
+  l.graph.add_op(code, l.inputs, {out}, fb::BuiltinOptions::MaximumMinimumOptions,
+                 [](Builder& fbb) { return fb::CreateMaximumMinimumOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t maximum(Layer& l) { return min_max(l, fb::BuiltinOperator::MAXIMUM); }
+int32_t minimum(Layer& l) { return min_max(l, fb::BuiltinOperator::MINIMUM); }
+
+// `count` outputs with the input's quantisation, cut from it along `axis` with the given sizes.
+void split_outputs(Layer& l, const TensorDef& x, int32_t axis, const Shape& sizes) {
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    Shape shape = x.shape;
+    shape[static_cast<size_t>(axis)] = sizes[k];
+    l.outputs.push_back(l.graph.same_as(l.name + ":" + std::to_string(k), shape, l.inputs[0]));
+  }
+}
+
+// An axis parameter in [-rank, rank), made non-negative.
+int32_t axis_param(Params& p, const std::string& key, int32_t rank, int32_t fallback) {
+  int32_t axis = p.integer(key, fallback);
+  if (axis < -rank || axis >= rank) p.fail(key + " " + std::to_string(axis) + " is outside rank " + std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+int32_t split(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t count = p.positive("num_splits");
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  const int32_t n = x.shape[static_cast<size_t>(axis)];
+  if (n % count != 0) p.fail("dimension " + std::to_string(n) + " does not split into " + std::to_string(count) + " equal parts");
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  split_outputs(l, x, axis, Shape(static_cast<size_t>(count), n / count));
+  l.graph.add_op(fb::BuiltinOperator::SPLIT, {axis_t, l.inputs[0]}, l.outputs, fb::BuiltinOptions::SplitOptions,
+                 [=](Builder& fbb) { return fb::CreateSplitOptions(fbb, count).Union(); });
+  return l.outputs[0];
+}
+
+int32_t split_v(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const Shape sizes = p.ints("sizes");
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  int64_t total = 0;
+  for (int32_t s : sizes) {
+    if (s <= 0) p.fail("'sizes' must be positive, got " + shape_str(sizes));
+    total += s;
+  }
+  if (sizes.empty() || total != x.shape[static_cast<size_t>(axis)])
+    p.fail("sizes " + shape_str(sizes) + " do not add up to dimension " + std::to_string(axis) + " of " + shape_str(x.shape));
+  const int32_t sizes_t = l.graph.const_int32(l.name + "/size_splits", sizes);
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  split_outputs(l, x, axis, sizes);
+  const auto count = static_cast<int32_t>(sizes.size());
+  l.graph.add_op(fb::BuiltinOperator::SPLIT_V, {l.inputs[0], sizes_t, axis_t}, l.outputs, fb::BuiltinOptions::SplitVOptions,
+                 [=](Builder& fbb) { return fb::CreateSplitVOptions(fbb, count).Union(); });
+  return l.outputs[0];
+}
+
+// Stacks equal-shaped inputs along a new dimension `axis` (in [-rank - 1, rank]).
+int32_t pack(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  l.want_inputs(1, 1000);
+  const TensorDef first = g.tensor(l.inputs[0]);
+  const auto rank = static_cast<int32_t>(first.shape.size());
+  int32_t axis = p.integer("axis", 0);
+  if (axis < -rank - 1 || axis > rank) p.fail("axis " + std::to_string(axis) + " is outside rank " + std::to_string(rank + 1));
+  if (axis < 0) axis += rank + 1;
+  float lo = 0.0f, hi = 0.0f;
+  for (int32_t t : l.inputs) {
+    const TensorDef& x = g.tensor(t);
+    if (x.shape != first.shape) p.fail("inputs " + shape_str(first.shape) + " and " + shape_str(x.shape) + " differ");
+    lo = std::min(lo, x.lo);
+    hi = std::max(hi, x.hi);
+  }
+  Shape shape = first.shape;
+  const auto count = static_cast<int32_t>(l.inputs.size());
+  shape.insert(shape.begin() + axis, count);
+  const int32_t out = g.activation(l.name, shape, lo, hi);
+  requantize_inputs(l, out);
+  g.add_op(fb::BuiltinOperator::PACK, l.inputs, {out}, fb::BuiltinOptions::PackOptions,
+           [=](Builder& fbb) { return fb::CreatePackOptions(fbb, count, axis).Union(); });
+  return out;
+}
+
+// One output per index of dimension `axis`, without that dimension.
+int32_t unpack(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), 0);
+  if (x.shape.size() < 2) p.fail("needs an input of rank 2 or more, got " + shape_str(x.shape));
+  const int32_t count = x.shape[static_cast<size_t>(axis)];
+  Shape shape = x.shape;
+  shape.erase(shape.begin() + axis);
+  for (int32_t k = 0; k < count; ++k)
+    l.outputs.push_back(l.graph.same_as(l.name + ":" + std::to_string(k), shape, l.inputs[0]));
+  l.graph.add_op(fb::BuiltinOperator::UNPACK, l.inputs, l.outputs, fb::BuiltinOptions::UnpackOptions,
+                 [=](Builder& fbb) { return fb::CreateUnpackOptions(fbb, count, axis).Union(); });
+  return l.outputs[0];
 }
 
 int32_t pool(Layer& l, fb::BuiltinOperator code) {
@@ -294,8 +518,9 @@ int32_t pool(Layer& l, fb::BuiltinOperator code) {
 int32_t avg_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::AVERAGE_POOL_2D); }
 int32_t max_pool2d(Layer& l) { return pool(l, fb::BuiltinOperator::MAX_POOL_2D); }
 
-// MEAN over `axes` (negative ones count from the end).
-int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
+// MEAN, SUM or REDUCE_MAX over `axes` (negative ones count from the end). A sum's int8 output
+// spans the input's range times the number of elements summed; the others keep the input's.
+int32_t reduce(Layer& l, const TensorDef& x, Shape axes, bool keep, fb::BuiltinOperator code) {
   const auto rank = static_cast<int32_t>(x.shape.size());
   std::vector<bool> reduced(static_cast<size_t>(rank), false);
   for (int32_t& a : axes) {
@@ -310,8 +535,10 @@ int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
   }
   if (shape.empty()) shape = {1};
   const int32_t axes_t = l.graph.const_int32(l.name + "/axes", axes);
-  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
-  l.graph.add_op(fb::BuiltinOperator::MEAN, {l.inputs[0], axes_t}, {out}, fb::BuiltinOptions::ReducerOptions,
+  const auto summed = static_cast<float>(elements(x.shape) / elements(shape));
+  const int32_t out = code == fb::BuiltinOperator::SUM ? l.graph.activation(l.name, shape, x.lo * summed, x.hi * summed)
+                                                       : l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(code, {l.inputs[0], axes_t}, {out}, fb::BuiltinOptions::ReducerOptions,
                  [=](Builder& fbb) { return fb::CreateReducerOptions(fbb, keep).Union(); });
   return out;
 }
@@ -319,30 +546,54 @@ int32_t reduce_mean(Layer& l, const TensorDef& x, Shape axes, bool keep) {
 int32_t global_avg_pool(Layer& l) {
   const TensorDef x = only_input(l);
   require_rank(l.params, x, 4);
-  return reduce_mean(l, x, {1, 2}, true);
+  return reduce(l, x, {1, 2}, true, fb::BuiltinOperator::MEAN);
 }
 
-int32_t mean(Layer& l) {
+int32_t reduction(Layer& l, fb::BuiltinOperator code) {
   const TensorDef x = only_input(l);
   const Shape axes = l.params.ints("axes");
-  return reduce_mean(l, x, axes, l.params.flag("keep_dims", true));
+  return reduce(l, x, axes, l.params.flag("keep_dims", true), code);
 }
 
-int32_t pad(Layer& l) {
+int32_t mean(Layer& l) { return reduction(l, fb::BuiltinOperator::MEAN); }
+int32_t sum(Layer& l) { return reduction(l, fb::BuiltinOperator::SUM); }
+int32_t reduce_max(Layer& l) { return reduction(l, fb::BuiltinOperator::REDUCE_MAX); }
+
+// PAD's paddings as a constant [rank, 2], and the padded shape; each side at most `limit(d)`.
+std::pair<int32_t, Shape> paddings(Layer& l, const TensorDef& x, const std::function<int32_t(int32_t)>& limit) {
   Params& p = l.params;
-  const TensorDef x = only_input(l);
   const auto pads = p.int_pairs("paddings");
   if (pads.size() != x.shape.size()) p.fail("needs one [before, after] pair per dimension of " + shape_str(x.shape));
   Shape shape = x.shape;
   std::vector<int32_t> flat;
   for (size_t d = 0; d < pads.size(); ++d) {
+    if (std::max(pads[d][0], pads[d][1]) > limit(x.shape[d]))
+      p.fail("padding " + shape_str(pads[d]) + " is too wide for dimension " + std::to_string(d) + " of " + shape_str(x.shape));
     shape[d] += pads[d][0] + pads[d][1];
     flat.insert(flat.end(), pads[d].begin(), pads[d].end());
   }
-  const int32_t pads_t = l.graph.const_int32(l.name + "/paddings", flat, {static_cast<int32_t>(pads.size()), 2});
+  return {l.graph.const_int32(l.name + "/paddings", flat, {static_cast<int32_t>(pads.size()), 2}), shape};
+}
+
+int32_t pad(Layer& l) {
+  const TensorDef x = only_input(l);
+  const auto [pads_t, shape] = paddings(l, x, [](int32_t) { return std::numeric_limits<int32_t>::max(); });
   const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
   l.graph.add_op(fb::BuiltinOperator::PAD, {l.inputs[0], pads_t}, {out}, fb::BuiltinOptions::PadOptions,
                  [](Builder& fbb) { return fb::CreatePadOptions(fbb).Union(); });
+  return out;
+}
+
+// Pads by mirroring the edge, with it (symmetric, at most the dimension's size on each side) or
+// without it (reflect, less than that).
+int32_t mirror_pad(Layer& l) {
+  const TensorDef x = only_input(l);
+  const bool reflect = l.params.choice("mode", {"reflect", "symmetric"}) == "reflect";
+  const auto [pads_t, shape] = paddings(l, x, [reflect](int32_t n) { return reflect ? n - 1 : n; });
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  const auto mode = reflect ? fb::MirrorPadMode::REFLECT : fb::MirrorPadMode::SYMMETRIC;
+  l.graph.add_op(fb::BuiltinOperator::MIRROR_PAD, {l.inputs[0], pads_t}, {out}, fb::BuiltinOptions::MirrorPadOptions,
+                 [=](Builder& fbb) { return fb::CreateMirrorPadOptions(fbb, mode).Union(); });
   return out;
 }
 
@@ -429,6 +680,39 @@ int32_t transpose(Layer& l) {
   return out;
 }
 
+// The entries `indices` (constants, as an embedding lookup's) of dimension `axis` [0].
+int32_t gather(Layer& l) {
+  Params& p = l.params;
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(p, "axis", static_cast<int32_t>(x.shape.size()), 0);
+  const Shape indices = p.ints("indices");
+  const int32_t n = x.shape[static_cast<size_t>(axis)];
+  if (indices.empty() || *std::min_element(indices.begin(), indices.end()) < 0 ||
+      *std::max_element(indices.begin(), indices.end()) >= n)
+    p.fail("indices " + shape_str(indices) + " must be a non-empty list in [0, " + std::to_string(n) + ")");
+  Shape shape = x.shape;
+  shape[static_cast<size_t>(axis)] = static_cast<int32_t>(indices.size());
+  const int32_t indices_t = l.graph.const_int32(l.name + "/indices", indices);
+  const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
+  l.graph.add_op(fb::BuiltinOperator::GATHER, {l.inputs[0], indices_t}, {out}, fb::BuiltinOptions::GatherOptions,
+                 [=](Builder& fbb) { return fb::CreateGatherOptions(fbb, axis).Union(); });
+  return out;
+}
+
+// The index of the largest value along `axis` [-1], as int32, without that dimension.
+int32_t arg_max(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t axis = axis_param(l.params, "axis", static_cast<int32_t>(x.shape.size()), -1);
+  Shape shape = x.shape;
+  shape.erase(shape.begin() + axis);
+  if (shape.empty()) shape = {1};
+  const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
+  const int32_t out = l.graph.indices(l.name, shape);
+  l.graph.add_op(fb::BuiltinOperator::ARG_MAX, {l.inputs[0], axis_t}, {out}, fb::BuiltinOptions::ArgMaxOptions,
+                 [](Builder& fbb) { return fb::CreateArgMaxOptions(fbb, fb::TensorType::INT32).Union(); });
+  return out;
+}
+
 // --- activations ---------------------------------------------------------------------------------
 
 int32_t softmax(Layer& l) {
@@ -478,6 +762,46 @@ int32_t rsqrt(Layer& l) {
   const TensorDef x = only_input(l);
   const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, 1.0f / std::sqrt(std::max(x.lo, 1e-3f)));
   l.graph.add_op(fb::BuiltinOperator::RSQRT, l.inputs, {out});
+  return out;
+}
+
+int32_t leaky_relu(Layer& l) {
+  const TensorDef x = only_input(l);
+  const auto alpha = static_cast<float>(l.params.number("alpha", 0.2));
+  const int32_t out = l.graph.activation(l.name, x.shape, std::min(0.0f, alpha * x.lo), std::max(x.hi, alpha * x.lo));
+  l.graph.add_op(fb::BuiltinOperator::LEAKY_RELU, l.inputs, {out}, fb::BuiltinOptions::LeakyReluOptions,
+                 [=](Builder& fbb) { return fb::CreateLeakyReluOptions(fbb, alpha).Union(); });
+  return out;
+}
+
+// The upper end is capped so that a wide input range still gives a finite int8 scale.
+int32_t exponential(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, std::exp(x.lo), std::exp(std::min(x.hi, 16.0f)));
+  l.graph.add_op(fb::BuiltinOperator::EXP, l.inputs, {out}, fb::BuiltinOptions::ExpOptions,
+                 [](Builder& fbb) { return fb::CreateExpOptions(fbb).Union(); });
+  return out;
+}
+
+int32_t absolute(Layer& l) {
+  const TensorDef x = only_input(l);
+  const int32_t out = l.graph.activation(l.name, x.shape, 0.0f, GraphBuilder::absmax(x));
+  l.graph.add_op(fb::BuiltinOperator::ABS, l.inputs, {out}, fb::BuiltinOptions::AbsOptions,
+                 [](Builder& fbb) { return fb::CreateAbsOptions(fbb).Union(); });
+  return out;
+}
+
+// Keras PReLU with its slopes shared over all but the last axis: one learnt slope per channel,
+// a constant operand in [0, 0.3] (int8: per tensor, as the converter writes it).
+int32_t prelu(Layer& l) {
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  std::vector<float> slopes(static_cast<size_t>(x.shape.back()));
+  for (float& v : slopes) v = 0.15f + g.rng().uniform(0.15f);
+  const int32_t alpha = g.const_values(l.name + "/alpha", slopes);
+  const float steepest = *std::max_element(slopes.begin(), slopes.end());
+  const int32_t out = g.activation(l.name, x.shape, std::min(0.0f, steepest * x.lo), x.hi);
+  g.add_op(fb::BuiltinOperator::PRELU, {l.inputs[0], alpha}, {out});
   return out;
 }
 
@@ -553,16 +877,29 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"squared_difference", squared_difference},
     {"batch_matmul", batch_matmul},
     {"concat", concat},
+    {"split", split},
+    {"split_v", split_v},
+    {"pack", pack},
+    {"unpack", unpack},
     {"avg_pool2d", avg_pool2d},
     {"max_pool2d", max_pool2d},
     {"global_avg_pool", global_avg_pool},
     {"mean", mean},
+    {"sum", sum},
+    {"reduce_max", reduce_max},
+    {"gather", gather},
+    {"arg_max", arg_max},
     {"pad", pad},
+    {"mirror_pad", mirror_pad},
     {"reshape", reshape},
     {"resize_bilinear", resize_bilinear},
     {"resize_nearest", resize_nearest},
     {"depth_to_space", depth_to_space},
     {"transpose", transpose},
+    {"strided_slice", strided_slice},
+    {"slice", slice},
+    {"squeeze", squeeze},
+    {"expand_dims", expand_dims},
     {"softmax", softmax},
     {"logistic", logistic},
     {"tanh", tanh},
@@ -570,6 +907,12 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"relu6", relu6},
     {"hard_swish", hard_swish},
     {"rsqrt", rsqrt},
+    {"maximum", maximum},
+    {"minimum", minimum},
+    {"leaky_relu", leaky_relu},
+    {"exp", exponential},
+    {"abs", absolute},
+    {"prelu", prelu},
     {"layer_norm", layer_norm},
 };
 

@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
 from vela_compile import compile_with_vela
-from writer_specs import ALL, IMAGE_ALL_OPS, KWS
+from writer_specs import ALL, IMAGE_ALL_OPS, INDEX_OUTPUTS, KWS, OP_SPECS
 
 DTYPES = ["int8", "float32"]
 
@@ -40,6 +40,9 @@ def test_litert_loads_allocates_and_invokes(name: str, dtype: str) -> None:
     interpreter = invoke(model)
     for d in interpreter.get_output_details():
         y = interpreter.get_tensor(d["index"])
+        if d["name"] in INDEX_OUTPUTS:
+            assert y.dtype == np.int32
+            continue
         assert y.dtype == (np.int8 if dtype == "int8" else np.float32)
         if dtype == "float32":
             assert np.isfinite(y).all()
@@ -126,6 +129,12 @@ def bad(spec_change) -> dict:
         (lambda s: s["layers"].insert(3, {"name": "a", "op": "add", "inputs": ["dw1", "x"]}),
          r"layer 3 'a' \(add\): shapes \[1, 25, 5, 64\] and \[1, 49, 10, 1\] do not broadcast"),
         (lambda s: s["layers"][5].update(shape=[1, 65]), r"layer 5 'flat' \(reshape\): cannot reshape"),
+        (lambda s: s["layers"].insert(6, {"name": "sp", "op": "split", "num_splits": 5}),
+         r"layer 6 'sp' \(split\): dimension 64 does not split into 5 equal parts"),
+        # Only multi-output layers have "<layer>:<i>" names.
+        (lambda s: s["layers"][6].update(inputs=["flat:0"]), r"layer 6 'fc'.*input 'flat:0' is neither"),
+        (lambda s: s["layers"].insert(6, {"name": "am", "op": "arg_max"}),
+         r"layer 7 'fc' \(dense\): input 'am' holds int32 indices, which no layer takes"),
         (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
         (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
         (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),
@@ -153,3 +162,16 @@ def test_int8_models_compile_with_vela(name: str, tmp_path: Path) -> None:
     assert result.npu_operators > 0
     assert result.cpu_reasons == (["Unsupported opType"] if name == "image_all_ops" else [])
     assert result.cpu_operators == len(result.cpu_reasons)
+
+
+@pytest.mark.parametrize("name", sorted(OP_SPECS))
+def test_int8_op_models_get_vela_labels_with_the_expected_placement(name: str) -> None:
+    # Why: each op is in the data for the cost Vela gives it; placing it elsewhere than we expect
+    # (or failing to compile) means the writer produced something the converter would not.
+    pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
+    spec, op_name, placement = OP_SPECS[name]
+    model = perfsage.build_model(spec, dtype="int8")
+    _, costs = perfsage.labelers.get_labeler("ethos-u55-256").label_operators(model)
+    graph = perfsage.load_tflite(model)
+    assert op_name in graph.op_names
+    assert {costs.placement[i] for i, op in enumerate(graph.op_names) if op == op_name} == {placement}

@@ -68,4 +68,92 @@ KWS = {"name": "kws", "inputs": [{"name": "x", "shape": [1, 49, 10, 1]}], "layer
   {"name": "fc", "op": "dense", "units": 12},
   {"name": "sm", "op": "softmax"}]}
 
-ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS}
+
+def _op_spec(shape, *layers):
+    return {"inputs": [{"name": "x", "shape": shape}], "layers": list(layers)}
+
+
+def _on_conv(*layers):
+    """Layers after a 3x3 conv "c" on an 8x8x16 input "x": an int8 operand with its own scale."""
+    return _op_spec([1, 8, 8, 16], {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3}, *layers)
+
+
+# One spec per op added after the three above, with the TFLite operator it proves and where Vela
+# places that operator on ethos-u55-256 ("npu", "cpu", or "none" when Vela folds it away).
+OP_SPECS = {
+  "strided_slice": (_op_spec(
+    [1, 10, 12, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "ss", "op": "strided_slice", "begin": [0, 1, -11, 0], "end": [1, 9, 0, 8], "strides": [1, 2, 1, 1],
+     "end_mask": 4}), "STRIDED_SLICE", "npu"),
+  "slice": (_op_spec(
+    [1, 10, 12, 16],
+    {"name": "c", "op": "conv2d", "filters": 16, "kernel": 3},
+    {"name": "s", "op": "slice", "begin": [0, 2, 3, 4], "size": [-1, 5, -1, 8]}), "SLICE", "npu"),
+  "squeeze": (_op_spec(
+    [1, 6, 6, 16],
+    {"name": "g", "op": "global_avg_pool"},
+    {"name": "sq", "op": "squeeze", "axes": [1, 2]},
+    {"name": "fc", "op": "dense", "units": 4}), "SQUEEZE", "none"),
+  # A Conv1D as the converter lowers it: EXPAND_DIMS, CONV_2D, SQUEEZE.
+  "expand_dims": (_op_spec(
+    [1, 20, 16],
+    {"name": "e", "op": "expand_dims", "axis": 2},
+    {"name": "c", "op": "conv2d", "filters": 8, "kernel": [3, 1]},
+    {"name": "sq", "op": "squeeze", "axes": [-2]}), "EXPAND_DIMS", "none"),
+  # The second operand, a per-channel mean, has the conv output's scale; the input x does not and
+  # is requantised.
+  "maximum": (_on_conv(
+    {"name": "m", "op": "mean", "axes": [1, 2]},
+    {"name": "mx", "op": "maximum", "inputs": ["c", "m"]},
+    {"name": "mx2", "op": "maximum", "inputs": ["mx", "x"]}), "MAXIMUM", "npu"),
+  "minimum": (_on_conv(
+    {"name": "mn", "op": "minimum", "inputs": ["c", "x"]}), "MINIMUM", "npu"),
+  "leaky_relu": (_on_conv(
+    {"name": "lr", "op": "leaky_relu", "alpha": 0.1}), "LEAKY_RELU", "npu"),
+  "exp": (_on_conv(
+    {"name": "e", "op": "exp"}), "EXP", "npu"),
+  "abs": (_on_conv(
+    {"name": "a", "op": "abs"}), "ABS", "npu"),
+  # Channel shuffle: split, then the parts concatenated in another order (Vela reads the parts
+  # in place, leaving the SPLIT no operation of its own).
+  "split": (_op_spec(
+    [1, 8, 8, 12],
+    {"name": "c", "op": "conv2d", "filters": 12, "kernel": 3},
+    {"name": "s", "op": "split", "num_splits": 3},
+    {"name": "j", "op": "concat", "inputs": ["s:2", "s:0", "s:1"]}), "SPLIT", "none"),
+  "split_v": ({**_op_spec(
+    [1, 8, 8, 12],
+    {"name": "c", "op": "conv2d", "filters": 12, "kernel": 3},
+    {"name": "s", "op": "split_v", "sizes": [2, 6], "axis": 1},
+    {"name": "a", "op": "conv2d", "filters": 4, "kernel": 1, "inputs": ["s:0"]},
+    {"name": "b", "op": "relu", "inputs": ["s:1"]}), "outputs": ["a", "b", "s:1"]}, "SPLIT_V", "npu"),
+  # Stacking a dense output with the input, whose int8 scale differs and is requantised.
+  "pack": (_op_spec(
+    [1, 8, 16],
+    {"name": "d", "op": "dense", "units": 16},
+    {"name": "p", "op": "pack", "inputs": ["d", "x"], "axis": 1}), "PACK", "npu"),
+  "unpack": ({**_op_spec(
+    [1, 4, 16],
+    {"name": "d", "op": "dense", "units": 16},
+    {"name": "u", "op": "unpack", "axis": 1},
+    {"name": "a", "op": "add", "inputs": ["u:0", "u:3"]}), "outputs": ["a", "u:1"]}, "UNPACK", "npu"),
+  "prelu": (_on_conv(
+    {"name": "pr", "op": "prelu"}), "PRELU", "npu"),
+  "mirror_pad": (_on_conv(
+    {"name": "mp", "op": "mirror_pad", "paddings": [[0, 0], [2, 1], [0, 3], [0, 0]], "mode": "reflect"},
+    {"name": "sp", "op": "mirror_pad", "paddings": [[0, 0], [1, 1], [1, 1], [0, 0]], "mode": "symmetric"}),
+    "MIRROR_PAD", "npu"),
+  "sum": (_on_conv({"name": "s", "op": "sum", "axes": [1, 2]}), "SUM", "npu"),
+  "reduce_max": (_on_conv({"name": "m", "op": "reduce_max", "axes": [2], "keep_dims": False}), "REDUCE_MAX", "npu"),
+  "gather": (_on_conv({"name": "g", "op": "gather", "axis": 3, "indices": [5, 0, 5, 15]}), "GATHER", "cpu"),
+  # The classifier's last step; its int32 output is a spec output next to the int8 scores. Vela
+  # runs it on the NPU, lowered to operations that its debug database ties to no source operator:
+  # the per-operator labels leave ARG_MAX "none" and its cost unattributed.
+  "arg_max": ({**_on_conv({"name": "am", "op": "arg_max"}), "outputs": ["c", "am"]}, "ARG_MAX", "none"),
+}
+# Outputs of int32 indices rather than activations.
+INDEX_OUTPUTS = {"am"}
+
+ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,
+       **{name: spec for name, (spec, _, _) in OP_SPECS.items()}}

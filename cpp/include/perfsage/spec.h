@@ -20,11 +20,26 @@
 //   dense             units, activation [none], bias [true]; acts on the last dimension
 //   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul)
 //   squared_difference  two inputs
+//   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
+//                     another are requantised, as for concat)
 //   concat            two or more inputs, axis [-1]
+//   split             num_splits equal parts along axis [-1]
+//   split_v           sizes: the parts' sizes along axis [-1], adding up to that dimension
+//   unpack            axis [0]: one output per index of that dimension, without it
+//                     split, split_v and unpack have one output per part: later layers name part i
+//                     "<layer>:<i>" (the layer's name alone is part 0), and so does "outputs"
+//   pack              one or more inputs of one shape, stacked along a new dimension axis [0]
+//                     (in [-rank - 1, rank]); int8 inputs are requantised as for concat
 //   avg_pool2d, max_pool2d   pool, stride [pool], padding [valid]
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]
+//   sum, reduce_max   as mean; an int8 sum's output spans the input's range times the count summed
+//   arg_max           axis [-1]: int32 indices of the largest values, without that dimension; no
+//                     layer takes them, so an arg_max is a spec output
+//   gather            indices: a non-empty list of constant indices into dimension axis [0]
 //   pad               paddings: [[before, after], ...] one pair per dimension
+//   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"
+//                     (each side <= the dimension)]
 //   reshape           shape (one -1 allowed)
 //   resize_bilinear, resize_nearest   size [h, w]
 //   depth_to_space    block_size
@@ -32,8 +47,20 @@
 //   relu, relu6, logistic, tanh, hard_swish, rsqrt   one input. A relu/relu6 whose input is the only
 //                     use of a conv2d, depthwise_conv2d, dense, add, sub or mul output is fused into
 //                     that operator, as TensorFlow's converter does
+//   leaky_relu        alpha [0.2]
+//   exp, abs          one input
+//   prelu             one learnt slope per channel (the last dimension), drawn in [0, 0.3]
 //   batch_matmul      two inputs, adj_x [false], adj_y [false]
 //   transpose         perm
+//   strided_slice     begin, end: one per dimension, as Python slices (negative from the end, clamped);
+//                     strides [1 each] positive; begin_mask, end_mask [0]: bit d takes dimension d
+//                     from its start / to its end
+//   slice             begin, size: one per dimension; a size of -1 takes the rest of the dimension
+//   squeeze           axes [every size-1 dimension]; the named dimensions must have size 1
+//   expand_dims       axis: the new size-1 dimension's place, in [-rank - 1, rank]
+// The data movement ops (pooling, mean, pad, reshape, resizes, depth_to_space, transpose and the
+// slicing, squeeze and expand_dims ops) keep their input's int8 scale and zero point, as the
+// converter writes them.
 //   layer_norm        axis -1, epsilon [1e-3]; lowered to the ops the converter emits for Keras
 //                     LayerNormalization: MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL,
 //                     MUL, ADD

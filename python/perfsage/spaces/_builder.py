@@ -20,9 +20,12 @@ Size = Union[int, Sequence[int]]
 
 # Ops whose single input passes through with its shape unchanged.
 _SAME_SHAPE_OPS = frozenset(
-    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm"}
+    {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs",
+     "prelu"}
 )
-_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference"})
+# Ops with several outputs, named "<layer>:<i>" (spec.h).
+_MULTI_OUTPUT_OPS = frozenset({"split", "split_v", "unpack"})
+_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference", "maximum", "minimum"})
 
 
 def _pair(value: Size) -> Tuple[int, int]:
@@ -48,6 +51,38 @@ def _broadcast(a: Shape, b: Shape) -> Shape:
         if x != y and 1 not in (x, y):
             raise ValueError(f"shapes {a} and {b} do not broadcast")
         out.append(max(x, y))
+    return tuple(out)
+
+
+def _split(x: Shape, p: Dict[str, Any], name: str, op: str) -> List[Shape]:
+    """The output shapes of split (num_splits equal parts), split_v (parts of the given sizes) and
+    unpack (one per index along the axis, without it)."""
+    if op == "unpack":
+        axis = int(p.get("axis", 0)) % len(x)
+        return [x[:axis] + x[axis + 1:]] * x[axis]
+    axis = int(p.get("axis", -1)) % len(x)
+    if op == "split":
+        sizes = [x[axis] // int(p["num_splits"])] * int(p["num_splits"])
+    else:
+        sizes = [int(s) for s in p["sizes"]]
+    if sum(sizes) != x[axis] or min(sizes) <= 0:
+        raise ValueError(f"layer {name!r}: cannot split dimension {axis} of {x} into {sizes}")
+    return [x[:axis] + (s,) + x[axis + 1:] for s in sizes]
+
+
+def _strided_slice(x: Shape, p: Dict[str, Any], name: str) -> Shape:
+    """x[begin:end:strides] as Python slices it, with spec.h's begin_mask and end_mask."""
+    def index(i: int, n: int) -> int:
+        return min(max(i + n if i < 0 else i, 0), n)
+
+    strides = p.get("strides", [1] * len(x))
+    out = []
+    for d, n in enumerate(x):
+        begin = 0 if p.get("begin_mask", 0) >> d & 1 else index(int(p["begin"][d]), n)
+        end = n if p.get("end_mask", 0) >> d & 1 else index(int(p["end"][d]), n)
+        out.append(max(0, -(-(end - begin) // int(strides[d]))))
+    if min(out) <= 0:
+        raise ValueError(f"layer {name!r}: strided slice of {x} is empty")
     return tuple(out)
 
 
@@ -91,7 +126,14 @@ class SpecBuilder:
         for tensor in ins:
             if tensor not in self._shapes:
                 raise ValueError(f"layer {name!r}: input {tensor!r} is not defined yet")
-        self._shapes[name] = self._infer(op, [self._shapes[t] for t in ins], params, name)
+        shapes = [self._shapes[t] for t in ins]
+        if op in _MULTI_OUTPUT_OPS:
+            # Later layers name the outputs "<name>:<i>"; "<name>" alone is the first.
+            outputs = _split(shapes[0], params, name, op)
+            self._shapes.update({f"{name}:{i}": s for i, s in enumerate(outputs)})
+            self._shapes[name] = outputs[0]
+        else:
+            self._shapes[name] = self._infer(op, shapes, params, name)
         self._layers.append({"name": name, "op": op, "inputs": ins, **params})
         return name
 
@@ -137,7 +179,10 @@ class SpecBuilder:
             self.macs += n * h * w * c * kh * kw * cout
             self.params += cout * kh * kw * c + (cout if p.get("bias", True) else 0)
             return (n, oh, ow, cout)
-        if op == "pad":
+        if op == "prelu":
+            self.params += x[-1]  # the slopes
+            return x
+        if op in ("pad", "mirror_pad"):
             pads = p["paddings"]
             if len(pads) != len(x):
                 raise ValueError(f"layer {name!r}: needs one [before, after] pair per dimension of {x}")
@@ -153,6 +198,11 @@ class SpecBuilder:
             if op == "layer_norm":
                 self.params += 2 * x[-1]  # gamma and beta
             return x
+        if op == "pack":
+            if any(s != x for s in shapes):
+                raise ValueError(f"layer {name!r}: cannot stack shapes {shapes}")
+            axis = int(p.get("axis", 0)) % (len(x) + 1)
+            return x[:axis] + (len(shapes),) + x[axis:]
         if op == "concat":
             axis = p.get("axis", -1) % len(x)
             out = list(x)
@@ -168,7 +218,17 @@ class SpecBuilder:
             return (x[0], oh, ow, x[3])
         if op == "global_avg_pool":
             return (x[0], 1, 1, x[3])
-        if op == "mean":
+        if op == "arg_max":
+            axis = int(p.get("axis", -1)) % len(x)
+            self.params += 1  # its axis: a zoo sample of pads and an arg_max is all such constants
+            return x[:axis] + x[axis + 1:] or (1,)
+        if op == "gather":
+            axis = int(p.get("axis", 0)) % len(x)
+            if not p["indices"] or min(p["indices"]) < 0 or max(p["indices"]) >= x[axis]:
+                raise ValueError(f"layer {name!r}: indices {p['indices']} outside dimension {axis} of {x}")
+            self.params += len(p["indices"])  # a constant as large as a small layer's weights
+            return x[:axis] + (len(p["indices"]),) + x[axis + 1:]
+        if op in ("mean", "sum", "reduce_max"):
             axes = {a % len(x) for a in p["axes"]}
             if p.get("keep_dims", True):
                 return tuple(1 if i in axes else d for i, d in enumerate(x))
@@ -183,6 +243,21 @@ class SpecBuilder:
             return tuple(shape)
         if op == "transpose":
             return tuple(x[i] for i in p["perm"])
+        if op == "strided_slice":
+            return _strided_slice(x, p, name)
+        if op == "slice":
+            out = tuple(d - int(b) if s == -1 else int(s) for d, b, s in zip(x, p["begin"], p["size"]))
+            if len(p["begin"]) != len(x) or len(p["size"]) != len(x) or min(out) <= 0:
+                raise ValueError(f"layer {name!r}: slice {p['begin']}+{p['size']} does not fit {x}")
+            return out
+        if op == "squeeze":
+            axes = {a % len(x) for a in p.get("axes", [i for i, d in enumerate(x) if d == 1])}
+            if any(x[a] != 1 for a in axes):
+                raise ValueError(f"layer {name!r}: cannot squeeze dimensions {sorted(axes)} of {x}")
+            return tuple(d for i, d in enumerate(x) if i not in axes)
+        if op == "expand_dims":
+            axis = int(p["axis"]) % (len(x) + 1)
+            return x[:axis] + (1,) + x[axis:]
         if op == "depth_to_space":
             b = int(p["block_size"])
             if x[3] % (b * b):

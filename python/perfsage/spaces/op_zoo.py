@@ -149,6 +149,10 @@ def _rsqrt(b, x, rng, name, keep):
     return b.add("rsqrt", b.add("logistic", x, f"{name}_positive"), name)
 
 
+def _leaky_relu(b, x, rng, name, keep):
+    return b.add("leaky_relu", x, name, alpha=choice(rng, (0.01, 0.1, 0.2, 0.3)))
+
+
 def _softmax(b, x, rng, name, keep):
     return b.add("softmax", x, name, beta=choice(rng, (1.0, 1.0, 0.5, 0.125)))
 
@@ -173,12 +177,75 @@ def _concat(b, x, rng, name, keep):
     return b.add("concat", [x] * choice(rng, (2, 3)), name, axis=-1)
 
 
-def _mean(b, x, rng, name, keep):
+def _split(op):
+    def draw(b, x, rng, name, keep):
+        # Cut a dimension after the batch into parts and concatenate them back in reverse order
+        # (ShuffleNet's channel split and shuffle): the input's shape, so residuals can take it.
+        shape = b.shape(x)
+        axes = [d for d in range(1, len(shape)) if shape[d] >= 2]
+        if not axes:
+            return None
+        axis = choice(rng, axes)
+        n = shape[axis]
+        if op == "split":
+            counts = [c for c in (2, 3, 4) if n % c == 0]
+            if not counts:
+                return None
+            count = choice(rng, counts)
+            b.add("split", x, name, num_splits=count, axis=axis)
+        else:
+            cuts = sorted(int(c) for c in rng.choice(np.arange(1, n), size=min(n - 1, choice(rng, (1, 2))), replace=False))
+            sizes = [e - s for s, e in zip([0] + cuts, cuts + [n])]
+            count = len(sizes)
+            b.add("split_v", x, name, sizes=sizes, axis=axis)
+        return b.add("concat", [f"{name}:{i}" for i in reversed(range(count))], f"{name}_join", axis=axis)
+    return draw
+
+
+def _pack(b, x, rng, name, keep):
     if keep:
         return None
     rank = len(b.shape(x))
-    axes = [1, 2] if rank == 4 and rng.random() < 0.7 else [choice(rng, list(range(1, rank)))]
-    return b.add("mean", x, name, axes=axes, keep_dims=bool(rng.random() < 0.7))
+    return b.add("pack", [x] * choice(rng, (2, 3)), name, axis=choice(rng, list(range(1, rank + 1))))
+
+
+def _unpack(b, x, rng, name, keep):
+    # Unstack a short dimension after the batch and stack the slices back in reverse order, as
+    # unrolled recurrent models treat their time steps: the input's shape again.
+    shape = b.shape(x)
+    axes = [d for d in range(1, len(shape)) if 2 <= shape[d] <= 8]
+    if not axes:
+        return None
+    axis = choice(rng, axes)
+    b.add("unpack", x, name, axis=axis)
+    return b.add("pack", [f"{name}:{i}" for i in reversed(range(shape[axis]))], f"{name}_join", axis=axis)
+
+
+def _reduction(op):
+    def draw(b, x, rng, name, keep):
+        if keep:
+            return None
+        rank = len(b.shape(x))
+        axes = [1, 2] if rank == 4 and rng.random() < 0.7 else [choice(rng, list(range(1, rank)))]
+        return b.add(op, x, name, axes=axes, keep_dims=bool(rng.random() < 0.7))
+    return draw
+
+
+def _arg_max(b, x, rng, name, keep):
+    # Its int32 indices end the sample: no op takes them (_chain stops after it).
+    if keep:
+        return None
+    return b.add("arg_max", x, name, axis=choice(rng, list(range(1, len(b.shape(x))))))
+
+
+def _gather(b, x, rng, name, keep):
+    # A few entries of one dimension after the batch, in any order and with repeats.
+    if keep:
+        return None
+    shape = b.shape(x)
+    axis = choice(rng, list(range(1, len(shape))))
+    indices = [int(i) for i in rng.integers(0, shape[axis], size=_log_uniform(rng, 1, 64))]
+    return b.add("gather", x, name, axis=axis, indices=indices)
 
 
 def _global_pool(b, x, rng, name, keep):
@@ -203,12 +270,70 @@ def _transpose(b, x, rng, name, keep):
     return b.add("transpose", x, name, perm=perm)
 
 
+def _strided_slice(b, x, rng, name, keep):
+    # A window of every dimension after the batch, strided 1-2 except the channels (Vela takes no
+    # batch or channel stride), as streaming models cut their state buffers.
+    if keep:
+        return None
+    shape = b.shape(x)
+    begin, end, strides = [0], [1], [1]
+    for d, n in enumerate(shape[1:], start=1):
+        begin.append(int(rng.integers(0, n)))
+        end.append(int(rng.integers(begin[-1] + 1, n + 1)))
+        strides.append(1 if d == len(shape) - 1 else choice(rng, (1, 1, 2)))
+    return b.add("strided_slice", x, name, begin=begin, end=end, strides=strides)
+
+
+def _slice(b, x, rng, name, keep):
+    if keep:
+        return None
+    shape = b.shape(x)
+    begin = [0] + [int(rng.integers(0, n)) for n in shape[1:]]
+    size = [-1] + [int(rng.integers(1, n - s + 1)) if rng.random() < 0.8 else -1 for n, s in zip(shape[1:], begin[1:])]
+    return b.add("slice", x, name, begin=begin, size=size)
+
+
+def _squeeze(b, x, rng, name, keep):
+    # The size-1 dimensions after the batch; without any, a mean keeping its dimensions makes one
+    # (a pooled output squeezed for a dense layer, as Keras models give the converter). The batch
+    # stays: the other draws take it as the first dimension.
+    if keep:
+        return None
+    shape = b.shape(x)
+    ones = [d for d in range(1, len(shape)) if shape[d] == 1]
+    if not ones and len(shape) >= 3:
+        ones = [choice(rng, list(range(1, len(shape) - 1)))]
+        x = b.add("mean", x, f"{name}_pool", axes=ones)
+    if not ones or len(shape) - len(ones) < 2:
+        return None
+    return b.add("squeeze", x, name, axes=ones)
+
+
+def _expand_dims(b, x, rng, name, keep):
+    # [1, T, D] -> [1, T, 1, D] is how the converter feeds a Conv1D to CONV_2D.
+    if keep:
+        return None
+    return b.add("expand_dims", x, name, axis=choice(rng, list(range(1, len(b.shape(x)) + 1))))
+
+
 def _pad(b, x, rng, name, keep):
     if keep:
         return None
     rank = len(b.shape(x))
     paddings = [[0, 0]] + [[int(rng.integers(0, 3)), int(rng.integers(0, 3))] for _ in range(rank - 2)] + [[0, 0]]
     return b.add("pad", x, name, paddings=paddings)
+
+
+def _mirror_pad(b, x, rng, name, keep):
+    # Height and width only (all Vela pads), each side narrower than its dimension (reflect).
+    if keep:
+        return None
+    _, h, w, _ = b.shape(x)
+    mode = choice(rng, ("reflect", "symmetric"))
+    limit = {"reflect": 1, "symmetric": 0}[mode]
+    paddings = [[0, 0]] + [[int(rng.integers(0, min(3, n - limit + 1))), int(rng.integers(0, min(3, n - limit + 1)))]
+                           for n in (h, w)] + [[0, 0]]
+    return b.add("mirror_pad", x, name, paddings=paddings, mode=mode)
 
 
 def _resize(op):
@@ -255,19 +380,38 @@ OP_DRAWS: Dict[str, Draw] = {
     "sub": Draw((2, 3, 4), _binary("sub")),
     "mul": Draw((2, 3, 4), _binary("mul")),
     "squared_difference": Draw((2, 3, 4), _binary("squared_difference")),
+    "maximum": Draw((2, 3, 4), _binary("maximum")),
+    "minimum": Draw((2, 3, 4), _binary("minimum")),
     "concat": Draw((2, 3, 4), _concat),
-    "mean": Draw((3, 4), _mean),
+    "split": Draw((2, 3, 4), _split("split")),
+    "split_v": Draw((2, 3, 4), _split("split_v")),
+    "pack": Draw((2, 3), _pack),
+    "unpack": Draw((2, 3, 4), _unpack),
+    "mean": Draw((3, 4), _reduction("mean")),
+    "sum": Draw((3, 4), _reduction("sum")),
+    "reduce_max": Draw((3, 4), _reduction("reduce_max")),
+    "gather": Draw((2, 3, 4), _gather),
+    "arg_max": Draw((2, 3, 4), _arg_max),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
     "logistic": Draw((2, 3, 4), _unary("logistic")),
     "tanh": Draw((2, 3, 4), _unary("tanh")),
     "hard_swish": Draw((2, 3, 4), _unary("hard_swish")),
     "rsqrt": Draw((2, 3, 4), _rsqrt),
+    "leaky_relu": Draw((2, 3, 4), _leaky_relu),
+    "exp": Draw((2, 3, 4), _unary("exp")),
+    "abs": Draw((2, 3, 4), _unary("abs")),
+    "prelu": Draw((2, 3, 4), _unary("prelu")),
     "softmax": Draw((2, 3, 4), _softmax),
     "layer_norm": Draw((3,), _layer_norm),
     "reshape": Draw((3, 4), _reshape),
     "transpose": Draw((3, 4), _transpose),
     "pad": Draw((3, 4), _pad),
+    "mirror_pad": Draw((4,), _mirror_pad),
+    "strided_slice": Draw((2, 3, 4), _strided_slice),
+    "slice": Draw((2, 3, 4), _slice),
+    "squeeze": Draw((2, 3, 4), _squeeze),
+    "expand_dims": Draw((2, 3), _expand_dims),
     "resize_bilinear": Draw((4,), _resize("resize_bilinear")),
     "resize_nearest": Draw((4,), _resize("resize_nearest")),
     "depth_to_space": Draw((4,), _depth_to_space),
@@ -319,6 +463,8 @@ def _chain(b: SpecBuilder, x: str, rng: np.random.Generator, name: str, length: 
         if y is None:
             break
         x = y
+        if b.op_of(x) == "arg_max":
+            break
     return x
 
 
