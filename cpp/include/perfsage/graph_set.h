@@ -21,6 +21,9 @@ struct GraphInput {
   int64_t num_nodes = 0;
   int64_t num_edges = 0;
   bool slog_applied = false;             // features already hold slog(value) (GraphSet does this)
+  // [num_nodes, T] per-operator labels (NaN: missing), or null; the additive readout learns from
+  // them (SageConfig::node_loss_weight), prediction ignores them.
+  const float* node_labels = nullptr;
 };
 
 GraphInput graph_input(const Graph& graph);
