@@ -29,7 +29,7 @@ ParamLayout::ParamLayout(const SageConfig& c) {
   if (c.additive()) {
     // The per-node head reads [h_K | h_0 | graph features]; the graph adds a learnt constant.
     add("readout.constant", 1, c.num_targets, true, false);
-    width = width + input + c.num_graph_features;
+    width = width + input + c.node_context_width();
   } else {
     if (c.readout_channels > 0) {
       add("readout.weight", width, c.readout_channels, false, true);

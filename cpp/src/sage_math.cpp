@@ -97,7 +97,7 @@ template <typename S>
 void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
                       Cache<S>& cache) {
   const Mat<S>& hK = cache.h[c.layers];
-  const int64_t N = hK.rows(), W = hK.cols(), I = c.input_width(), G = c.num_graph_features;
+  const int64_t N = hK.rows(), W = hK.cols(), I = c.input_width(), G = c.node_context_width();
   const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
   Mat<S> q(N, W + I + G);
   q.leftCols(W) = hK;

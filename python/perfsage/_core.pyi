@@ -165,6 +165,8 @@ class SageConfig:
     """Width of the learnt op-family embedding (0: none); with it, op embeddings start at zero, so an op type absent from training is priced as a member of its family."""
     node_loss_weight: float
     """Additive readout: weight of the per-operator loss where per-operator labels exist."""
+    node_graph_context: bool
+    """Additive readout: each operator's head also reads the graph features (totals, op counts)."""
 
 def network_defaults() -> dict:
     """The network hyperparameters a user may set, with their defaults (SageConfig's table)."""

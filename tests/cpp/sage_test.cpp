@@ -205,6 +205,7 @@ TEST(SageGradients, AdditiveReadoutMatchesFiniteDifferences) {
   const auto node_labels = node_labels_for(s, 2);
   for (int family : {0, 3})
     for (int max_targets : {0, 2})
+      for (bool context : {true, false})
       for (bool with_node_labels : {false, true})
         for (int layers : {0, 2})
           for (LossKind loss : {LossKind::kMape, LossKind::kLogMse}) {
@@ -215,6 +216,7 @@ TEST(SageGradients, AdditiveReadoutMatchesFiniteDifferences) {
             c.layers = layers;
             c.loss = loss;
             c.node_loss_weight = 0.7;
+            c.node_graph_context = context;
             for (size_t g = 1; g < graphs.size(); ++g)
               graphs[g].node_labels = with_node_labels ? node_labels[g].data() : nullptr;
             SCOPED_TRACE("family " + std::to_string(family) + " max " + std::to_string(max_targets) +
@@ -618,6 +620,7 @@ TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
   c.family_dim = 2;
   c.max_targets = 2;
   c.node_loss_weight = 0.25;
+  c.node_graph_context = false;
   const SageNetwork net = fitted(c, graphs, y);
   const std::vector<uint8_t> v2 = checkpoint_bytes(net, info_for(2));
   EXPECT_EQ(v2[8], 2);
@@ -626,6 +629,7 @@ TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
   EXPECT_EQ(back.network.config().family_dim, 2);
   EXPECT_EQ(back.network.config().max_targets, 2);
   EXPECT_EQ(back.network.config().node_loss_weight, 0.25);
+  EXPECT_FALSE(back.network.config().node_graph_context);
   EXPECT_EQ(checkpoint_bytes(back.network, back.info), v2);
   std::vector<float> a(graphs.size() * 2), b(graphs.size() * 2);
   net.predict(graphs, 1, a.data());

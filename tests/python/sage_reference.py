@@ -20,7 +20,8 @@ explicit per-node lists, so every step can be read against the definition:
 
 With family_dim > 0, h0 also holds family_embedding[family of op type]. The additive readout
 (readout="additive") replaces readout and head:
-    q[i] = concat(h[i], h0[i], g);  o_node[i] = MLP(q[i]);  cost[i] = exp(o_node[i] * std + mean)
+    q[i] = concat(h[i], h0[i], g) (g only with node_graph_context);  o_node[i] = MLP(q[i]);
+    cost[i] = exp(o_node[i] * std + mean)
     sum target:  o = log(sum_i exp(std * o_node[i]) + exp(std * k)) / std    (k = readout.constant)
     max target:  o = max(max_i o_node[i], k)
     target_mean of a sum target: mean of log(label / number of nodes)
@@ -69,6 +70,7 @@ class SageConfig:
     readout: str = "lse"
     family_dim: int = 0
     node_loss_weight: float = 1.0
+    node_graph_context: bool = True
     # Derived from the target names by perfsage.Predictor (peak_* targets), so not a keyword argument.
     max_targets: int = 0
 
@@ -191,7 +193,7 @@ def parameter_shapes(
             shapes[f"sage{k}.ln_bias"] = (config.hidden,)
     if config.additive:
         shapes["readout.constant"] = (num_targets,)
-        width = config.hidden + input_width + num_graph_features
+        width = config.hidden + input_width + (num_graph_features if config.node_graph_context else 0)
     else:
         if config.readout_channels:
             shapes["readout.weight"] = (config.hidden, config.readout_channels)
@@ -421,7 +423,8 @@ def _additive_readout(
     layers: List["_LayerCache"], h0: np.ndarray, h: np.ndarray,
 ) -> Tuple[np.ndarray, _GraphCache]:
     g = (slog(graph.graph_features) - norm["graph_mean"]) / norm["graph_std"]
-    q = np.concatenate([h, h0, np.tile(g, (h.shape[0], 1))], axis=1)
+    context = [np.tile(g, (h.shape[0], 1))] if config.node_graph_context else []
+    q = np.concatenate([h, h0, *context], axis=1)
     node_out, inputs, pre_acts = _mlp(params, config, q)
     k = params["readout.constant"]
     std = norm["target_std"]

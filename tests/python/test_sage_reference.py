@@ -410,7 +410,7 @@ ADDITIVE_CONFIGS = [
     SageConfig(readout="additive", embedding_dim=3, hidden=6, layers=1, family_dim=3, aggregator="max",
                direction="out", layer_norm=False, loss="log_mse"),
     SageConfig(readout="additive", embedding_dim=2, hidden=5, layers=3, family_dim=2, head_layers=1,
-               aggregator="sum", residual=False),
+               aggregator="sum", residual=False, node_graph_context=False),
 ]
 
 

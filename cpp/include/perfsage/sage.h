@@ -24,7 +24,8 @@
 // With readout = 'additive', steps 3 and 4 are instead (the shape of Vela's estimate: latency,
 // energy and traffic are sums over operators, peak memory a maximum over the schedule):
 //   3'. every node i runs the head on q_i = [h_i | h0_i | (slog(graph_features) - graph_mean) /
-//      graph_std] to o_node_i (one value per target); its cost is c_it = exp(o_node_it * std_t +
+//      graph_std] (the last part only with node_graph_context) to o_node_i (one value per
+//      target); its cost is c_it = exp(o_node_it * std_t +
 //      mean_t). With the learnt constant k_t (parameter "readout.constant"):
 //      sum target:  o_t = log(sum_i exp(std_t o_node_it) + exp(std_t k_t)) / std_t, i.e.
 //                   y_t = sum_i c_it + exp(std_t k_t + mean_t);

@@ -70,7 +70,9 @@ inline Readout parse_enum(const std::string& name, const std::string& field, Rea
     "Width of the learnt op-family embedding (0: none); with it, op embeddings start at zero, so " \
     "an op type absent from training is priced as a member of its family.")                        \
   X(double, node_loss_weight, 1.0, kHyperparameter,                                                \
-    "Additive readout: weight of the per-operator loss where per-operator labels exist.")
+    "Additive readout: weight of the per-operator loss where per-operator labels exist.")          \
+  X(bool, node_graph_context, true, kHyperparameter,                                               \
+    "Additive readout: each operator's head also reads the graph features (totals, op counts).")
 
 struct SageConfig {
   PERFSAGE_DECLARE_FIELDS(SageConfig, PERFSAGE_SAGE_CONFIG_FIELDS)
@@ -84,6 +86,8 @@ struct SageConfig {
   bool is_max_target(int64_t t) const { return t < 31 && ((max_targets >> t) & 1) != 0; }
   // Columns of a node's input h0: features, op embedding, family embedding.
   int64_t input_width() const { return int64_t{num_node_features} + embedding_dim + family_dim; }
+  // Graph-feature columns the additive readout's per-node head reads.
+  int64_t node_context_width() const { return node_graph_context ? num_graph_features : 0; }
 };
 
 }  // namespace perfsage
