@@ -131,7 +131,7 @@ def _as_node_labels(node_labels: Any, graphs: Sequence[Graph], targets: Sequence
     return out
 
 
-def _dataset_node_labels(dataset: Any, targets: Sequence[str]) -> Optional[NodeLabels]:
+def dataset_operator_labels(dataset: Any, targets: Sequence[str]) -> Optional[NodeLabels]:
     """Per-operator labels [num_nodes, targets] of each row of ``dataset`` for the targets it has
     them for (NaN columns for the others); None when it has none for any target."""
     columns = []
@@ -405,7 +405,7 @@ class Predictor:
             keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
             used = dataset.select(keep)  # only the rows training uses
             graphs = used.graphs(threads=threads)
-            node_labels = _dataset_node_labels(used, self._targets) if additive else None
+            node_labels = dataset_operator_labels(used, self._targets) if additive else None
             if node_labels is not None:
                 node_labels = [x if x is None or len(x) == g.num_nodes else None for x, g in zip(node_labels, graphs)]
             recorded = dataset.targets
