@@ -60,26 +60,32 @@ void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
   }
 }
 
-// The head's layers on its input z0 (relu between them): cache.head[0] = z0 ... head[L].
+// Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
 template <typename S>
-void head_forward(const SageConfig& c, const Params<S>& P, const Index& ix, Mat<S>&& z0, Cache<S>& cache) {
-  cache.head.resize(static_cast<size_t>(c.head_layers + 1));
-  cache.head[0] = std::move(z0);
-  for (int32_t j = 0; j < c.head_layers; ++j) {
+void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Mat<S>& next) {
+  next.rowwise() += P.vec(ix.head[j].bias);
+  if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
+}
+
+// The head's layers from layer `first` on, relu between them; cache.head[first] holds that
+// layer's input, cache.head[L] ends as the output.
+template <typename S>
+void head_forward(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t first, Cache<S>& cache) {
+  for (int32_t j = first; j < c.head_layers; ++j) {
     const auto weight = P.mat(ix.head[j].weight);
     Mat<S> next(cache.head[j].rows(), weight.cols());
     product<S>(next, cache.head[j], weight, false);
-    next.rowwise() += P.vec(ix.head[j].bias);
-    if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
+    head_activation(c, P, ix, j, next);
     cache.head[j + 1] = std::move(next);
   }
 }
 
-// The head's backward pass: adds its parameters' gradients to G and returns d(loss)/d(head input).
+// The head's backward pass down to layer `last` (inclusive): adds those layers' parameter
+// gradients to G and returns d(loss)/d(input of layer `last`). With last = 0, the head's input.
 template <typename S>
 Mat<S> head_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Cache<S>& cache,
-                     Mat<S> dz, const Grads<S>& G) {
-  for (int32_t j = c.head_layers - 1; j >= 0; --j) {
+                     Mat<S> dz, const Grads<S>& G, int32_t last = 0) {
+  for (int32_t j = c.head_layers - 1; j >= last; --j) {
     if (j + 1 < c.head_layers)
       dz = dz.cwiseProduct((cache.head[j + 1].array() > static_cast<S>(0)).template cast<S>().matrix());
     product_tn<S>(G.mat(ix.head[j].weight), cache.head[j], dz);
@@ -99,14 +105,26 @@ void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, 
   const Mat<S>& hK = cache.h[c.layers];
   const int64_t N = hK.rows(), W = hK.cols(), I = c.input_width(), G = c.node_context_width();
   const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
-  Mat<S> q(N, W + I + G);
+  // The head's first layer on q = [h_K | h_0 | graph features]: the graph features' product is
+  // the same for every node of a graph, so it is computed once per graph and added to each node's
+  // [h_K | h_0] product (cache.head[0] keeps only [h_K | h_0]).
+  Mat<S> q(N, W + I);
   q.leftCols(W) = hK;
-  q.middleCols(W, I) = b.h0;
-  for (int64_t g = 0; g < B; ++g) {
-    const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
-    for (int64_t r = lo; r < lo + n; ++r) q.row(r).tail(G) = b.graph_features.row(g);
+  q.rightCols(I) = b.h0;
+  const auto w0 = P.mat(ix.head[0].weight);
+  Mat<S> first(N, w0.cols());
+  product<S>(first, q, w0.topRows(W + I), false);
+  if (G > 0) {
+    Mat<S> per_graph(B, w0.cols());
+    product<S>(per_graph, b.graph_features, w0.bottomRows(G), false);
+    for (int64_t g = 0; g < B; ++g)
+      first.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).rowwise() += per_graph.row(g);
   }
-  head_forward(c, P, ix, std::move(q), cache);
+  head_activation(c, P, ix, 0, first);
+  cache.head.resize(static_cast<size_t>(c.head_layers + 1));
+  cache.head[0] = std::move(q);
+  cache.head[1] = std::move(first);
+  head_forward(c, P, ix, 1, cache);
   const Mat<S>& o = cache.head.back();
   const auto constant = P.vec(ix.readout_constant);
   cache.out.resize(B, T);
@@ -375,7 +393,9 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
   }
   z0.rightCols(c.num_graph_features) = b.graph_features;
 
-  head_forward(c, P, ix, std::move(z0), cache);
+  cache.head.resize(static_cast<size_t>(c.head_layers + 1));
+  cache.head[0] = std::move(z0);
+  head_forward(c, P, ix, 0, cache);
   cache.out = cache.head.back();
 }
 
@@ -398,7 +418,21 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
         for (int64_t r = lo; r < lo + n; ++r) do_node(r, t) += d_out(g, t) * cache.share(r, t);
       }
     }
-    const Mat<S> dq = head_backward(c, P, ix, cache, std::move(do_node), G);
+    // Layers 1.. as usual; layer 0 as additive_readout computes it (graph features per graph).
+    Mat<S> dz = c.head_layers > 1 ? head_backward(c, P, ix, cache, std::move(do_node), G, 1) : std::move(do_node);
+    if (c.head_layers > 1)
+      dz = dz.cwiseProduct((cache.head[1].array() > static_cast<S>(0)).template cast<S>().matrix());
+    const int64_t I = c.input_width(), Gw = c.node_context_width();
+    auto gw0 = G.mat(ix.head[0].weight);
+    product_tn<S>(gw0.topRows(width + I), cache.head[0], dz);
+    G.vec(ix.head[0].bias) += dz.colwise().sum();
+    if (Gw > 0) {
+      Mat<S> per_graph = Mat<S>::Zero(B, dz.cols());
+      for (int64_t g = 0; g < B; ++g)
+        per_graph.row(g) = dz.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).colwise().sum();
+      product_tn<S>(gw0.bottomRows(Gw), b.graph_features, per_graph);
+    }
+    const Mat<S> dq = product_nt<S>(dz, P.mat(ix.head[0].weight).topRows(width + I));
     dh = dq.leftCols(width);
     const int64_t E = c.embedding_dim + c.family_dim;
     embedding_gradients(c, ix, b, dq.middleCols(width + c.num_node_features, E), G);
