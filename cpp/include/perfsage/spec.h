@@ -17,8 +17,17 @@
 //   depthwise_conv2d  kernel, stride [1], dilation [1], padding [same], depth_multiplier [1],
 //                     activation [none], bias [true]
 //   transpose_conv2d  filters, kernel, stride [1], padding [same], bias [true]
-//   dense             units, activation [none], bias [true]; acts on the last dimension
-//   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul)
+//   dense             units, activation [none], bias [true]; acts on the last dimension; weights_of: an
+//                     earlier dense layer whose kernel and bias it shares (the time steps of an
+//                     unrolled recurrent layer; in int8 its input must have that layer's input scale)
+//   lstm              units, return_sequences [true]: a Keras LSTM over [batch, time, features] as the
+//                     converter fuses it (UNIDIRECTIONAL_SEQUENCE_LSTM with its state in variable
+//                     tensors); without return_sequences a STRIDED_SLICE keeps the last step [batch, units]
+//   svdf              units, memory, rank [1]: SVDF over one frame [batch, features] with a ReLU, its
+//                     last `memory` filter outputs in a variable state tensor
+//   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul); bound: the
+//                     output's known magnitude, its int8 range [-bound, bound] instead of the inputs'
+//                     interval arithmetic (a recurrent state's, which would widen at every step)
 //   squared_difference  two inputs
 //   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
 //                     another are requantised, as for concat)
