@@ -34,17 +34,24 @@ KNOBS = {
     "kws.frames": [10, 16, 25, 49],
     "kws.features": [10, 13, 20, 40],
     "kws.front_end": ["none", "conv"],
-    "kws.layers": [1, 2, 3],
+    "kws.conv_layers": [1, 2],
+    "kws.conv_filters": [8, 16, 32, 64],
+    "kws.layers": "lstm: 1, 2 or 3; gru: 1 or 2 (unrolled, about 15 operators per step and layer)",
     "kws.units": [16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512],
     "kws.readout": ["last", "flatten", "mean"],
+    "kws.hidden": [0, 32, 64, 128],  # a dense ReLU layer before the classifier (0: none)
     "kws.classes": [2, 4, 12, 35],
+    "kws.svdf_layers": [2, 3, 4],
+    "kws.svdf_units": [16, 24, 32, 48, 64, 96, 128, 192],
     "kws.svdf_memory": [4, 8, 16, 32],
     "kws.svdf_rank": [1, 2],
     "kws.svdf_bottleneck": [0, 16, 32, 64],
     "denoise.cell": ["gru", "lstm"],
+    "denoise.gru_activation": ["tanh", "relu"],
+    "denoise.input_units": [24, 48, 96, 128],
     "denoise.frames": [1, 2, 4, 8, 16],
     "denoise.features": [22, 42, 64, 129, 257],
-    "denoise.layers": [1, 2, 3],
+    "denoise.layers": "lstm: 1, 2 or 3; gru: 1 or 2",
     "denoise.units": [24, 48, 96, 128, 256, 384],
     "denoise.skip": [False, True],
     "denoise.mask": ["bands", "apply"],
@@ -59,7 +66,7 @@ KNOBS = {
 }
 # Unrolled GRUs write about 15 operators per step and layer; more than two layers over the
 # longest inputs would be thousands of operators, more than deployed GRU spotters have.
-MAX_GRU_LAYERS = 2
+LAYERS = {"lstm": [1, 2, 3], "gru": [1, 2]}
 # The bands of an RNNoise-style mask (RNNoise's 22 Bark bands).
 MASK_BANDS = 22
 
@@ -75,10 +82,10 @@ def _conv_front_end(b: SpecBuilder, x: str, rng: np.random.Generator) -> str:
     and frequency, frequency folded into the channels: [1, T', F' x C]."""
     _, frames, features = b.shape(x)
     y = b.add("reshape", x, "image", shape=[1, frames, features, 1])
-    for i in range(choice(rng, (1, 2))):
+    for i in range(choice(rng, KNOBS["kws.conv_layers"])):
         _, t, f, _ = b.shape(y)
         stride = [2 if t >= 8 else 1, 2 if f >= 8 else 1]
-        y = conv(b, y, f"conv{i + 1}", choice(rng, (8, 16, 32, 64)), [3, 3], stride, act="relu")
+        y = conv(b, y, f"conv{i + 1}", choice(rng, KNOBS["kws.conv_filters"]), [3, 3], stride, act="relu")
     _, t, f, c = b.shape(y)
     return b.add("reshape", y, "fold", shape=[1, t, f * c])
 
@@ -90,8 +97,8 @@ def _kws(rng: np.random.Generator) -> SpecBuilder:
     if cell == "svdf":
         b = SpecBuilder({"frame": [1, features]})
         y = "frame"
-        for i in range(choice(rng, KNOBS["kws.layers"]) + 1):
-            y = b.add("svdf", y, f"svdf{i + 1}", units=choice(rng, KNOBS["kws.units"][:8]),
+        for i in range(choice(rng, KNOBS["kws.svdf_layers"])):
+            y = b.add("svdf", y, f"svdf{i + 1}", units=choice(rng, KNOBS["kws.svdf_units"]),
                       memory=choice(rng, KNOBS["kws.svdf_memory"]), rank=choice(rng, KNOBS["kws.svdf_rank"]))
             bottleneck = choice(rng, KNOBS["kws.svdf_bottleneck"])
             if bottleneck:
@@ -101,7 +108,7 @@ def _kws(rng: np.random.Generator) -> SpecBuilder:
         y = "mfcc"
         if choice(rng, KNOBS["kws.front_end"]) == "conv":
             y = _conv_front_end(b, y, rng)
-        layers = choice(rng, KNOBS["kws.layers"][:MAX_GRU_LAYERS] if cell == "gru" else KNOBS["kws.layers"])
+        layers = choice(rng, LAYERS[cell])
         readout = choice(rng, KNOBS["kws.readout"])
         units = choice(rng, KNOBS["kws.units"])
         for i in range(layers):
@@ -111,8 +118,9 @@ def _kws(rng: np.random.Generator) -> SpecBuilder:
             y = b.add("reshape", y, "flatten", shape=[1, -1])
         elif readout == "mean":
             y = b.add("mean", y, "pool", axes=[1], keep_dims=False)
-    if rng.random() < 0.5:
-        y = dense(b, y, "hidden", choice(rng, (32, 64, 128)), act="relu")
+    hidden = choice(rng, KNOBS["kws.hidden"])
+    if hidden:
+        y = dense(b, y, "hidden", hidden, act="relu")
     b.add("softmax", dense(b, y, "logits", classes), "probs")
     return b
 
@@ -122,9 +130,9 @@ def _denoise(rng: np.random.Generator) -> SpecBuilder:
     features = choice(rng, KNOBS["denoise.features"])
     b = SpecBuilder({"spectrum": [1, choice(rng, KNOBS["denoise.frames"]), features]})
     skip = choice(rng, KNOBS["denoise.skip"])
-    act = "relu" if cell == "gru" and rng.random() < 0.5 else "tanh"  # RNNoise's GRUs use ReLU
-    y = b.add("tanh", dense(b, "spectrum", "input_dense", choice(rng, (24, 48, 96, 128))), "input_tanh")
-    layers = choice(rng, KNOBS["denoise.layers"][:MAX_GRU_LAYERS] if cell == "gru" else KNOBS["denoise.layers"])
+    act = choice(rng, KNOBS["denoise.gru_activation"]) if cell == "gru" else "tanh"  # RNNoise's GRUs: ReLU
+    y = b.add("tanh", dense(b, "spectrum", "input_dense", choice(rng, KNOBS["denoise.input_units"])), "input_tanh")
+    layers = choice(rng, LAYERS[cell])
     for i in range(layers):
         if skip and i > 0:
             y = b.add("concat", [y, "spectrum"], f"skip{i}", axis=-1)
