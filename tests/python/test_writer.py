@@ -187,6 +187,15 @@ def test_int8_recurrent_layers_compute_what_the_float32_ones_do(name: str) -> No
     assert np.corrcoef(outputs["int8"].ravel(), outputs["float32"].ravel())[0, 1] > 0.99
 
 
+def test_input_range_sets_its_int8_quantisation() -> None:
+    # A streaming model's saved state spans its writer's range: no requantisation where it is used.
+    spec = copy.deepcopy(KWS)
+    spec["inputs"][0]["range"] = [0, 4]
+    graph = perfsage.load_tflite(perfsage.build_model(spec))
+    quantization = graph.tensors()[graph.operators()[0]["inputs"][0]]["quantization"]
+    assert quantization["scale"][0] == pytest.approx(4 / 255) and quantization["zero_point"][0] == -128
+
+
 def test_float32_model_has_float_weights() -> None:
     graph = perfsage.load_tflite(perfsage.build_model(KWS, dtype="float32"))
     assert {t["dtype"] for t in graph.tensors()} == {"float32", "int32"}  # int32: reshape's shape
@@ -228,6 +237,7 @@ def bad(spec_change) -> dict:
          r"layer 6 'l' \(lstm\): needs a \[batch, time, features\] input, got \[1, 64\]"),
         (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
         (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
+        (lambda s: s["inputs"][0].update(range=[1, 1]), r"inputs\[0\].range must be \[lo, hi\] with lo < hi"),
         (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),
         (lambda s: s.update(layers=[]), r"'layers' must be a non-empty list"),
     ],

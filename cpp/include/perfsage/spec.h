@@ -7,6 +7,9 @@
 //     "layers": [ {"name": "c1", "op": "conv2d", "inputs": ["x"], ...params}, ... ],
 //     "outputs": ["softmax"]                               optional: default the last layer
 //   }
+// An input may give "range": [lo, hi], the float values it spans (default [-1, 1]), which set its
+// int8 scale and zero point: a streaming model's saved state spans what the layer that writes it
+// gives.
 // Layers are listed in execution order. "inputs" names earlier layers or spec inputs; when omitted
 // it is the previous layer (the first layer: the first input). Names must be unique; when a name
 // is omitted, the layer is called "<op>_<index>".
@@ -90,6 +93,7 @@ namespace perfsage {
 struct SpecInput {
   std::string name;
   std::vector<int32_t> shape;
+  float lo = -1.0f, hi = 1.0f;  // "range"
 };
 
 struct SpecLayer {

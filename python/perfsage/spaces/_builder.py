@@ -97,9 +97,14 @@ class SpecBuilder:
     raise ``ValueError``: a search space that produces one has a bug.
     """
 
-    def __init__(self, inputs: Dict[str, Sequence[int]], name: Optional[str] = None) -> None:
+    def __init__(self, inputs: Dict[str, Sequence[int]], name: Optional[str] = None,
+                 ranges: Optional[Dict[str, Tuple[float, float]]] = None) -> None:
+        """``ranges``: the float range of the inputs that do not span spec.h's default [-1, 1]."""
         self.name = name
-        self._inputs = [{"name": k, "shape": [int(d) for d in v]} for k, v in inputs.items()]
+        ranges = ranges or {}
+        self._inputs = [{"name": k, "shape": [int(d) for d in v],
+                         **({"range": [float(x) for x in ranges[k]]} if k in ranges else {})}
+                        for k, v in inputs.items()]
         self._layers: List[Dict[str, Any]] = []
         self._shapes: Dict[str, Shape] = {k: tuple(int(d) for d in v) for k, v in inputs.items()}
         self.outputs: List[str] = []  # the spec's outputs; empty: the last layer

@@ -67,6 +67,8 @@ KNOBS = {
 # Unrolled GRUs write about 15 operators per step and layer; more than two layers over the
 # longest inputs would be thousands of operators, more than deployed GRU spotters have.
 LAYERS = {"lstm": [1, 2, 3], "gru": [1, 2]}
+# The writer's int8 range of a convolution's ReLU output (kNormalizedSpread in writer_graph.h).
+RELU_CONV_RANGE = (0.0, 4.0)
 # The bands of an RNNoise-style mask (RNNoise's 22 Bark bands).
 MASK_BANDS = 22
 
@@ -153,16 +155,21 @@ def _streaming(rng: np.random.Generator) -> SpecBuilder:
     filters = choice(rng, KNOBS["streaming.filters"])
     residual = choice(rng, KNOBS["streaming.residual"])
     cell = choice(rng, KNOBS["streaming.cell"])
-    inputs = {"frame": [1, 1, features]}
-    channels = features
+    # Each context holds past values of its layer's input, so it spans that input's range and the
+    # window's concatenation needs no requantisation, as in a converted model.
+    inputs, ranges = {"frame": [1, 1, features]}, {}
+    channels, value_range = features, (-1.0, 1.0)
     for i in range(layers):
         dilation = 2 ** i if doubling else 1
         inputs[f"context{i + 1}"] = [1, (kernel - 1) * dilation, channels]
+        ranges[f"context{i + 1}"] = value_range
+        lo, hi = value_range
+        value_range = (lo, hi + RELU_CONV_RANGE[1]) if residual and channels == filters else RELU_CONV_RANGE
         channels = filters
     if cell == "gru":
         units = choice(rng, KNOBS["streaming.cell_units"])
         inputs["gru_state"] = [1, units]
-    b = SpecBuilder(inputs)
+    b = SpecBuilder(inputs, ranges=ranges)
     y = "frame"
     new_states: List[str] = []
     for i in range(layers):
@@ -174,7 +181,7 @@ def _streaming(rng: np.random.Generator) -> SpecBuilder:
         out = b.add("conv2d", image, f"tcn{i + 1}", filters=filters, kernel=[1, kernel], dilation=[1, dilation],
                     padding="valid", activation="relu")
         out = b.add("reshape", out, f"tcn{i + 1}_frame", shape=[1, 1, filters])
-        y = b.add("add", [y, out], f"tcn{i + 1}_residual") if residual and b.shape(y) == b.shape(out) else out
+        y = b.add("add", [y, out], f"tcn{i + 1}_residual") if residual and b.channels(y) == filters else out
     if cell == "gru":
         y, state = gru(b, y, "gru", inputs["gru_state"][1], return_sequences=False, state="gru_state")
         new_states.append(state)
