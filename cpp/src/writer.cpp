@@ -24,7 +24,7 @@ class Writer {
       if (in.shape.empty()) fail("spec", "input '" + in.name + "' has an empty shape");
       for (int32_t d : in.shape)
         if (d <= 0) fail("spec", "input '" + in.name + "' has a non-positive size in " + writer::shape_str(in.shape));
-      const int32_t t = graph_.activation(in.name, in.shape, -1.0f, 1.0f);
+      const int32_t t = graph_.activation(in.name, in.shape, in.lo, in.hi);
       values_[in.name] = t;
       graph_inputs_.push_back(t);
     }

@@ -37,6 +37,7 @@ struct TensorDef {
   std::vector<int64_t> zero_point;
   int32_t quantized_dimension = 0;
   float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
+  bool variable = false;       // state the runtime keeps between invocations (recurrent layers)
 };
 
 struct OpDef {
@@ -44,6 +45,7 @@ struct OpDef {
   std::vector<int32_t> inputs, outputs;
   fb::BuiltinOptions options_type = fb::BuiltinOptions::NONE;
   OptionsFn options;
+  std::vector<int32_t> intermediates;  // tensors whose quantisation an integer kernel reads
 };
 
 enum class Activation { kNone, kRelu, kRelu6 };
@@ -73,6 +75,7 @@ class Params {
   double number(const std::string& key, double fallback);
   bool flag(const std::string& key, bool fallback);
   std::string choice(const std::string& key, const std::vector<std::string>& allowed);
+  std::string text(const std::string& key);
   void finish() const;
 
  private:
@@ -95,6 +98,8 @@ class GraphBuilder {
   Rng& rng() { return rng_; }
   // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
   const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
+  // The tensor called `name`, or -1.
+  int32_t find(const std::string& name) const;
   static float absmax(const TensorDef& t);
 
   // An activation tensor with the range [lo, hi]; int8 gets asymmetric parameters for it.
@@ -106,18 +111,26 @@ class GraphBuilder {
   int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
   // An int32 tensor of indices computed at run time (ARG_MAX's output), unquantised in both dtypes.
   int32_t indices(const std::string& name, const Shape& shape);
-  // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`.
+  // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`, or
+  // per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as SVDF's time weights).
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
-                  int32_t channel_axis);
+                  int32_t channel_axis, int bits = 8);
   // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 at
-  // in_scale * w_scale. Layers without a bias still get a zero one, as from the converter,
-  // because runtimes expect the tensor.
+  // in_scale * w_scale, one scale per weight scale. Layers without a bias still get a zero one,
+  // as from the converter, because runtimes expect the tensor.
   int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero = false);
   // A constant operand of elementwise arithmetic (layer norm's gamma, beta, epsilon).
   int32_t const_values(const std::string& name, const std::vector<float>& values);
+  // A variable tensor holding a recurrent layer's state: float32, or in int8 models `type` at
+  // `scale` and `zero_point`, spanning what that type holds at that scale.
+  int32_t state(const std::string& name, const Shape& shape, fb::TensorType type, float scale, int64_t zero_point);
+  // An operator's intermediate tensor, of shape [0]: `like`'s type and quantisation, or float32
+  // and unquantised when `like` is -1.
+  int32_t intermediate(const std::string& name, int32_t like);
 
   void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
-              fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr);
+              fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr,
+              std::vector<int32_t> intermediates = {});
 
   // The finished .tflite: one subgraph "main", operator codes in order of first use, one buffer
   // per constant tensor after the empty buffer 0.
@@ -154,6 +167,10 @@ struct Layer {
 
 // Adds the operators of one layer and returns its output tensor.
 using LayerBuilderFn = int32_t (*)(Layer&);
+
+// The recurrent layers (writer_recurrent.cpp).
+int32_t lstm(Layer& l);
+int32_t svdf(Layer& l);
 
 // The builder of a spec op, or null when no op has that name.
 LayerBuilderFn find_layer_builder(const std::string& op);

@@ -151,6 +151,19 @@ OP_SPECS = {
   # runs it on the NPU, lowered to operations that its debug database ties to no source operator:
   # the per-operator labels leave ARG_MAX "none" and its cost unattributed.
   "arg_max": ({**_on_conv({"name": "am", "op": "arg_max"}), "outputs": ["c", "am"]}, "ARG_MAX", "none"),
+  # Stacked Keras LSTMs over 16 frames: the first returns its sequence, the second its last step
+  # (a STRIDED_SLICE), then a classifier. Vela unrolls the LSTMs into NPU operations.
+  "lstm": (_op_spec(
+    [1, 16, 10],
+    {"name": "l1", "op": "lstm", "units": 24},
+    {"name": "l2", "op": "lstm", "units": 16, "return_sequences": False},
+    {"name": "fc", "op": "dense", "units": 12}), "UNIDIRECTIONAL_SEQUENCE_LSTM", "npu"),
+  # Stacked SVDFs over one frame of 40 features, as TFLM's keyword model; Vela has no SVDF.
+  "svdf": (_op_spec(
+    [1, 40],
+    {"name": "s1", "op": "svdf", "units": 32, "memory": 8, "rank": 2},
+    {"name": "s2", "op": "svdf", "units": 16, "memory": 4},
+    {"name": "fc", "op": "dense", "units": 12}), "SVDF", "cpu"),
 }
 # Outputs of int32 indices rather than activations.
 INDEX_OUTPUTS = {"am"}
