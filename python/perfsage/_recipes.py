@@ -37,6 +37,13 @@ class Recipe:
 # epoch is still the one kept.
 _ETHOS_HYPER: Dict[str, Any] = {"patience": 0}
 
+# The per-operator network the next ethos-u predictors train with (not yet shipped: they are
+# retrained on the per-operator world data, scripts/build_world_datasets.sh). Chosen on
+# leave-one-space-out over the four paper spaces (ethos-u55-256 latency, 30 epochs): the additive
+# readout against log-sum-exp, then head width 64 vs 32 and 3 vs 2 GraphSAGE layers (the issue note
+# of "A predictor that prices each operator" has the table).
+ADDITIVE: Dict[str, Any] = {"readout": "additive", "family_dim": 8, "head_hidden": 32}
+
 _U55_METRICS = ("latency_ms", "energy_mj", "peak_sram_bytes", "offchip_flash_bytes")
 # Ethos-U65 with Dedicated_Sram keeps weights (and what spills from the 384 KiB SRAM) in DRAM and
 # reads nothing from off-chip flash, so its off-chip memory metric is peak DRAM.
