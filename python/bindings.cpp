@@ -476,9 +476,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "build_model",
       [](const std::string& spec_json, uint64_t seed, const std::string& dtype) {
-        if (dtype != "int8" && dtype != "float32")
-          throw py::value_error("dtype must be 'int8' or 'float32', got '" + dtype + "'");
-        const auto type = dtype == "int8" ? perfsage::WeightType::kInt8 : perfsage::WeightType::kFloat32;
+        const perfsage::WeightType type = perfsage::weight_type(dtype);
         std::vector<uint8_t> bytes;
         {
           py::gil_scoped_release release;
