@@ -488,6 +488,10 @@ PYBIND11_MODULE(_core, m) {
       "Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h).");
 
   m.def(
+      "layer_ops", [](const std::string& dtype) { return perfsage::layer_ops(perfsage::weight_type(dtype)); },
+      py::arg("dtype"), "The spec ops build_model writes in models of `dtype` ('int8', 'float32' or 'int16x8').");
+
+  m.def(
       "strip_weights",
       [](const py::object& data, const std::string& source) {
         ByteSource src = byte_source(data, "data");

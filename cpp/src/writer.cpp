@@ -117,7 +117,8 @@ class Writer {
       // scale, int16 or float32); other values (arg_max's indices, cast and quantize outputs of
       // another type) reach other layers only through those two.
       const writer::TensorDef& t = graph_.tensor(in.back());
-      if ((t.type != graph_.activation_type() || (graph_.quantized() && t.scale.empty())) && !kAnyInputOps.count(layer.op))
+      const bool activation = t.type == graph_.activation_type() && (!graph_.quantized() || !t.scale.empty());
+      if (!activation && !kAnyInputOps.count(layer.op))
         p.fail("input '" + name + "' holds " + writer::value_kind(t) + " values, not the model's " +
                writer::type_name(graph_.activation_type()) + " activations; only cast and quantize take them");
     }
@@ -152,6 +153,13 @@ WeightType weight_type(const std::string& name) {
   if (name == "float32") return WeightType::kFloat32;
   if (name == "int16x8") return WeightType::kInt16x8;
   throw std::invalid_argument("dtype must be 'int8', 'float32' or 'int16x8', got '" + name + "'");
+}
+
+std::vector<std::string> layer_ops(WeightType type) {
+  std::vector<std::string> ops;
+  for (const std::string& op : writer::layer_builder_ops())
+    if (type != WeightType::kInt16x8 || kInt16x8Ops.count(op)) ops.push_back(op);
+  return ops;
 }
 
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type) {

@@ -175,5 +175,7 @@ using LayerBuilderFn = int32_t (*)(Layer&);
 
 // The builder of a spec op, or null when no op has that name.
 LayerBuilderFn find_layer_builder(const std::string& op);
+// Every spec op, in table order.
+std::vector<std::string> layer_builder_ops();
 
 }  // namespace perfsage::writer

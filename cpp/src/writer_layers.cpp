@@ -1020,4 +1020,10 @@ LayerBuilderFn find_layer_builder(const std::string& op) {
   return it == end ? nullptr : it->build;
 }
 
+std::vector<std::string> layer_builder_ops() {
+  std::vector<std::string> ops;
+  for (const LayerBuilderEntry& e : kLayerBuilders) ops.emplace_back(e.op);
+  return ops;
+}
+
 }  // namespace perfsage::writer

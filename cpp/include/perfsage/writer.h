@@ -31,6 +31,9 @@ enum class WeightType { kFloat32, kInt8, kInt16x8 };
 // The type named "int8", "float32" or "int16x8"; std::invalid_argument naming them otherwise.
 WeightType weight_type(const std::string& name);
 
+// The spec ops (spec.h) the writer builds in models of `type`.
+std::vector<std::string> layer_ops(WeightType type);
+
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type);
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type);
 
