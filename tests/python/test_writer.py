@@ -141,6 +141,24 @@ def test_int16x8_quantisation_is_the_converters_16x8() -> None:
     assert softmax_out["scale"][0] == pytest.approx(1 / 32768) and softmax_out["zero_point"][0] == 0
 
 
+def test_reader_features_tell_16x8_from_int8_and_name_the_new_ops() -> None:
+    # Why: a predictor tells a 16x8 model from its int8 twin only by these columns, and the new
+    # ops by their builtin codes, which the vocabulary already holds (no new feature columns).
+    names = perfsage.node_feature_names()
+    column = {n: names.index(n) for n in ("op_type", "in_bits", "out_bits", "weight_bits", "param_bytes")}
+    int8, wide = (np.asarray(perfsage.load_tflite(perfsage.build_model(KWS, dtype=d)).node_features)
+                  for d in ("int8", "int16x8"))
+    assert (wide[:, column["in_bits"]] == 16).all() and (wide[:, column["out_bits"]] == 16).all()
+    np.testing.assert_array_equal(wide[:, column["weight_bits"]], int8[:, column["weight_bits"]])
+    # int64 biases take 4 bytes more per output channel: 64 + 64 + 64 + 12 channels.
+    assert wide[:, column["param_bytes"]].sum() - int8[:, column["param_bytes"]].sum() == 4 * (64 * 3 + 12)
+    for name, code in (("div", 42), ("cast", 53), ("quantize", 114)):
+        spec, op_name, _ = OP_SPECS[name]
+        graph = perfsage.load_tflite(perfsage.build_model(spec, dtype="int8"))
+        features = np.asarray(graph.node_features)
+        assert features[graph.op_names.index(op_name), column["op_type"]] == code
+
+
 def test_quantize_and_cast_convert_between_types() -> None:
     spec, _, _ = OP_SPECS["quantize"]
     tensors = {t["name"]: t for t in perfsage.load_tflite(perfsage.build_model(spec, dtype="int8")).tensors()}
