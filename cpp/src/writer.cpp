@@ -44,6 +44,8 @@ class Writer {
       graph_inputs_.push_back(t);
     }
     for (size_t i = 0; i < spec_.layers.size(); ++i) add_layer(i);
+    // Runtimes run such a model, but it is no network and the reader refuses it.
+    if (graph_.num_ops() == 0) fail("spec", "writes no operator: its quantize layers fold away in a float32 model");
     std::vector<std::string> outputs = spec_.outputs;
     if (outputs.empty()) outputs.push_back(spec_.layers.back().name);
     for (const auto& name : outputs) {

@@ -134,6 +134,7 @@ class GraphBuilder {
   // A constant operand of elementwise arithmetic (layer norm's gamma, beta, epsilon).
   int32_t const_values(const std::string& name, const std::vector<float>& values);
 
+  size_t num_ops() const { return ops_.size(); }
   void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
               fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr);
 

@@ -166,6 +166,9 @@ def test_quantize_and_cast_convert_between_types() -> None:
     assert tensors["rq"]["quantization"]["scale"][0] == pytest.approx(2 * tensors["c"]["quantization"]["scale"][0])
     # A float32 model has no quantisation to change: the converter writes no QUANTIZE there.
     assert "QUANTIZE" not in perfsage.load_tflite(perfsage.build_model(spec, dtype="float32")).op_names
+    with pytest.raises(perfsage.PerfSageError, match="writes no operator: its quantize layers fold away"):
+        perfsage.build_model({"inputs": [{"name": "x", "shape": [1, 4]}], "layers": [{"op": "quantize"}]},
+                             dtype="float32")
     spec, _, _ = OP_SPECS["cast"]
     tensors = {t["name"]: t for t in perfsage.load_tflite(perfsage.build_model(spec, dtype="int16x8")).tensors()}
     assert [tensors[n]["dtype"] for n in ("c", "ci", "cf", "cq")] == ["int16", "int32", "float32", "int16"]
