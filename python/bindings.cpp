@@ -262,6 +262,22 @@ PYBIND11_MODULE(_core, m) {
         "Names of the graph feature columns, in order.");
   m.def("op_vocabulary", &perfsage::op_names,
         "Operator names indexed by op type (the TFLite builtin code); CUSTOM is the custom-op slot.");
+  m.def(
+      "op_families",
+      [] {
+        std::vector<int32_t> out;
+        for (int32_t code = 0; code < perfsage::op_vocabulary_size(); ++code) out.push_back(perfsage::op_family(code));
+        return out;
+      },
+      "The operator family of each op type (indexed like op_vocabulary); see op_family_names.");
+  m.def(
+      "op_family_names",
+      [] {
+        std::vector<std::string> out;
+        for (int32_t f = 0; f < perfsage::op_family_count(); ++f) out.push_back(perfsage::op_family_name(f));
+        return out;
+      },
+      "Names of the operator families the network's family embedding has one row for.");
 
   py::class_<PyGraph>(m, "Graph",
                       "An operator graph read from a TFLite model, with its features (immutable).")
@@ -537,6 +553,19 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("graphs"), "Appends graphs (copies their features; the Graphs can be freed).")
       .def("num_nodes", &perfsage::GraphSet::num_nodes, py::arg("index"))
+      .def(
+          "set_node_labels",
+          [](perfsage::GraphSet& set, int64_t index, const py::handle& labels) {
+            if (index < 0 || index >= set.size())
+              throw py::index_error("set_node_labels: graph " + std::to_string(index) + " of " +
+                                    std::to_string(set.size()));
+            const auto a = float_array(labels, "labels", {static_cast<py::ssize_t>(set.num_nodes(index)), -1});
+            py::gil_scoped_release release;
+            set.set_node_labels(index, a.data(), static_cast<int32_t>(a.shape(1)));
+          },
+          py::arg("index"), py::arg("labels"),
+          "Per-operator labels of graph `index`: float32 [num_nodes, targets], NaN = missing.")
+      .def_property_readonly("node_label_targets", &perfsage::GraphSet::node_label_targets)
       .def_property_readonly("memory_bytes", &perfsage::GraphSet::memory_bytes);
 
   py::class_<SharedNetwork, std::shared_ptr<SharedNetwork>>(
@@ -641,11 +670,41 @@ PYBIND11_MODULE(_core, m) {
       }, py::arg("graph"),
          "(prediction [targets], shares [num_nodes, targets]): each operator's share of each target, "
          "from the log-sum-exp readout; a target's shares sum to 1.")
+      .def("operator_costs", [](const SharedNetwork& n, const PyGraph& graph) {
+        const py::ssize_t T = n.config().num_targets;
+        const std::shared_ptr<const Graph> keep = graph.graph;
+        const perfsage::GraphInput input = perfsage::graph_input(*keep);
+        py::array_t<float> prediction(T), constant(T);
+        py::array_t<float> costs({static_cast<py::ssize_t>(input.num_nodes), T});
+        float* p = prediction.mutable_data();
+        float* c = costs.mutable_data();
+        float* k = constant.mutable_data();
+        {
+          py::gil_scoped_release release;
+          n.snapshot()->operator_costs(input, p, c, k);
+        }
+        return py::make_tuple(prediction, costs, constant);
+      }, py::arg("graph"),
+         "Additive readout only: (prediction [targets], each operator's cost [num_nodes, targets], the "
+         "graph's constant [targets]); a sum target's prediction is the costs' sum plus the constant.")
       .def("loss_and_gradients", [](const SharedNetwork& n, const py::sequence& graphs, const py::handle& labels,
-                                    const std::string& precision) {
+                                    const std::string& precision, const py::object& node_labels) {
         GraphList list = graph_list(graphs, "graphs");
         const py::ssize_t T = n.config().num_targets;
         const auto y = float_array(labels, "labels", {static_cast<py::ssize_t>(list.inputs.size()), T});
+        std::vector<py::array_t<float>> keep_node_labels;
+        if (!node_labels.is_none()) {
+          const py::sequence per_graph = node_labels.cast<py::sequence>();
+          if (per_graph.size() != list.inputs.size())
+            throw py::value_error("node_labels: " + std::to_string(per_graph.size()) + " entries for " +
+                                  std::to_string(list.inputs.size()) + " graphs");
+          for (size_t i = 0; i < list.inputs.size(); ++i) {
+            if (per_graph[i].is_none()) continue;
+            keep_node_labels.push_back(float_array(per_graph[i], "node_labels[" + std::to_string(i) + "]",
+                                                   {static_cast<py::ssize_t>(list.inputs[i].num_nodes), T}));
+            list.inputs[i].node_labels = keep_node_labels.back().data();
+          }
+        }
         const py::ssize_t B = static_cast<py::ssize_t>(list.inputs.size());
         const auto& layout = n.layout();
         py::dict grads;
@@ -670,8 +729,9 @@ PYBIND11_MODULE(_core, m) {
         }
         for (const auto& p : layout.params()) grads[py::str(p.name)] = param_array(g.data(), p);
         return py::tuple(py::make_tuple(loss, matrix_of(o, B, T), grads));
-      }, py::arg("graphs"), py::arg("labels"), py::arg("precision") = "float32",
-         "(mean loss, raw outputs [n, targets], gradients by parameter name).")
+      }, py::arg("graphs"), py::arg("labels"), py::arg("precision") = "float32", py::arg("node_labels") = py::none(),
+         "(mean loss, raw outputs [n, targets], gradients by parameter name); node_labels: per graph "
+         "None or float32 [num_nodes, targets] per-operator labels (the additive readout's node loss).")
       .def("train", [](SharedNetwork& n, const perfsage::GraphSet& train, const py::handle& train_labels,
                        const perfsage::GraphSet* val, const py::handle& val_labels,
                        perfsage::TrainOptions options, const py::object& on_epoch,

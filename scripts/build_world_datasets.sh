@@ -5,26 +5,29 @@
 # (`perfsage dataset build --per-operator`: Vela's cycles, MACs, bytes per memory, latency, energy
 # and placement of every operator, summing to the model's labels):
 #
-#   datasets/world-ethos-u.parquet/   the operator zoo (ZOO_N models, default 20,000) and the spaces
-#                                     beyond the paper's (transformer, autoencoder, mobile_v3,
-#                                     cnn_families: OTHER_N each)
-#   datasets/paper-ethos-u-ops.parquet/
-#                                     the 21,000 models of the four paper spaces (the same seeds,
-#                                     so the same ids, as scripts/build_datasets.sh), labelled
-#                                     again with per-operator labels
-#   datasets/compact/world-*.parquet  compact copies (spec + seed + labels, zstd 19)
+#   datasets/world-ethos-u.parquet/   int8: the operator zoo (ZOO_N models, default 24,000) and the
+#                                     spaces beyond the paper's (transformer, autoencoder, mobile_v3,
+#                                     cnn_families, recurrent_audio: OTHER_N each, default 7,200),
+#                                     60,000 new int8 models; then 16x8 (int16 activations, int8
+#                                     weights, as audio models are quantised): X16_N (default 3,000)
+#                                     each of op_zoo and recurrent_audio; and the 21,000 models of the four paper spaces (the same
+#                                     seeds, so the same ids, as scripts/build_datasets.sh),
+#                                     labelled again with per-operator labels: one dataset, so that
+#                                     training and leave-one-space-out see every space
+#   datasets/compact/world-ethos-u.parquet  a compact copy (spec + seed + labels, zstd 19)
 #
 # Kill it at any moment and run it again: each step skips the models already stored. A model
 # that Vela refuses or crashes on is stored as an error row; the job goes on.
 #
-# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--other-n N] [--paper-n-per-space N]
+# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--other-n N] [--x16-n N] [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ZOO_N=20000
-OTHER_N=2000
+ZOO_N=24000
+OTHER_N=7200
+X16_N=3000
 PAPER_N=5250
 WORKERS=0
 SEED=0
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --zoo-n) ZOO_N="$2"; shift 2 ;;
     --other-n) OTHER_N="$2"; shift 2 ;;
+    --x16-n) X16_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
@@ -53,18 +57,20 @@ stamp() { echo "[$(date '+%F %T')] $*"; }
 stamp "1/3 operator zoo ($ZOO_N) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --n "$ZOO_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator \
   --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
-stamp "   transformer, autoencoder, mobile_v3, cnn_families ($OTHER_N each) -> $OUT/world-ethos-u.parquet"
-perfsage dataset build --space transformer --space autoencoder --space mobile_v3 --space cnn_families --n "$OTHER_N" --seed "$SEED" --dtype int8 \
+stamp "   transformer, autoencoder, mobile_v3, cnn_families, recurrent_audio ($OTHER_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space transformer --space autoencoder --space mobile_v3 --space cnn_families \
+  --space recurrent_audio --n "$OTHER_N" --seed "$SEED" --dtype int8 \
+  "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   16x8: op_zoo and recurrent_audio ($X16_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space recurrent_audio --n "$X16_N" --seed "$SEED" --dtype int16x8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
-stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/paper-ethos-u-ops.parquet"
+stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \
   --n "$PAPER_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" \
-  --out "$OUT/paper-ethos-u-ops.parquet"
+  --out "$OUT/world-ethos-u.parquet"
 
-stamp "3/3 compact copies -> $OUT/compact/"
-for name in world-ethos-u paper-ethos-u-ops; do
-  perfsage dataset compact "$OUT/$name.parquet" --out "$OUT/compact/$name.parquet"
-  perfsage dataset info "$OUT/compact/$name.parquet"
-done
+stamp "3/3 a compact copy -> $OUT/compact/world-ethos-u.parquet"
+perfsage dataset compact "$OUT/world-ethos-u.parquet" --out "$OUT/compact/world-ethos-u.parquet"
+perfsage dataset info "$OUT/compact/world-ethos-u.parquet"
 stamp "done in $(( $(date +%s) - started )) s"

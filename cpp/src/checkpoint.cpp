@@ -73,11 +73,28 @@ std::string json_value(Enum v) {
   return quote(to_string(v));
 }
 
-// A configuration struct as a JSON object, its fields in table order.
+// Configuration fields that format 2 added. A format-1 checkpoint lacks them and gets their
+// defaults, which are format 1's behaviour; a network that keeps those defaults is still written
+// as format 1, so files of older perfsage versions load and save back to the same bytes.
+bool since_format_2(const std::string& name) {
+  return name == "readout" || name == "max_targets" || name == "family_dim" || name == "node_loss_weight" ||
+         name == "node_graph_context";
+}
+
+uint32_t format_version_of(const SageConfig& c) {
+  const SageConfig defaults;
+  const bool v1 = c.readout == defaults.readout && c.max_targets == defaults.max_targets &&
+                  c.family_dim == defaults.family_dim && c.node_loss_weight == defaults.node_loss_weight &&
+                  c.node_graph_context == defaults.node_graph_context;
+  return v1 ? 1 : kCheckpointFormatVersion;
+}
+
+// A configuration struct as a JSON object, its fields in table order (those of `version`).
 template <typename Struct>
-std::string fields_json(const Struct& s) {
+std::string fields_json(const Struct& s, uint32_t version) {
   std::string j;
   Struct::for_each_field([&](auto field) {
+    if (version < 2 && since_format_2(field.name)) return;
     j += (j.empty() ? "{" : ",") + quote(field.name) + ":" + json_value(s.*field.member);
   });
   return j + "}";
@@ -86,11 +103,12 @@ std::string fields_json(const Struct& s) {
 std::string header_json(const SageNetwork& net, const ModelInfo& info) {
   const SageConfig& c = net.config();
   const TrainOptions& o = info.options;
+  const uint32_t version = format_version_of(c);
   std::string j = "{";
-  j += "\"format_version\":" + std::to_string(kCheckpointFormatVersion);
+  j += "\"format_version\":" + std::to_string(version);
   j += ",\"feature_schema_version\":" + std::to_string(kFeatureSchemaVersion);
-  j += ",\"config\":" + fields_json(c);
-  j += ",\"options\":" + fields_json(o);
+  j += ",\"config\":" + fields_json(c, version);
+  j += ",\"options\":" + fields_json(o, version);
   j += ",\"targets\":[";
   for (size_t t = 0; t < info.target_names.size(); ++t) {
     if (t) j += ",";
@@ -145,10 +163,13 @@ void read_value(const Fields& f, const char* key, Enum& out) {
   out = parse_enum(f.text(key), f.where + " " + key, Enum{});
 }
 
-// Every field of a configuration struct from its JSON object; each is required.
+// Every field of a configuration struct from its JSON object; each that `version` has is required.
 template <typename Struct>
-void read_fields(const Fields& f, Struct& s) {
-  Struct::for_each_field([&](auto field) { read_value(f, field.name, s.*field.member); });
+void read_fields(const Fields& f, Struct& s, uint32_t version) {
+  Struct::for_each_field([&](auto field) {
+    if (version < 2 && since_format_2(field.name)) return;
+    read_value(f, field.name, s.*field.member);
+  });
 }
 
 std::string json_of(const JsonValue& v) {
@@ -197,7 +218,7 @@ std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& i
     for (float x : *v) put<float>(payload, x);
 
   std::vector<uint8_t> out(kMagic, kMagic + 8);
-  put<uint32_t>(out, kCheckpointFormatVersion);
+  put<uint32_t>(out, format_version_of(c));
   put<uint32_t>(out, 0);
   put<uint64_t>(out, payload.size());
   put<uint64_t>(out, fnv1a64(payload.data(), payload.size()));
@@ -237,7 +258,7 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
                 "; retrain it or use the perfsage version that made it");
 
   SageConfig c;
-  read_fields(top.sub("config"), c);
+  read_fields(top.sub("config"), c, version);
   c.resolve();
   if (c.num_node_features != static_cast<int32_t>(node_feature_names().size()) ||
       c.num_graph_features != static_cast<int32_t>(graph_feature_names().size()))
@@ -248,7 +269,7 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
 
   ModelInfo info;
   TrainOptions& o = info.options;
-  read_fields(top.sub("options"), o);
+  read_fields(top.sub("options"), o, version);
   o.validate();
 
   const JsonValue& targets = top.at("targets", JsonValue::Kind::kArray);

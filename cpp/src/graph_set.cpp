@@ -1,6 +1,8 @@
 // GraphInput views of Graphs, and the GraphSet that holds many graphs compactly for training.
 #include "perfsage/graph_set.h"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -87,7 +89,27 @@ GraphInput GraphSet::at(int64_t i) const {
   g.edges = edges_.data() + 2 * e0;
   g.graph_features = graph_features_.data() + static_cast<size_t>(i) * num_graph_features_;
   g.slog_applied = true;
+  if (static_cast<size_t>(i) < has_node_labels_.size() && has_node_labels_[static_cast<size_t>(i)])
+    g.node_labels = node_labels_.data() + n0 * static_cast<size_t>(node_label_targets_);
   return g;
+}
+
+void GraphSet::set_node_labels(int64_t i, const float* labels, int32_t num_targets) {
+  if (i < 0 || i >= size())
+    throw Error("GraphSet: node labels for graph " + std::to_string(i) + ", the set has " +
+                std::to_string(size()) + " graphs");
+  if (num_targets < 1 || (node_label_targets_ != 0 && num_targets != node_label_targets_))
+    throw Error("GraphSet: node labels of graph " + std::to_string(i) + " have " + std::to_string(num_targets) +
+                " targets, " + (node_label_targets_ ? "earlier ones have " + std::to_string(node_label_targets_)
+                                                    : std::string("expected at least 1")));
+  node_label_targets_ = num_targets;
+  // Sized for every graph held now; graphs added later grow it on their first labels.
+  const size_t needed = static_cast<size_t>(node_offset_.back()) * static_cast<size_t>(num_targets);
+  if (node_labels_.size() < needed) node_labels_.resize(needed, std::nanf(""));
+  if (has_node_labels_.size() < static_cast<size_t>(size())) has_node_labels_.resize(static_cast<size_t>(size()), 0);
+  const size_t n0 = static_cast<size_t>(node_offset_[i]) * static_cast<size_t>(num_targets);
+  std::copy(labels, labels + num_nodes(i) * num_targets, node_labels_.begin() + static_cast<std::ptrdiff_t>(n0));
+  has_node_labels_[static_cast<size_t>(i)] = 1;
 }
 
 int64_t GraphSet::memory_bytes() const {
@@ -95,7 +117,8 @@ int64_t GraphSet::memory_bytes() const {
                               op_types_.capacity() * sizeof(int32_t) +
                               edges_.capacity() * sizeof(int64_t) +
                               graph_features_.capacity() * sizeof(float) +
-                              (node_offset_.capacity() + edge_offset_.capacity()) * sizeof(int64_t));
+                              (node_offset_.capacity() + edge_offset_.capacity()) * sizeof(int64_t) +
+                              node_labels_.capacity() * sizeof(float) + has_node_labels_.capacity());
 }
 
 void check_graph_input(const GraphInput& g, const SageConfig& c, const std::string& what) {

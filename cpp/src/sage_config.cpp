@@ -1,6 +1,7 @@
 // SageConfig: the names of its choices and the checks of its sizes.
 #include "perfsage/sage_config.h"
 
+#include <cmath>
 #include <string>
 
 #include "perfsage/error.h"
@@ -32,6 +33,13 @@ const char* to_string(LossKind l) {
   }
   return "?";
 }
+const char* to_string(Readout r) {
+  switch (r) {
+    case Readout::kLse: return "lse";
+    case Readout::kAdditive: return "additive";
+  }
+  return "?";
+}
 
 namespace {
 
@@ -59,6 +67,10 @@ LossKind parse_loss(const std::string& name, const std::string& field) {
   static const LossKind values[] = {LossKind::kMape, LossKind::kLogMse};
   return parse_name(name, field, values);
 }
+Readout parse_readout(const std::string& name, const std::string& field) {
+  static const Readout values[] = {Readout::kLse, Readout::kAdditive};
+  return parse_name(name, field, values);
+}
 
 void SageConfig::resolve() {
   if (num_node_features == 0) num_node_features = static_cast<int32_t>(node_feature_names().size());
@@ -79,6 +91,14 @@ void SageConfig::resolve() {
   check("head_layers", head_layers, 1, 16);
   check("head_hidden", head_hidden, 1, 4096);
   check("num_targets", num_targets, 1, 1024);
+  check("family_dim", family_dim, 0, 4096);
+  if (max_targets < 0 || (num_targets < 31 && (max_targets >> num_targets) != 0))
+    throw Error("max_targets " + std::to_string(max_targets) + " names targets beyond the " +
+                std::to_string(num_targets) + " outputs");
+  if (max_targets != 0 && !additive())
+    throw Error("max_targets is for the additive readout only (readout is '" + std::string(to_string(readout)) + "')");
+  if (!(node_loss_weight >= 0) || !std::isfinite(node_loss_weight))
+    throw Error("node_loss_weight must be >= 0, got " + std::to_string(node_loss_weight));
 }
 
 }  // namespace perfsage

@@ -5,12 +5,15 @@
 #include <utility>
 
 #include "perfsage/error.h"
+#include "perfsage/ops.h"
 
 namespace perfsage {
 
 ParamLayout::ParamLayout(const SageConfig& c) {
   add("embedding", c.vocabulary, c.embedding_dim, false, false);
-  int64_t width = c.num_node_features + c.embedding_dim;
+  if (c.family_dim > 0) add("family_embedding", op_family_count(), c.family_dim, false, false);
+  const int64_t input = c.input_width();
+  int64_t width = input;
   for (int32_t k = 0; k < c.layers; ++k) {
     const std::string p = "sage" + std::to_string(k) + ".";
     add(p + "w_self", width, c.hidden, false, true);
@@ -23,11 +26,17 @@ ParamLayout::ParamLayout(const SageConfig& c) {
     }
     width = c.hidden;
   }
-  if (c.readout_channels > 0) {
-    add("readout.weight", width, c.readout_channels, false, true);
-    add("readout.bias", 1, c.readout_channels, true, false);
+  if (c.additive()) {
+    // The per-node head reads [h_K | h_0 | graph features]; the graph adds a learnt constant.
+    add("readout.constant", 1, c.num_targets, true, false);
+    width = width + input + c.node_context_width();
+  } else {
+    if (c.readout_channels > 0) {
+      add("readout.weight", width, c.readout_channels, false, true);
+      add("readout.bias", 1, c.readout_channels, true, false);
+    }
+    width = 3 * width + c.readout_channels + c.num_graph_features;
   }
-  width = 3 * width + c.readout_channels + c.num_graph_features;
   for (int32_t j = 0; j < c.head_layers; ++j) {
     const int64_t out = j + 1 < c.head_layers ? c.head_hidden : c.num_targets;
     const std::string p = "head" + std::to_string(j) + ".";

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "perfsage/ops.h"
 #include "slog.h"
 
 namespace perfsage::math {
@@ -59,11 +60,138 @@ void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
   }
 }
 
+// Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
+template <typename S>
+void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Mat<S>& next) {
+  next.rowwise() += P.vec(ix.head[j].bias);
+  if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
+}
+
+// The head's layers from layer `first` on, relu between them; cache.head[first] holds that
+// layer's input, cache.head[L] ends as the output.
+template <typename S>
+void head_forward(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t first, Cache<S>& cache) {
+  for (int32_t j = first; j < c.head_layers; ++j) {
+    const auto weight = P.mat(ix.head[j].weight);
+    Mat<S> next(cache.head[j].rows(), weight.cols());
+    product<S>(next, cache.head[j], weight, false);
+    head_activation(c, P, ix, j, next);
+    cache.head[j + 1] = std::move(next);
+  }
+}
+
+// The head's backward pass down to layer `last` (inclusive): adds those layers' parameter
+// gradients to G and returns d(loss)/d(input of layer `last`). With last = 0, the head's input.
+template <typename S>
+Mat<S> head_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Cache<S>& cache,
+                     Mat<S> dz, const Grads<S>& G, int32_t last = 0) {
+  for (int32_t j = c.head_layers - 1; j >= last; --j) {
+    if (j + 1 < c.head_layers)
+      dz = dz.cwiseProduct((cache.head[j + 1].array() > static_cast<S>(0)).template cast<S>().matrix());
+    product_tn<S>(G.mat(ix.head[j].weight), cache.head[j], dz);
+    G.vec(ix.head[j].bias) += dz.colwise().sum();
+    dz = product_nt<S>(dz, P.mat(ix.head[j].weight));
+  }
+  return dz;
+}
+
+// Additive readout (sage.h, step 3'): each node's head output o_node from [h_K | h_0 | graph
+// features], and per graph and target o = LSE(std * o_node_i, std * constant) / std for a sum
+// target (so that exp(o * std + mean) = sum of the nodes' costs plus the constant's), or the
+// maximum of the o_node_i and the constant for a max target.
+template <typename S>
+void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+                      Cache<S>& cache) {
+  const Mat<S>& hK = cache.h[c.layers];
+  const int64_t N = hK.rows(), W = hK.cols(), I = c.input_width(), G = c.node_context_width();
+  const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
+  // The head's first layer on q = [h_K | h_0 | graph features]: the graph features' product is
+  // the same for every node of a graph, so it is computed once per graph and added to each node's
+  // [h_K | h_0] product (cache.head[0] keeps only [h_K | h_0]).
+  Mat<S> q(N, W + I);
+  q.leftCols(W) = hK;
+  q.rightCols(I) = b.h0;
+  const auto w0 = P.mat(ix.head[0].weight);
+  Mat<S> first(N, w0.cols());
+  product<S>(first, q, w0.topRows(W + I), false);
+  if (G > 0) {
+    Mat<S> per_graph(B, w0.cols());
+    product<S>(per_graph, b.graph_features, w0.bottomRows(G), false);
+    for (int64_t g = 0; g < B; ++g)
+      first.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).rowwise() += per_graph.row(g);
+  }
+  head_activation(c, P, ix, 0, first);
+  cache.head.resize(static_cast<size_t>(c.head_layers + 1));
+  cache.head[0] = std::move(q);
+  cache.head[1] = std::move(first);
+  head_forward(c, P, ix, 1, cache);
+  const Mat<S>& o = cache.head.back();
+  const auto constant = P.vec(ix.readout_constant);
+  cache.out.resize(B, T);
+  cache.share.setZero(N, T);
+  cache.const_share.setZero(B, T);
+  for (int64_t g = 0; g < B; ++g) {
+    const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+    for (int64_t t = 0; t < T; ++t) {
+      if (c.is_max_target(t)) {
+        int64_t best = -1;  // -1: the constant
+        S top = constant(t);
+        for (int64_t r = lo; r < lo + n; ++r)
+          if (o(r, t) > top) {
+            top = o(r, t);
+            best = r;
+          }
+        cache.out(g, t) = top;
+        if (best < 0)
+          cache.const_share(g, t) = static_cast<S>(1);
+        else
+          cache.share(best, t) = static_cast<S>(1);
+        continue;
+      }
+      const S sd = b.target_std[t];
+      S top = sd * constant(t);
+      for (int64_t r = lo; r < lo + n; ++r) top = std::max(top, sd * o(r, t));
+      S total = std::exp(sd * constant(t) - top);
+      for (int64_t r = lo; r < lo + n; ++r) total += cache.share(r, t) = std::exp(sd * o(r, t) - top);
+      cache.const_share(g, t) = std::exp(sd * constant(t) - top) / total;
+      for (int64_t r = lo; r < lo + n; ++r) cache.share(r, t) /= total;
+      cache.out(g, t) = (top + std::log(total)) / sd;
+    }
+  }
+}
+
+// Adds d(loss)/d(embedding columns of h_0) ([N, D + Fam]: op, then family) to the embeddings'
+// gradients.
+template <typename S, typename M>
+void embedding_gradients(const SageConfig& c, const Index& ix, const Batch<S>& b, const M& demb,
+                         const Grads<S>& G) {
+  const int64_t D = c.embedding_dim, Fam = c.family_dim;
+  if (D > 0) {
+    auto gemb = G.mat(ix.embedding);
+    for (int64_t v = 0; v < demb.rows(); ++v) gemb.row(b.op_types[v]) += demb.row(v).head(D);
+  }
+  if (Fam > 0) {
+    auto gfam = G.mat(ix.family_embedding);
+    for (int64_t v = 0; v < demb.rows(); ++v) gfam.row(b.families[v]) += demb.row(v).segment(D, Fam);
+  }
+}
+
+
 }  // namespace
+
+// The two halves of the backward pass before the layers' (defined below).
+template <typename S>
+Mat<S> lse_readout_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+                            const Cache<S>& cache, const Mat<S>& dz, const Grads<S>& G);
+template <typename S>
+void layers_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+                     const Cache<S>& cache, Mat<S> dh, const Grads<S>& G);
 
 Index index_of(const ParamLayout& layout, const SageConfig& c) {
   Index ix;
   ix.embedding = &layout.at("embedding");
+  ix.family_embedding = layout.find("family_embedding");
+  ix.readout_constant = layout.find("readout.constant");
   ix.readout_weight = layout.find("readout.weight");
   ix.readout_bias = layout.find("readout.bias");
   for (int32_t k = 0; k < c.layers; ++k) {
@@ -87,16 +215,23 @@ Index index_of(const ParamLayout& layout, const SageConfig& c) {
 template <typename S>
 void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
           const GraphInput* graphs, int64_t count, Batch<S>& b) {
-  const int64_t F = c.num_node_features, D = c.embedding_dim, G = c.num_graph_features;
+  const int64_t F = c.num_node_features, D = c.embedding_dim, Fam = c.family_dim;
+  const int64_t G = c.num_graph_features, T = c.num_targets;
   b.graph_start.assign(1, 0);
   int64_t edges = 0;
+  bool node_labels = false;
   for (int64_t i = 0; i < count; ++i) {
     b.graph_start.push_back(b.graph_start.back() + graphs[i].num_nodes);
     edges += graphs[i].num_edges;
+    node_labels = node_labels || graphs[i].node_labels != nullptr;
   }
   const int64_t N = b.graph_start.back();
-  b.h0.resize(N, F + D);
+  b.h0.resize(N, c.input_width());
   b.op_types.resize(static_cast<size_t>(N));
+  b.families.resize(Fam > 0 ? static_cast<size_t>(N) : 0);
+  b.target_std.resize(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) b.target_std[t] = static_cast<S>(norm.target_std[t]);
+  b.node_labels.assign(node_labels && c.additive() ? static_cast<size_t>(N * T) : 0, std::nanf(""));
   b.graph_features.resize(count, G);
   b.in.start.assign(static_cast<size_t>(N + 1), 0);
   b.out.start.assign(static_cast<size_t>(N + 1), 0);
@@ -125,8 +260,14 @@ void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, co
     }
     for (int64_t v = 0; v < g.num_nodes; ++v) {
       b.op_types[n0 + v] = g.op_types[v];
-      if (D > 0) b.h0.row(n0 + v).tail(D) = embedding.row(g.op_types[v]);
+      if (D > 0) b.h0.row(n0 + v).segment(F, D) = embedding.row(g.op_types[v]);
+      if (Fam > 0) {
+        b.families[n0 + v] = op_family(g.op_types[v]);
+        b.h0.row(n0 + v).segment(F + D, Fam) = P.mat(ix.family_embedding).row(b.families[n0 + v]);
+      }
     }
+    if (!b.node_labels.empty() && g.node_labels)
+      std::copy(g.node_labels, g.node_labels + g.num_nodes * T, b.node_labels.begin() + n0 * T);
     for (int64_t f = 0; f < G; ++f) {
       const float raw_g = g.graph_features[f];
       S s;
@@ -209,6 +350,10 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
       cache.h[k + 1] = lc.u;
   }
 
+  if (c.additive()) {
+    additive_readout(c, P, ix, b, cache);
+    return;
+  }
   const Mat<S>& h = cache.h[c.layers];
   const int64_t width = h.cols();
   const int64_t R = c.readout_channels;
@@ -250,30 +395,57 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
 
   cache.head.resize(static_cast<size_t>(c.head_layers + 1));
   cache.head[0] = std::move(z0);
-  for (int32_t j = 0; j < c.head_layers; ++j) {
-    const auto weight = P.mat(ix.head[j].weight);
-    Mat<S> next(cache.head[j].rows(), weight.cols());
-    product<S>(next, cache.head[j], weight, false);
-    next.rowwise() += P.vec(ix.head[j].bias);
-    if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
-    cache.head[j + 1] = std::move(next);
-  }
+  head_forward(c, P, ix, 0, cache);
+  cache.out = cache.head.back();
 }
 
 template <typename S>
 void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
-              const Cache<S>& cache, const Mat<S>& d_out, const Grads<S>& G) {
+              const Cache<S>& cache, const Mat<S>& d_out, const Mat<S>& d_node, const Grads<S>& G) {
   const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1;
-  // Head.
-  Mat<S> dz = d_out;
-  for (int32_t j = c.head_layers - 1; j >= 0; --j) {
-    if (j + 1 < c.head_layers)
-      dz = dz.cwiseProduct((cache.head[j + 1].array() > static_cast<S>(0)).template cast<S>().matrix());
-    product_tn<S>(G.mat(ix.head[j].weight), cache.head[j], dz);
-    G.vec(ix.head[j].bias) += dz.colwise().sum();
-    dz = product_nt<S>(dz, P.mat(ix.head[j].weight));
+  const Mat<S>& hK = cache.h[c.layers];
+  const int64_t width = hK.cols();
+  Mat<S> dh;
+  if (c.additive()) {
+    const int64_t N = hK.rows(), T = c.num_targets;
+    Mat<S> do_node = d_node;
+    if (do_node.size() == 0) do_node.setZero(N, T);
+    auto gconst = G.vec(ix.readout_constant);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
+      for (int64_t t = 0; t < T; ++t) {
+        gconst(t) += d_out(g, t) * cache.const_share(g, t);
+        for (int64_t r = lo; r < lo + n; ++r) do_node(r, t) += d_out(g, t) * cache.share(r, t);
+      }
+    }
+    // Layers 1.. as usual; layer 0 as additive_readout computes it (graph features per graph).
+    Mat<S> dz = c.head_layers > 1 ? head_backward(c, P, ix, cache, std::move(do_node), G, 1) : std::move(do_node);
+    if (c.head_layers > 1)
+      dz = dz.cwiseProduct((cache.head[1].array() > static_cast<S>(0)).template cast<S>().matrix());
+    const int64_t I = c.input_width(), Gw = c.node_context_width();
+    auto gw0 = G.mat(ix.head[0].weight);
+    product_tn<S>(gw0.topRows(width + I), cache.head[0], dz);
+    G.vec(ix.head[0].bias) += dz.colwise().sum();
+    if (Gw > 0) {
+      Mat<S> per_graph = Mat<S>::Zero(B, dz.cols());
+      for (int64_t g = 0; g < B; ++g)
+        per_graph.row(g) = dz.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).colwise().sum();
+      product_tn<S>(gw0.bottomRows(Gw), b.graph_features, per_graph);
+    }
+    const Mat<S> dq = product_nt<S>(dz, P.mat(ix.head[0].weight).topRows(width + I));
+    dh = dq.leftCols(width);
+    const int64_t E = c.embedding_dim + c.family_dim;
+    embedding_gradients(c, ix, b, dq.middleCols(width + c.num_node_features, E), G);
+  } else {
+    dh = lse_readout_backward(c, P, ix, b, cache, head_backward(c, P, ix, cache, d_out, G), G);
   }
-  // Readout.
+  layers_backward(c, P, ix, b, cache, std::move(dh), G);
+}
+
+template <typename S>
+Mat<S> lse_readout_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+                            const Cache<S>& cache, const Mat<S>& dz, const Grads<S>& G) {
+  const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1;
   const Mat<S>& hK = cache.h[c.layers];
   const int64_t width = hK.cols();
   Mat<S> dh = Mat<S>::Zero(hK.rows(), width);
@@ -300,8 +472,14 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
     }
     dh.middleRows(lo, n).rowwise() += dsum;
   }
+  return dh;
+}
+
+template <typename S>
+void layers_backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
+                     const Cache<S>& cache, Mat<S> dh, const Grads<S>& G) {
   // Layers, last to first.
-  const int64_t F = c.num_node_features, D = c.embedding_dim;
+  const int64_t E = c.embedding_dim + c.family_dim;
   for (int32_t k = c.layers - 1; k >= 0; --k) {
     const LayerIndex& L = ix.layers[k];
     const LayerCache<S>& lc = cache.layers[k];
@@ -333,24 +511,21 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
                              h.cols(), 0, dprev);
       if (c.residual) dprev += dh;
       dh = std::move(dprev);
-    } else if (D > 0) {
-      // Only the embedding columns of the input have parameters behind them.
-      Mat<S> demb = product_nt<S>(dzl, P.mat(L.w_self).bottomRows(D));
+    } else if (E > 0) {
+      // Only the embedding columns of the input (op, then family) have parameters behind them.
+      const int64_t F = c.num_node_features;
+      Mat<S> demb = product_nt<S>(dzl, P.mat(L.w_self).bottomRows(E));
       if (c.uses_in())
-        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_in).bottomRows(D)), b.in, c.aggregator,
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_in).bottomRows(E)), b.in, c.aggregator,
                              lc.arg_in, h.cols(), F, demb);
       if (c.uses_out())
-        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_out).bottomRows(D)), b.out, c.aggregator,
+        aggregate_adjoint<S>(product_nt<S>(dzl, P.mat(L.w_out).bottomRows(E)), b.out, c.aggregator,
                              lc.arg_out, h.cols(), F, demb);
-      auto gemb = G.mat(ix.embedding);
-      for (int64_t v = 0; v < demb.rows(); ++v) gemb.row(b.op_types[v]) += demb.row(v);
+      embedding_gradients(c, ix, b, demb, G);
     }
   }
-  if (c.layers == 0 && D > 0) {
-    // No layers: the readout sees h0 directly; its embedding columns carry gradient.
-    auto gemb = G.mat(ix.embedding);
-    for (int64_t v = 0; v < dh.rows(); ++v) gemb.row(b.op_types[v]) += dh.row(v).tail(D);
-  }
+  // No layers: the readout sees h0 directly; its embedding columns carry gradient.
+  if (c.layers == 0 && E > 0) embedding_gradients(c, ix, b, dh.rightCols(E), G);
 }
 
 // Sum of the per-label losses of `o` against `labels` (rows of the batch), and d(sum / count)/d(o).
@@ -382,6 +557,42 @@ double loss_terms(const SageConfig& c, const Normalization& norm, const Mat<S>& 
   return total;
 }
 
+template <typename S>
+double node_loss_terms(const SageConfig& c, const Normalization& norm, const Batch<S>& b,
+                       const Mat<S>& o_node, double count, Mat<S>* d_node) {
+  if (d_node) d_node->resize(0, 0);
+  if (!c.additive() || b.node_labels.empty() || c.node_loss_weight == 0) return 0.0;
+  const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
+  if (d_node) d_node->setZero(o_node.rows(), T);
+  double total = 0.0;
+  for (int64_t g = 0; g < B; ++g) {
+    const int64_t lo = b.graph_start[g], hi = b.graph_start[g + 1];
+    for (int64_t t = 0; t < T; ++t) {
+      if (c.is_max_target(t)) continue;
+      double label_total = 0.0;
+      bool complete = hi > lo;
+      for (int64_t r = lo; r < hi && complete; ++r) {
+        const double l = b.node_labels[r * T + t];
+        complete = std::isfinite(l) && l >= 0.0;
+        label_total += l;
+      }
+      if (!complete || !(label_total > 0.0)) continue;
+      const S mean = static_cast<S>(norm.target_mean[t]), sd = b.target_std[t];
+      const double scale = c.node_loss_weight / label_total;
+      for (int64_t r = lo; r < hi; ++r) {
+        const S cost = std::exp(o_node(r, t) * sd + mean);
+        const S diff = cost - static_cast<S>(b.node_labels[r * T + t]);
+        total += scale * std::abs(static_cast<double>(diff));
+        if (d_node) {
+          const S sign = diff > 0 ? S(1) : (diff < 0 ? S(-1) : S(0));
+          (*d_node)(r, t) = static_cast<S>(scale / count) * sign * cost * sd;
+        }
+      }
+    }
+  }
+  return total;
+}
+
 template void pack<float>(const SageConfig&, const Normalization&, const Params<float>&, const Index&,
                           const GraphInput*, int64_t, Batch<float>&);
 template void pack<double>(const SageConfig&, const Normalization&, const Params<double>&, const Index&,
@@ -391,9 +602,14 @@ template void forward<float>(const SageConfig&, const Params<float>&, const Inde
 template void forward<double>(const SageConfig&, const Params<double>&, const Index&, const Batch<double>&,
                               Cache<double>&);
 template void backward<float>(const SageConfig&, const Params<float>&, const Index&, const Batch<float>&,
-                              const Cache<float>&, const Mat<float>&, const Grads<float>&);
+                              const Cache<float>&, const Mat<float>&, const Mat<float>&, const Grads<float>&);
 template void backward<double>(const SageConfig&, const Params<double>&, const Index&, const Batch<double>&,
-                               const Cache<double>&, const Mat<double>&, const Grads<double>&);
+                               const Cache<double>&, const Mat<double>&, const Mat<double>&,
+                               const Grads<double>&);
+template double node_loss_terms<float>(const SageConfig&, const Normalization&, const Batch<float>&,
+                                       const Mat<float>&, double, Mat<float>*);
+template double node_loss_terms<double>(const SageConfig&, const Normalization&, const Batch<double>&,
+                                        const Mat<double>&, double, Mat<double>*);
 template double loss_terms<float>(const SageConfig&, const Normalization&, const Mat<float>&, const float*,
                                   double, Mat<float>*);
 template double loss_terms<double>(const SageConfig&, const Normalization&, const Mat<double>&, const float*,

@@ -71,6 +71,8 @@ struct HeadIndex {
 };
 struct Index {
   const ParamInfo* embedding = nullptr;
+  const ParamInfo* family_embedding = nullptr;
+  const ParamInfo* readout_constant = nullptr;
   const ParamInfo *readout_weight = nullptr, *readout_bias = nullptr;
   std::vector<LayerIndex> layers;
   std::vector<HeadIndex> head;
@@ -101,11 +103,14 @@ struct Csr {
 
 template <typename S>
 struct Batch {
-  Mat<S> h0;                         // [N, F + D]
+  Mat<S> h0;                         // [N, F + D + Fam]
   std::vector<int32_t> op_types;     // [N]
+  std::vector<int32_t> families;     // [N], when the network has a family embedding
   std::vector<int64_t> graph_start;  // [B + 1]
   Csr in, out;
   Mat<S> graph_features;             // [B, G], standardised
+  std::vector<S> target_std;         // [T]: the additive readout sums costs exp(o * std + mean)
+  std::vector<float> node_labels;    // [N, T] per-operator labels (NaN: none); empty if no graph has any
 };
 
 template <typename S>
@@ -124,7 +129,12 @@ struct Cache {
   Mat<S> sums;                       // [B, H] per-graph node sums
   Mat<S> lse_share;                  // [N, R] each node's share of its graph's log-sum-exp total
   std::vector<int32_t> readout_arg;  // [B, H] max readout's node
-  std::vector<Mat<S>> head;          // head[0] = readout ‖ graph features ... head[L] = o
+  std::vector<Mat<S>> head;          // head[0] = the head's input ... head[L] = its output
+  // Additive readout: head[L] holds each node's output o_node [N, T]; share [N, T] is d out / d
+  // o_node (the node's share of its graph's total, or 1 at a maximum's node) and const_share
+  // [B, T] the learnt constant's.
+  Mat<S> share, const_share;
+  Mat<S> out;                        // [B, T] the raw graph outputs o
 };
 
 // Packs `count` graphs into one batch: standardised features and embeddings (h0), neighbour lists
@@ -133,15 +143,24 @@ template <typename S>
 void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
           const GraphInput* graphs, int64_t count, Batch<S>& b);
 
-// The forward pass over a packed batch; cache.head.back() holds the raw outputs o [B, T].
+// The forward pass over a packed batch; cache.out holds the raw outputs o [B, T].
 template <typename S>
 void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
              Cache<S>& cache);
 
-// Adds d(loss)/d(parameters) to G, given d(loss)/d(o) and the forward pass's cache.
+// Adds d(loss)/d(parameters) to G, given d(loss)/d(o) and the forward pass's cache; `d_node`
+// ([N, T] or empty) is the additive readout's d(loss)/d(o_node) from per-operator labels.
 template <typename S>
 void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
-              const Cache<S>& cache, const Mat<S>& d_out, const Grads<S>& G);
+              const Cache<S>& cache, const Mat<S>& d_out, const Mat<S>& d_node, const Grads<S>& G);
+
+// Additive readout with per-operator labels: the sum over graphs and (sum) targets with labels of
+// node_loss_weight * sum_i |c_i - l_i| / sum_i l_i, where c_i = exp(o_node * std + mean), and
+// d(sum / count)/d(o_node) into d_node ([N, T], zero elsewhere). Leaves d_node empty and returns 0
+// when the batch has no per-operator labels.
+template <typename S>
+double node_loss_terms(const SageConfig& c, const Normalization& norm, const Batch<S>& b,
+                       const Mat<S>& o_node, double count, Mat<S>* d_node);
 
 // Sum of the per-label losses of `o` against `labels` (rows of the batch), and d(sum / count)/d(o).
 template <typename S>

@@ -23,6 +23,7 @@ using math::Grads;
 using math::Index;
 using math::index_of;
 using math::loss_terms;
+using math::node_loss_terms;
 using math::Mat;
 using math::pack;
 using math::Params;
@@ -63,7 +64,10 @@ void SageNetwork::init_parameters(uint64_t seed) {
       // start some predictions orders of magnitude off, where MAPE's gradient (proportional to the
       // prediction) vanishes for underestimates and training can collapse to zero.
       std::fill(w, w + p.size(), 0.0f);
-    } else if (p.name == "embedding") {
+    } else if (p.name == "embedding" && config_.family_dim > 0) {
+      // Zero: an op type that training never shows keeps it, and is priced by its family.
+      std::fill(w, w + p.size(), 0.0f);
+    } else if (p.name == "embedding" || p.name == "family_embedding") {
       for (int64_t i = 0; i < p.size(); ++i) w[i] = rng.uniform(1.0f);
     } else {
       const float limit = static_cast<float>(std::sqrt(6.0 / static_cast<double>(p.rows + p.cols)));
@@ -125,7 +129,10 @@ void SageNetwork::fit_normalization(const std::vector<GraphInput>& graphs, const
       if (!(y > 0.0) || !std::isfinite(y))
         throw Error("label of graph " + std::to_string(g) + ", target " + std::to_string(t) +
                     " is " + std::to_string(y) + "; labels must be positive and finite (NaN = missing)");
-      const double l = std::log(y);
+      // The additive readout's outputs are per-node costs: a sum target's offset is the mean
+      // log cost per node, so that an untrained network predicts about the mean label.
+      const bool per_node = c.additive() && !c.is_max_target(t);
+      const double l = std::log(y) - (per_node ? std::log(std::max<int64_t>(1, graphs[g].num_nodes)) : 0.0);
       sum += l;
       sq += l * l;
       ++n;
@@ -170,15 +177,60 @@ void SageNetwork::predict(const std::vector<GraphInput>& graphs, int threads, fl
     Cache<float> cache;
     pack(config_, norm_, P, ix, graphs.data() + lo, count, b);
     forward(config_, P, ix, b, cache);
-    const Mat<float>& o = cache.head.back();
+    const Mat<float>& o = cache.out;
     for (int64_t g = 0; g < count; ++g)
       for (int64_t t = 0; t < T; ++t)
         out[(lo + g) * T + t] = std::exp(o(g, t) * norm_.target_std[t] + norm_.target_mean[t]);
   });
 }
 
+void SageNetwork::operator_costs(const GraphInput& graph, float* prediction, float* costs,
+                                 float* constant) const {
+  const SageConfig& c = config_;
+  if (!c.additive())
+    throw Error("operator_costs: this network's readout is '" + std::string(to_string(c.readout)) +
+                "'; only the additive readout prices each operator");
+  check_normalization();
+  check_graph_input(graph, c, "graph");
+  const Index ix = index_of(layout_, c);
+  const Params<float> P{params_.data()};
+  Batch<float> b;
+  Cache<float> cache;
+  pack(c, norm_, P, ix, &graph, 1, b);
+  forward(c, P, ix, b, cache);
+  const int64_t T = c.num_targets;
+  const Mat<float>& o = cache.head.back();
+  const auto bias = P.vec(ix.readout_constant);
+  for (int64_t t = 0; t < T; ++t) {
+    const float mean = norm_.target_mean[t], sd = norm_.target_std[t];
+    prediction[t] = std::exp(cache.out(0, t) * sd + mean);
+    constant[t] = std::exp(bias(t) * sd + mean);
+    for (int64_t i = 0; i < graph.num_nodes; ++i) costs[i * T + t] = std::exp(o(i, t) * sd + mean);
+  }
+}
+
 void SageNetwork::explain(const GraphInput& graph, float* prediction, float* shares) const {
   const SageConfig& c = config_;
+  if (c.additive()) {
+    // Each operator's share of the operators' total cost; for a maximum target, the operator
+    // that sets it.
+    if (graph.num_nodes == 0) throw Error("explain: the graph has no nodes");
+    const int64_t T = c.num_targets, N = graph.num_nodes;
+    std::vector<float> costs(static_cast<size_t>(N * T)), constant(static_cast<size_t>(T));
+    operator_costs(graph, prediction, costs.data(), constant.data());
+    for (int64_t t = 0; t < T; ++t) {
+      double total = 0.0;
+      int64_t best = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        total += costs[i * T + t];
+        if (costs[i * T + t] > costs[best * T + t]) best = i;
+      }
+      for (int64_t i = 0; i < N; ++i)
+        shares[i * T + t] = c.is_max_target(t) ? (i == best ? 1.0f : 0.0f)
+                                               : static_cast<float>(costs[i * T + t] / total);
+    }
+    return;
+  }
   if (c.readout_channels == 0)
     throw Error("explain: this network has no log-sum-exp readout channels (readout_channels = 0), "
                 "so it has no per-operator shares");
@@ -247,14 +299,17 @@ double loss_and_gradients_impl(const SageConfig& config, const ParamLayout& layo
   Cache<S> cache;
   pack(config, norm, P, ix, graphs.data(), static_cast<int64_t>(graphs.size()), b);
   forward(config, P, ix, b, cache);
-  const Mat<S>& o = cache.head.back();
+  const Mat<S>& o = cache.out;
   if (raw_outputs) raw_outputs->assign(o.data(), o.data() + o.size());
-  Mat<S> d_out;
-  const double total = loss_terms(config, norm, o, labels, static_cast<double>(count),
-                                  gradients ? &d_out : nullptr);
+  Mat<S> d_out, d_node;
+  double total = loss_terms(config, norm, o, labels, static_cast<double>(count),
+                            gradients ? &d_out : nullptr);
+  if (config.additive())
+    total += node_loss_terms(config, norm, b, cache.head.back(), static_cast<double>(count),
+                             gradients ? &d_node : nullptr);
   if (gradients) {
     gradients->assign(static_cast<size_t>(layout.size()), S(0));
-    backward(config, P, ix, b, cache, d_out, Grads<S>{gradients->data()});
+    backward(config, P, ix, b, cache, d_out, d_node, Grads<S>{gradients->data()});
   }
   return total / static_cast<double>(count);
 }

@@ -60,6 +60,14 @@ ModelSpec parse_spec(const std::string& json) {
     const JsonValue* shape = in.find("shape");
     if (!shape) fail("spec", where + " has no 'shape'");
     input.shape = int_list(*shape, where + ".shape");
+    if (const JsonValue* range = in.find("range")) {
+      const auto& r = range->items;
+      if (range->kind != JsonValue::Kind::kArray || r.size() != 2 || r[0].kind != JsonValue::Kind::kNumber ||
+          r[1].kind != JsonValue::Kind::kNumber || !(r[0].number < r[1].number))
+        fail("spec", where + ".range must be [lo, hi] with lo < hi");
+      input.lo = static_cast<float>(r[0].number);
+      input.hi = static_cast<float>(r[1].number);
+    }
     spec.inputs.push_back(std::move(input));
   }
 

@@ -106,6 +106,10 @@ TrainResult train(SageNetwork& net, const GraphSet& train_set, const float* trai
   const int64_t n = train_set.size();
   if (n == 0) throw Error("training set is empty");
   check_labels(train_set, train_labels, T, "training");
+  for (const GraphSet* set : {&train_set, val})
+    if (set && set->node_label_targets() != 0 && set->node_label_targets() != T)
+      throw Error("per-operator labels name " + std::to_string(set->node_label_targets()) +
+                  " targets, the network has " + std::to_string(T));
   if (val && val->size() > 0) check_labels(*val, val_labels, T, "validation");
   const bool has_val = val && val->size() > 0;
   // Every graph is checked once here, so a bad one is named before hours of training.

@@ -20,7 +20,8 @@ const std::set<std::string> kAnyInputOps = {"cast", "quantize"};
 // Layers with a 16x8 kernel in LiteRT (int16 activations, int8 weights), as the converter writes
 // them with EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8. Missing, because LiteRT
 // refuses int16 inputs: arg_max, depth_to_space, hard_swish (Vela too), squared_difference and
-// layer_norm, which lowers to it. Vela leaves batch_matmul, div, cast and gather on the CPU.
+// layer_norm, which lowers to it; lstm and svdf, whose builders lay out int8 kernels' scales and
+// states only. Vela leaves batch_matmul, div, cast and gather on the CPU.
 const std::set<std::string> kInt16x8Ops = {
     "conv2d", "depthwise_conv2d", "transpose_conv2d", "dense", "add", "sub", "mul", "div", "batch_matmul",
     "concat", "split", "split_v", "pack", "unpack", "avg_pool2d", "max_pool2d", "global_avg_pool", "mean", "sum",
@@ -39,7 +40,7 @@ class Writer {
       if (in.shape.empty()) fail("spec", "input '" + in.name + "' has an empty shape");
       for (int32_t d : in.shape)
         if (d <= 0) fail("spec", "input '" + in.name + "' has a non-positive size in " + writer::shape_str(in.shape));
-      const int32_t t = graph_.activation(in.name, in.shape, -1.0f, 1.0f);
+      const int32_t t = graph_.activation(in.name, in.shape, in.lo, in.hi);
       values_[in.name] = t;
       graph_inputs_.push_back(t);
     }

@@ -67,6 +67,12 @@ int32_t GraphBuilder::add_tensor(TensorDef t) {
   return static_cast<int32_t>(tensors_.size() - 1);
 }
 
+int32_t GraphBuilder::find(const std::string& name) const {
+  for (size_t i = tensors_.size(); i-- > 0;)
+    if (tensors_[i].name == name) return static_cast<int32_t>(i);
+  return -1;
+}
+
 int32_t GraphBuilder::activation(const std::string& name, const Shape& shape, float lo, float hi) {
   return activation_of(activation_type(), name, shape, lo, hi);
 }
@@ -133,7 +139,7 @@ int32_t GraphBuilder::unquantized(const std::string& name, const Shape& shape, f
 }
 
 int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
-                              int32_t channel_axis) {
+                              int32_t channel_axis, int bits) {
   const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
   std::vector<float> w(static_cast<size_t>(elements(shape)));
   for (float& x : w) x = rng_.uniform(limit);
@@ -146,30 +152,39 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
     t.data = as_bytes(w);
     return add_tensor(std::move(t));
   }
-  // Element i = (outer, channel, inner) in row-major order around the channel axis.
-  const auto channels = static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
-  size_t inner = 1;
-  for (size_t d = static_cast<size_t>(channel_axis) + 1; d < shape.size(); ++d) inner *= static_cast<size_t>(shape[d]);
+  // Element i = (outer, channel, inner) in row-major order around the channel axis; per tensor is
+  // one channel holding everything.
+  const bool per_tensor = channel_axis < 0;
+  const auto channels = per_tensor ? size_t{1} : static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
+  size_t inner = per_tensor ? w.size() : 1;
+  for (size_t d = static_cast<size_t>(channel_axis) + 1; !per_tensor && d < shape.size(); ++d)
+    inner *= static_cast<size_t>(shape[d]);
   const size_t outer = w.size() / (channels * inner);
   std::vector<float> absmax(channels, 0.0f);
   for (size_t o = 0, i = 0; o < outer; ++o)
     for (size_t c = 0; c < channels; ++c)
       for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
-  t.type = fb::TensorType::INT8;
-  t.quantized_dimension = channel_axis;
+  const bool wide = bits > 8;
+  const auto qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  t.type = wide ? fb::TensorType::INT16 : fb::TensorType::INT8;
+  t.quantized_dimension = per_tensor ? 0 : channel_axis;
   std::vector<float> inverse(channels);
   for (size_t c = 0; c < channels; ++c) {
-    t.scale.push_back(std::max(absmax[c], 1e-8f) / 127.0f);
+    t.scale.push_back(std::max(absmax[c], 1e-8f) / qmax);
     t.zero_point.push_back(0);
     inverse[c] = 1.0f / t.scale[c];
   }
-  t.data.resize(w.size());
+  std::vector<int16_t> q(w.size());
   for (size_t o = 0, i = 0; o < outer; ++o)
     for (size_t c = 0; c < channels; ++c)
-      for (size_t k = 0; k < inner; ++k, ++i) {
-        const float q = std::nearbyint(w[i] * inverse[c]);
-        t.data[i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp(q, -127.0f, 127.0f)));
-      }
+      for (size_t k = 0; k < inner; ++k, ++i)
+        q[i] = static_cast<int16_t>(std::clamp(std::nearbyint(w[i] * inverse[c]), -qmax, qmax));
+  if (wide) {
+    t.data = as_bytes(q);
+  } else {
+    t.data.resize(q.size());
+    for (size_t i = 0; i < q.size(); ++i) t.data[i] = static_cast<uint8_t>(static_cast<int8_t>(q[i]));
+  }
   return add_tensor(std::move(t));
 }
 
@@ -186,13 +201,13 @@ int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, in
   }
   const TensorDef& in = tensors_[static_cast<size_t>(input)];
   const TensorDef& w = tensors_[static_cast<size_t>(weight)];
-  std::vector<int64_t> q(static_cast<size_t>(n));
-  for (size_t c = 0; c < q.size(); ++c) {
-    const float scale = in.scale[0] * w.scale[c % w.scale.size()];
-    t.scale.push_back(scale);
+  // One scale per weight scale: per channel, or one for per-tensor weights (recurrent layers).
+  for (const float w_scale : w.scale) {
+    t.scale.push_back(in.scale[0] * w_scale);
     t.zero_point.push_back(0);
-    q[c] = std::llround(b[c] / scale);
   }
+  std::vector<int64_t> q(static_cast<size_t>(n));
+  for (size_t c = 0; c < q.size(); ++c) q[c] = std::llround(b[c] / t.scale[c % t.scale.size()]);
   if (int16()) {
     t.type = fb::TensorType::INT64;
     t.data = as_bytes(q);
@@ -234,9 +249,31 @@ int32_t GraphBuilder::const_values(const std::string& name, const std::vector<fl
   return add_tensor(std::move(t));
 }
 
+int32_t GraphBuilder::state(const std::string& name, const Shape& shape, fb::TensorType type, float scale,
+                            int64_t zero_point) {
+  const float levels = type == fb::TensorType::INT16 ? 32768.0f : 128.0f;
+  const int32_t i = unquantized(name, shape, int8() ? type : fb::TensorType::FLOAT32, -levels * scale,
+                                (levels - 1.0f) * scale);
+  TensorDef& t = tensors_[static_cast<size_t>(i)];
+  t.variable = true;
+  if (int8()) {
+    t.scale = {scale};
+    t.zero_point = {zero_point};
+  }
+  return i;
+}
+
+int32_t GraphBuilder::intermediate(const std::string& name, int32_t like) {
+  if (like >= 0) return same_as(name, {0}, like);
+  TensorDef t;
+  t.name = name;
+  t.shape = {0};
+  return add_tensor(std::move(t));
+}
+
 void GraphBuilder::add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
-                          fb::BuiltinOptions type, OptionsFn options) {
-  ops_.push_back(OpDef{code, std::move(inputs), std::move(outputs), type, std::move(options)});
+                          fb::BuiltinOptions type, OptionsFn options, std::vector<int32_t> intermediates) {
+  ops_.push_back(OpDef{code, std::move(inputs), std::move(outputs), type, std::move(options), std::move(intermediates)});
 }
 
 std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
@@ -260,7 +297,7 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
     if (!t.scale.empty())
       quant = fb::CreateQuantizationParametersDirect(fbb, nullptr, nullptr, &t.scale, &t.zero_point,
                                                      fb::QuantizationDetails::NONE, 0, t.quantized_dimension);
-    tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant));
+    tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant, t.variable));
   }
   std::vector<flatbuffers::Offset<fb::OperatorCode>> codes;
   std::map<fb::BuiltinOperator, uint32_t> code_index;
@@ -273,7 +310,10 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
       codes.push_back(fb::CreateOperatorCode(fbb, static_cast<int8_t>(std::min(code, 127)), 0, 1, op.code));
     }
     const auto options = op.options ? op.options(fbb) : flatbuffers::Offset<void>();
-    ops.push_back(fb::CreateOperatorDirect(fbb, it->second, &op.inputs, &op.outputs, op.options_type, options));
+    // Only operators with intermediates get the field, so that the others' bytes stay as they were.
+    const auto* intermediates = op.intermediates.empty() ? nullptr : &op.intermediates;
+    ops.push_back(fb::CreateOperatorDirect(fbb, it->second, &op.inputs, &op.outputs, op.options_type, options, nullptr,
+                                           fb::CustomOptionsFormat::FLEXBUFFERS, nullptr, intermediates));
   }
   const auto subgraph = fb::CreateSubGraphDirect(fbb, &tensors, &inputs, &outputs, &ops, "main");
   std::vector<flatbuffers::Offset<fb::SubGraph>> subgraphs = {subgraph};

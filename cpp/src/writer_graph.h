@@ -40,6 +40,7 @@ struct TensorDef {
   std::vector<int64_t> zero_point;
   int32_t quantized_dimension = 0;
   float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
+  bool variable = false;       // state the runtime keeps between invocations (recurrent layers)
 };
 
 // A tensor's values as errors name them: "int8", or "unquantised int8" for plain integers.
@@ -50,6 +51,7 @@ struct OpDef {
   std::vector<int32_t> inputs, outputs;
   fb::BuiltinOptions options_type = fb::BuiltinOptions::NONE;
   OptionsFn options;
+  std::vector<int32_t> intermediates;  // tensors whose quantisation an integer kernel reads
 };
 
 enum class Activation { kNone, kRelu, kRelu6 };
@@ -79,6 +81,7 @@ class Params {
   double number(const std::string& key, double fallback);
   bool flag(const std::string& key, bool fallback);
   std::string choice(const std::string& key, const std::vector<std::string>& allowed);
+  std::string text(const std::string& key);
   void finish() const;
 
  private:
@@ -106,6 +109,8 @@ class GraphBuilder {
   Rng& rng() { return rng_; }
   // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
   const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
+  // The tensor called `name`, or -1.
+  int32_t find(const std::string& name) const;
   static float absmax(const TensorDef& t);
 
   // An activation tensor with the range [lo, hi]; int8 gets asymmetric parameters for it, int16
@@ -123,20 +128,28 @@ class GraphBuilder {
   // A tensor computed at run time that carries plain values, unquantised in every dtype: ARG_MAX's
   // int32 indices, CAST's outputs. [lo, hi] is the range of those values.
   int32_t unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo, float hi);
-  // Glorot-uniform weights; int8 and int16x8 quantise them to int8, symmetrically per slice along
-  // `channel_axis`.
+  // Glorot-uniform weights; int8 and int16x8 quantise them symmetrically per slice along
+  // `channel_axis`, or per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as
+  // SVDF's time weights).
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
-                  int32_t channel_axis);
+                  int32_t channel_axis, int bits = 8);
   // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 (int8)
-  // or int64 (int16x8) at in_scale * w_scale. Layers without a bias still get a zero one, as from the converter,
-  // because runtimes expect the tensor.
+  // or int64 (int16x8) at in_scale * w_scale, one scale per weight scale. Layers without a bias
+  // still get a zero one, as from the converter, because runtimes expect the tensor.
   int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero = false);
   // A constant operand of elementwise arithmetic (layer norm's gamma, beta, epsilon).
   int32_t const_values(const std::string& name, const std::vector<float>& values);
+  // A variable tensor holding a recurrent layer's state: float32, or in int8 models `type` at
+  // `scale` and `zero_point`, spanning what that type holds at that scale.
+  int32_t state(const std::string& name, const Shape& shape, fb::TensorType type, float scale, int64_t zero_point);
+  // An operator's intermediate tensor, of shape [0]: `like`'s type and quantisation, or float32
+  // and unquantised when `like` is -1.
+  int32_t intermediate(const std::string& name, int32_t like);
 
   size_t num_ops() const { return ops_.size(); }
   void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
-              fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr);
+              fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr,
+              std::vector<int32_t> intermediates = {});
 
   // The finished .tflite: one subgraph "main", operator codes in order of first use, one buffer
   // per constant tensor after the empty buffer 0.
@@ -173,6 +186,10 @@ struct Layer {
 
 // Adds the operators of one layer and returns its output tensor.
 using LayerBuilderFn = int32_t (*)(Layer&);
+
+// The recurrent layers (writer_recurrent.cpp).
+int32_t lstm(Layer& l);
+int32_t svdf(Layer& l);
 
 // The builder of a spec op, or null when no op has that name.
 LayerBuilderFn find_layer_builder(const std::string& op);

@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <tuple>
 
 #include "writer_graph.h"
 
@@ -132,6 +133,22 @@ int32_t transpose_conv2d(Layer& l) {
   return out;
 }
 
+// The kernel and bias of the earlier dense layer `owner`, which the converter keeps as one
+// constant for all time steps of an unrolled recurrent layer. In int8 the input must have the
+// owner's input scale, which the bias's scale holds (int16x8 alike).
+std::pair<int32_t, int32_t> shared_dense_weights(Layer& l, const std::string& owner, int32_t units, int32_t cin) {
+  GraphBuilder& g = l.graph;
+  const int32_t w = g.find(owner + "/kernel"), b = g.find(owner + "/bias");
+  if (w < 0 || b < 0 || g.tensor(w).shape != Shape{units, cin})
+    l.params.fail("'weights_of' must name an earlier dense layer of " + std::to_string(units) + " units on " +
+                  std::to_string(cin) + " features, got '" + owner + "'");
+  if (g.quantized() && std::abs(g.tensor(b).scale[0] - g.tensor(l.inputs[0]).scale[0] * g.tensor(w).scale[0]) >
+                           1e-6f * g.tensor(b).scale[0])
+    l.params.fail("shares the weights of '" + owner + "', whose input has another " +
+                  type_name(g.activation_type()) + " scale");
+  return {w, b};
+}
+
 int32_t dense(Layer& l) {
   Params& p = l.params;
   GraphBuilder& g = l.graph;
@@ -140,8 +157,13 @@ int32_t dense(Layer& l) {
   const Activation act = l.activation_param();
   const bool with_bias = p.flag("bias", true);
   const int32_t cin = x.shape.back();
-  const int32_t w = g.weights(l.name + "/kernel", {units, cin}, cin, units, 0);
-  const int32_t b = g.bias(l.name + "/bias", units, l.inputs[0], w, !with_bias);
+  int32_t w = -1, b = -1;
+  if (p.has("weights_of")) {
+    std::tie(w, b) = shared_dense_weights(l, p.text("weights_of"), units, cin);
+  } else {
+    w = g.weights(l.name + "/kernel", {units, cin}, cin, units, 0);
+    b = g.bias(l.name + "/bias", units, l.inputs[0], w, !with_bias);
+  }
   const bool keep_dims = x.shape.size() > 2;
   Shape out_shape = x.shape;
   if (keep_dims)
@@ -173,9 +195,16 @@ TwoInputs two_inputs(Layer& l) {
   return x;
 }
 
-// The output of an arithmetic layer with a fused activation, in [lo, hi] before the activation.
+// The output of an arithmetic layer with a fused activation, in [lo, hi] before the activation,
+// or in [-bound, bound] when the spec knows better than interval arithmetic (a recurrent state,
+// whose intervals would widen at every step).
 int32_t arithmetic(Layer& l, const TwoInputs& x, Activation act, float lo, float hi, fb::BuiltinOperator code,
                    fb::BuiltinOptions options_type, OptionsFn options) {
+  if (l.params.has("bound")) {
+    hi = static_cast<float>(l.params.number("bound", 0.0));
+    if (!(hi > 0.0f)) l.params.fail("'bound' must be positive");
+    lo = -hi;
+  }
   clamp_range(act, lo, hi);
   const int32_t out = l.graph.activation(l.name, x.shape, lo, hi);
   l.graph.add_op(code, l.inputs, {out}, options_type, std::move(options));
@@ -964,6 +993,8 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"depthwise_conv2d", depthwise_conv2d},
     {"transpose_conv2d", transpose_conv2d},
     {"dense", dense},
+    {"lstm", lstm},
+    {"svdf", svdf},
     {"add", add},
     {"sub", sub},
     {"mul", mul},

@@ -93,6 +93,12 @@ std::string Params::choice(const std::string& key, const std::vector<std::string
   fail("'" + key + "' must be one of " + options);
 }
 
+std::string Params::text(const std::string& key) {
+  const JsonValue* v = get(key);
+  if (!v || v->kind != JsonValue::Kind::kString) fail("'" + key + "' must be a string");
+  return v->text;
+}
+
 void Params::finish() const {
   for (const auto& [key, value] : layer_.params)
     if (!used_.count(key)) fail("unknown parameter '" + key + "' for " + layer_.op);

@@ -24,6 +24,12 @@ def graph_feature_names() -> list[str]:
 def op_vocabulary() -> list[str]:
     """Operator names indexed by op type (the TFLite builtin code); CUSTOM is the custom-op slot."""
 
+def op_families() -> list[int]:
+    """The operator family of each op type (indexed like op_vocabulary); see op_family_names."""
+
+def op_family_names() -> list[str]:
+    """Names of the operator families the network's family embedding has one row for."""
+
 class Graph:
     """An operator graph read from a TFLite model, with its features (immutable)."""
     @property
@@ -154,6 +160,16 @@ class SageConfig:
     """Outputs, one per target."""
     loss: str
     """Training loss: 'mape' or 'log_mse'."""
+    readout: str
+    """'lse': pooled readout into a graph-level head; 'additive': every operator gets a cost from a per-node head and the graph is their sum (or maximum, see max_targets)."""
+    max_targets: int
+    """Additive readout: bit t set makes target t the maximum of the nodes' values (peak memory) instead of their sum."""
+    family_dim: int
+    """Width of the learnt op-family embedding (0: none); with it, op embeddings start at zero, so an op type absent from training is priced as a member of its family."""
+    node_loss_weight: float
+    """Additive readout: weight of the per-operator loss where per-operator labels exist."""
+    node_graph_context: bool
+    """Additive readout: each operator's head also reads the graph features (totals, op counts)."""
 
 def network_defaults() -> dict:
     """The network hyperparameters a user may set, with their defaults (SageConfig's table)."""
@@ -168,6 +184,10 @@ class GraphSet:
     def extend(self, graphs: collections.abc.Sequence) -> None:
         """Appends graphs (copies their features; the Graphs can be freed)."""
     def num_nodes(self, index: typing.SupportsInt | typing.SupportsIndex) -> int: ...
+    def set_node_labels(self, index: typing.SupportsInt | typing.SupportsIndex, labels: object) -> None:
+        """Per-operator labels of graph `index`: float32 [num_nodes, targets], NaN = missing."""
+    @property
+    def node_label_targets(self) -> int: ...
     @property
     def memory_bytes(self) -> int: ...
 
@@ -198,8 +218,10 @@ class Network:
         """Predictions [n, targets] (float32) for a list of Graphs, GIL released."""
     def explain(self, graph: Graph) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
         """(prediction [targets], shares [num_nodes, targets]): each operator's share of each target, from the log-sum-exp readout; a target's shares sum to 1."""
-    def loss_and_gradients(self, graphs: collections.abc.Sequence, labels: object, precision: str = 'float32') -> tuple:
-        """(mean loss, raw outputs [n, targets], gradients by parameter name)."""
+    def operator_costs(self, graph: Graph) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
+        """Additive readout only: (prediction [targets], each operator's cost [num_nodes, targets], the graph's constant [targets]); a sum target's prediction is the costs' sum plus the constant."""
+    def loss_and_gradients(self, graphs: collections.abc.Sequence, labels: object, precision: str = 'float32', node_labels: object = None) -> tuple:
+        """(mean loss, raw outputs [n, targets], gradients by parameter name); node_labels: per graph None or float32 [num_nodes, targets] per-operator labels (the additive readout's node loss)."""
     def train(self, train: GraphSet, train_labels: object, val: GraphSet, val_labels: object, options: TrainOptions, on_epoch: object = None, on_batch: object = None) -> dict:
         """Trains with the GIL released; callbacks get the GIL back on this thread and may predict,
         read parameters or save (they see the weights of the last finished batch).

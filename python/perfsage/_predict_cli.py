@@ -62,11 +62,20 @@ def _print_table(rows: List[Dict[str, Any]], out) -> None:
 def _print_explanation(row: Dict[str, Any], out) -> None:
     metrics = list(row["metrics"])
     first = metrics[0]
-    print(f"\n{row['model']} on {row['target']}: operators by share of {first} "
-          f"(from the readout; shares of all operators sum to 100%)", file=out)
-    headers = ["#", "op", "MACs"] + [f"{m} share" for m in metrics] + [first]
-    table = [[str(o["index"]), o["op"], f"{o['macs']:,}"] + [f"{100 * o['share'][m]:.1f}%" for m in metrics]
-             + [_format(o["contribution"][first], row["metrics"][first]["unit"])] for o in row["explain"]]
+    if row.get("operator_costs"):
+        # The additive readout prices each operator: its predicted cost of every metric.
+        print(f"\n{row['model']} on {row['target']}: each operator's predicted cost, by {first} (a model's "
+              "latency, energy and traffic are its operators' sum plus a small constant; a peak is their maximum)",
+              file=out)
+        headers = ["#", "op", "MACs", f"{first} share"] + metrics
+        table = [[str(o["index"]), o["op"], f"{o['macs']:,}", f"{100 * o['share'][first]:.1f}%"]
+                 + [_format(o["contribution"][m], row["metrics"][m]["unit"]) for m in metrics] for o in row["explain"]]
+    else:
+        print(f"\n{row['model']} on {row['target']}: operators by share of {first} "
+              f"(from the readout; shares of all operators sum to 100%)", file=out)
+        headers = ["#", "op", "MACs"] + [f"{m} share" for m in metrics] + [first]
+        table = [[str(o["index"]), o["op"], f"{o['macs']:,}"] + [f"{100 * o['share'][m]:.1f}%" for m in metrics]
+                 + [_format(o["contribution"][first], row["metrics"][first]["unit"])] for o in row["explain"]]
     widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(headers)]
     for cells in [headers] + table:
         print("  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))), file=out)
@@ -167,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 "warnings": warnings,
             }
             if explain is not None:
+                row["operator_costs"] = p.is_additive
                 row["explain"] = [{**o, "share": {_split(k)[1]: v for k, v in o["share"].items()},
                                    "contribution": {_split(k)[1]: v for k, v in o["contribution"].items()}}
                                   for o in explain]

@@ -85,10 +85,73 @@ def _as_labels(labels: Any, n: int, targets: Sequence[str], what: str) -> np.nda
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _graph_set(graphs: Sequence[Graph]) -> "_core.GraphSet":
+NodeLabels = List[Optional[np.ndarray]]
+
+
+def _graph_set(graphs: Sequence[Graph], node_labels: Optional[NodeLabels] = None) -> "_core.GraphSet":
     s = _core.GraphSet()
     s.extend(list(graphs))
+    for i, labels in enumerate(node_labels or []):
+        if labels is not None:
+            s.set_node_labels(i, labels)
     return s
+
+
+def max_targets_mask(targets: Sequence[str]) -> int:
+    """The additive readout's ``max_targets``: bit t for each target that is a peak (its metric
+    name starts with ``peak_``: the maximum over the schedule, not a sum over operators)."""
+    mask = 0
+    for t, name in enumerate(targets):
+        if name.rpartition("/")[2].startswith("peak_"):
+            if t >= 31:
+                raise ValueError(f"target {name!r}: a peak target must be among the first 31 targets")
+            mask |= 1 << t
+    return mask
+
+
+def _as_node_labels(node_labels: Any, graphs: Sequence[Graph], targets: Sequence[str], what: str) -> NodeLabels:
+    """Per-operator labels as float32 [num_nodes, targets] per graph (None: none), from a list with one
+    entry per graph: None, an array [num_nodes] (one target) or [num_nodes, targets]."""
+    if not isinstance(node_labels, (list, tuple)) or len(node_labels) != len(graphs):
+        raise ValueError(f"{what}: expected a list of {len(graphs)} per-operator label arrays (or None), got "
+                         f"{type(node_labels).__name__}"
+                         + (f" of {len(node_labels)}" if isinstance(node_labels, (list, tuple)) else ""))
+    out: NodeLabels = []
+    for i, (labels, graph) in enumerate(zip(node_labels, graphs)):
+        if labels is None:
+            out.append(None)
+            continue
+        a = np.asarray(labels, dtype=np.float32)
+        if a.ndim == 1 and len(targets) == 1:
+            a = a[:, None]
+        if a.shape != (graph.num_nodes, len(targets)):
+            raise ValueError(f"{what}[{i}]: expected shape ({graph.num_nodes}, {len(targets)}) for graph {i}'s "
+                             f"{graph.num_nodes} operators and targets {list(targets)}, got {a.shape}")
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def dataset_operator_labels(dataset: Any, targets: Sequence[str]) -> Optional[NodeLabels]:
+    """Per-operator labels [num_nodes, targets] of each row of ``dataset`` for the targets it has
+    them for (NaN columns for the others); None when it has none for any target."""
+    columns = []
+    for name in targets:
+        target, _, metric = name.rpartition("/")
+        has = metric in dataset.targets.get(target, {}).get("node_metrics", {})
+        columns.append(dataset.node_labels(target, metric) if has else None)
+    if all(c is None for c in columns):
+        return None
+    out: NodeLabels = []
+    for row in range(len(dataset)):
+        values = [c[row] if c is not None else None for c in columns]
+        present = [v for v in values if v is not None]
+        if not present:
+            out.append(None)
+            continue
+        n = len(present[0])
+        out.append(np.stack([v if v is not None and len(v) == n else np.full(n, np.nan, np.float32)
+                             for v in values], axis=1).astype(np.float32))
+    return out
 
 
 class Predictor:
@@ -126,6 +189,8 @@ class Predictor:
         for name, value in net.items():
             setattr(config, name, value)
         config.num_targets = len(targets)
+        if config.readout == "additive":
+            config.max_targets = max_targets_mask(targets)
         self._network = _core.Network(config)
         self._options = _core.TrainOptions()
         for name in _OPTION_FIELDS:
@@ -156,6 +221,21 @@ class Predictor:
         out.update({k: getattr(self._options, k) for k in _OPTION_FIELDS})
         out["validation_split"] = self._validation_split
         return out
+
+    @property
+    def is_additive(self) -> bool:
+        """Whether the network prices each operator (``readout="additive"``)."""
+        return self._network.config["readout"] == "additive"
+
+    def operator_costs(self, graph: GraphLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Additive readout only: ``(prediction [targets], costs [num_nodes, targets], constant
+        [targets])``, each operator's predicted cost in the targets' units, in the graph's node
+        order; a sum target's prediction is ``costs.sum(0) + constant``, a peak target's their
+        maximum."""
+        self._require_initialized("operator_costs")
+        if not self.is_additive:
+            raise ValueError("operator_costs: this predictor's readout is not additive; use explain() for shares")
+        return self._network.operator_costs(_one_graph(graph, "operator_costs"))
 
     @property
     def is_trained(self) -> bool:
@@ -195,24 +275,33 @@ class Predictor:
         self._network.init_parameters(int(self._options.seed))
         self._initialized = True
 
-    def loss_and_gradients(self, graphs: Sequence[GraphLike], labels: Any, precision: str = "float32"
+    def loss_and_gradients(self, graphs: Sequence[GraphLike], labels: Any, precision: str = "float32",
+                           operator_labels: Optional[Sequence[Optional[np.ndarray]]] = None
                            ) -> Tuple[float, np.ndarray, Dict[str, np.ndarray]]:
         """Mean loss, raw network outputs ``[n, targets]`` and the gradient of every parameter.
 
         ``precision="float64"`` runs the whole computation in double precision (for checks against
-        references); the float32 path is the one training uses.
+        references); the float32 path is the one training uses. ``operator_labels`` (per graph None
+        or ``[num_nodes, targets]``) adds the additive readout's per-operator loss, as in ``fit``.
         """
         self._require_initialized("loss_and_gradients")
         graphs = _as_graphs(graphs, 0)
         y = _as_labels(labels, len(graphs), self._targets, "labels")
-        return self._network.loss_and_gradients(graphs, y, precision)
+        node_labels = (_as_node_labels(operator_labels, graphs, self._targets, "operator_labels")
+                       if operator_labels is not None else None)
+        return self._network.loss_and_gradients(graphs, y, precision, node_labels)
 
     # -- training ---------------------------------------------------------------------------------
 
     def fit(self, train: Data, val: Optional[Data] = None, epochs: int = 100,
             callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
             threads: int = 0, progress: bool = True) -> "Predictor":
-        """Trains on ``train``: a dataset path, or ``(graphs, labels)``.
+        """Trains on ``train``: a dataset path, or ``(graphs, labels)``, or ``(graphs, labels,
+        operator_labels)`` with one ``[num_nodes, targets]`` array (or None) per graph.
+
+        The additive readout (``readout="additive"``) also learns from per-operator labels: a
+        dataset's ``<target>/ops/<metric>`` columns (``dataset build --per-operator``) or the
+        tuple's third element; other networks ignore them.
 
         Without ``val``, ``validation_split`` of the training graphs (seeded) are held out for early
         stopping; the predictor keeps the weights of its best validation epoch. ``callback`` gets
@@ -226,9 +315,10 @@ class Predictor:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
         check_threads(threads)
         started = time.time()
-        graphs, labels, source, label_settings = self._resolve(train, "train", threads)
+        graphs, labels, node_labels, source, label_settings = self._resolve(train, "train", threads)
+        val_node_labels: Optional[NodeLabels] = None
         if val is not None:
-            val_graphs, val_labels, val_source, _ = self._resolve(val, "val", threads)
+            val_graphs, val_labels, val_node_labels, val_source, _ = self._resolve(val, "val", threads)
         elif self._validation_split > 0 and len(graphs) >= _MIN_GRAPHS_TO_SPLIT:
             held_out = validation_split(np.arange(len(graphs)), self._validation_split, int(self._options.seed))
             val_idx, train_idx = held_out.val, held_out.train
@@ -236,6 +326,9 @@ class Predictor:
             val_labels = labels[val_idx]
             graphs = [graphs[i] for i in train_idx]
             labels = labels[train_idx]
+            if node_labels is not None:
+                val_node_labels = [node_labels[i] for i in val_idx]
+                node_labels = [node_labels[i] for i in train_idx]
             val_source = f"{self._validation_split:.0%} of the training data"
         else:
             val_graphs, val_labels, val_source = [], None, None
@@ -245,8 +338,9 @@ class Predictor:
                     f"for validation (it takes {_MIN_GRAPHS_TO_SPLIT}); training without validation data: "
                     "val_loss is nan, there is no early stopping and the last epoch's weights are kept. "
                     "Pass val=(graphs, labels), or validation_split=0 to silence this", stacklevel=2)
-        train_set = _graph_set(graphs)
-        val_set = _graph_set(val_graphs) if val_graphs else None
+        train_set = _graph_set(graphs, node_labels)
+        val_set = _graph_set(val_graphs, val_node_labels) if val_graphs else None
+        node_labelled = sum(1 for x in node_labels or [] if x is not None)
         domain = _domain.summarize(graphs)
         del graphs, val_graphs  # the sets hold what training needs; let the Graphs go
         if not self._initialized:
@@ -277,6 +371,7 @@ class Predictor:
             "host": platform.node(),
             "train_data": source,
             "train_graphs": len(train_set),
+            "train_graphs_with_operator_labels": node_labelled,
             "val_data": val_source,
             "val_graphs": len(val_set) if val_set is not None else 0,
             "epochs_run": len(result["history"]),
@@ -293,9 +388,11 @@ class Predictor:
         return self
 
     def _resolve(self, data: Data, what: str, threads: int
-                 ) -> Tuple[List[Graph], np.ndarray, str, Dict[str, Dict[str, Any]]]:
-        """(graphs, labels, where they came from, the labeller settings of the targets trained on:
-        those a dataset records, {} in memory)."""
+                 ) -> Tuple[List[Graph], np.ndarray, Optional[NodeLabels], str, Dict[str, Dict[str, Any]]]:
+        """(graphs, labels, per-operator labels or None, where they came from, the labeller settings
+        of the targets trained on: those a dataset records, {} in memory). Per-operator labels are
+        read only for the additive readout, the one network that learns from them."""
+        additive = self._network.config["readout"] == "additive"
         if isinstance(data, (str, os.PathLike)):
             dataset = open_dataset(data)
             missing = [t for t in self._targets if t not in dataset.label_columns]
@@ -306,17 +403,25 @@ class Predictor:
                 self._units = [dataset.units.get(t, "") for t in self._targets]
             labels = np.asarray(dataset.labels(self._targets), dtype=np.float64)
             keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
-            graphs = dataset.select(keep).graphs(threads=threads)  # only the rows training uses
+            used = dataset.select(keep)  # only the rows training uses
+            graphs = used.graphs(threads=threads)
+            node_labels = dataset_operator_labels(used, self._targets) if additive else None
+            if node_labels is not None:
+                node_labels = [x if x is None or len(x) == g.num_nodes else None for x, g in zip(node_labels, graphs)]
             recorded = dataset.targets
             settings = {t: recorded[t]["settings"] for t in dict.fromkeys(c.rpartition("/")[0] for c in self._targets)
                         if recorded.get(t, {}).get("settings")}
-            return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), str(data), settings
-        if not isinstance(data, tuple) or len(data) != 2:
-            raise TypeError(f"{what}: expected a dataset path or a (graphs, labels) tuple, got {type(data).__name__}")
+            return graphs, np.ascontiguousarray(labels[keep], dtype=np.float32), node_labels, str(data), settings
+        if not isinstance(data, tuple) or len(data) not in (2, 3):
+            raise TypeError(f"{what}: expected a dataset path or a (graphs, labels) or (graphs, labels, "
+                            f"operator_labels) tuple, got {type(data).__name__}")
         graphs = _as_graphs(data[0], threads, f"{what} graphs")
         if not graphs:
             raise ValueError(f"{what}: no graphs")
-        return graphs, _as_labels(data[1], len(graphs), self._targets, f"{what} labels"), "in memory", {}
+        labels = _as_labels(data[1], len(graphs), self._targets, f"{what} labels")
+        node_labels = (_as_node_labels(data[2], graphs, self._targets, f"{what} operator_labels")
+                       if len(data) == 3 and data[2] is not None else None)
+        return graphs, labels, node_labels, "in memory", {}
 
     # -- prediction ---------------------------------------------------------------------------------
 
@@ -345,15 +450,22 @@ class Predictor:
     def explain(self, graph: GraphLike, top: Optional[int] = None) -> "Explanation":
         """The prediction for one model and each operator's share of it, largest first.
 
-        Shares come from the network's log-sum-exp readout: every operator adds a positive amount
-        to each readout channel and the graph takes the log of the total, so an operator's share of
-        the channels that raise a target says how much of that target it accounts for. They show
-        which layers to change; they are not a per-layer measurement. ``top`` keeps the operators
+        With the additive readout (``readout="additive"``), each operator's contribution is its
+        predicted cost (ms, mJ, bytes: the graph's prediction is their sum plus a small learnt
+        constant; for a peak target, the operator that sets the peak has share 1). Otherwise
+        shares come from the log-sum-exp readout: every operator adds a positive amount to each
+        readout channel and the graph takes the log of the total, so an operator's share of the
+        channels that raise a target says how much of that target it accounts for; they show
+        which layers to change, they are not a per-layer estimate. ``top`` keeps the operators
         with the largest share of the first target.
         """
         self._require_initialized("explain")
         g = _one_graph(graph, "explain")
         prediction, shares = self._network.explain(g)
+        if self.is_additive:
+            _, contributions, _ = self._network.operator_costs(g)
+        else:
+            contributions = shares * prediction[None, :]
         names = g.op_names
         costs = g.node_costs
         order = np.argsort(-shares[:, 0], kind="stable")
@@ -365,7 +477,7 @@ class Predictor:
                 "op": names[i],
                 "macs": int(costs["macs"][i]),
                 "share": {t: float(shares[i, j]) for j, t in enumerate(self._targets)},
-                "contribution": {t: float(shares[i, j] * prediction[j]) for j, t in enumerate(self._targets)},
+                "contribution": {t: float(contributions[i, j]) for j, t in enumerate(self._targets)},
             }
             for i in order
         ]

@@ -12,7 +12,8 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from ._predictor import SHIPPED_TARGETS, Predictor  # noqa: F401 (SHIPPED_TARGETS: read from here too)
+# SHIPPED_TARGETS is read from here too.
+from ._predictor import SHIPPED_TARGETS, Predictor, dataset_operator_labels  # noqa: F401
 from ._split import Split, random_split
 
 
@@ -89,9 +90,12 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     split = random_split(usable_rows(labels), seed)
     p = Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns], seed=seed,
                   **recipe.hyperparameters)
-    p.fit(([graphs[i] for i in split.train], labels[split.train]),
-          val=([graphs[i] for i in split.val], labels[split.val]), epochs=recipe.epochs, threads=threads,
-          progress=progress)
+    ops = dataset_operator_labels(dataset, recipe.columns) if p.is_additive else None
+
+    def part(rows: np.ndarray) -> Tuple[Any, ...]:
+        return ([graphs[i] for i in rows], labels[rows], None if ops is None else [ops[i] for i in rows])
+
+    p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress)
     y = labels[split.test]
     ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
     p.provenance.update({

@@ -79,6 +79,16 @@ def leave_one_space_out(rows: Sequence[int], row_spaces: np.ndarray, space: str,
                  name="loso", part=space)
 
 
+def op_holdout(rows: Sequence[int], has_op: np.ndarray, op: str, index: int, seed: int) -> Split:
+    """Tests on every row whose model contains operator type ``op`` (``has_op[i]`` for ``rows[i]``),
+    trains on the others with 10% of them held out for validation: how the predictor prices an
+    operator it never saw."""
+    rows = np.asarray(rows, dtype=np.int64)
+    has_op = np.asarray(has_op, dtype=bool)
+    held_out = validation_split(rows[~has_op], 0.1, [seed, 4, index])
+    return Split(train=held_out.train, val=held_out.val, test=np.sort(rows[has_op]), name="ophold", part=op)
+
+
 def few_shot(rows: Sequence[int], pool: np.ndarray, k: int, n_val: int, seed: int) -> Split:
     """``k`` training and ``n_val`` validation rows drawn from ``pool`` (a random split's training
     rows); the test rows are all other ``rows``."""

@@ -181,6 +181,121 @@ TEST(SageGradients, MatchWithoutEmbeddingsOrLayersAndWithOneHeadLayer) {
   }
 }
 
+// Per-operator labels for the additive readout's node loss: graph 0 none, graph 1 complete with a
+// zero (an operator Vela gives no cycles), graph 2 incomplete (skipped), graph 3 complete.
+std::vector<std::vector<float>> node_labels_for(const Synthetic& s, int targets) {
+  std::vector<std::vector<float>> out;
+  for (size_t g = 0; g < s.op_types.size(); ++g) {
+    const size_t n = s.op_types[g].size();
+    std::vector<float> l(n * targets);
+    for (size_t i = 0; i < l.size(); ++i) l[i] = 0.05f + 0.4f * static_cast<float>((i * 5 + g) % 7);
+    if (g == 1) l[0] = 0.0f;
+    if (g == 2) l[targets] = std::numeric_limits<float>::quiet_NaN();
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+TEST(SageGradients, AdditiveReadoutMatchesFiniteDifferences) {
+  // The additive readout with and without a family embedding, a maximum target, per-operator
+  // labels, GraphSAGE layers or none, both losses.
+  const Synthetic s = small_graphs();
+  auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, true);
+  const auto node_labels = node_labels_for(s, 2);
+  for (int family : {0, 3})
+    for (int max_targets : {0, 2})
+      for (bool context : {true, false})
+      for (bool with_node_labels : {false, true})
+        for (int layers : {0, 2})
+          for (LossKind loss : {LossKind::kMape, LossKind::kLogMse}) {
+            SageConfig c = tiny_config(2);
+            c.readout = Readout::kAdditive;
+            c.family_dim = family;
+            c.max_targets = max_targets;
+            c.layers = layers;
+            c.loss = loss;
+            c.node_loss_weight = 0.7;
+            c.node_graph_context = context;
+            for (size_t g = 1; g < graphs.size(); ++g)
+              graphs[g].node_labels = with_node_labels ? node_labels[g].data() : nullptr;
+            SCOPED_TRACE("family " + std::to_string(family) + " max " + std::to_string(max_targets) +
+                         (with_node_labels ? " node labels" : "") + " layers " + std::to_string(layers) +
+                         " " + to_string(loss));
+            SageNetwork net = fitted(c, graphs, y);
+            // The last head layer starts at zero, which ties every node of a maximum target;
+            // random weights make the maximum differentiable where the check probes it.
+            std::mt19937_64 rng(17);
+            std::uniform_real_distribution<float> jitter(-0.5f, 0.5f);
+            const ParamInfo& last = net.layout().at("head1.weight");
+            for (int64_t i = 0; i < last.size(); ++i) net.parameters()[last.offset + i] = jitter(rng);
+            expect_gradients_match(net, graphs, y);
+          }
+}
+
+TEST(SageAdditive, PredictionIsTheSumOfOperatorCostsAndExplainSharesThem) {
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, false);
+  SageConfig c = tiny_config(2);
+  c.readout = Readout::kAdditive;
+  c.family_dim = 2;
+  c.max_targets = 2;
+  const SageNetwork net = fitted(c, graphs, y);
+  std::vector<float> pred(graphs.size() * 2);
+  net.predict(graphs, 1, pred.data());
+  for (size_t g = 0; g < graphs.size(); ++g) {
+    const int64_t n = graphs[g].num_nodes;
+    std::vector<float> p(2), costs(static_cast<size_t>(n * 2)), constant(2), shares(costs.size());
+    net.operator_costs(graphs[g], p.data(), costs.data(), constant.data());
+    double sum = constant[0], top = constant[1], share_sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      sum += costs[i * 2];
+      top = std::max<double>(top, costs[i * 2 + 1]);
+    }
+    EXPECT_NEAR(pred[g * 2], sum, 1e-5 * sum);
+    EXPECT_NEAR(pred[g * 2 + 1], top, 1e-5 * top);
+    EXPECT_FLOAT_EQ(p[0], pred[g * 2]);
+    net.explain(graphs[g], p.data(), shares.data());
+    for (int64_t i = 0; i < n; ++i) share_sum += shares[i * 2];
+    EXPECT_NEAR(share_sum, 1.0, 1e-5);
+  }
+  SageConfig lse = tiny_config(1);
+  EXPECT_THROW(SageNetwork(lse).operator_costs(graphs[0], nullptr, nullptr, nullptr), Error);
+}
+
+TEST(SageAdditive, UnseenOpTypesKeepAZeroEmbeddingAndArePricedByTheirFamily) {
+  // Training moves only the embedding rows of op types it sees; with a family embedding the rest
+  // stay at zero, so an unseen type is its family's generic member.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 1, false);
+  SageConfig c = tiny_config(1);
+  c.readout = Readout::kAdditive;
+  c.family_dim = 2;
+  SageNetwork net(c);
+  net.fit_normalization(graphs, y.data());
+  net.init_parameters(5);
+  GraphSet set;
+  for (const GraphInput& g : graphs) set.add(g, net.config().num_node_features, net.config().num_graph_features);
+  TrainOptions o;
+  o.epochs = 3;
+  o.batch_size = 2;
+  o.threads = 1;
+  train(net, set, y.data(), nullptr, nullptr, o);
+  const ParamInfo& emb = net.layout().at("embedding");
+  bool seen_moved = false;
+  for (int32_t op = 0; op < net.config().vocabulary; ++op) {
+    double norm = 0;
+    for (int64_t d = 0; d < c.embedding_dim; ++d) norm += std::abs(net.parameters()[emb.offset + op * emb.cols + d]);
+    if (op < 12)
+      seen_moved = seen_moved || norm > 0;
+    else
+      EXPECT_EQ(norm, 0.0) << "op " << op;
+  }
+  EXPECT_TRUE(seen_moved);
+}
+
 TEST(SageGradients, FloatPathAgreesWithDoublePath) {
   // Training runs in float; it must compute the same gradients as the checked double path.
   const Synthetic s = small_graphs();
@@ -491,6 +606,37 @@ TEST(Checkpoint, RoundTripIsBitExactAndPredictsIdentically) {
   std::remove(path.c_str());
 }
 
+TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, false);
+  SageConfig c = tiny_config(2);
+  const std::vector<uint8_t> v1 = checkpoint_bytes(fitted(c, graphs, y), info_for(2));
+  EXPECT_EQ(v1[8], 1);  // format version, little-endian
+  EXPECT_EQ(std::string(v1.begin(), v1.end()).find("\"readout\""), std::string::npos);
+  EXPECT_EQ(read_checkpoint(v1.data(), v1.size(), "v1").network.config().readout, Readout::kLse);
+
+  c.readout = Readout::kAdditive;
+  c.family_dim = 2;
+  c.max_targets = 2;
+  c.node_loss_weight = 0.25;
+  c.node_graph_context = false;
+  const SageNetwork net = fitted(c, graphs, y);
+  const std::vector<uint8_t> v2 = checkpoint_bytes(net, info_for(2));
+  EXPECT_EQ(v2[8], 2);
+  const Checkpoint back = read_checkpoint(v2.data(), v2.size(), "v2");
+  EXPECT_EQ(back.network.config().readout, Readout::kAdditive);
+  EXPECT_EQ(back.network.config().family_dim, 2);
+  EXPECT_EQ(back.network.config().max_targets, 2);
+  EXPECT_EQ(back.network.config().node_loss_weight, 0.25);
+  EXPECT_FALSE(back.network.config().node_graph_context);
+  EXPECT_EQ(checkpoint_bytes(back.network, back.info), v2);
+  std::vector<float> a(graphs.size() * 2), b(graphs.size() * 2);
+  net.predict(graphs, 1, a.data());
+  back.network.predict(graphs, 1, b.data());
+  EXPECT_EQ(a, b);
+}
+
 TEST(Checkpoint, NamesWhatIsWrongWithABadFile) {
   // Truncated, corrupted, newer and foreign files each get their own clear error.
   const Synthetic s = small_graphs();
@@ -514,7 +660,7 @@ TEST(Checkpoint, NamesWhatIsWrongWithABadFile) {
   flipped[good.size() / 2] ^= 0x10;
   expect_error(flipped, "checksum");
   std::vector<uint8_t> newer = good;
-  newer[8] = 2;
+  newer[8] = static_cast<uint8_t>(kCheckpointFormatVersion + 1);
   expect_error(newer, "newer");
   std::vector<uint8_t> foreign = {'P', 'K', 3, 4, 0, 0, 0, 0};
   expect_error(foreign, "not a perfsage checkpoint");

@@ -64,6 +64,30 @@ TEST(Writer, StrippedModelHasTheSameFeatures) {
   EXPECT_EQ(strip_weights(stripped.data(), stripped.size(), "b"), stripped);
 }
 
+TEST(Writer, RecurrentLayersKeepTheirStateInVariableTensors) {
+  // The state tensors are what the runtime keeps between invocations: the reader must see them
+  // as such (memory peak), with the int16 cell and activation states of the integer kernels.
+  const char* spec = R"({"inputs": [{"name": "x", "shape": [1, 8, 6]}], "layers": [
+    {"name": "l", "op": "lstm", "units": 5, "return_sequences": false},
+    {"name": "s", "op": "svdf", "units": 4, "memory": 3, "rank": 2}]})";
+  for (auto type : {WeightType::kInt8, WeightType::kFloat32}) {
+    const auto bytes = build_model_json(spec, 3, type);
+    const auto graph = load_graph(bytes.data(), bytes.size(), "rnn");
+    ASSERT_EQ(graph->num_nodes(), 3);  // LSTM, the last step's STRIDED_SLICE, SVDF
+    const Subgraph& sg = graph->model().subgraphs[0];
+    std::vector<DType> states;
+    for (const Tensor& t : sg.tensors)
+      if (t.is_variable) states.push_back(t.dtype);
+    const bool int8 = type == WeightType::kInt8;
+    const DType wide = int8 ? DType::kInt16 : DType::kFloat32;
+    EXPECT_EQ(states, (std::vector<DType>{int8 ? DType::kInt8 : DType::kFloat32, wide, wide}));
+    EXPECT_EQ(sg.operators[0].inputs.size(), 24u);
+    EXPECT_EQ(sg.operators[0].intermediates.size(), int8 ? 5u : 0u);
+    EXPECT_EQ(graph->node_costs()[0].macs, 8 * 4 * 5 * (6 + 5));  // steps x gates x units x (features + units)
+    EXPECT_EQ(graph->node_costs()[2].macs, 8 * (5 + 3));          // filters x (features + memory)
+  }
+}
+
 TEST(Writer, TruncatedSpecTextFailsCleanly) {
   // Every prefix of a spec is bad JSON or a bad spec: an Error each time, never a crash.
   const std::string spec = kSpec;

@@ -18,6 +18,16 @@ explicit per-node lists, so every step can be read against the definition:
     loss over finite labels (n of them): mape = mean |y_hat - y| / y,
                                          log_mse = mean ((lp - log y) / target_std) ** 2
 
+With family_dim > 0, h0 also holds family_embedding[family of op type]. The additive readout
+(readout="additive") replaces readout and head:
+    q[i] = concat(h[i], h0[i], g) (g only with node_graph_context);  o_node[i] = MLP(q[i]);
+    cost[i] = exp(o_node[i] * std + mean)
+    sum target:  o = log(sum_i exp(std * o_node[i]) + exp(std * k)) / std    (k = readout.constant)
+    max target:  o = max(max_i o_node[i], k)
+    target_mean of a sum target: mean of log(label / number of nodes)
+    per-operator labels l (a graph's, complete for a sum target, with positive total) add
+    node_loss_weight * sum_i |cost[i] - l[i]| / sum_i l[i] to the loss's sum (divided by n too).
+
 Subgradient conventions: relu'(0) = 0, d|x|/dx at 0 = 0, and a max (aggregation or readout) sends
 its gradient to the lowest node index attaining it.
 """
@@ -37,6 +47,7 @@ NUM_OP_TYPES = 210
 AGGREGATORS = ("mean", "sum", "max")
 DIRECTIONS = ("in", "out", "both")
 LOSSES = ("mape", "log_mse")
+READOUTS = ("lse", "additive")
 
 Params = Dict[str, np.ndarray]
 
@@ -56,6 +67,12 @@ class SageConfig:
     head_layers: int = 2
     head_hidden: int = 64
     loss: str = "mape"
+    readout: str = "lse"
+    family_dim: int = 0
+    node_loss_weight: float = 1.0
+    node_graph_context: bool = True
+    # Derived from the target names by perfsage.Predictor (peak_* targets), so not a keyword argument.
+    max_targets: int = 0
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "hidden", "layers", "head_layers", "head_hidden"):
@@ -64,13 +81,23 @@ class SageConfig:
                 raise ValueError(f"SageConfig.{name} must be a positive int, got {value!r}")
         if not isinstance(self.readout_channels, int) or self.readout_channels < 0:
             raise ValueError(f"SageConfig.readout_channels must be a non-negative int, got {self.readout_channels!r}")
-        for name, allowed in (("aggregator", AGGREGATORS), ("direction", DIRECTIONS), ("loss", LOSSES)):
+        for name, allowed in (("aggregator", AGGREGATORS), ("direction", DIRECTIONS), ("loss", LOSSES),
+                              ("readout", READOUTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SageConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
     def kwargs(self) -> Dict[str, Any]:
         """The hyperparameters as keyword arguments for perfsage.Predictor."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        del out["max_targets"]
+        return out
+
+    @property
+    def additive(self) -> bool:
+        return self.readout == "additive"
+
+    def is_max_target(self, t: int) -> bool:
+        return bool((self.max_targets >> t) & 1)
 
     @property
     def uses_in(self) -> bool:
@@ -94,6 +121,7 @@ class GraphArrays:
     graph_features: np.ndarray  # [G]
     predecessors: Tuple[np.ndarray, ...]
     successors: Tuple[np.ndarray, ...]
+    families: np.ndarray  # [N], each op type's family (for the family embedding)
 
     @property
     def num_nodes(self) -> int:
@@ -101,7 +129,8 @@ class GraphArrays:
 
 
 def make_graph(
-    node_features: np.ndarray, op_types: np.ndarray, edge_index: np.ndarray, graph_features: np.ndarray
+    node_features: np.ndarray, op_types: np.ndarray, edge_index: np.ndarray, graph_features: np.ndarray,
+    families: Optional[np.ndarray] = None,
 ) -> GraphArrays:
     """Checks shapes and edges and builds the neighbour lists; the definition assumes unique edges
     (mean aggregation would count a duplicate twice), so a duplicate is an error here."""
@@ -123,12 +152,15 @@ def make_graph(
         raise ValueError("edge_index holds duplicate edges, which the model definition excludes")
     predecessors = tuple(np.sort(edges[0, edges[1] == i]) for i in range(n))
     successors = tuple(np.sort(edges[1, edges[0] == i]) for i in range(n))
-    return GraphArrays(x, types, edges, g, predecessors, successors)
+    fam = np.zeros(n, dtype=np.int64) if families is None else np.array(families, dtype=np.int64)
+    return GraphArrays(x, types, edges, g, predecessors, successors, fam)
 
 
-def graph_arrays(graph: Any) -> GraphArrays:
-    """The reference's view of a perfsage.Graph (only its public numpy properties are read)."""
-    return make_graph(graph.node_features, graph.op_types, graph.edge_index, graph.graph_features)
+def graph_arrays(graph: Any, family_of_op: Optional[Sequence[int]] = None) -> GraphArrays:
+    """The reference's view of a perfsage.Graph (only its public numpy properties are read); the
+    op-family table (perfsage._core.op_families(), data of the definition) gives node families."""
+    families = None if family_of_op is None else np.asarray(family_of_op)[np.asarray(graph.op_types)]
+    return make_graph(graph.node_features, graph.op_types, graph.edge_index, graph.graph_features, families)
 
 
 def slog(v: np.ndarray) -> np.ndarray:
@@ -140,12 +172,16 @@ def slog_derivative(v: np.ndarray) -> np.ndarray:
 
 
 def parameter_shapes(
-    config: SageConfig, num_node_features: int, num_graph_features: int, num_targets: int
+    config: SageConfig, num_node_features: int, num_graph_features: int, num_targets: int,
+    num_families: int = 0,
 ) -> Dict[str, Tuple[int, ...]]:
     """Every parameter's name and shape, as the model definition lists them."""
     shapes: Dict[str, Tuple[int, ...]] = {"embedding": (NUM_OP_TYPES, config.embedding_dim)}
+    if config.family_dim:
+        shapes["family_embedding"] = (num_families, config.family_dim)
+    input_width = num_node_features + config.embedding_dim + config.family_dim
     for k in range(config.layers):
-        d_k = num_node_features + config.embedding_dim if k == 0 else config.hidden
+        d_k = input_width if k == 0 else config.hidden
         shapes[f"sage{k}.w_self"] = (d_k, config.hidden)
         if config.uses_in:
             shapes[f"sage{k}.w_in"] = (d_k, config.hidden)
@@ -155,10 +191,14 @@ def parameter_shapes(
         if config.layer_norm:
             shapes[f"sage{k}.ln_gain"] = (config.hidden,)
             shapes[f"sage{k}.ln_bias"] = (config.hidden,)
-    if config.readout_channels:
-        shapes["readout.weight"] = (config.hidden, config.readout_channels)
-        shapes["readout.bias"] = (config.readout_channels,)
-    width = 3 * config.hidden + config.readout_channels + num_graph_features
+    if config.additive:
+        shapes["readout.constant"] = (num_targets,)
+        width = config.hidden + input_width + (num_graph_features if config.node_graph_context else 0)
+    else:
+        if config.readout_channels:
+            shapes["readout.weight"] = (config.hidden, config.readout_channels)
+            shapes["readout.bias"] = (config.readout_channels,)
+        width = 3 * config.hidden + config.readout_channels + num_graph_features
     for j in range(config.head_layers):
         out = num_targets if j == config.head_layers - 1 else config.head_hidden
         shapes[f"head{j}.weight"] = (width, out)
@@ -195,7 +235,8 @@ def _check_labels(labels: np.ndarray, num_graphs: int) -> np.ndarray:
     return y
 
 
-def fit_normalization(graphs: Sequence[GraphArrays], labels: np.ndarray) -> Dict[str, np.ndarray]:
+def fit_normalization(graphs: Sequence[GraphArrays], labels: np.ndarray,
+                      config: Optional[SageConfig] = None) -> Dict[str, np.ndarray]:
     """Population mean/std of slog(node features) over all nodes, of slog(graph features) over the
     graphs, and of log(label) over each target's finite labels; a std below STD_FLOOR becomes 1."""
     y = _check_labels(labels, len(graphs))
@@ -208,11 +249,15 @@ def fit_normalization(graphs: Sequence[GraphArrays], labels: np.ndarray) -> Dict
     graph_mean, graph_std = mean_std(np.stack([slog(g.graph_features) for g in graphs]))
     target_mean = np.empty(y.shape[1])
     target_std = np.empty(y.shape[1])
+    nodes = np.array([g.num_nodes for g in graphs], dtype=np.float64)
     for t in range(y.shape[1]):
-        observed = y[np.isfinite(y[:, t]), t]
-        if observed.size == 0:
+        finite = np.isfinite(y[:, t])
+        if not finite.any():
             raise ValueError(f"target {t} has no finite label to fit its statistics on")
-        target_mean[t], target_std[t] = mean_std(np.log(observed))
+        log_y = np.log(y[finite, t])
+        target_std[t] = mean_std(log_y)[1]
+        per_node = config is not None and config.additive and not config.is_max_target(t)
+        target_mean[t] = (log_y - np.log(nodes[finite])).mean() if per_node else log_y.mean()
     return {
         "node_mean": node_mean, "node_std": node_std,
         "graph_mean": graph_mean, "graph_std": graph_std,
@@ -291,13 +336,21 @@ class _GraphCache:
     lse_share: Optional[np.ndarray]  # [N, R] softmax over nodes of each log-sum-exp channel
     head_inputs: List[np.ndarray]  # input of each head layer (after the previous relu)
     head_pre: List[np.ndarray]  # output of each head layer before its relu
+    h0: Optional[np.ndarray] = None  # additive readout: the input h0 (its q holds it)
+    node_out: Optional[np.ndarray] = None  # additive: o_node [N, T]
+    share: Optional[np.ndarray] = None  # additive: d o / d o_node [N, T]
+    const_share: Optional[np.ndarray] = None  # additive: d o / d constant [T]
 
 
 def _forward_graph(
     params: Params, norm: Mapping[str, np.ndarray], config: SageConfig, graph: GraphArrays
 ) -> Tuple[np.ndarray, _GraphCache]:
     x = (slog(graph.node_features) - norm["node_mean"]) / norm["node_std"]
-    h = np.concatenate([x, params["embedding"][graph.op_types]], axis=1)
+    parts0 = [x, params["embedding"][graph.op_types]]
+    if config.family_dim:
+        parts0.append(params["family_embedding"][graph.families])
+    h = np.concatenate(parts0, axis=1)
+    h0 = h
     layers: List[_LayerCache] = []
     for k in range(config.layers):
         p = f"sage{k}."
@@ -321,6 +374,8 @@ def _forward_graph(
         layers.append(_LayerCache(h, a_in, a_out, w_in, w_out, zhat, inv_std, active, has_skip))
         h = h + u if has_skip else u
 
+    if config.additive:
+        return _additive_readout(params, norm, config, graph, layers, h0, h)
     pooled_sum = h.sum(axis=0)
     max_winners = np.argmax(h, axis=0)  # first occurrence = lowest node index
     parts = [slog(pooled_sum), h.mean(axis=0), h[max_winners, np.arange(h.shape[1])]]
@@ -333,28 +388,85 @@ def _forward_graph(
         lse_share = weights / weights.sum(axis=0)
     readout = np.concatenate(parts)
     g = (slog(graph.graph_features) - norm["graph_mean"]) / norm["graph_std"]
-    z = np.concatenate([readout, g])
-    head_inputs: List[np.ndarray] = []
-    head_pre: List[np.ndarray] = []
-    for j in range(config.head_layers):
-        head_inputs.append(z)
-        pre = z @ params[f"head{j}.weight"] + params[f"head{j}.bias"]
-        head_pre.append(pre)
-        z = np.maximum(pre, 0.0) if j < config.head_layers - 1 else pre
+    z, head_inputs, head_pre = _mlp(params, config, np.concatenate([readout, g]))
     return z, _GraphCache(graph, layers, h, pooled_sum, max_winners, lse_share, head_inputs, head_pre)
 
 
-def _backward_graph(
-    params: Params, config: SageConfig, cache: _GraphCache, d_out: np.ndarray, grads: Params
-) -> None:
-    """Accumulates into grads the gradient of the loss given d_out = dL/do for this graph."""
-    dz = d_out
+def _mlp(params: Params, config: SageConfig, z: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray], List[np.ndarray]]:
+    """The head on z (a vector, or one row per node): (output, each layer's input, each layer's
+    pre-activation)."""
+    inputs: List[np.ndarray] = []
+    pre_acts: List[np.ndarray] = []
+    for j in range(config.head_layers):
+        inputs.append(z)
+        pre = z @ params[f"head{j}.weight"] + params[f"head{j}.bias"]
+        pre_acts.append(pre)
+        z = np.maximum(pre, 0.0) if j < config.head_layers - 1 else pre
+    return z, inputs, pre_acts
+
+
+def _mlp_backward(params: Params, config: SageConfig, cache: _GraphCache, dz: np.ndarray, grads: Params) -> np.ndarray:
+    """Accumulates the head's gradients given dL/d(output); returns dL/d(input). Works on a vector
+    or on one row per node."""
     for j in reversed(range(config.head_layers)):
         if j < config.head_layers - 1:
             dz = dz * (cache.head_pre[j] > 0)
-        grads[f"head{j}.weight"] += np.outer(cache.head_inputs[j], dz)
-        grads[f"head{j}.bias"] += dz
-        dz = params[f"head{j}.weight"] @ dz
+        inputs = cache.head_inputs[j]
+        grads[f"head{j}.weight"] += np.outer(inputs, dz) if dz.ndim == 1 else inputs.T @ dz
+        grads[f"head{j}.bias"] += dz if dz.ndim == 1 else dz.sum(axis=0)
+        dz = dz @ params[f"head{j}.weight"].T
+    return dz
+
+
+def _additive_readout(
+    params: Params, norm: Mapping[str, np.ndarray], config: SageConfig, graph: GraphArrays,
+    layers: List["_LayerCache"], h0: np.ndarray, h: np.ndarray,
+) -> Tuple[np.ndarray, _GraphCache]:
+    g = (slog(graph.graph_features) - norm["graph_mean"]) / norm["graph_std"]
+    context = [np.tile(g, (h.shape[0], 1))] if config.node_graph_context else []
+    q = np.concatenate([h, h0, *context], axis=1)
+    node_out, inputs, pre_acts = _mlp(params, config, q)
+    k = params["readout.constant"]
+    std = norm["target_std"]
+    out = np.empty(node_out.shape[1])
+    share = np.zeros_like(node_out)
+    const_share = np.zeros(node_out.shape[1])
+    for t in range(node_out.shape[1]):
+        if config.is_max_target(t):
+            best = int(np.argmax(node_out[:, t]))  # first occurrence
+            if node_out[best, t] > k[t]:
+                out[t] = node_out[best, t]
+                share[best, t] = 1.0
+            else:
+                out[t] = k[t]
+                const_share[t] = 1.0
+            continue
+        scores = np.append(std[t] * node_out[:, t], std[t] * k[t])
+        top = scores.max()
+        weights = np.exp(scores - top)
+        out[t] = (top + np.log(weights.sum())) / std[t]
+        share[:, t] = weights[:-1] / weights.sum()
+        const_share[t] = weights[-1] / weights.sum()
+    cache = _GraphCache(graph, layers, h, np.zeros(0), np.zeros(0, dtype=np.int64), None, inputs, pre_acts,
+                        h0=h0, node_out=node_out, share=share, const_share=const_share)
+    return out, cache
+
+
+def _backward_graph(
+    params: Params, config: SageConfig, cache: _GraphCache, d_out: np.ndarray, grads: Params,
+    d_node: Optional[np.ndarray] = None,
+) -> None:
+    """Accumulates into grads the gradient of the loss given d_out = dL/do for this graph (and, for
+    the additive readout, d_node = dL/do_node from per-operator labels)."""
+    if config.additive:
+        assert cache.share is not None and cache.const_share is not None and cache.h0 is not None
+        grads["readout.constant"] += d_out * cache.const_share
+        d_node_out = cache.share * d_out + (0.0 if d_node is None else d_node)
+        dq = _mlp_backward(params, config, cache, d_node_out, grads)
+        width = cache.h_last.shape[1]
+        _layers_backward(params, config, cache, dq[:, :width], grads, dq[:, width : width + cache.h0.shape[1]])
+        return
+    dz = _mlp_backward(params, config, cache, d_out, grads)
     hidden = config.hidden
     d_slog_sum, d_mean, d_max = dz[:hidden], dz[hidden : 2 * hidden], dz[2 * hidden : 3 * hidden]
     h = cache.h_last
@@ -368,7 +480,15 @@ def _backward_graph(
         grads["readout.weight"] += h.T @ d_scores
         grads["readout.bias"] += d_scores.sum(axis=0)
         dh += d_scores @ params["readout.weight"].T
+    _layers_backward(params, config, cache, dh, grads, None)
 
+
+def _layers_backward(
+    params: Params, config: SageConfig, cache: _GraphCache, dh: np.ndarray, grads: Params,
+    dh0_direct: Optional[np.ndarray],
+) -> None:
+    """The GraphSAGE layers' backward pass from dL/dh (last layer's output), then the embeddings';
+    dh0_direct is a gradient reaching h0 other than through the layers (the additive head's q)."""
     for k in reversed(range(config.layers)):
         p = f"sage{k}."
         layer = cache.layers[k]
@@ -403,8 +523,12 @@ def _backward_graph(
             dh_prev += dh
         dh = dh_prev
 
-    num_node_features = cache.graph.node_features.shape[1]
-    np.add.at(grads["embedding"], cache.graph.op_types, dh[:, num_node_features:])
+    if dh0_direct is not None:
+        dh = dh + dh0_direct
+    f, d = cache.graph.node_features.shape[1], config.embedding_dim
+    np.add.at(grads["embedding"], cache.graph.op_types, dh[:, f : f + d])
+    if config.family_dim:
+        np.add.at(grads["family_embedding"], cache.graph.families, dh[:, f + d :])
 
 
 # ----------------------------------------------------------------------------------- batch API
@@ -442,9 +566,11 @@ def loss_and_gradients(
     config: SageConfig,
     graphs: Sequence[GraphArrays],
     labels: np.ndarray,
+    node_labels: Optional[Sequence[Optional[np.ndarray]]] = None,
 ) -> Tuple[float, np.ndarray, Params]:
     """(loss, raw outputs o [B, T], dL/dparam for every parameter), all in float64; inputs are cast
-    from whatever precision they come in."""
+    from whatever precision they come in. node_labels: per graph None or [N, T] per-operator labels
+    (the additive readout's node loss)."""
     p64, n64 = _as_float64(params), _as_float64(norm)
     y = _check_labels(labels, len(graphs))
     results = [_forward_graph(p64, n64, config, g) for g in graphs]
@@ -469,7 +595,25 @@ def loss_and_gradients(
         # d/do ((o * std + mean - log y) / std)^2 = 2 * scaled.
         d_out = 2.0 * scaled / count
 
+    d_nodes: List[Optional[np.ndarray]] = [None] * len(graphs)
+    if config.additive and node_labels is not None:
+        for b, ((_, cache), labels_b) in enumerate(zip(results, node_labels)):
+            if labels_b is None:
+                continue
+            lab = np.asarray(labels_b, dtype=np.float64)
+            assert cache.node_out is not None
+            cost = np.exp(cache.node_out * std + n64["target_mean"])
+            d_node = np.zeros_like(cost)
+            for t in range(cost.shape[1]):
+                total = lab[:, t].sum()
+                usable = np.all(np.isfinite(lab[:, t])) and np.all(lab[:, t] >= 0) and total > 0
+                if config.is_max_target(t) or not usable:
+                    continue
+                diff = cost[:, t] - lab[:, t]
+                loss += config.node_loss_weight * np.abs(diff).sum() / total / count
+                d_node[:, t] = config.node_loss_weight * np.sign(diff) * cost[:, t] * std[t] / total / count
+            d_nodes[b] = d_node
     grads: Params = {name: np.zeros_like(value) for name, value in p64.items()}
-    for (_, cache), d in zip(results, d_out):
-        _backward_graph(p64, config, cache, d, grads)
+    for (_, cache), d, d_node in zip(results, d_out, d_nodes):
+        _backward_graph(p64, config, cache, d, grads, d_node)
     return loss, o, grads

@@ -30,6 +30,8 @@ from perfsage.evaluation import (  # noqa: E402
 )
 from perfsage.evaluation import _gcn as gcn  # noqa: E402
 from perfsage.evaluation import _plots  # noqa: E402
+from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
+from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
 from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
 
@@ -494,3 +496,67 @@ def test_every_plot_panel_has_axis_labels_and_readable_fonts(tmp_path: Path, mon
                 assert text.get_fontsize() >= 9, (ax.get_title(), text.get_text(), text.get_fontsize())
     # Each panel of the grid names the metric of its own row.
     assert [ax.get_xlabel() for ax in grid] == [f"true {m}" for m in metrics for _ in series]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-operator costs and the op-holdout split
+
+OPS_TARGETS = {"dev": {"metrics": {"latency_ms": "ms"}, "node_metrics": {"latency_ms": "ms"},
+                       "settings": {"tool": "synthetic"}}}
+
+
+def _write_operator_dataset(path: Path, n: int) -> Path:
+    """Per-operator labels from each operator's MACs and bytes (a made-up kernel cost), and model
+    labels that are their sums, as Vela's are."""
+    names = perfsage.node_feature_names()
+    macs, out_bytes = names.index("macs"), names.index("output_activation_bytes")
+    rows = []
+    for item in plan(["kws", "super_resolution"], n, 0):
+        graph = perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"], dtype=item["dtype"]))
+        f = graph.node_features.astype(np.float64)
+        costs = (2e-3 + 1e-7 * f[:, macs] + 2e-8 * f[:, out_bytes]).astype(np.float32)
+        rows.append({**item, "tflite": None, "provenance": "{}", "dev/latency_ms": float(costs.sum()),
+                     "dev/ops/latency_ms": costs.tolist()})
+    with ShardWriter(path, OPS_TARGETS) as writer:
+        writer.write(rows)
+    return path
+
+
+def test_evaluate_scores_operator_costs_and_holds_out_an_operator(tmp_path: Path) -> None:
+    data = _write_operator_dataset(tmp_path / "ops", 20)
+    graphs = open_dataset(data).graphs()
+    op_sets = [frozenset(g.op_names) for g in graphs]
+    held = default_holdout_ops(op_sets)
+    assert held, "some operator is in 2-50% of the models"
+    op = held[0]
+    out = tmp_path / "eval"
+    options = EvaluationOptions(dataset=str(data), targets=["dev"], out=out, splits=["random", "ophold"],
+                                methods=["perfsage", "loglinear"], epochs=30, threads=2, progress=False,
+                                holdout_ops=[op], perfsage={"readout": "additive", "family_dim": 4})
+    report = evaluate(options)
+    by = {(u["label"], u["method"]): u for u in report["units"]}
+    assert set(by) == {(label, m) for label in ("random", f"ophold[{op}]") for m in ("perfsage", "loglinear")}
+    ophold = by[(f"ophold[{op}]", "perfsage")]
+    assert ophold["n_test"] == sum(op in s for s in op_sets) > 0
+    scores = ophold["operators"]["latency_ms"]
+    assert scores["n"] == ophold["n_test"] and 0 <= scores["share_mae"] < 100 and 0 <= scores["top_match"] <= 100
+    assert by[("random", "loglinear")]["operators"] == {}  # the baseline prices no operators
+    text = (out / "report.md").read_text()
+    assert "share MAE pp" in text and f"ophold[{op}]" in text and "'readout': 'additive'" in text
+    # Without the operator labels, nothing to score them against (and no error).
+    with pytest.raises(EvaluationError, match="no labelled model contains NOT_AN_OP"):
+        evaluate(EvaluationOptions(dataset=str(data), targets=["dev"], out=tmp_path / "e2", splits=["ophold"],
+                                   methods=["loglinear"], holdout_ops=["NOT_AN_OP"], progress=False))
+    with pytest.raises(EvaluationError, match="unknown hyperparameter"):
+        evaluate(EvaluationOptions(dataset=str(data), targets=["dev"], out=tmp_path / "e3", splits=["random"],
+                                   methods=["perfsage"], perfsage={"readuot": "additive"}, progress=False))
+
+
+def test_operator_accuracy_of_known_cases() -> None:
+    same = [np.array([1.0, 2.0, 3.0, 4.0])]
+    assert operator_accuracy(same, same) == {"share_mae": 0.0, "top_match": 100.0, "n": 1}
+    # Shares 0.1/0.2/0.3/0.4 against 0.4/0.3/0.2/0.1: |0.3|,|0.1|,|0.1|,|0.3| -> mean 0.2 -> 20 pp;
+    # the top 3 sets differ.
+    flipped = operator_accuracy(same, [np.array([4.0, 3.0, 2.0, 1.0])])
+    assert flipped["share_mae"] == pytest.approx(20.0) and flipped["top_match"] == 0.0
+    assert operator_accuracy([np.array([1.0])], [np.array([0.0])])["n"] == 0  # no measured total: skipped

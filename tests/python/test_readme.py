@@ -88,7 +88,7 @@ HANDLING: Dict[str, Handling] = {
     "perfsage spaces": RUN,
     "perfsage generate --space kws --n 1000 --seed 0 --dtype int8 --out DIR [--strip]": Handling(synopsis=True),
     "perfsage dataset {build,label,info,import-nb201,import-csv,compact,expand,repair} ...": Handling(synopsis=True),
-    "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR]":
+    "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR] [--perfsage K=V]":
         Handling(synopsis=True),
     "perfsage --version": RUN,
 }

@@ -10,6 +10,7 @@ node; predict() must equal exp(o * target_std + target_mean)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -396,3 +397,103 @@ def test_real_models_match_the_reference(real_models: List[Path]) -> None:
         _compare(predictor, config, graphs, arrays, labels)
         _perturb(predictor, seed=22)
         _compare(predictor, config, graphs, arrays, labels)
+
+
+# ------------------------------------------------------------------ the additive readout
+
+FAMILY_OF_OP = perfsage._core.op_families()
+NUM_FAMILIES = len(perfsage._core.op_family_names())
+# The second target is a peak (its name says so): a maximum over the nodes, not a sum.
+ADDITIVE_TARGETS = ["latency", "peak_memory"]
+ADDITIVE_CONFIGS = [
+    SageConfig(readout="additive", embedding_dim=4, hidden=8, layers=2, head_hidden=6, node_loss_weight=0.7),
+    SageConfig(readout="additive", embedding_dim=3, hidden=6, layers=1, family_dim=3, aggregator="max",
+               direction="out", layer_norm=False, loss="log_mse"),
+    SageConfig(readout="additive", embedding_dim=2, hidden=5, layers=3, family_dim=2, head_layers=1,
+               aggregator="sum", residual=False, node_graph_context=False),
+]
+
+
+def _with_max(config: SageConfig) -> SageConfig:
+    return dataclasses.replace(config, max_targets=2)  # ADDITIVE_TARGETS[1] is a peak
+
+
+def _node_labels(arrays: Sequence[GraphArrays], seed: int) -> List:
+    """Per-operator labels for most graphs: positive, a zero (an operator with no cycles), and one
+    graph with a missing value (its node loss is skipped); None for the first graph."""
+    rng = np.random.default_rng(seed)
+    out: List = [None]
+    for i, g in enumerate(arrays[1:], start=1):
+        labels = np.exp(rng.uniform(-3.0, 1.0, size=(g.num_nodes, 2))).astype(np.float32)
+        labels[0, 0] = 0.0 if i == 2 else labels[0, 0]
+        if i == 3:
+            labels[-1, 0] = np.nan
+        out.append(labels)
+    return out
+
+
+@pytest.mark.parametrize("config", ADDITIVE_CONFIGS, ids=lambda c: f"additive-{config_id(c)}-F{c.family_dim}")
+def test_reference_additive_gradients_match_finite_differences(config: SageConfig) -> None:
+    rng = np.random.default_rng(17)
+    graphs = [dataclasses.replace(g, families=rng.integers(0, NUM_FAMILIES, g.num_nodes)) for g in _synthetic_graphs(rng)]
+    labels = _synthetic_labels(rng, len(graphs))
+    config = _with_max(config)
+    node_labels = _node_labels(graphs, seed=2)
+    norm = ref.fit_normalization(graphs, labels, config)
+    shapes = ref.parameter_shapes(config, graphs[0].node_features.shape[1], graphs[0].graph_features.size,
+                                  len(ADDITIVE_TARGETS), NUM_FAMILIES)
+    params = ref.random_parameters(shapes, rng)
+    _, _, grads = ref.loss_and_gradients(params, norm, config, graphs, labels, node_labels)
+    assert set(grads) == set(params)
+    direction_rng = np.random.default_rng(8)
+    for name, value in params.items():
+        direction = direction_rng.standard_normal(value.shape)
+        losses = [ref.loss_and_gradients({**params, name: value + sign * FD_STEP * direction}, norm, config,
+                                         graphs, labels, node_labels)[0] for sign in (1.0, -1.0)]
+        numeric = (losses[0] - losses[1]) / (2 * FD_STEP)
+        _assert_close_to_fd(numeric, float((grads[name] * direction).sum()), name)
+
+
+@pytest.mark.parametrize("config", ADDITIVE_CONFIGS, ids=lambda c: f"additive-{config_id(c)}-F{c.family_dim}")
+def test_additive_float64_matches_the_reference(config: SageConfig, batch: List[perfsage.Graph]) -> None:
+    """Loss, raw outputs and every gradient, with per-operator labels and a peak target, as
+    initialised and perturbed; the normalisation's per-node target offset too."""
+    labels = _labels(len(batch), seed=7)
+    arrays = [ref.graph_arrays(g, FAMILY_OF_OP) for g in batch]
+    config = _with_max(config)
+    node_labels = _node_labels(arrays, seed=3)
+    predictor = perfsage.Predictor(targets=ADDITIVE_TARGETS, seed=5, **config.kwargs())
+    predictor.initialize(batch, labels)
+    expected_norm = ref.fit_normalization(arrays, labels, config)
+    np.testing.assert_allclose(predictor.normalization()["target_mean"], expected_norm["target_mean"], rtol=2e-6)
+    for perturbed in (False, True):
+        if perturbed:
+            _perturb(predictor, seed=9)
+        params, norm = predictor.parameters(), predictor.normalization()
+        loss, outputs, grads = predictor.loss_and_gradients(batch, labels, precision="float64",
+                                                            operator_labels=node_labels)
+        ref_loss, ref_outputs, ref_grads = ref.loss_and_gradients(params, norm, config, arrays, labels, node_labels)
+        assert set(grads) == set(ref_grads)
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, err_msg="loss")
+        np.testing.assert_allclose(outputs, ref_outputs, rtol=1e-5, err_msg="raw outputs")
+        for name, expected in ref_grads.items():
+            np.testing.assert_allclose(grads[name], expected, rtol=1e-5, atol=1e-12, err_msg=name)
+
+
+def test_additive_prediction_is_the_sum_of_operator_costs(batch: List[perfsage.Graph]) -> None:
+    labels = _labels(len(batch), seed=8)
+    predictor = perfsage.Predictor(targets=ADDITIVE_TARGETS, seed=3, **ADDITIVE_CONFIGS[1].kwargs())
+    predictor.initialize(batch, labels)
+    _perturb(predictor, seed=4)
+    predicted = predictor.predict(batch)
+    for graph, row in zip(batch, predicted):
+        prediction, costs, constant = predictor.operator_costs(graph)
+        assert costs.shape == (graph.num_nodes, 2) and np.all(costs > 0)
+        np.testing.assert_allclose(prediction, row, rtol=1e-6)
+        np.testing.assert_allclose(costs[:, 0].sum() + constant[0], row[0], rtol=1e-5)
+        np.testing.assert_allclose(max(costs[:, 1].max(), constant[1]), row[1], rtol=1e-5)
+        explanation = predictor.explain(graph)
+        contributions = sorted(op["contribution"]["latency"] for op in explanation.operators)
+        np.testing.assert_allclose(contributions, np.sort(costs[:, 0]), rtol=1e-6)
+    with pytest.raises(ValueError, match="not additive"):
+        _predictor(SageConfig(), batch, labels, seed=0).operator_costs(batch[0])

@@ -91,6 +91,28 @@ def test_predict_cli_table_json_and_explain(small, tmp_path, capsys):
     assert "share" in capsys.readouterr().out
 
 
+def test_predict_cli_explain_lists_each_operators_cost_for_an_additive_predictor(small, tmp_path, capsys):
+    _, graphs = small
+    labels = np.array([[1e-6 * g.totals["macs"] + 0.05, 1e-3 * g.totals["param_bytes"] + 1.0] for g in graphs])
+    p = perfsage.Predictor(["t/lat", "t/peak_mem"], units=["ms", "bytes"], hidden=16, head_hidden=16, layers=2,
+                           readout="additive", family_dim=4)
+    p.fit((graphs, labels), epochs=3, progress=False)
+    path = tmp_path / "additive.psage"
+    p.save(path)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(perfsage.build_model(perfsage.sample("kws", 1, seed=5)[0]["spec"]))
+    assert cli.main(["predict", str(model), "--target", str(path), "--json", "--explain"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    prediction, costs, constant = p.operator_costs(str(model))
+    assert row["operator_costs"] and len(row["explain"]) == min(len(costs), 10)
+    top = row["explain"][0]
+    assert top["contribution"]["lat"] == pytest.approx(float(costs[:, 0].max()), rel=1e-6)
+    assert float(costs[:, 0].sum() + constant[0]) == pytest.approx(row["metrics"]["lat"]["value"], rel=1e-5)
+    assert cli.main(["predict", str(model), "--target", str(path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "each operator's predicted cost" in out and "peak_mem" in out
+
+
 def test_predict_cli_bad_inputs(small, tmp_path, capsys):
     p, _ = small
     path = tmp_path / "p.psage"

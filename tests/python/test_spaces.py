@@ -9,9 +9,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
 from perfsage import spaces
+from perfsage.spaces._blocks import gru
 from perfsage.spaces.nb201 import EDGES, OPS, arch_string, parse_arch
 from perfsage.datasets import plan, spec_id
 from perfsage.spaces.op_zoo import OP_DRAWS, PATTERNS
@@ -43,7 +45,7 @@ def built() -> Built:
 def test_registry_names_descriptions_and_knobs() -> None:
     registry = spaces.spaces()
     expected = ["image_classification", "kws", "super_resolution", "detection", "nb201", "autoencoder"]
-    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo", "mobile_v3", "cnn_families"])
+    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo", "mobile_v3", "cnn_families", "recurrent_audio"])
     for name, space in registry.items():
         assert space.name == name and spaces.get_space(name) is space
         assert space.description
@@ -281,3 +283,59 @@ def test_family_spaces_build_each_family_as_described() -> None:
     assert {"LOGISTIC", "MUL"} <= seen["efficientnet"]
     assert "HARD_SWISH" in seen["mobile_v3"]
     assert "CONCATENATION" in seen["cnn_families"] and "MAX_POOL_2D" in seen["cnn_families"]
+
+
+def test_recurrent_audio_builds_each_family_as_described() -> None:
+    # Why: the space is there for the recurrent and streaming layouts the other spaces lack.
+    seen: Dict[str, set] = {}
+    for item in spaces.sample("recurrent_audio", 60, seed=0):
+        spec = item["spec"]
+        graph = perfsage.load_tflite(perfsage.build_model(spec, seed=item["seed"]))
+        layers = {layer["op"] for layer in spec["layers"]}
+        family = ("streaming" if len(spec["inputs"]) > 1 else "denoise" if spec["inputs"][0]["name"] == "spectrum"
+                  else "svdf" if "svdf" in layers else "gru" if "split_v" in layers else "lstm")
+        seen.setdefault(family, set()).update(graph.op_names)
+        if family == "streaming":  # every context input has its next value as an output, at its scale
+            assert len(spec["outputs"]) >= len(spec["inputs"]) - 1
+            assert "QUANTIZE" not in graph.op_names
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in seen["lstm"] and "SVDF" in seen["svdf"]
+    assert {"UNPACK", "FULLY_CONNECTED", "SPLIT", "SPLIT_V", "LOGISTIC", "TANH", "MUL", "ADD", "SUB"} <= seen["gru"]
+    assert {"LOGISTIC", "FULLY_CONNECTED"} <= seen["denoise"]
+    assert {"CONCATENATION", "STRIDED_SLICE", "RESHAPE", "CONV_2D"} <= seen["streaming"]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def test_unrolled_gru_computes_a_keras_gru() -> None:
+    # Why: the lowering is only worth its operators if it is a GRU: gate order, which projection
+    # the reset gate scales, and which way the update gate mixes must all be Keras's.
+    b = spaces.SpecBuilder({"x": [1, 3, 5], "h": [1, 4]})
+    sequence, last = gru(b, "x", "g", 4, state="h")
+    b.outputs = [sequence, last]
+    interpreter = Interpreter(model_content=perfsage.build_model(b.spec(), seed=4, dtype="float32"))
+    interpreter.allocate_tensors()
+    by_name = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    wx, bx, wh, bh = (interpreter.get_tensor(by_name[n])
+                      for n in ("g_x0/kernel", "g_x0/bias", "g_t0_recurrent/kernel", "g_t0_recurrent/bias"))
+    rng = np.random.default_rng(1)
+    x, h = rng.uniform(-1, 1, (1, 3, 5)).astype(np.float32), rng.uniform(-1, 1, (1, 4)).astype(np.float32)
+    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+    interpreter.set_tensor(inputs["x"], x)
+    interpreter.set_tensor(inputs["h"], h)
+    interpreter.invoke()
+    expected = []
+    for t in range(3):
+        x_z, x_r, x_h = np.split(x[:, t] @ wx.T + bx, 3, axis=-1)
+        h_z, h_r, h_h = np.split(h @ wh.T + bh, 3, axis=-1)
+        z, r = _sigmoid(x_z + h_z), _sigmoid(x_r + h_r)
+        h = z * h + (1 - z) * np.tanh(x_h + r * h_h)
+        expected.append(h)
+    outputs = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    np.testing.assert_allclose(outputs[sequence], np.stack(expected, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs[last], expected[-1], rtol=1e-5, atol=1e-6)
+    # All steps share one input and one recurrent weight matrix, as in the converter's lowering.
+    graph = perfsage.load_tflite(perfsage.build_model(b.spec(), seed=4))
+    fc_weights = {op["inputs"][1] for op in graph.operators() if op["name"] == "FULLY_CONNECTED"}
+    assert graph.op_names.count("FULLY_CONNECTED") == 6 and len(fc_weights) == 2

@@ -174,6 +174,96 @@ def test_quantize_and_cast_convert_between_types() -> None:
     assert [tensors[n]["dtype"] for n in ("c", "ci", "cf", "cq")] == ["int16", "int32", "float32", "int16"]
 
 
+def _recurrent_layout(graph: perfsage.Graph, op_name: str) -> tuple:
+    """The first ``op_name`` operator's inputs and intermediates: absent (None), or dtype, rank,
+    whether variable and how many scales; and its fused activation."""
+    tensors = graph.tensors()
+    op = next(op for op in graph.operators() if op["name"] == op_name)
+
+    def describe(i: int) -> object:
+        if i < 0:
+            return None
+        t = tensors[i]
+        return t["dtype"], len(t["shape"]), t["is_variable"], len(t["quantization"]["scale"])
+
+    return [describe(i) for i in op["inputs"]], [describe(i) for i in op["intermediates"]], op["options"]["fused_activation"]
+
+
+def test_int8_lstm_is_laid_out_as_the_converter_writes_it(models_dir: Path) -> None:
+    # Why: Vela and the runtimes price the LSTM by this layout (24 inputs, which are absent, int16
+    # cell state, the intermediates integer kernels read); TFLM's LSTM example is the converter's.
+    real = perfsage.load_tflite((models_dir / "tflm_trained_lstm_int8.tflite").read_bytes())
+    ours = perfsage.load_tflite(perfsage.build_model(OP_SPECS["lstm"][0], dtype="int8"))
+    assert _recurrent_layout(ours, "UNIDIRECTIONAL_SEQUENCE_LSTM") == _recurrent_layout(real, "UNIDIRECTIONAL_SEQUENCE_LSTM")
+    tensors = ours.tensors()
+    lstm = ours.operators()[0]
+    x, out = tensors[lstm["inputs"][0]], tensors[lstm["outputs"][0]]
+    output_state, cell_state = (tensors[i] for i in lstm["inputs"][18:20])
+    hidden = tensors[lstm["intermediates"][4]]
+    for t in (output_state, hidden):
+        assert np.array_equal(t["quantization"]["scale"], out["quantization"]["scale"])
+        assert np.array_equal(t["quantization"]["zero_point"], out["quantization"]["zero_point"])
+    # The integer kernel takes a power-of-two cell scale of at most 2^-9.
+    assert np.log2(cell_state["quantization"]["scale"][0]) in range(-15, -8)
+    for gate in range(4):
+        weights, bias = tensors[lstm["inputs"][1 + gate]], tensors[lstm["inputs"][12 + gate]]
+        np.testing.assert_allclose(bias["quantization"]["scale"],
+                                   x["quantization"]["scale"] * weights["quantization"]["scale"], rtol=1e-6)
+
+
+def test_int8_svdf_is_laid_out_as_tflites_integer_kernel_reads_it() -> None:
+    # Why: LiteRT's integer SVDF reads int16 time weights and state and takes only a ReLU (TFLM's
+    # keyword model keeps both in int8, which LiteRT misreads); the bias is at the state's scale
+    # times the time weights'.
+    model = perfsage.build_model(OP_SPECS["svdf"][0], dtype="int8")
+    graph = perfsage.load_tflite(model)
+    inputs, intermediates, activation = _recurrent_layout(graph, "SVDF")
+    assert inputs == [("int8", 2, False, 1), ("int8", 2, False, 1), ("int16", 2, False, 1), ("int32", 1, False, 1),
+                      ("int16", 2, True, 1)]
+    assert intermediates == [] and activation == 1  # RELU
+    tensors = graph.tensors()
+    svdf = graph.operators()[0]
+    time_weights, bias, state = (tensors[i] for i in svdf["inputs"][2:5])
+    np.testing.assert_allclose(bias["quantization"]["scale"],
+                               state["quantization"]["scale"] * time_weights["quantization"]["scale"], rtol=1e-6)
+    interpreter = Interpreter(model_content=model)
+    assert np.abs(interpreter.get_tensor(svdf["inputs"][2])).max() <= 511  # 10 bits
+
+
+@pytest.mark.parametrize("name", ["lstm", "svdf"])
+def test_int8_recurrent_layers_compute_what_the_float32_ones_do(name: str) -> None:
+    # Why: quantisation parameters that do not fit the values (a saturated state, a wrong bias
+    # scale) still load and run; only the numbers tell.
+    spec = OP_SPECS[name][0]
+    x = np.random.default_rng(0).uniform(-1, 1, size=spec["inputs"][0]["shape"]).astype(np.float32)
+    outputs = {}
+    for dtype in ("int8", "float32"):
+        interpreter = Interpreter(model_content=perfsage.build_model(spec, seed=3, dtype=dtype))
+        interpreter.allocate_tensors()
+        d, o = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        if dtype == "int8":
+            scale, zero = d["quantization"]
+            interpreter.set_tensor(d["index"], np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8))
+        else:
+            interpreter.set_tensor(d["index"], x)
+        interpreter.invoke()
+        y = interpreter.get_tensor(o["index"]).astype(np.float32)
+        scale, zero = o["quantization"] if dtype == "int8" else (1.0, 0)
+        outputs[dtype] = (y - zero) * scale
+    spread = np.ptp(outputs["float32"])
+    assert np.abs(outputs["int8"] - outputs["float32"]).max() < 0.1 * spread
+    assert np.corrcoef(outputs["int8"].ravel(), outputs["float32"].ravel())[0, 1] > 0.99
+
+
+def test_input_range_sets_its_int8_quantisation() -> None:
+    # A streaming model's saved state spans its writer's range: no requantisation where it is used.
+    spec = copy.deepcopy(KWS)
+    spec["inputs"][0]["range"] = [0, 4]
+    graph = perfsage.load_tflite(perfsage.build_model(spec))
+    quantization = graph.tensors()[graph.operators()[0]["inputs"][0]]["quantization"]
+    assert quantization["scale"][0] == pytest.approx(4 / 255) and quantization["zero_point"][0] == -128
+
+
 def test_float32_model_has_float_weights() -> None:
     graph = perfsage.load_tflite(perfsage.build_model(KWS, dtype="float32"))
     assert {t["dtype"] for t in graph.tensors()} == {"float32", "int32"}  # int32: reshape's shape
@@ -214,8 +304,19 @@ def bad(spec_change) -> dict:
          r"layer 6 'q' \(quantize\): 'range_scale' must be positive"),
         (lambda s: s["layers"].insert(6, {"name": "q", "op": "quantize", "to": "uint8"}),
          r"layer 6 'q' \(quantize\): 'to' must be one of int8, int16"),
+        (lambda s: s["layers"][6].update(weights_of="c1"),
+         r"layer 6 'fc' \(dense\): 'weights_of' must name an earlier dense layer of 12 units on 64 features, got 'c1'"),
+        # The shared bias is at the first input's scale times the weights'.
+        (lambda s: s["layers"].extend([{"name": "d", "op": "dense", "units": 64, "inputs": ["flat"]},
+                                       {"name": "fc2", "op": "dense", "units": 12, "weights_of": "fc"}]),
+         r"layer 9 'fc2' \(dense\): shares the weights of 'fc', whose input has another int8 scale"),
+        (lambda s: s["layers"].insert(6, {"name": "a", "op": "add", "inputs": ["flat", "flat"], "bound": 0}),
+         r"layer 6 'a' \(add\): 'bound' must be positive"),
+        (lambda s: s["layers"].insert(6, {"name": "l", "op": "lstm", "units": 8}),
+         r"layer 6 'l' \(lstm\): needs a \[batch, time, features\] input, got \[1, 64\]"),
         (lambda s: s["layers"][1].update(name="c1"), r"layer 1 'c1' \(relu\): name 'c1' is already used"),
         (lambda s: s["inputs"][0].update(shape=[1, 0, 10, 1]), r"input 'x' has a non-positive size"),
+        (lambda s: s["inputs"][0].update(range=[1, 1]), r"inputs\[0\].range must be \[lo, hi\] with lo < hi"),
         (lambda s: s.update(outputs=["missing"]), r"output 'missing' is not a layer"),
         (lambda s: s.update(layers=[]), r"'layers' must be a non-empty list"),
     ],

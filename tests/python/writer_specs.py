@@ -170,6 +170,19 @@ OP_SPECS = {
     {"name": "wide", "op": "quantize", "to": "int16", "inputs": ["c"], "range_scale": 1.5},
     {"name": "narrow", "op": "quantize", "range_scale": 0.5},
     {"name": "a", "op": "add", "inputs": ["rq", "narrow"]}), "QUANTIZE", "npu"),
+  # Stacked Keras LSTMs over 16 frames: the first returns its sequence, the second its last step
+  # (a STRIDED_SLICE), then a classifier. Vela unrolls the LSTMs into NPU operations.
+  "lstm": (_op_spec(
+    [1, 16, 10],
+    {"name": "l1", "op": "lstm", "units": 24},
+    {"name": "l2", "op": "lstm", "units": 16, "return_sequences": False},
+    {"name": "fc", "op": "dense", "units": 12}), "UNIDIRECTIONAL_SEQUENCE_LSTM", "npu"),
+  # Stacked SVDFs over one frame of 40 features, as TFLM's keyword model; Vela has no SVDF.
+  "svdf": (_op_spec(
+    [1, 40],
+    {"name": "s1", "op": "svdf", "units": 32, "memory": 8, "rank": 2},
+    {"name": "s2", "op": "svdf", "units": 16, "memory": 4},
+    {"name": "fc", "op": "dense", "units": 12}), "SVDF", "cpu"),
 }
 # Outputs whose type is not the model's activation type: int32 indices and values.
 PLAIN_OUTPUTS = {"am": "int32", "ci": "int32"}
@@ -184,7 +197,8 @@ def _variant(spec, **layers):
 
 
 # Specs with a layer that LiteRT has no 16x8 kernel for, and that layer's op.
-NO_INT16X8 = {"image_all_ops": "hard_swish", "transformer": "layer_norm", "arg_max": "arg_max"}
+NO_INT16X8 = {"image_all_ops": "hard_swish", "transformer": "layer_norm", "arg_max": "arg_max", "lstm": "lstm",
+              "svdf": "svdf"}
 # The specs int16x8 models are written from: those of ALL, the two large ones with their layers
 # that have no 16x8 kernel swapped for ones that do (the divisor-like rsqrt input made positive).
 INT16X8 = {

@@ -22,7 +22,9 @@
 
 namespace perfsage {
 
-constexpr uint32_t kCheckpointFormatVersion = 1;
+// Format 2 added the additive readout's configuration fields (see checkpoint.cpp); a network
+// without them is still written as format 1.
+constexpr uint32_t kCheckpointFormatVersion = 2;
 
 struct ModelInfo {
   std::vector<std::string> target_names;

@@ -21,6 +21,9 @@ struct GraphInput {
   int64_t num_nodes = 0;
   int64_t num_edges = 0;
   bool slog_applied = false;             // features already hold slog(value) (GraphSet does this)
+  // [num_nodes, T] per-operator labels (NaN: missing), or null; the additive readout learns from
+  // them (SageConfig::node_loss_weight), prediction ignores them.
+  const float* node_labels = nullptr;
 };
 
 GraphInput graph_input(const Graph& graph);
@@ -39,6 +42,11 @@ class GraphSet {
   int64_t size() const { return static_cast<int64_t>(node_offset_.size()) - 1; }
   int64_t num_nodes(int64_t i) const { return node_offset_[i + 1] - node_offset_[i]; }
   GraphInput at(int64_t i) const;
+  // Per-operator labels of graph i ([num_nodes(i), num_targets] row-major, NaN = missing), which
+  // at(i) then hands to the network; every call names the same number of targets. Throws naming
+  // the graph if i is out of range or the target count differs.
+  void set_node_labels(int64_t i, const float* labels, int32_t num_targets);
+  int32_t node_label_targets() const { return node_label_targets_; }  // 0: no graph has any
   int64_t memory_bytes() const;
   int32_t num_node_features() const { return num_node_features_; }
   int32_t num_graph_features() const { return num_graph_features_; }
@@ -50,6 +58,9 @@ class GraphSet {
   std::vector<int64_t> edges_;  // per graph: its sources then its destinations
   std::vector<float> graph_features_;
   std::vector<int64_t> node_offset_{0}, edge_offset_{0};
+  int32_t node_label_targets_ = 0;
+  std::vector<float> node_labels_;        // [total nodes, node_label_targets_], once any is set
+  std::vector<char> has_node_labels_;     // per graph
 };
 
 // Checks one graph against the configuration (feature counts, op types in the vocabulary, edge

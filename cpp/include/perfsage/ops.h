@@ -26,4 +26,13 @@ const std::vector<std::string>& op_names();
 // Code for a name, or -1.
 int32_t op_code(const std::string& name);
 
+// Operator families: groups of ops whose cost follows the same shape (convolutions, matrix
+// products, elementwise arithmetic, data movement, ...). The network's family embedding lets an
+// op type it never saw in training be priced as a member of its family. Family 0 is "other"
+// (custom ops and every op the table below does not name). Adding families or members changes
+// what a trained network reads, so the table only grows at the end.
+int32_t op_family_count();
+int32_t op_family(int32_t builtin_code);           // 0 for codes outside the vocabulary
+const std::string& op_family_name(int32_t family);  // throws std::out_of_range if unknown
+
 }  // namespace perfsage

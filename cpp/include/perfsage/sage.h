@@ -2,7 +2,9 @@
 //
 // The model, exactly (tests/python/sage_reference.py implements the same text independently):
 //   slog(v) = sign(v) * log1p(|v|), elementwise.
-//   1. x = (slog(node_features) - node_mean) / node_std; h = [x | embedding[op_type]]   [N, F + D]
+//   1. x = (slog(node_features) - node_mean) / node_std;
+//      h = [x | embedding[op_type] | family_embedding[op_family(op_type)]]   [N, F + D + Fam]
+//      (the family part only when family_dim > 0; see ops.h)
 //   2. K layers: a_in[i]  = AGG over edges j -> i of h[j]   (predecessors: messages along edges)
 //                a_out[i] = AGG over edges i -> j of h[j]   (successors: against edges, the
 //                           direction the original PerfSAGE used)
@@ -19,9 +21,24 @@
 //      z = [r | (slog(graph_features) - graph_mean) / graph_std]
 //   4. head: L linear layers with relu between them: z -> o, one output per target.
 //   5. prediction y = exp(o * target_std + target_mean): positive, and errors are relative.
+// With readout = 'additive', steps 3 and 4 are instead (the shape of Vela's estimate: latency,
+// energy and traffic are sums over operators, peak memory a maximum over the schedule):
+//   3'. every node i runs the head on q_i = [h_i | h0_i | (slog(graph_features) - graph_mean) /
+//      graph_std] (the last part only with node_graph_context) to o_node_i (one value per
+//      target); its cost is c_it = exp(o_node_it * std_t +
+//      mean_t). With the learnt constant k_t (parameter "readout.constant"):
+//      sum target:  o_t = log(sum_i exp(std_t o_node_it) + exp(std_t k_t)) / std_t, i.e.
+//                   y_t = sum_i c_it + exp(std_t k_t + mean_t);
+//      max target (bit t of max_targets):  o_t = max(max_i o_node_it, k_t).
+//      fit_normalization sets a sum target's mean_t to the mean of log(label / number of nodes).
+//   Per-operator labels l_it (GraphInput::node_labels), where a graph has them for every node of
+//   a sum target, add node_loss_weight * sum_i |c_it - l_it| / sum_i l_it to its loss terms
+//   (divided by the same count as the graph terms).
 // Losses over the finite labels of a batch (NaN labels are missing and masked out), n of them:
 //   MAPE = mean |y_hat - y| / y;  log-MSE = mean ((log y_hat - log y) / target_std)^2.
-// Subgradients: relu'(0) = 0, |x|'(0) = 0, max sends its gradient to the lowest node index.
+// Subgradients: relu'(0) = 0, |x|'(0) = 0, max sends its gradient to the lowest node index (the
+// additive readout's max: to the constant unless a node exceeds it, then to the first such
+// largest node).
 //
 // Parameters are row-vector matrices (out = in W + b) stored in one flat float vector, named as
 // in ParamLayout ("embedding", "sage0.w_self", "head1.bias", ...). All math is templated on the
@@ -79,7 +96,13 @@ class SageNetwork {
   // much channel k raises the target's output (|d o_t / d lse_k| when no channel raises it). A
   // target's shares sum to 1 over the nodes. Fills prediction [T] and shares [num_nodes, T]
   // (row-major). Throws perfsage::Error if the network has no readout channels.
+  // With the additive readout, the shares are each operator's predicted cost over the operators'
+  // total (for a maximum target: 1 for the operator that sets it).
   void explain(const GraphInput& graph, float* prediction, float* shares) const;
+  // Additive readout only: prediction [T], each operator's predicted cost [num_nodes, T]
+  // (row-major) and the graph's learnt constant [T]. For a sum target the prediction is the
+  // costs' sum plus the constant; for a maximum target their maximum (and the constant's).
+  void operator_costs(const GraphInput& graph, float* prediction, float* costs, float* constant) const;
 
   // Mean loss over the finite labels, raw outputs o ([n, T]), and the gradient of the loss with
   // respect to every parameter (flat, layout order), all computed in Scalar precision.

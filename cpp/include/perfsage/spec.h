@@ -7,6 +7,9 @@
 //     "layers": [ {"name": "c1", "op": "conv2d", "inputs": ["x"], ...params}, ... ],
 //     "outputs": ["softmax"]                               optional: default the last layer
 //   }
+// An input may give "range": [lo, hi], the float values it spans (default [-1, 1]), which set its
+// int8 scale and zero point: a streaming model's saved state spans what the layer that writes it
+// gives.
 // Layers are listed in execution order. "inputs" names earlier layers or spec inputs; when omitted
 // it is the previous layer (the first layer: the first input). Names must be unique; when a name
 // is omitted, the layer is called "<op>_<index>".
@@ -17,10 +20,20 @@
 //   depthwise_conv2d  kernel, stride [1], dilation [1], padding [same], depth_multiplier [1],
 //                     activation [none], bias [true]
 //   transpose_conv2d  filters, kernel, stride [1], padding [same], bias [true]
-//   dense             units, activation [none], bias [true]; acts on the last dimension
-//   add, mul, sub, div  two inputs, broadcasting as numpy; activation [none]. div's quotient range
-//                     assumes a divisor no nearer zero than a quarter of its largest magnitude:
-//                     keep divisors away from zero (e.g. the exp of a logistic, in [1, e])
+//   dense             units, activation [none], bias [true]; acts on the last dimension; weights_of: an
+//                     earlier dense layer whose kernel and bias it shares (the time steps of an
+//                     unrolled recurrent layer; in int8 its input must have that layer's input scale)
+//   lstm              units, return_sequences [true]: a Keras LSTM over [batch, time, features] as the
+//                     converter fuses it (UNIDIRECTIONAL_SEQUENCE_LSTM with its state in variable
+//                     tensors); without return_sequences a STRIDED_SLICE keeps the last step [batch, units]
+//   svdf              units, memory, rank [1]: SVDF over one frame [batch, features] with a ReLU, its
+//                     last `memory` filter outputs in a variable state tensor
+//   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul); bound: the
+//                     output's known magnitude, its int8 range [-bound, bound] instead of the inputs'
+//                     interval arithmetic (a recurrent state's, which would widen at every step)
+//   div               two inputs, broadcasting; activation [none]. The quotient's range assumes a
+//                     divisor no nearer zero than a quarter of its largest magnitude: keep divisors
+//                     away from zero (e.g. the exp of a logistic, in [1, e])
 //   squared_difference  two inputs
 //   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
 //                     another are requantised, as for concat)
@@ -77,7 +90,7 @@
 //                     MUL, ADD
 // "bias": false gives a zero bias tensor, as the converter writes for bias-free layers.
 // int16x8 models take every op but arg_max, depth_to_space, hard_swish, squared_difference and
-// layer_norm, which LiteRT has no 16x8 kernel for.
+// layer_norm, which LiteRT has no 16x8 kernel for, and lstm and svdf (written for int8 only).
 // Anything else — an unknown op or parameter, a channel mismatch, a non-positive size, a kernel
 // larger than its padded input, a dangling input name — is a perfsage::Error naming the layer.
 #pragma once
@@ -94,6 +107,7 @@ namespace perfsage {
 struct SpecInput {
   std::string name;
   std::vector<int32_t> shape;
+  float lo = -1.0f, hi = 1.0f;  // "range"
 };
 
 struct SpecLayer {

@@ -23,16 +23,17 @@ import numpy as np
 
 from .._core import Graph
 from .._io import utc_timestamp
-from .._predictor import load_predictor
+from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, dataset_operator_labels, load_predictor
 from .._recipes import Recipe, recipe_for, split_record
 from ..datasets import open_dataset
 from ._method import Method, graph_size_features
 from ._methods import method_class, method_names
-from ._metrics import accuracy
+from ._metrics import accuracy, operator_accuracy
 from ._records import json_safe, safe_name, save_predictions, write_json
 from ._report import write_report
 from .._split import Split
-from ._splits import SPLIT_NAMES, EvaluationError, fewshot_splits, loso_splits, random_split
+from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, loso_splits,
+                      ophold_splits, random_split)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class EvaluationOptions:
     dataset: str
     targets: List[str]
     out: Path
-    splits: List[str] = field(default_factory=lambda: list(SPLIT_NAMES))
+    splits: List[str] = field(default_factory=lambda: list(DEFAULT_SPLITS))
     methods: List[str] = field(default_factory=method_names)
     real: Optional[str] = None
     epochs: Optional[int] = None  # perfsage epochs; None: the recipe's
@@ -50,9 +51,11 @@ class EvaluationOptions:
     predictors: Optional[Path] = None  # perfsage predictors trained on the random split already (shipped ones)
     seed: int = 0
     fewshot_sizes: List[int] = field(default_factory=lambda: [100, 900])
+    holdout_ops: Optional[List[str]] = None  # op-holdout split's operator types; None: default_holdout_ops
     limit: Optional[int] = None
     threads: int = 0
     gcn: Dict[str, Any] = field(default_factory=dict)  # overrides of GCN_DEFAULTS
+    perfsage: Dict[str, Any] = field(default_factory=dict)  # overrides of the recipes' hyperparameters
     progress: bool = True
     command: str = ""
 
@@ -80,6 +83,10 @@ class EvaluationOptions:
             raise EvaluationError(f"--fewshot-sizes must be integers >= 2, got {self.fewshot_sizes}")
         if self.threads < 0:
             raise EvaluationError(f"--threads must be >= 0 (0: every core), got {self.threads}")
+        unknown = sorted(set(self.perfsage) - set(NETWORK_DEFAULTS) - set(TRAINING_DEFAULTS) - {"validation_split"})
+        if unknown:
+            raise EvaluationError(f"--perfsage: unknown hyperparameter(s) {', '.join(unknown)}; known: "
+                                  f"{', '.join(sorted(NETWORK_DEFAULTS) + sorted(TRAINING_DEFAULTS))}")
 
 
 @dataclass
@@ -128,6 +135,8 @@ class LabelledRows:
         self.spaces = self.dataset.spaces
         self.usable: Dict[str, np.ndarray] = {}
         self.labels: Dict[str, np.ndarray] = {}
+        # Per target, each row's per-operator labels [num_nodes, metrics] (None: none), or None.
+        self.operator_labels: Dict[str, Optional[List[Optional[np.ndarray]]]] = {}
         self._graphs: Optional[List[Optional[Graph]]] = None
         self.load_seconds = 0.0
 
@@ -142,7 +151,17 @@ class LabelledRows:
         good = np.all(np.isfinite(labels) & (labels > 0), axis=1)
         self.labels[recipe.target] = labels
         self.usable[recipe.target] = self.rows[good[self.rows]]
+        self.operator_labels[recipe.target] = dataset_operator_labels(self.dataset, recipe.columns)
         return self.usable[recipe.target]
+
+    def operator_rows(self, target: str, rows: np.ndarray) -> Optional[List[Optional[np.ndarray]]]:
+        """The per-operator labels of ``rows`` for ``target``, or None if the dataset has none."""
+        labels = self.operator_labels.get(target)
+        return None if labels is None else [labels[r] for r in np.asarray(rows).tolist()]
+
+    def op_sets(self, rows: np.ndarray) -> List[frozenset]:
+        """The operator types of each row's model."""
+        return [frozenset(g.op_names) for g in self.graphs(rows)]
 
     def graphs(self, rows: np.ndarray) -> List[Graph]:
         if self._graphs is None:
@@ -192,7 +211,7 @@ def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: Evalu
     if name == "perfsage":
         epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
         return cls(recipe.columns, units, options.seed, options.threads,
-                   hyperparameters=recipe.hyperparameters, epochs=epochs)
+                   hyperparameters={**recipe.hyperparameters, **options.perfsage}, epochs=epochs)
     if name == "gcn":
         return cls(recipe.columns, units, options.seed, options.threads, **options.gcn)
     return cls(recipe.columns, units, options.seed, options.threads)
@@ -280,6 +299,10 @@ class Runner:
             out.extend(fewshot_splits(rows, random, self.options.fewshot_sizes, seed, target))
         if random is not None and self.real is not None and target in self.real_targets:
             out.append(Split(train=random.train, val=random.val, test=self.real.usable[target], name="real"))
+        if "ophold" in wanted:
+            op_sets = self.data.op_sets(rows)
+            ops = self.options.holdout_ops or default_holdout_ops(op_sets)
+            out.extend(ophold_splits(rows, op_sets, ops, seed, target))
         return out
 
     def _plan(self) -> List[Unit]:
@@ -402,8 +425,12 @@ class Runner:
         else:
             train = (self.data.graphs(split.train), labels[split.train])
             val = (self.data.graphs(split.val), labels[split.val])
+            extra: Dict[str, Any] = {}
+            if method.uses_operator_labels:
+                extra["operator_labels"] = (self.data.operator_rows(target, split.train),
+                                            self.data.operator_rows(target, split.val))
             fit_started = time.perf_counter()
-            fit_info = method.fit(train, val, progress=self.options.progress)
+            fit_info = method.fit(train, val, progress=self.options.progress, **extra)
             train_seconds = time.perf_counter() - fit_started
         test_data = self.test_data(split)
         test_graphs = test_data.graphs(split.test)
@@ -427,7 +454,8 @@ class Runner:
             **{f"n_{k}": v for k, v in split.sizes().items()},
             "train_seconds": round(train_seconds, 3), "predict_seconds": round(predict_seconds, 3),
             "fit": fit_info, "prediction": getattr(method, "last_prediction", {}),
-            "metrics": metrics, "config": config,
+            "metrics": metrics, "operators": self.operator_scores(unit, method, test_data, test_graphs),
+            "config": config,
             "finished_at": utc_timestamp("seconds"),
             "host": platform.node(),
         }
@@ -435,6 +463,25 @@ class Runner:
         print(f"{prefix}: finished in {time.perf_counter() - started:.1f} s (training {train_seconds:.1f} s): "
               f"{_format_mapes(metrics)}", file=self.log, flush=True)
         return json.loads(path.read_text())
+
+
+    def operator_scores(self, unit: Unit, method: Method, test_data: LabelledRows,
+                        test_graphs: List[Graph]) -> Dict[str, Dict[str, float]]:
+        """Per metric, the method's per-operator costs against the test rows' per-operator labels
+        (``operator_accuracy``), for a method that prices operators; {} otherwise."""
+        measured = test_data.operator_rows(unit.target, unit.split.test)
+        if not method.uses_operator_labels or measured is None:
+            return {}
+        kept = [(g, m) for g, m in zip(test_graphs, measured) if m is not None]
+        if not kept:
+            return {}
+        predicted = [method.graph_operator_costs(g) for g, _ in kept]
+        out = {}
+        for j, metric in enumerate(self.recipes[unit.target].metrics):
+            pairs = [(p[:, j], m[:, j]) for p, (_, m) in zip(predicted, kept) if np.all(np.isfinite(m[:, j]))]
+            if pairs:
+                out[metric] = operator_accuracy([p for p, _ in pairs], [m for _, m in pairs])
+        return out
 
 
 def evaluate(options: EvaluationOptions, log: Optional[TextIO] = None) -> Dict[str, Any]:

@@ -70,11 +70,17 @@ def load_arrays(path: Path, kind: str) -> Tuple[Dict[str, np.ndarray], Dict[str,
 
 
 class Method:
-    """One way of predicting a target's metrics from graphs. Subclasses set ``name`` and ``file_suffix``."""
+    """One way of predicting a target's metrics from graphs. Subclasses set ``name`` and ``file_suffix``.
+
+    A method whose ``uses_operator_labels`` is true also gets, in ``fit``, the rows' per-operator
+    labels (``operator_labels=(train, val)``, per row None or ``[num_nodes, metrics]``), and has
+    ``graph_operator_costs(graph)`` (``[num_nodes, metrics]``), which the evaluation scores against them.
+    """
 
     name = ""
     file_suffix = ".npz"
     summary = ""  # one paragraph for the report: what the method is and how it is fitted
+    uses_operator_labels = False
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0) -> None:
         self.columns = list(columns)

@@ -4,7 +4,7 @@ the lookup and GCN baselines in their own files, and the registry of all of them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,10 +36,16 @@ class PerfSageMethod(Method):
         return {"hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **self.hyperparameters},
                 "epochs": self.epochs}
 
-    def fit(self, train: Labelled, val: Labelled, progress: bool = False) -> Dict[str, Any]:
+    @property
+    def uses_operator_labels(self) -> bool:  # type: ignore[override]
+        return self.hyperparameters.get("readout", NETWORK_DEFAULTS["readout"]) == "additive"
+
+    def fit(self, train: Labelled, val: Labelled, progress: bool = False,
+            operator_labels: Optional[Tuple[Any, Any]] = None) -> Dict[str, Any]:
         self.predictor = Predictor(self.columns, units=self.units, **self.hyperparameters)
-        self.predictor.fit((list(train[0]), train[1]), val=(list(val[0]), val[1]), epochs=self.epochs,
-                           threads=self.threads, progress=progress)
+        train_ops, val_ops = operator_labels if operator_labels is not None else (None, None)
+        self.predictor.fit((list(train[0]), train[1], train_ops), val=(list(val[0]), val[1], val_ops),
+                           epochs=self.epochs, threads=self.threads, progress=progress)
         info = self.predictor.provenance
         return {"epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
                 "stopped_early": info.get("stopped_early"),
@@ -48,13 +54,17 @@ class PerfSageMethod(Method):
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         return self.predictor.predict(list(graphs), threads=self.threads).astype(np.float64)
 
+    def graph_operator_costs(self, graph: Graph) -> np.ndarray:
+        return self.predictor.operator_costs(graph)[1].astype(np.float64)
+
     def save(self, path: Path) -> None:
         self.predictor.save(path)
 
     @classmethod
     def load(cls, path: Path, threads: int = 0) -> "PerfSageMethod":
         predictor = load_predictor(path)
-        self = cls(predictor.output_names, predictor.units, int(predictor.hyperparameters.get("seed", 0)), threads)
+        self = cls(predictor.output_names, predictor.units, int(predictor.hyperparameters.get("seed", 0)), threads,
+                   hyperparameters=predictor.hyperparameters)
         self.predictor = predictor
         return self
 

@@ -164,3 +164,26 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> Dict[str, float]:
         "kendall": kendall_tau_b(t, np.where(np.isfinite(p), p, np.finfo(np.float64).max)),
         "n": int(t.size),
     }
+
+
+def operator_accuracy(predicted: "list[np.ndarray]", measured: "list[np.ndarray]", top: int = 3) -> Dict[str, float]:
+    """How well predicted per-operator costs match measured ones (e.g. Vela's per-layer cycles),
+    over models given as pairs of ``[num_nodes]`` cost vectors (models whose measured total is not
+    positive are skipped): ``share_mae``, the mean over every operator of every model of the
+    absolute difference between its predicted and its measured share of the model's total, in
+    percentage points; ``top_match``, the percentage of models whose ``top`` costliest operators
+    (all of them in smaller models) are the same set in both; ``n``, the models scored."""
+    errors, matches = [], []
+    for p, m in zip(predicted, measured):
+        p, m = np.asarray(p, dtype=np.float64), np.asarray(m, dtype=np.float64)
+        if p.shape != m.shape:
+            raise ValueError(f"operator costs of {p.size} and {m.size} operators")
+        if not (m.sum() > 0 and p.sum() > 0):
+            continue
+        errors.append(np.abs(p / p.sum() - m / m.sum()))
+        k = min(top, m.size)
+        matches.append(set(np.argsort(-p, kind="stable")[:k].tolist()) == set(np.argsort(-m, kind="stable")[:k].tolist()))
+    if not errors:
+        return {"share_mae": math.nan, "top_match": math.nan, "n": 0}
+    return {"share_mae": float(np.mean(np.concatenate(errors)) * 100.0),
+            "top_match": float(np.mean(matches) * 100.0), "n": len(errors)}

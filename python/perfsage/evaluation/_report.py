@@ -243,6 +243,14 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
                   f"Rows: train {first['n_train']:,}, val {first['n_val']:,}, test {first['n_test']:,}; {what}.", ""]
         entries = [(m, meth, by[(label, meth)]["metrics"][m]) for m in metrics for meth in methods if (label, meth) in by]
         lines += _table(_STATS_HEADERS + ["n test"], _stats_rows(entries)) + [""]
+        operator_rows = [[m, meth, _fmt(s["share_mae"], 2), _fmt(s["top_match"], 1), _fmt(int(s["n"]))]
+                         for meth in methods if (label, meth) in by
+                         for m, s in (by[(label, meth)].get("operators") or {}).items()]
+        if operator_rows:
+            lines += ["Per-operator costs against the per-operator labels (Vela's per-layer estimates): mean "
+                      "absolute error of each operator's share of its model's total, in percentage points, and "
+                      "the share of models whose 3 costliest operators are the same.", ""]
+            lines += _table(["metric", "method", "share MAE pp", "top-3 match %", "models"], operator_rows) + [""]
     if target in means:
         spaces = next(iter(means[target].values()))[metrics[0]]["spaces"]
         lines += ["### loso mean", "", f"Each statistic averaged over the {spaces} held-out spaces.", ""]
@@ -294,6 +302,8 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
     for target, recipe in data["recipes"].items():
         lines.append(f"- perfsage recipe for {target}: metrics {', '.join(recipe['metrics'])}; epochs "
                      f"{recipe['epochs']}; hyperparameters {recipe['hyperparameters'] or 'library defaults'}")
+    if options.get("perfsage"):
+        lines.append(f"- perfsage hyperparameters set over the recipes (--perfsage): {options['perfsage']}")
     if "gcn" in methods:
         lines.append(f"- gcn settings: {data['gcn_settings']}")
     lines += ["", "Statistics: MAPE and RMSPE in percent of the true value; ±5 % / ±10 %: share of test models "
@@ -301,7 +311,8 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
               "predicted values. Splits: random 80/10/10; loso: train (90/10) on all other search spaces, test on "
               "every row of the held-out one; fewshot k: k training rows + max(10, k/10) validation rows from the "
               "random split's training part, test on all other rows; real: the random split's models on the real-"
-              "model dataset.", "", "## Goals", ""]
+              "model dataset; ophold OP: train (90/10) on the models without operator type OP, test on those with "
+              "it.", "", "## Goals", ""]
     lines += _goal_lines(data["goals"]) + [""]
     if data["noise"]:
         lines += ["## Measurement noise", ""]
@@ -368,8 +379,9 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "seconds_this_run": round(seconds, 1),
         "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,
                     "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
-                    "fewshot_sizes": options.fewshot_sizes, "limit": options.limit, "threads": options.threads,
-                    "gcn": options.gcn},
+                    "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
+                    "limit": options.limit, "threads": options.threads,
+                    "gcn": options.gcn, "perfsage": options.perfsage},
         "dataset": runner.data.describe(),
         "real_dataset": runner.real.describe() if runner.real is not None else None,
         "methods": {m: method_class(m).summary for m in options.methods},

@@ -10,10 +10,18 @@ from typing import List, Sequence
 
 import numpy as np
 
-from .._split import Split, few_shot, leave_one_space_out
+from .._split import Split, few_shot, leave_one_space_out, op_holdout
 from .._split import random_split as _random_split
 
-SPLIT_NAMES = ("random", "loso", "fewshot", "real")
+SPLIT_NAMES = ("random", "loso", "fewshot", "real", "ophold")
+# What runs without --splits: the op-holdout split trains one model per held-out operator, so it is
+# asked for by name.
+DEFAULT_SPLITS = ("random", "loso", "fewshot", "real")
+# The op-holdout split's default operators: those in at least this share of the rows (and at most
+# OPHOLD_MAX_SHARE, so that enough rows train), the OPHOLD_DEFAULT_COUNT rarest of them.
+OPHOLD_MIN_SHARE = 0.02
+OPHOLD_MAX_SHARE = 0.5
+OPHOLD_DEFAULT_COUNT = 6
 # Fewest rows a method is trained on; below it a split is refused rather than scored on noise.
 MIN_TRAIN_ROWS = 2
 MIN_VAL_ROWS = 1
@@ -57,6 +65,33 @@ def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) ->
                          f"are all of space {names[0] if names else '(none)'!r} (leave loso out of --splits)")
     return [_check(leave_one_space_out(rows, row_spaces, name, index, seed), target)
             for index, name in enumerate(names)]
+
+
+def default_holdout_ops(op_sets: Sequence[frozenset]) -> List[str]:
+    """The operators the op-holdout split holds out when none are named: of those that occur in
+    between OPHOLD_MIN_SHARE and OPHOLD_MAX_SHARE of the models, the OPHOLD_DEFAULT_COUNT rarest
+    (ties by name)."""
+    counts: dict = {}
+    for ops in op_sets:
+        for op in ops:
+            counts[op] = counts.get(op, 0) + 1
+    n = max(1, len(op_sets))
+    eligible = [op for op, c in counts.items() if OPHOLD_MIN_SHARE <= c / n <= OPHOLD_MAX_SHARE]
+    return sorted(eligible, key=lambda op: (counts[op], op))[:OPHOLD_DEFAULT_COUNT]
+
+
+def ophold_splits(rows: np.ndarray, op_sets: Sequence[frozenset], ops: Sequence[str], seed: int,
+                  target: str) -> List[Split]:
+    """One split per operator type in ``ops``: test on the rows whose model contains it, train
+    (90/10 train/val) on the others. ``op_sets[i]`` holds the op types of ``rows[i]``'s model."""
+    rows = np.asarray(rows, dtype=np.int64)
+    present = set().union(*op_sets) if len(op_sets) else set()
+    missing = [op for op in ops if op not in present]
+    if missing:
+        raise SplitError(f"{target}: op-holdout: no labelled model contains {', '.join(missing)}; the models hold "
+                         f"{', '.join(sorted(present))}")
+    return [_check(op_holdout(rows, np.array([op in s for s in op_sets]), op, index, seed), target)
+            for index, op in enumerate(ops)]
 
 
 def fewshot_val_size(k: int) -> int:

@@ -7,6 +7,7 @@ it out and returns the exit status.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, List
 from ._evaluate import EvaluationOptions, evaluate
 from ._gcn import GCN_DEFAULTS
 from ._methods import method_names
-from ._splits import SPLIT_NAMES
+from ._splits import DEFAULT_SPLITS, SPLIT_NAMES
 
 
 def _names(text: str) -> List[str]:
@@ -27,6 +28,18 @@ def _sizes(text: str) -> List[int]:
         return [int(part) for part in _names(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _setting(text: str) -> tuple:
+    """KEY=VALUE, the value read as JSON where it parses (3, 0.5, true) and as a string otherwise."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -43,8 +56,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("dataset", metavar="DATASET", help="labelled dataset (directory of shards or .parquet)")
     parser.add_argument("--target", action="append", required=True, help="target to evaluate (repeat for several)")
     parser.add_argument("--out", required=True, help="output directory (created; resumed when it holds units)")
-    parser.add_argument("--splits", type=_names, default=list(SPLIT_NAMES),
-                        help=f"comma-separated, of {','.join(SPLIT_NAMES)} (default: all)")
+    parser.add_argument("--splits", type=_names, default=list(DEFAULT_SPLITS),
+                        help=f"comma-separated, of {','.join(SPLIT_NAMES)} (default: {','.join(DEFAULT_SPLITS)})")
     parser.add_argument("--real", help="dataset of real models labelled on the same target(s), for the real split")
     parser.add_argument("--methods", type=_names, default=method_names(),
                         help=f"comma-separated, of {','.join(method_names())} (default: all)")
@@ -57,6 +70,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and of every method (default 0)")
     parser.add_argument("--fewshot-sizes", type=_sizes, default=[100, 900],
                         help="training-set sizes of the few-shot split (default 100,900)")
+    parser.add_argument("--holdout-ops", type=_names, metavar="OP,OP,...",
+                        help="operator types the ophold split holds out, one split each (e.g. TRANSPOSE_CONV,"
+                             "DEPTH_TO_SPACE; default: the 6 rarest of those in 2-50%% of the models)")
+    parser.add_argument("--perfsage", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="perfsage hyperparameter over the target's recipe, e.g. readout=additive (repeat for "
+                             "several; see perfsage.NETWORK_DEFAULTS and TRAINING_DEFAULTS)")
     parser.add_argument("--limit", type=int, help="use only LIMIT rows of the dataset (a seeded random subset)")
     parser.add_argument("--threads", type=int, default=0, help="threads for graphs and perfsage (default 0: every core)")
     parser.add_argument("--gcn-hidden", type=int, default=GCN_DEFAULTS["hidden"],
@@ -85,6 +104,10 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--predictors", args.predictors]
     if "fewshot" in args.splits:
         words += ["--fewshot-sizes", ",".join(map(str, args.fewshot_sizes))]
+    for key, value in args.perfsage:
+        words += ["--perfsage", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    if args.holdout_ops and "ophold" in args.splits:
+        words += ["--holdout-ops", ",".join(args.holdout_ops)]
     if args.limit is not None:
         words += ["--limit", str(args.limit)]
     if "gcn" in args.methods:
@@ -101,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, targets=list(args.target), out=Path(args.out), splits=list(args.splits),
         methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs,
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
-        fewshot_sizes=list(args.fewshot_sizes), limit=args.limit, threads=args.threads, gcn=gcn,
+        fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
+        limit=args.limit, threads=args.threads, gcn=gcn, perfsage=dict(args.perfsage),
         progress=not args.no_progress,
     )
     options.command = command_line(args)

@@ -29,6 +29,7 @@ from . import (
     mobile_v3,
     nb201,
     op_zoo,
+    recurrent_audio,
     super_resolution,
     transformer,
 )
@@ -50,7 +51,7 @@ __all__ = [
 _SPACES: Dict[str, SearchSpace] = {
     m.SPACE.name: m.SPACE
     for m in (image_classification, kws, super_resolution, detection, nb201, autoencoder, transformer, op_zoo,
-              mobile_v3, cnn_families)
+              mobile_v3, cnn_families, recurrent_audio)
 }
 
 

@@ -9,7 +9,7 @@ hard-swish, which TFLite cannot fuse, is a layer of its own.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, TypeVar
+from typing import List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -209,3 +209,78 @@ def mobilenet_backbone(
     head_channels = choice(rng, MOBILENET_KNOBS["head_channels"])
     outputs.append(conv(b, y, "head", head_channels, 1, act=act) if head_channels else y)
     return outputs
+
+
+# A GRU state's magnitude: a convex mix of candidates in [-1, 1] (tanh), or of ReLU candidates,
+# which trained RNNoise-style models keep within a few units.
+GRU_STATE_BOUND = {"tanh": 1.0, "relu": 4.0}
+
+
+def gru(
+    b: SpecBuilder,
+    x: str,
+    name: str,
+    units: int,
+    return_sequences: bool = True,
+    act: str = "tanh",
+    state: Optional[str] = None,
+) -> Tuple[str, str]:
+    """Keras GRU (``reset_after``, TF2's default) on ``x`` [1, T, F], unrolled over the T steps as
+    TensorFlow's converter lowers it: the frames unpacked, each projected by one FULLY_CONNECTED
+    whose weights all steps share, and per step a shared recurrent FULLY_CONNECTED, the input
+    projection SPLIT and the recurrent one SPLIT_V into the update, reset and candidate parts, then
+
+    .. math::
+        z = \\sigma(x_z + h_z), \\quad r = \\sigma(x_r + h_r), \\quad
+        \\tilde h = \\mathrm{act}(x_h + r \\odot h_h), \\quad h' = \\tilde h + z \\odot (h - \\tilde h)
+
+    (ADD, LOGISTIC, MUL, TANH or a fused ReLU, SUB). Without ``state`` the first step starts from
+    zeros, which the converter folds away: :math:`h_1 = \\tilde h - z \\odot \\tilde h` with no
+    recurrent product. With ``state`` (a [1, units] tensor: a streaming model's saved state) every
+    step has it. Returns the output ([1, T, units] stacked by PACK, or the last step's [1, units])
+    and the last state."""
+    _, steps, _ = b.shape(x)
+    bound = GRU_STATE_BOUND[act]
+    if state is not None and act != "tanh":
+        # The recurrent weights are shared by all steps, so their int8 input scale must be the
+        # saved state's, which spec inputs hold in [-1, 1].
+        raise ValueError(f"gru {name!r}: a given state needs the tanh candidate")
+    frames = b.add("unpack", x, f"{name}_frames", axis=1)
+    inputs = [frames] + [f"{frames}:{t}" for t in range(1, steps)]
+    projected = [b.add("dense", frame, f"{name}_x{t}", units=3 * units,
+                       **({"weights_of": f"{name}_x0"} if t else {})) for t, frame in enumerate(inputs)]
+    h, outputs, recurrent_owner = state, [], None
+    candidate_act = {"activation": "relu"} if act == "relu" else {}
+    for t, xp in enumerate(projected):
+        step = f"{name}_t{t}"
+        xs = b.add("split", xp, f"{step}_xsplit", num_splits=3)
+        x_z, x_r, x_h = xs, f"{xs}:1", f"{xs}:2"
+        if h is None:
+            z = b.add("logistic", x_z, f"{step}_z")
+            pre = x_h
+        else:
+            hp = b.add("dense", h, f"{step}_recurrent", units=3 * units,
+                       **({"weights_of": recurrent_owner} if recurrent_owner else {}))
+            recurrent_owner = recurrent_owner or hp
+            hs = b.add("split_v", hp, f"{step}_hsplit", sizes=[units] * 3)
+            h_z, h_r, h_h = hs, f"{hs}:1", f"{hs}:2"
+            z = b.add("logistic", b.add("add", [x_z, h_z], f"{step}_zsum"), f"{step}_z")
+            r = b.add("logistic", b.add("add", [x_r, h_r], f"{step}_rsum"), f"{step}_r")
+            pre = b.add("add", [x_h, b.add("mul", [r, h_h], f"{step}_reset")], f"{step}_hsum", **candidate_act)
+        if act == "tanh":
+            candidate = b.add("tanh", pre, f"{step}_candidate")
+        else:
+            candidate = pre if h is not None else b.add("relu", pre, f"{step}_candidate")
+        if h is None:
+            keep = b.add("mul", [z, candidate], f"{step}_keep", bound=bound)
+            h = b.add("sub", [candidate, keep], f"{step}_h", bound=bound)
+        else:
+            change = b.add("sub", [h, candidate], f"{step}_change", bound=2 * bound)
+            h = b.add("add", [candidate, b.add("mul", [z, change], f"{step}_keep", bound=2 * bound)], f"{step}_h",
+                      bound=bound)
+        outputs.append(h)
+    if not return_sequences:
+        return h, h
+    if len(outputs) == 1:
+        return b.add("expand_dims", h, f"{name}_sequence", axis=1), h
+    return b.add("pack", outputs, f"{name}_sequence", axis=1), h

@@ -5,9 +5,12 @@ each layer's output shape as it goes, so block builders can ask for channel coun
 sizes, and search spaces can keep samples inside a MAC budget before any TFLite is written.
 
 The cost estimate counts multiply-accumulates of the layers that dominate (conv2d,
-depthwise_conv2d, dense, batch_matmul) and their weights and biases; it ignores the small
-elementwise, pooling and reduction work and the constants perfsage's reader also counts (reshape
-shapes, layer-norm lowering), so it is slightly below ``perfsage.load_tflite(...).totals``.
+depthwise_conv2d, dense, batch_matmul, lstm, svdf) and their weights and biases; it ignores the
+small elementwise, pooling and reduction work and most of the constants perfsage's reader also
+counts (layer-norm lowering, pad and transpose operands), so it is slightly below
+``perfsage.load_tflite(...).totals``. The int32 operands of reshape, strided_slice, split and
+split_v, which streaming and unrolled recurrent models hold by the hundred, are counted apart
+(``SpecBuilder.constants``): the estimate includes them, the spaces' parameter budgets do not.
 """
 
 from __future__ import annotations
@@ -94,14 +97,21 @@ class SpecBuilder:
     raise ``ValueError``: a search space that produces one has a bug.
     """
 
-    def __init__(self, inputs: Dict[str, Sequence[int]], name: Optional[str] = None) -> None:
+    def __init__(self, inputs: Dict[str, Sequence[int]], name: Optional[str] = None,
+                 ranges: Optional[Dict[str, Tuple[float, float]]] = None) -> None:
+        """``ranges``: the float range of the inputs that do not span spec.h's default [-1, 1]."""
         self.name = name
-        self._inputs = [{"name": k, "shape": [int(d) for d in v]} for k, v in inputs.items()]
+        ranges = ranges or {}
+        self._inputs = [{"name": k, "shape": [int(d) for d in v],
+                         **({"range": [float(x) for x in ranges[k]]} if k in ranges else {})}
+                        for k, v in inputs.items()]
         self._layers: List[Dict[str, Any]] = []
         self._shapes: Dict[str, Shape] = {k: tuple(int(d) for d in v) for k, v in inputs.items()}
         self.outputs: List[str] = []  # the spec's outputs; empty: the last layer
         self.macs = 0
         self.params = 0
+        self.constants = 0  # elements of the int32 operands counted apart (module docstring)
+        self._dense_widths: Dict[str, Tuple[int, int]] = {}  # (features, units) of each dense layer
 
     def shape(self, tensor: str) -> Shape:
         """Shape of a spec input or of an earlier layer's output."""
@@ -130,6 +140,7 @@ class SpecBuilder:
         if op in _MULTI_OUTPUT_OPS:
             # Later layers name the outputs "<name>:<i>"; "<name>" alone is the first.
             outputs = _split(shapes[0], params, name, op)
+            self.constants += {"split": 1, "split_v": len(outputs) + 1}.get(op, 0)  # axis, sizes
             self._shapes.update({f"{name}:{i}": s for i, s in enumerate(outputs)})
             self._shapes[name] = outputs[0]
         else:
@@ -187,10 +198,33 @@ class SpecBuilder:
             if len(pads) != len(x):
                 raise ValueError(f"layer {name!r}: needs one [before, after] pair per dimension of {x}")
             return tuple(d + int(a) + int(z) for d, (a, z) in zip(x, pads))
+        if op == "lstm":
+            if len(x) != 3:
+                raise ValueError(f"layer {name!r}: lstm needs a [batch, time, features] input, got {x}")
+            units, gates = int(p["units"]), 4
+            # Per step, each gate multiplies the frame and the previous output.
+            self.macs += x[0] * x[1] * gates * units * (x[2] + units)
+            self.params += gates * units * (x[2] + units + 1)
+            if p.get("return_sequences", True):
+                return x[:2] + (units,)
+            self.constants += 3 * len(x)  # the last step's strided slice
+            return (x[0], units)
+        if op == "svdf":
+            if len(x) != 2:
+                raise ValueError(f"layer {name!r}: svdf needs a [batch, features] input, got {x}")
+            units, filters, memory = int(p["units"]), int(p["units"]) * int(p.get("rank", 1)), int(p["memory"])
+            self.macs += x[0] * filters * (x[1] + memory)
+            self.params += filters * (x[1] + memory) + units
+            return (x[0], units)
         if op == "dense":
             units = int(p["units"])
             self.macs += math.prod(x) * units
-            self.params += x[-1] * units + (units if p.get("bias", True) else 0)
+            if "weights_of" not in p:
+                self.params += x[-1] * units + (units if p.get("bias", True) else 0)
+                self._dense_widths[name] = (x[-1], units)
+            elif self._dense_widths.get(p["weights_of"]) != (x[-1], units):
+                raise ValueError(f"layer {name!r}: weights_of {p['weights_of']!r} is no dense layer with its own "
+                                 f"weights of {units} units on {x[-1]} features")
             return x[:-1] + (units,)
         if op in _BINARY_OPS:
             return _broadcast(shapes[0], shapes[1])
@@ -240,10 +274,12 @@ class SpecBuilder:
                 shape[shape.index(-1)] = math.prod(x) // known
             if math.prod(shape) != math.prod(x):
                 raise ValueError(f"layer {name!r}: cannot reshape {x} to {p['shape']}")
+            self.constants += len(shape)
             return tuple(shape)
         if op == "transpose":
             return tuple(x[i] for i in p["perm"])
         if op == "strided_slice":
+            self.constants += 3 * len(x)  # begin, end, strides
             return _strided_slice(x, p, name)
         if op == "slice":
             out = tuple(d - int(b) if s == -1 else int(s) for d, b, s in zip(x, p["begin"], p["size"]))
@@ -279,7 +315,8 @@ class SpecBuilder:
 
 
 def estimate_cost(spec: Dict[str, Any]) -> Dict[str, int]:
-    """``{"macs", "params"}`` of a spec, by replaying its layers through a :class:`SpecBuilder`.
+    """``{"macs", "params"}`` of a spec, by replaying its layers through a :class:`SpecBuilder`;
+    the params include the builder's ``constants``.
 
     Accepts specs that rely on the defaults of spec.h (omitted ``inputs`` or names).
     """
@@ -289,4 +326,4 @@ def estimate_cost(spec: Dict[str, Any]) -> Dict[str, int]:
         params = {k: v for k, v in layer.items() if k not in ("name", "op", "inputs")}
         name = layer.get("name", f"{layer['op']}_{index}")
         previous = builder.add(layer["op"], layer.get("inputs", previous), name, **params)
-    return {"macs": builder.macs, "params": builder.params}
+    return {"macs": builder.macs, "params": builder.params + builder.constants}

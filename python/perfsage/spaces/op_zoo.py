@@ -131,6 +131,35 @@ def _dense(b, x, rng, name, keep):
     return b.add("dense", x, name, units=units, **_act(rng))
 
 
+# Longest sequence an LSTM is drawn on: Vela unrolls it into some twenty operations per step.
+_MAX_LSTM_STEPS = 100
+
+
+def _lstm(b, x, rng, name, keep):
+    # Over the sequence [1, T, D]: all steps (a residual or branch keeps D units), or the last.
+    _, steps, features = b.shape(x)
+    if steps > _MAX_LSTM_STEPS:
+        return None
+    units = features if keep else _log_uniform(rng, 4, 512)
+    last = {} if keep or rng.random() < 0.5 else {"return_sequences": False}
+    return b.add("lstm", x, name, units=units, **last)
+
+
+def _svdf(b, x, rng, name, keep):
+    # SVDF takes one frame [1, D]: a vector, a sequence's newest frame or its frames flattened.
+    shape = b.shape(x)
+    if keep and len(shape) != 2:
+        return None
+    if len(shape) == 3:
+        _, steps, features = shape
+        if rng.random() < 0.5 or steps * features > 2048:
+            x = b.add("strided_slice", x, f"{name}_newest", begin=[0, steps - 1, 0], end=[1, steps, features])
+            steps = 1
+        x = b.add("reshape", x, f"{name}_frame", shape=[1, steps * features])
+    units = b.channels(x) if keep else _log_uniform(rng, 4, 256)
+    return b.add("svdf", x, name, units=units, memory=choice(rng, (2, 4, 8, 16, 32)), rank=choice(rng, (1, 2)))
+
+
 # Ops into which the writer fuses a following relu/relu6, as the converter does.
 _FUSING_OPS = frozenset({"conv2d", "depthwise_conv2d", "dense", "add", "sub", "mul"})
 
@@ -404,6 +433,8 @@ OP_DRAWS: Dict[str, Draw] = {
     "max_pool2d": Draw((4,), _pool("max_pool2d")),
     "global_avg_pool": Draw((4,), _global_pool),
     "dense": Draw((2, 3, 4), _dense),
+    "lstm": Draw((3,), _lstm),
+    "svdf": Draw((2, 3), _svdf),
     "add": Draw((2, 3, 4), _binary("add")),
     "sub": Draw((2, 3, 4), _binary("sub")),
     "mul": Draw((2, 3, 4), _binary("mul")),
