@@ -492,9 +492,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "build_model",
       [](const std::string& spec_json, uint64_t seed, const std::string& dtype) {
-        if (dtype != "int8" && dtype != "float32")
-          throw py::value_error("dtype must be 'int8' or 'float32', got '" + dtype + "'");
-        const auto type = dtype == "int8" ? perfsage::WeightType::kInt8 : perfsage::WeightType::kFloat32;
+        const perfsage::WeightType type = perfsage::weight_type(dtype);
         std::vector<uint8_t> bytes;
         {
           py::gil_scoped_release release;
@@ -504,6 +502,10 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8",
       "Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h).");
+
+  m.def(
+      "layer_ops", [](const std::string& dtype) { return perfsage::layer_ops(perfsage::weight_type(dtype)); },
+      py::arg("dtype"), "The spec ops build_model writes in models of `dtype` ('int8', 'float32' or 'int16x8').");
 
   m.def(
       "strip_weights",

@@ -2,6 +2,7 @@
 #include "perfsage/writer.h"
 
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "perfsage/error.h"
@@ -13,9 +14,24 @@ namespace {
 using writer::Activation;
 using writer::GraphBuilder;
 
+// Layers that take inputs of any type: they convert values between types.
+const std::set<std::string> kAnyInputOps = {"cast", "quantize"};
+
+// Layers with a 16x8 kernel in LiteRT (int16 activations, int8 weights), as the converter writes
+// them with EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8. Missing, because LiteRT
+// refuses int16 inputs: arg_max, depth_to_space, hard_swish (Vela too), squared_difference and
+// layer_norm, which lowers to it; lstm and svdf, whose builders lay out int8 kernels' scales and
+// states only. Vela leaves batch_matmul, div, cast and gather on the CPU.
+const std::set<std::string> kInt16x8Ops = {
+    "conv2d", "depthwise_conv2d", "transpose_conv2d", "dense", "add", "sub", "mul", "div", "batch_matmul",
+    "concat", "split", "split_v", "pack", "unpack", "avg_pool2d", "max_pool2d", "global_avg_pool", "mean", "sum",
+    "reduce_max", "gather", "cast", "quantize", "pad", "mirror_pad", "reshape", "resize_bilinear",
+    "resize_nearest", "transpose", "strided_slice", "slice", "squeeze", "expand_dims", "softmax", "logistic",
+    "tanh", "relu", "relu6", "rsqrt", "maximum", "minimum", "leaky_relu", "exp", "abs", "prelu"};
+
 class Writer {
  public:
-  Writer(const ModelSpec& spec, uint64_t seed, WeightType type) : spec_(spec), graph_(seed, type == WeightType::kInt8) {}
+  Writer(const ModelSpec& spec, uint64_t seed, WeightType type) : spec_(spec), graph_(seed, type) {}
 
   std::vector<uint8_t> run() {
     plan_fusion();
@@ -29,6 +45,8 @@ class Writer {
       graph_inputs_.push_back(t);
     }
     for (size_t i = 0; i < spec_.layers.size(); ++i) add_layer(i);
+    // Runtimes run such a model, but it is no network and the reader refuses it.
+    if (graph_.num_ops() == 0) fail("spec", "writes no operator: its quantize layers fold away in a float32 model");
     std::vector<std::string> outputs = spec_.outputs;
     if (outputs.empty()) outputs.push_back(spec_.layers.back().name);
     for (const auto& name : outputs) {
@@ -91,15 +109,22 @@ class Writer {
       p.finish();
       return;
     }
+    const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
+    if (!build) p.fail("unknown op '" + layer.op + "'");
+    if (graph_.int16() && !kInt16x8Ops.count(layer.op))
+      p.fail("op '" + layer.op + "' has no 16x8 (int16 activation) kernel in LiteRT; build it as int8 or float32");
     std::vector<int32_t> in;
     for (const auto& name : layer_inputs(i)) {
       in.push_back(input_value(p, name));
-      // Every builder expects activations (int8 or float32); indices can only be spec outputs.
-      if (graph_.tensor(in.back()).type == writer::fb::TensorType::INT32)
-        p.fail("input '" + name + "' holds int32 indices, which no layer takes");
+      // Every builder but cast's and quantize's expects the model's activations (int8 with its
+      // scale, int16 or float32); other values (arg_max's indices, cast and quantize outputs of
+      // another type) reach other layers only through those two.
+      const writer::TensorDef& t = graph_.tensor(in.back());
+      const bool activation = t.type == graph_.activation_type() && (!graph_.quantized() || !t.scale.empty());
+      if (!activation && !kAnyInputOps.count(layer.op))
+        p.fail("input '" + name + "' holds " + writer::value_kind(t) + " values, not the model's " +
+               writer::type_name(graph_.activation_type()) + " activations; only cast and quantize take them");
     }
-    const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
-    if (!build) p.fail("unknown op '" + layer.op + "'");
     const auto fused = fused_activation_.find(layer.name);
     writer::Layer l{layer.name, layer.op, p, in, graph_,
                     fused == fused_activation_.end() ? std::nullopt : std::optional<Activation>(fused->second)};
@@ -125,6 +150,20 @@ class Writer {
 };
 
 }  // namespace
+
+WeightType weight_type(const std::string& name) {
+  if (name == "int8") return WeightType::kInt8;
+  if (name == "float32") return WeightType::kFloat32;
+  if (name == "int16x8") return WeightType::kInt16x8;
+  throw std::invalid_argument("dtype must be 'int8', 'float32' or 'int16x8', got '" + name + "'");
+}
+
+std::vector<std::string> layer_ops(WeightType type) {
+  std::vector<std::string> ops;
+  for (const std::string& op : writer::layer_builder_ops())
+    if (type != WeightType::kInt16x8 || kInt16x8Ops.count(op)) ops.push_back(op);
+  return ops;
+}
 
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type) {
   if (spec.inputs.empty()) fail("spec", "has no inputs");

@@ -30,6 +30,23 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
+std::string type_name(fb::TensorType type) {
+  switch (type) {
+    case fb::TensorType::INT8: return "int8";
+    case fb::TensorType::INT16: return "int16";
+    case fb::TensorType::INT32: return "int32";
+    case fb::TensorType::INT64: return "int64";
+    case fb::TensorType::FLOAT32: return "float32";
+    default: break;
+  }
+  return fb::EnumNameTensorType(type);
+}
+
+std::string value_kind(const TensorDef& t) {
+  const bool plain_integers = t.scale.empty() && t.type != fb::TensorType::FLOAT32 && t.type != fb::TensorType::INT32;
+  return (plain_integers ? "unquantised " : "") + type_name(t.type);
+}
+
 fb::ActivationFunctionType fused(Activation a) {
   switch (a) {
     case Activation::kRelu: return fb::ActivationFunctionType::RELU;
@@ -37,6 +54,10 @@ fb::ActivationFunctionType fused(Activation a) {
     case Activation::kNone: break;
   }
   return fb::ActivationFunctionType::NONE;
+}
+
+fb::TensorType GraphBuilder::activation_type() const {
+  return int8() ? fb::TensorType::INT8 : int16() ? fb::TensorType::INT16 : fb::TensorType::FLOAT32;
 }
 
 float GraphBuilder::absmax(const TensorDef& t) { return std::max(std::abs(t.lo), std::abs(t.hi)); }
@@ -53,6 +74,11 @@ int32_t GraphBuilder::find(const std::string& name) const {
 }
 
 int32_t GraphBuilder::activation(const std::string& name, const Shape& shape, float lo, float hi) {
+  return activation_of(activation_type(), name, shape, lo, hi);
+}
+
+int32_t GraphBuilder::activation_of(fb::TensorType type, const std::string& name, const Shape& shape, float lo,
+                                    float hi) {
   TensorDef t;
   t.name = name;
   t.shape = shape;
@@ -61,12 +87,15 @@ int32_t GraphBuilder::activation(const std::string& name, const Shape& shape, fl
   if (hi - lo < 1e-6f) hi = lo + 1e-6f;
   t.lo = lo;
   t.hi = hi;
-  if (int8_) {
-    t.type = fb::TensorType::INT8;
+  t.type = type;
+  if (type == fb::TensorType::INT8) {
     const float scale = (hi - lo) / 255.0f;
     const auto zp = static_cast<int64_t>(std::lround(-128.0 - lo / scale));
     t.scale = {scale};
     t.zero_point = {std::clamp<int64_t>(zp, -128, 127)};
+  } else if (type == fb::TensorType::INT16) {
+    t.scale = {std::max(-lo, hi) / 32767.0f};
+    t.zero_point = {0};
   }
   return add_tensor(std::move(t));
 }
@@ -82,9 +111,9 @@ int32_t GraphBuilder::same_as(const std::string& name, const Shape& shape, int32
 int32_t GraphBuilder::fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale,
                             int64_t zp) {
   const int32_t t = activation(name, shape, lo, hi);
-  if (int8_) {
-    tensors_[static_cast<size_t>(t)].scale = {scale};
-    tensors_[static_cast<size_t>(t)].zero_point = {zp};
+  if (quantized()) {
+    tensors_[static_cast<size_t>(t)].scale = {int16() ? 1.0f / 32768.0f : scale};
+    tensors_[static_cast<size_t>(t)].zero_point = {int16() ? 0 : zp};
   }
   return t;
 }
@@ -98,11 +127,14 @@ int32_t GraphBuilder::const_int32(const std::string& name, const std::vector<int
   return add_tensor(std::move(t));
 }
 
-int32_t GraphBuilder::indices(const std::string& name, const Shape& shape) {
+int32_t GraphBuilder::unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo,
+                                  float hi) {
   TensorDef t;
   t.name = name;
   t.shape = shape;
-  t.type = fb::TensorType::INT32;
+  t.type = type;
+  t.lo = lo;
+  t.hi = hi;
   return add_tensor(std::move(t));
 }
 
@@ -116,7 +148,7 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
   t.shape = shape;
   t.lo = -limit;
   t.hi = limit;
-  if (!int8_) {
+  if (!quantized()) {
     t.data = as_bytes(w);
     return add_tensor(std::move(t));
   }
@@ -163,21 +195,26 @@ int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, in
   TensorDef t;
   t.name = name;
   t.shape = {n};
-  if (!int8_) {
+  if (!quantized()) {
     t.data = as_bytes(b);
     return add_tensor(std::move(t));
   }
   const TensorDef& in = tensors_[static_cast<size_t>(input)];
   const TensorDef& w = tensors_[static_cast<size_t>(weight)];
-  std::vector<int32_t> q(static_cast<size_t>(n));
-  t.type = fb::TensorType::INT32;
   // One scale per weight scale: per channel, or one for per-tensor weights (recurrent layers).
   for (const float w_scale : w.scale) {
     t.scale.push_back(in.scale[0] * w_scale);
     t.zero_point.push_back(0);
   }
-  for (size_t c = 0; c < q.size(); ++c) q[c] = static_cast<int32_t>(std::lround(b[c] / t.scale[c % t.scale.size()]));
-  t.data = as_bytes(q);
+  std::vector<int64_t> q(static_cast<size_t>(n));
+  for (size_t c = 0; c < q.size(); ++c) q[c] = std::llround(b[c] / t.scale[c % t.scale.size()]);
+  if (int16()) {
+    t.type = fb::TensorType::INT64;
+    t.data = as_bytes(q);
+  } else {
+    t.type = fb::TensorType::INT32;
+    t.data = as_bytes(std::vector<int32_t>(q.begin(), q.end()));
+  }
   return add_tensor(std::move(t));
 }
 
@@ -187,8 +224,18 @@ int32_t GraphBuilder::const_values(const std::string& name, const std::vector<fl
   t.shape = {static_cast<int32_t>(values.size())};
   t.lo = std::min(0.0f, *std::min_element(values.begin(), values.end()));
   t.hi = std::max(1e-6f, *std::max_element(values.begin(), values.end()));
-  if (!int8_) {
+  if (!quantized()) {
     t.data = as_bytes(values);
+    return add_tensor(std::move(t));
+  }
+  if (int16()) {  // an int16 operand of int16 arithmetic, symmetric as the activations
+    const float scale = std::max(-t.lo, t.hi) / 32767.0f;
+    std::vector<int16_t> q;
+    for (float v : values) q.push_back(static_cast<int16_t>(std::clamp<long>(std::lround(v / scale), -32767, 32767)));
+    t.type = fb::TensorType::INT16;
+    t.scale = {scale};
+    t.zero_point = {0};
+    t.data = as_bytes(q);
     return add_tensor(std::move(t));
   }
   const float scale = (t.hi - t.lo) / 255.0f;
@@ -204,19 +251,16 @@ int32_t GraphBuilder::const_values(const std::string& name, const std::vector<fl
 
 int32_t GraphBuilder::state(const std::string& name, const Shape& shape, fb::TensorType type, float scale,
                             int64_t zero_point) {
-  TensorDef t;
-  t.name = name;
-  t.shape = shape;
-  t.variable = true;
   const float levels = type == fb::TensorType::INT16 ? 32768.0f : 128.0f;
-  t.lo = -levels * scale;
-  t.hi = (levels - 1.0f) * scale;
-  if (int8_) {
-    t.type = type;
+  const int32_t i = unquantized(name, shape, int8() ? type : fb::TensorType::FLOAT32, -levels * scale,
+                                (levels - 1.0f) * scale);
+  TensorDef& t = tensors_[static_cast<size_t>(i)];
+  t.variable = true;
+  if (int8()) {
     t.scale = {scale};
     t.zero_point = {zero_point};
   }
-  return add_tensor(std::move(t));
+  return i;
 }
 
 int32_t GraphBuilder::intermediate(const std::string& name, int32_t like) {

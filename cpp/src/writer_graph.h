@@ -16,6 +16,7 @@
 
 #include "perfsage/spec.h"
 #include "perfsage/tflite_generated.h"
+#include "perfsage/writer.h"
 #include "rng.h"
 
 namespace perfsage::writer {
@@ -27,6 +28,8 @@ using OptionsFn = std::function<flatbuffers::Offset<void>(Builder&)>;
 
 int64_t elements(const Shape& shape);
 std::string shape_str(const Shape& shape);
+// "int8", "int16", "int32", "float32", ... as spec parameters and errors spell them.
+std::string type_name(fb::TensorType type);
 
 struct TensorDef {
   std::string name;
@@ -39,6 +42,9 @@ struct TensorDef {
   float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
   bool variable = false;       // state the runtime keeps between invocations (recurrent layers)
 };
+
+// A tensor's values as errors name them: "int8", or "unquantised int8" for plain integers.
+std::string value_kind(const TensorDef& t);
 
 struct OpDef {
   fb::BuiltinOperator code;
@@ -88,13 +94,18 @@ class Params {
 };
 
 // The model being written: its tensors and operators in order. Each new tensor gets the data and
-// the quantisation (int8) or none (float32) of its kind; weights and biases draw from the seeded
-// generator, so the order of the calls is part of the output.
+// the quantisation (int8, int16x8) or none (float32) of its kind; weights and biases draw from the
+// seeded generator, so the order of the calls is part of the output.
 class GraphBuilder {
  public:
-  GraphBuilder(uint64_t seed, bool int8) : int8_(int8), rng_(seed ^ 0x7065726673616765ull) {}
+  GraphBuilder(uint64_t seed, WeightType type) : type_(type), rng_(seed ^ 0x7065726673616765ull) {}
 
-  bool int8() const { return int8_; }
+  bool int8() const { return type_ == WeightType::kInt8; }
+  // 16x8: int16 activations (symmetric, zero point 0), int8 weights, int64 biases.
+  bool int16() const { return type_ == WeightType::kInt16x8; }
+  bool quantized() const { return type_ != WeightType::kFloat32; }
+  // The type of every activation tensor: INT8, INT16 or FLOAT32.
+  fb::TensorType activation_type() const;
   Rng& rng() { return rng_; }
   // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
   const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
@@ -102,22 +113,29 @@ class GraphBuilder {
   int32_t find(const std::string& name) const;
   static float absmax(const TensorDef& t);
 
-  // An activation tensor with the range [lo, hi]; int8 gets asymmetric parameters for it.
+  // An activation tensor with the range [lo, hi]; int8 gets asymmetric parameters for it, int16
+  // symmetric ones (zero point 0, as the 16x8 kernels require).
   int32_t activation(const std::string& name, const Shape& shape, float lo, float hi);
+  // The same with an explicit type (INT8, INT16 or FLOAT32), whatever the model's: QUANTIZE's
+  // int8 <-> int16 outputs.
+  int32_t activation_of(fb::TensorType type, const std::string& name, const Shape& shape, float lo, float hi);
   // A tensor carrying `like`'s values rearranged: same type, range and quantisation.
   int32_t same_as(const std::string& name, const Shape& shape, int32_t like);
-  // Runtime-fixed quantisation (softmax, logistic, tanh outputs).
+  // Runtime-fixed quantisation (softmax, logistic, tanh outputs): `scale` and `zp` in int8; in
+  // int16 every one of them is 1/32768 at 0 (the kernels' Q0.15 outputs).
   int32_t fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale, int64_t zp);
   int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
-  // An int32 tensor of indices computed at run time (ARG_MAX's output), unquantised in both dtypes.
-  int32_t indices(const std::string& name, const Shape& shape);
-  // Glorot-uniform weights; int8 quantises them symmetrically per slice along `channel_axis`, or
-  // per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as SVDF's time weights).
+  // A tensor computed at run time that carries plain values, unquantised in every dtype: ARG_MAX's
+  // int32 indices, CAST's outputs. [lo, hi] is the range of those values.
+  int32_t unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo, float hi);
+  // Glorot-uniform weights; int8 and int16x8 quantise them symmetrically per slice along
+  // `channel_axis`, or per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as
+  // SVDF's time weights).
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                   int32_t channel_axis, int bits = 8);
-  // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 at
-  // in_scale * w_scale, one scale per weight scale. Layers without a bias still get a zero one,
-  // as from the converter, because runtimes expect the tensor.
+  // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 (int8)
+  // or int64 (int16x8) at in_scale * w_scale, one scale per weight scale. Layers without a bias
+  // still get a zero one, as from the converter, because runtimes expect the tensor.
   int32_t bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero = false);
   // A constant operand of elementwise arithmetic (layer norm's gamma, beta, epsilon).
   int32_t const_values(const std::string& name, const std::vector<float>& values);
@@ -128,6 +146,7 @@ class GraphBuilder {
   // and unquantised when `like` is -1.
   int32_t intermediate(const std::string& name, int32_t like);
 
+  size_t num_ops() const { return ops_.size(); }
   void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
               fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr,
               std::vector<int32_t> intermediates = {});
@@ -140,7 +159,7 @@ class GraphBuilder {
  private:
   int32_t add_tensor(TensorDef t);
 
-  bool int8_;
+  WeightType type_;
   Rng rng_;
   std::vector<TensorDef> tensors_;
   std::vector<OpDef> ops_;
@@ -174,5 +193,7 @@ int32_t svdf(Layer& l);
 
 // The builder of a spec op, or null when no op has that name.
 LayerBuilderFn find_layer_builder(const std::string& op);
+// Every spec op, in table order.
+std::vector<std::string> layer_builder_ops();
 
 }  // namespace perfsage::writer

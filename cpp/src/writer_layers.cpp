@@ -135,16 +135,17 @@ int32_t transpose_conv2d(Layer& l) {
 
 // The kernel and bias of the earlier dense layer `owner`, which the converter keeps as one
 // constant for all time steps of an unrolled recurrent layer. In int8 the input must have the
-// owner's input scale, which the bias's scale holds.
+// owner's input scale, which the bias's scale holds (int16x8 alike).
 std::pair<int32_t, int32_t> shared_dense_weights(Layer& l, const std::string& owner, int32_t units, int32_t cin) {
   GraphBuilder& g = l.graph;
   const int32_t w = g.find(owner + "/kernel"), b = g.find(owner + "/bias");
   if (w < 0 || b < 0 || g.tensor(w).shape != Shape{units, cin})
     l.params.fail("'weights_of' must name an earlier dense layer of " + std::to_string(units) + " units on " +
                   std::to_string(cin) + " features, got '" + owner + "'");
-  if (g.int8() && std::abs(g.tensor(b).scale[0] - g.tensor(l.inputs[0]).scale[0] * g.tensor(w).scale[0]) >
-                      1e-6f * g.tensor(b).scale[0])
-    l.params.fail("shares the weights of '" + owner + "', whose input has another int8 scale");
+  if (g.quantized() && std::abs(g.tensor(b).scale[0] - g.tensor(l.inputs[0]).scale[0] * g.tensor(w).scale[0]) >
+                           1e-6f * g.tensor(b).scale[0])
+    l.params.fail("shares the weights of '" + owner + "', whose input has another " +
+                  type_name(g.activation_type()) + " scale");
   return {w, b};
 }
 
@@ -210,18 +211,31 @@ int32_t arithmetic(Layer& l, const TwoInputs& x, Activation act, float lo, float
   return out;
 }
 
+// ADD and SUB options. The schema's default pot_scale_int16 (true) limits int16 operands to
+// power-of-two scales; the converter's 16x8 models clear it. Int8 and float32 leave the default
+// (written as nothing), as before.
+OptionsFn add_options(const GraphBuilder& g, Activation act) {
+  const bool pot = !g.int16();
+  return [=](Builder& fbb) { return fb::CreateAddOptions(fbb, fused(act), pot).Union(); };
+}
+
+OptionsFn sub_options(const GraphBuilder& g, Activation act) {
+  const bool pot = !g.int16();
+  return [=](Builder& fbb) { return fb::CreateSubOptions(fbb, fused(act), pot).Union(); };
+}
+
 int32_t add(Layer& l) {
   const TwoInputs x = two_inputs(l);
   const Activation act = l.activation_param();
   return arithmetic(l, x, act, x.a.lo + x.b.lo, x.a.hi + x.b.hi, fb::BuiltinOperator::ADD, fb::BuiltinOptions::AddOptions,
-                    [=](Builder& fbb) { return fb::CreateAddOptions(fbb, fused(act)).Union(); });
+                    add_options(l.graph, act));
 }
 
 int32_t sub(Layer& l) {
   const TwoInputs x = two_inputs(l);
   const Activation act = l.activation_param();
   return arithmetic(l, x, act, x.a.lo - x.b.hi, x.a.hi - x.b.lo, fb::BuiltinOperator::SUB, fb::BuiltinOptions::SubOptions,
-                    [=](Builder& fbb) { return fb::CreateSubOptions(fbb, fused(act)).Union(); });
+                    sub_options(l.graph, act));
 }
 
 int32_t mul(Layer& l) {
@@ -238,6 +252,21 @@ int32_t squared_difference(Layer& l) {
   return arithmetic(l, x, Activation::kNone, 0.0f, spread * spread, fb::BuiltinOperator::SQUARED_DIFFERENCE,
                     fb::BuiltinOptions::SquaredDifferenceOptions,
                     [](Builder& fbb) { return fb::CreateSquaredDifferenceOptions(fbb).Union(); });
+}
+
+// Without calibration data the writer cannot tell how near zero a divisor comes (its estimated
+// range includes zero, as every int8 range must); a quotient's range assumes divisors no smaller
+// than this fraction of their largest magnitude, as one kept in [1, e] (the exp of a logistic,
+// which the zoo draws) is. Quotients beyond it saturate in int8 and int16.
+constexpr float kDivisorFloor = 0.25f;
+
+int32_t div(Layer& l) {
+  const TwoInputs x = two_inputs(l);
+  const Activation act = l.activation_param();
+  const float spread = GraphBuilder::absmax(x.a) / (kDivisorFloor * std::max(GraphBuilder::absmax(x.b), 1e-6f));
+  return arithmetic(l, x, act, x.a.lo < 0.0f || x.b.lo < 0.0f ? -spread : 0.0f, spread, fb::BuiltinOperator::DIV,
+                    fb::BuiltinOptions::DivOptions,
+                    [=](Builder& fbb) { return fb::CreateDivOptions(fbb, fused(act)).Union(); });
 }
 
 int32_t batch_matmul(Layer& l) {
@@ -266,12 +295,13 @@ int32_t batch_matmul(Layer& l) {
 
 // --- data movement: the output keeps the input's quantisation ------------------------------------
 
-// Runtimes (and Vela) want the int8 inputs of concatenation, pack, maximum and minimum at the
-// output's scale; the converter requantises the inputs that are not (a QUANTIZE from int8 to int8).
+// Runtimes (and Vela) want the quantised inputs of concatenation, pack, maximum and minimum at the
+// output's scale; the converter requantises the inputs that are not (a QUANTIZE from int8 to int8,
+// or int16 to int16).
 void requantize_inputs(Layer& l, int32_t out) {
   GraphBuilder& g = l.graph;
   std::vector<int32_t>& in = l.inputs;
-  for (size_t k = 0; g.int8() && k < in.size(); ++k) {
+  for (size_t k = 0; g.quantized() && k < in.size(); ++k) {
     const TensorDef& x = g.tensor(in[k]);
     if (x.scale == g.tensor(out).scale && x.zero_point == g.tensor(out).zero_point) continue;
     const int32_t requantized = g.same_as(l.name + "/requantize_" + std::to_string(k), x.shape, out);
@@ -735,9 +765,73 @@ int32_t arg_max(Layer& l) {
   shape.erase(shape.begin() + axis);
   if (shape.empty()) shape = {1};
   const int32_t axis_t = l.graph.const_int32(l.name + "/axis", {axis});
-  const int32_t out = l.graph.indices(l.name, shape);
+  const int32_t out = l.graph.unquantized(l.name, shape, fb::TensorType::INT32, 0.0f,
+                                          static_cast<float>(x.shape[static_cast<size_t>(axis)] - 1));
   l.graph.add_op(fb::BuiltinOperator::ARG_MAX, {l.inputs[0], axis_t}, {out}, fb::BuiltinOptions::ArgMaxOptions,
                  [](Builder& fbb) { return fb::CreateArgMaxOptions(fbb, fb::TensorType::INT32).Union(); });
+  return out;
+}
+
+// --- type conversion -------------------------------------------------------------------------------
+
+// The integer range of a quantised input's stored values, or the input's own range otherwise:
+// what CAST, which ignores quantisation, passes on.
+std::pair<float, float> stored_range(const TensorDef& x) {
+  if (x.scale.empty()) return {x.lo, x.hi};
+  if (x.type == fb::TensorType::INT16) return {-32768.0f, 32767.0f};
+  return {-128.0f, 127.0f};
+}
+
+// CAST to `to`: each value converted as a C++ static_cast does, quantisation ignored (an int8
+// input's stored integers become the output's values), as converters emit it around gathers and
+// arg_max. The output is unquantised: a float32 one is an activation of a float32 model; in a
+// quantised model QUANTIZE (or another CAST) takes it.
+int32_t cast(Layer& l) {
+  const TensorDef x = only_input(l);
+  const fb::TensorType in_type = x.type;
+  const std::vector<fb::TensorType> types = {fb::TensorType::FLOAT32, fb::TensorType::INT32, fb::TensorType::INT8,
+                                             fb::TensorType::INT16};
+  std::vector<std::string> names;
+  for (const fb::TensorType t : types) names.push_back(type_name(t));
+  const std::string to = l.params.choice("to", names);
+  const fb::TensorType out_type = types[static_cast<size_t>(std::find(names.begin(), names.end(), to) - names.begin())];
+  if (in_type == fb::TensorType::FLOAT32 && out_type == fb::TensorType::FLOAT32)
+    l.params.fail("casts float32 to float32, which the converter never writes");
+  auto [lo, hi] = stored_range(x);
+  if (out_type != fb::TensorType::FLOAT32) {  // truncated toward zero, wrapped into narrow types
+    lo = std::trunc(lo);
+    hi = std::trunc(hi);
+    if (out_type == fb::TensorType::INT8 && (lo < -128.0f || hi > 127.0f)) lo = -128.0f, hi = 127.0f;
+    if (out_type == fb::TensorType::INT16 && (lo < -32768.0f || hi > 32767.0f)) lo = -32768.0f, hi = 32767.0f;
+  }
+  const int32_t out = out_type == fb::TensorType::FLOAT32 && !l.graph.quantized()
+                          ? l.graph.activation(l.name, x.shape, lo, hi)
+                          : l.graph.unquantized(l.name, x.shape, out_type, lo, hi);
+  l.graph.add_op(fb::BuiltinOperator::CAST, l.inputs, {out}, fb::BuiltinOptions::CastOptions,
+                 [=](Builder& fbb) { return fb::CreateCastOptions(fbb, in_type, out_type).Union(); });
+  return out;
+}
+
+// QUANTIZE to `to` [the model's activation type]: int8 or int16 values requantised to a range
+// `range_scale` [1] times the input's (another scale; int8 <-> int16 as the 16x8 parts of mixed
+// models have it), or a CAST's float32 values quantised. A float32 model has no quantisation to
+// change and its converter writes no QUANTIZE: the layer is folded away, its output is its input.
+int32_t quantize(Layer& l) {
+  Params& p = l.params;
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  const std::string own = g.int16() ? "int16" : "int8";
+  const std::string to = p.choice("to", {own, own == "int8" ? "int16" : "int8"});
+  const double range_scale = p.number("range_scale", 1.0);
+  if (!(range_scale > 0.0 && range_scale < 1e6)) p.fail("'range_scale' must be positive");
+  const bool from_float = x.type == fb::TensorType::FLOAT32;
+  if (!from_float && x.scale.empty())
+    p.fail("takes int8 or int16 activations or float32 values, got " + value_kind(x) + " values");
+  if (!g.quantized()) return l.inputs[0];
+  const auto r = static_cast<float>(range_scale);
+  const int32_t out = g.activation_of(to == "int8" ? fb::TensorType::INT8 : fb::TensorType::INT16, l.name, x.shape,
+                                      x.lo * r, x.hi * r);
+  g.add_op(fb::BuiltinOperator::QUANTIZE, l.inputs, {out});  // no options, as requantize_inputs writes it
   return out;
 }
 
@@ -865,12 +959,12 @@ int32_t layer_norm(Layer& l) {
   const int32_t eps = g.const_values(name + "/epsilon", {epsilon});
   const int32_t var_eps = g.activation(name + "/add_epsilon", reduced, epsilon, 4.0f * m * m + epsilon);
   g.add_op(fb::BuiltinOperator::ADD, {var, eps}, {var_eps}, fb::BuiltinOptions::AddOptions,
-           [](Builder& fbb) { return fb::CreateAddOptions(fbb).Union(); });
+           add_options(g, Activation::kNone));
   const int32_t inv = g.activation(name + "/rsqrt", reduced, 0.0f, 1.0f / std::sqrt(epsilon));
   g.add_op(fb::BuiltinOperator::RSQRT, {var_eps}, {inv});
   const int32_t centered = g.activation(name + "/centered", shape, -2.0f * m, 2.0f * m);
   g.add_op(fb::BuiltinOperator::SUB, {x, mu}, {centered}, fb::BuiltinOptions::SubOptions,
-           [](Builder& fbb) { return fb::CreateSubOptions(fbb).Union(); });
+           sub_options(g, Activation::kNone));
   const int32_t normed = g.activation(name + "/normalized", shape, -4.0f, 4.0f);
   g.add_op(fb::BuiltinOperator::MUL, {centered, inv}, {normed}, fb::BuiltinOptions::MulOptions,
            [](Builder& fbb) { return fb::CreateMulOptions(fbb).Union(); });
@@ -884,7 +978,7 @@ int32_t layer_norm(Layer& l) {
   const int32_t beta_t = g.const_values(name + "/beta", beta);
   const int32_t out = g.activation(name, shape, -4.5f, 4.5f);
   g.add_op(fb::BuiltinOperator::ADD, {scaled, beta_t}, {out}, fb::BuiltinOptions::AddOptions,
-           [](Builder& fbb) { return fb::CreateAddOptions(fbb).Union(); });
+           add_options(g, Activation::kNone));
   return out;
 }
 
@@ -904,6 +998,7 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"add", add},
     {"sub", sub},
     {"mul", mul},
+    {"div", div},
     {"squared_difference", squared_difference},
     {"batch_matmul", batch_matmul},
     {"concat", concat},
@@ -919,6 +1014,8 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"reduce_max", reduce_max},
     {"gather", gather},
     {"arg_max", arg_max},
+    {"cast", cast},
+    {"quantize", quantize},
     {"pad", pad},
     {"mirror_pad", mirror_pad},
     {"reshape", reshape},
@@ -952,6 +1049,12 @@ LayerBuilderFn find_layer_builder(const std::string& op) {
   const auto* end = std::end(kLayerBuilders);
   const auto* it = std::find_if(std::begin(kLayerBuilders), end, [&](const LayerBuilderEntry& e) { return op == e.op; });
   return it == end ? nullptr : it->build;
+}
+
+std::vector<std::string> layer_builder_ops() {
+  std::vector<std::string> ops;
+  for (const LayerBuilderEntry& e : kLayerBuilders) ops.emplace_back(e.op);
+  return ops;
 }
 
 }  // namespace perfsage::writer

@@ -87,6 +87,9 @@ def load_many(items: list, threads: typing.SupportsInt | typing.SupportsIndex = 
 def build_model(spec_json: str, seed: typing.SupportsInt | typing.SupportsIndex = 0, dtype: str = 'int8') -> bytes:
     """Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h)."""
 
+def layer_ops(dtype: str) -> list[str]:
+    """The spec ops build_model writes in models of `dtype` ('int8', 'float32' or 'int16x8')."""
+
 def strip_weights(data: object, source: str = '<bytes>') -> bytes:
     """Copy of a TFLite model with constant buffers emptied and every shape kept."""
 

@@ -10,14 +10,22 @@ from .spaces import nb201_spec
 
 Spec = Union[Mapping[str, Any], str]
 
+# What build_model writes: full-integer int8 as TensorFlow's converter emits it, float32, and 16x8
+# (int16 activations, int8 weights, as audio models use).
+DTYPES = ("int8", "float32", "int16x8")
+
 
 def build_model(spec: Spec, seed: int = 0, dtype: str = "int8") -> bytes:
     """Builds a valid ``.tflite`` model from an architecture spec.
 
     ``spec`` is a dict (or its JSON text) in the format of ``cpp/include/perfsage/spec.h``: inputs,
     layers in execution order, outputs. ``dtype`` is ``"int8"`` (full-integer, as TensorFlow's
-    converter emits it) or ``"float32"``. Weights come from ``seed``: the same spec, seed and
-    dtype give identical bytes. An invalid spec raises :class:`PerfSageError` naming the layer.
+    converter emits it), ``"float32"`` or ``"int16x8"`` (int16 activations with zero point 0, int8
+    per-channel weights, int64 biases, as the converter writes with
+    ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``; a layer LiteRT has no 16x8
+    kernel for raises :class:`PerfSageError` naming it). Weights come from ``seed``: the same
+    spec, seed and dtype give identical bytes. An invalid spec raises :class:`PerfSageError`
+    naming the layer.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")

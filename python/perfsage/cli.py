@@ -15,7 +15,7 @@ from ._core import Graph, PerfSageError
 from ._graphs import load_tflite
 from ._io import __version__, atomic_write
 from ._targets import targets as list_targets
-from ._writer import build_model, strip_weights
+from ._writer import DTYPES, build_model, strip_weights
 from .datasets import (
     build_dataset,
     compact_dataset,
@@ -167,7 +167,8 @@ def _cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    items = sample(args.space, args.n, args.seed)  # an unknown space is refused before the folder is looked at
+    # An unknown space is refused before the folder is looked at.
+    items = sample(args.space, args.n, args.seed, args.dtype)
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()):
         held = sorted(p.name for p in out.iterdir())
@@ -357,8 +358,9 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="labeller, e.g. ethos-u55-256 or host-cpu (repeat for several)")
     build.add_argument("--out", required=True, help="dataset directory (created; resumed when it exists)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    build.add_argument("--dtype", choices=["int8", "float32"], default="int8",
-                       help="model type: int8 (full-integer, what NPUs run; default) or float32")
+    build.add_argument("--dtype", choices=list(DTYPES), default="int8",
+                       help="model type: int8 (full-integer, what NPUs run; default), float32 or int16x8 "
+                            "(int16 activations, int8 weights)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")
@@ -519,8 +521,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--n", type=int, required=True, help="number of models")
     generate.add_argument("--seed", type=int, default=0,
                           help="sampling seed (default 0): the same space, n and seed give the same models")
-    generate.add_argument("--dtype", choices=["int8", "float32"], default="int8",
-                          help="int8 (full-integer, as TensorFlow's converter writes them; default) or float32")
+    generate.add_argument("--dtype", choices=list(DTYPES), default="int8",
+                          help="int8 (full-integer, as TensorFlow's converter writes them; default), float32 or "
+                               "int16x8 (int16 activations, int8 weights)")
     generate.add_argument("--out", required=True, metavar="DIR",
                           help="output folder, new or empty (manifest.jsonl lists spec and seed per model)")
     generate.add_argument("--strip", action="store_true", help="write weight-free models (see strip_weights)")

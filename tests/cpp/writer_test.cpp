@@ -2,6 +2,9 @@
 // malformed spec text (truncations) failing cleanly, also under the sanitizers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <stdexcept>
+
 #include "perfsage/error.h"
 #include "perfsage/graph.h"
 #include "perfsage/spec.h"
@@ -23,17 +26,31 @@ const char* kSpec = R"({"name": "t", "inputs": [{"name": "x", "shape": [1, 12, 1
 
 TEST(Writer, SameSeedSameBytesAndTheReaderAgrees) {
   // Determinism is what lets a dataset row keep only spec + seed.
-  for (auto type : {WeightType::kInt8, WeightType::kFloat32}) {
+  for (auto type : {WeightType::kInt8, WeightType::kFloat32, WeightType::kInt16x8}) {
     const auto a = build_model_json(kSpec, 7, type);
     EXPECT_EQ(a, build_model_json(kSpec, 7, type));
     EXPECT_NE(a, build_model_json(kSpec, 8, type));
     const auto graph = load_graph(a.data(), a.size(), "t");
     // conv (relu fused), depthwise, add, mean, reshape, dense, softmax.
     EXPECT_EQ(graph->num_nodes(), 7);
-    EXPECT_EQ(graph->model().subgraphs[0].tensors[0].dtype,
-              type == WeightType::kInt8 ? DType::kInt8 : DType::kFloat32);
+    const DType activations = type == WeightType::kInt8    ? DType::kInt8
+                              : type == WeightType::kInt16x8 ? DType::kInt16
+                                                             : DType::kFloat32;
+    EXPECT_EQ(graph->model().subgraphs[0].tensors[0].dtype, activations);
     EXPECT_EQ(graph->node_costs()[0].macs, 6 * 6 * 8 * 27);
   }
+}
+
+TEST(Writer, DtypeNamesAndTheirLayers) {
+  // The binding and Python's sampling take both from here: one list of names, one of 16x8 layers.
+  EXPECT_EQ(weight_type("int16x8"), WeightType::kInt16x8);
+  EXPECT_THROW(weight_type("int16"), std::invalid_argument);
+  const auto all = layer_ops(WeightType::kInt8);
+  const auto wide = layer_ops(WeightType::kInt16x8);
+  EXPECT_EQ(all, layer_ops(WeightType::kFloat32));
+  EXPECT_LT(wide.size(), all.size());
+  EXPECT_NE(std::find(wide.begin(), wide.end(), "conv2d"), wide.end());
+  EXPECT_EQ(std::find(wide.begin(), wide.end(), "hard_swish"), wide.end());
 }
 
 TEST(Writer, StrippedModelHasTheSameFeatures) {

@@ -71,6 +71,16 @@ def test_generate_writes_models_and_a_manifest(tmp_path: Path, capsys) -> None:
     assert "wrote 5 models" in capsys.readouterr().err
 
 
+def test_generate_int16x8_models_of_the_dtypes_samples(tmp_path: Path) -> None:
+    # Why: 16x8 samples redraw specs with layers that have no 16x8 kernel; generate must follow.
+    assert main(["generate", "--space", "mobile_v3", "--n", "3", "--dtype", "int16x8", "--out", str(tmp_path)]) == 0
+    records = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    for record, item in zip(records, perfsage.sample("mobile_v3", 3, seed=0, dtype="int16x8")):
+        assert record["spec"] == item["spec"]
+        model = perfsage.load_tflite((tmp_path / record["file"]).read_bytes())
+        assert {t["dtype"] for t in model.tensors()} >= {"int16", "int8", "int64"}
+
+
 def test_generate_stripped_and_unknown_space(tmp_path: Path, capsys) -> None:
     assert main(["generate", "--space", "nb201", "--n", "2", "--out", str(tmp_path), "--strip"]) == 0
     files = sorted(tmp_path.glob("*.tflite"))

@@ -15,6 +15,7 @@ import perfsage
 from perfsage import spaces
 from perfsage.spaces._blocks import gru
 from perfsage.spaces.nb201 import EDGES, OPS, arch_string, parse_arch
+from perfsage.datasets import plan, spec_id
 from perfsage.spaces.op_zoo import OP_DRAWS, PATTERNS
 
 SPACE_NAMES = sorted(spaces.spaces())
@@ -219,6 +220,40 @@ def test_nb201_space_samples_valid_cells() -> None:
     for item in spaces.sample("nb201", 50, seed=0):
         arch = item["spec"]["name"][len("nb201"):]
         assert spaces.nb201_spec(arch) == item["spec"]
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_int16x8_samples_hold_only_16x8_layers_and_are_the_int8_ones_where_they_can_be(name: str) -> None:
+    # Why: a 16x8 sample must build (no layer without a 16x8 kernel), and one dtype's data should
+    # hold the other's models wherever the writer allows.
+    int8 = spaces.sample(name, 24, seed=1)
+    assert int8 == spaces.sample(name, 24, seed=1, dtype="float32")
+    if name in ("super_resolution", "transformer"):  # depth-to-space, layer norms in every draw
+        with pytest.raises(RuntimeError, match="made of the dtype's ops"):
+            spaces.sample(name, 1, seed=1, dtype="int16x8")
+        return
+    allowed = set(perfsage._core.layer_ops("int16x8"))
+    wide = spaces.sample(name, 24, seed=1, dtype="int16x8")
+    for a, b in zip(int8, wide):
+        assert a["seed"] == b["seed"] and {layer["op"] for layer in b["spec"]["layers"]} <= allowed
+        if {layer["op"] for layer in a["spec"]["layers"]} <= allowed:
+            assert a == b
+    perfsage.build_model(wide[0]["spec"], seed=wide[0]["seed"], dtype="int16x8")
+    with pytest.raises(ValueError, match="dtype must be 'int8', 'float32' or 'int16x8', got 'int4'"):
+        spaces.sample(name, 1, seed=1, dtype="int4")
+
+
+def test_plan_ids_name_the_dtype() -> None:
+    # Why: the same spec and seed in another dtype is another model; int8 ids must not move.
+    int8, wide = plan(["kws"], 3), plan(["kws"], 3, dtype="int16x8")
+    assert [i["spec"] for i in int8] == [i["spec"] for i in wide]
+    assert [i["id"] for i in int8] == [spec_id(i["spec"], i["seed"], "int8") for i in int8]
+    assert [i["id"] for i in wide] == [spec_id(i["spec"], i["seed"], "int16x8") for i in wide]
+    assert not {i["id"] for i in int8} & {i["id"] for i in wide}
+    # The id of a fixed spec, as perfsage computed it before int16x8 existed.
+    assert spec_id({"inputs": [], "layers": []}, 0, "int8") == "c277ca427d10013cc02d401b1c966de0"
+    with pytest.raises(ValueError, match="dtype must be one of int8, float32, int16x8, got 'int16'"):
+        plan(["kws"], 1, dtype="int16")
 
 
 def test_op_zoo_covers_every_op_pattern_and_size() -> None:

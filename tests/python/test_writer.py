@@ -13,9 +13,16 @@ from ai_edge_litert.interpreter import Interpreter
 
 import perfsage
 from vela_compile import compile_with_vela
-from writer_specs import ALL, IMAGE_ALL_OPS, INDEX_OUTPUTS, KWS, OP_SPECS
+from writer_specs import ALL, INT16X8, KWS, NO_INT16X8, OP_SPECS, PLAIN_OUTPUTS
 
-DTYPES = ["int8", "float32"]
+DTYPES = ["int8", "float32", "int16x8"]
+ACTIVATION_TYPES = {"int8": np.int8, "float32": np.float32, "int16x8": np.int16}
+# Every spec in every dtype that has its layers.
+CASES = [(name, dtype) for dtype in DTYPES for name in sorted(INT16X8 if dtype == "int16x8" else ALL)]
+
+
+def spec_of(name: str, dtype: str) -> dict:
+    return (INT16X8 if dtype == "int16x8" else ALL)[name]
 
 
 def invoke(model: bytes) -> Interpreter:
@@ -23,8 +30,9 @@ def invoke(model: bytes) -> Interpreter:
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
     for d in interpreter.get_input_details():
-        if d["dtype"] == np.int8:
-            x = rng.integers(-128, 128, size=d["shape"]).astype(np.int8)
+        if d["dtype"] in (np.int8, np.int16):
+            info = np.iinfo(d["dtype"])
+            x = rng.integers(info.min, info.max + 1, size=d["shape"]).astype(d["dtype"])
         else:
             x = rng.uniform(-1, 1, size=d["shape"]).astype(np.float32)
         interpreter.set_tensor(d["index"], x)
@@ -32,33 +40,37 @@ def invoke(model: bytes) -> Interpreter:
     return interpreter
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize(("name", "dtype"), CASES)
 def test_litert_loads_allocates_and_invokes(name: str, dtype: str) -> None:
     # Validity is what a real runtime accepts, not what our reader accepts.
-    model = perfsage.build_model(ALL[name], seed=1, dtype=dtype)
+    model = perfsage.build_model(spec_of(name, dtype), seed=1, dtype=dtype)
     interpreter = invoke(model)
     for d in interpreter.get_output_details():
         y = interpreter.get_tensor(d["index"])
-        if d["name"] in INDEX_OUTPUTS:
-            assert y.dtype == np.int32
-            continue
-        assert y.dtype == (np.int8 if dtype == "int8" else np.float32)
+        assert y.dtype == np.dtype(PLAIN_OUTPUTS.get(d["name"], ACTIVATION_TYPES[dtype])), d["name"]
         if dtype == "float32":
             assert np.isfinite(y).all()
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(ALL))
+@pytest.mark.parametrize(("name", "dtype"), CASES)
 def test_reader_reads_back_what_litert_sees(name: str, dtype: str) -> None:
-    model = perfsage.build_model(ALL[name], seed=2, dtype=dtype)
+    model = perfsage.build_model(spec_of(name, dtype), seed=2, dtype=dtype)
     graph = perfsage.load_tflite(model)
     interpreter = Interpreter(model_content=model)
     ops = interpreter._get_ops_details()
     assert graph.op_names == [op["op_name"] for op in ops]
-    litert_shapes = {t["index"]: tuple(t["shape"]) for t in interpreter.get_tensor_details()}
+    litert = {t["index"]: t for t in interpreter.get_tensor_details()}
     for i, tensor in enumerate(graph.tensors()):
-        assert tensor["shape"] == litert_shapes[i], tensor["name"]
+        assert tensor["shape"] == tuple(litert[i]["shape"]), tensor["name"]
+        assert tensor["dtype"] == np.dtype(litert[i]["dtype"]).name, tensor["name"]
+
+
+@pytest.mark.parametrize("name", sorted(NO_INT16X8))
+def test_layers_without_a_16x8_kernel_are_refused_by_name(name: str) -> None:
+    # Why: LiteRT refuses these ops with int16 inputs; a model it cannot run has no place in the data.
+    op = NO_INT16X8[name]
+    with pytest.raises(perfsage.PerfSageError, match=rf"layer \d+ '\w+' \({op}\): op '{op}' has no 16x8"):
+        perfsage.build_model(ALL[name], dtype="int16x8")
 
 
 def test_relu_after_conv_is_fused_as_the_converter_does() -> None:
@@ -76,9 +88,10 @@ def test_relu_after_conv_is_fused_as_the_converter_does() -> None:
 
 def test_same_spec_and_seed_give_identical_bytes() -> None:
     for dtype in DTYPES:
-        a = perfsage.build_model(IMAGE_ALL_OPS, seed=5, dtype=dtype)
-        assert a == perfsage.build_model(IMAGE_ALL_OPS, seed=5, dtype=dtype)
-        b = perfsage.build_model(IMAGE_ALL_OPS, seed=6, dtype=dtype)
+        spec = spec_of("image_all_ops", dtype)
+        a = perfsage.build_model(spec, seed=5, dtype=dtype)
+        assert a == perfsage.build_model(spec, seed=5, dtype=dtype)
+        b = perfsage.build_model(spec, seed=6, dtype=dtype)
         assert a != b and len(a) == len(b)  # other weights, same structure
 
 
@@ -104,6 +117,61 @@ def test_int8_quantisation_is_converter_style() -> None:
             qi, qo = (tensors[op[k][0]]["quantization"] for k in ("inputs", "outputs"))
             assert qi["scale"][0] == qo["scale"][0] and qi["zero_point"][0] == qo["zero_point"][0]
     assert not {"QUANTIZE", "DEQUANTIZE"} & set(graph.op_names)  # int8 in, int8 out
+
+
+def test_int16x8_quantisation_is_the_converters_16x8() -> None:
+    # Why: 16x8 kernels accept only symmetric int16 activations, int8 weights and int64 biases.
+    graph = perfsage.load_tflite(perfsage.build_model(KWS, dtype="int16x8"))
+    tensors, ops = graph.tensors(), graph.operators()
+    weighted = 0
+    for op in ops:
+        for i in op["inputs"] + op["outputs"]:
+            t = tensors[i]
+            if t["dtype"] == "int16":
+                assert (t["quantization"]["zero_point"] == 0).all(), t["name"]
+        if op["name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        weighted += 1
+        x, w, b = (tensors[i] for i in op["inputs"])
+        assert (x["dtype"], w["dtype"], b["dtype"]) == ("int16", "int8", "int64")
+        np.testing.assert_allclose(b["quantization"]["scale"],
+                                   x["quantization"]["scale"][0] * w["quantization"]["scale"], rtol=1e-6)
+    assert weighted == 4
+    softmax_out = tensors[ops[-1]["outputs"][0]]["quantization"]
+    assert softmax_out["scale"][0] == pytest.approx(1 / 32768) and softmax_out["zero_point"][0] == 0
+
+
+def test_reader_features_tell_16x8_from_int8_and_name_the_new_ops() -> None:
+    # Why: a predictor tells a 16x8 model from its int8 twin only by these columns, and the new
+    # ops by their builtin codes, which the vocabulary already holds (no new feature columns).
+    names = perfsage.node_feature_names()
+    column = {n: names.index(n) for n in ("op_type", "in_bits", "out_bits", "weight_bits", "param_bytes")}
+    int8, wide = (np.asarray(perfsage.load_tflite(perfsage.build_model(KWS, dtype=d)).node_features)
+                  for d in ("int8", "int16x8"))
+    assert (wide[:, column["in_bits"]] == 16).all() and (wide[:, column["out_bits"]] == 16).all()
+    np.testing.assert_array_equal(wide[:, column["weight_bits"]], int8[:, column["weight_bits"]])
+    # int64 biases take 4 bytes more per output channel: 64 + 64 + 64 + 12 channels.
+    assert wide[:, column["param_bytes"]].sum() - int8[:, column["param_bytes"]].sum() == 4 * (64 * 3 + 12)
+    for name, code in (("div", 42), ("cast", 53), ("quantize", 114)):
+        spec, op_name, _ = OP_SPECS[name]
+        graph = perfsage.load_tflite(perfsage.build_model(spec, dtype="int8"))
+        features = np.asarray(graph.node_features)
+        assert features[graph.op_names.index(op_name), column["op_type"]] == code
+
+
+def test_quantize_and_cast_convert_between_types() -> None:
+    spec, _, _ = OP_SPECS["quantize"]
+    tensors = {t["name"]: t for t in perfsage.load_tflite(perfsage.build_model(spec, dtype="int8")).tensors()}
+    assert (tensors["wide"]["dtype"], tensors["narrow"]["dtype"]) == ("int16", "int8")
+    assert tensors["rq"]["quantization"]["scale"][0] == pytest.approx(2 * tensors["c"]["quantization"]["scale"][0])
+    # A float32 model has no quantisation to change: the converter writes no QUANTIZE there.
+    assert "QUANTIZE" not in perfsage.load_tflite(perfsage.build_model(spec, dtype="float32")).op_names
+    with pytest.raises(perfsage.PerfSageError, match="writes no operator: its quantize layers fold away"):
+        perfsage.build_model({"inputs": [{"name": "x", "shape": [1, 4]}], "layers": [{"op": "quantize"}]},
+                             dtype="float32")
+    spec, _, _ = OP_SPECS["cast"]
+    tensors = {t["name"]: t for t in perfsage.load_tflite(perfsage.build_model(spec, dtype="int16x8")).tensors()}
+    assert [tensors[n]["dtype"] for n in ("c", "ci", "cf", "cq")] == ["int16", "int32", "float32", "int16"]
 
 
 def _recurrent_layout(graph: perfsage.Graph, op_name: str) -> tuple:
@@ -169,7 +237,7 @@ def test_int8_recurrent_layers_compute_what_the_float32_ones_do(name: str) -> No
     spec = OP_SPECS[name][0]
     x = np.random.default_rng(0).uniform(-1, 1, size=spec["inputs"][0]["shape"]).astype(np.float32)
     outputs = {}
-    for dtype in DTYPES:
+    for dtype in ("int8", "float32"):
         interpreter = Interpreter(model_content=perfsage.build_model(spec, seed=3, dtype=dtype))
         interpreter.allocate_tensors()
         d, o = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -224,7 +292,18 @@ def bad(spec_change) -> dict:
         # Only multi-output layers have "<layer>:<i>" names.
         (lambda s: s["layers"][6].update(inputs=["flat:0"]), r"layer 6 'fc'.*input 'flat:0' is neither"),
         (lambda s: s["layers"].insert(6, {"name": "am", "op": "arg_max"}),
-         r"layer 7 'fc' \(dense\): input 'am' holds int32 indices, which no layer takes"),
+         r"layer 7 'fc' \(dense\): input 'am' holds int32 values, not the model's int8 activations; only cast"),
+        (lambda s: s["layers"].insert(6, {"name": "f", "op": "cast"}),
+         r"layer 7 'fc' \(dense\): input 'f' holds float32 values, not the model's int8 activations"),
+        (lambda s: s["layers"].insert(6, {"name": "w", "op": "quantize", "to": "int16"}),
+         r"layer 7 'fc' \(dense\): input 'w' holds int16 values, not the model's int8 activations"),
+        (lambda s: s.update(layers=s["layers"][:6] + [{"name": "i", "op": "cast", "to": "int8"},
+                                                      {"name": "q", "op": "quantize"}] + s["layers"][6:]),
+         r"layer 7 'q' \(quantize\): takes int8 or int16 activations or float32 values, got unquantised int8"),
+        (lambda s: s["layers"].insert(6, {"name": "q", "op": "quantize", "range_scale": 0}),
+         r"layer 6 'q' \(quantize\): 'range_scale' must be positive"),
+        (lambda s: s["layers"].insert(6, {"name": "q", "op": "quantize", "to": "uint8"}),
+         r"layer 6 'q' \(quantize\): 'to' must be one of int8, int16"),
         (lambda s: s["layers"][6].update(weights_of="c1"),
          r"layer 6 'fc' \(dense\): 'weights_of' must name an earlier dense layer of 12 units on 64 features, got 'c1'"),
         # The shared bias is at the first input's scale times the weights'.
@@ -250,28 +329,37 @@ def test_invalid_specs_name_the_layer(change, message: str) -> None:
 def test_malformed_arguments() -> None:
     with pytest.raises(perfsage.PerfSageError, match="invalid JSON at byte"):
         perfsage.build_model('{"inputs": [}')
-    with pytest.raises(ValueError, match="dtype must be 'int8' or 'float32'"):
+    with pytest.raises(ValueError, match="dtype must be 'int8', 'float32' or 'int16x8', got 'int16'"):
         perfsage.build_model(KWS, dtype="int16")
     with pytest.raises(ValueError, match="seed must be an int"):
         perfsage.build_model(KWS, seed=-1)
 
 
+# Why Vela leaves layers of the large specs on the CPU: DEPTH_TO_SPACE, which the Ethos-U55 lacks,
+# and the attention's two BATCH_MATMULs in 16x8 (Vela has no int16 matmul). Everything else Vela
+# supports runs on the NPU.
+VELA_CPU_REASONS = {("image_all_ops", "int8"): ["Unsupported opType"],
+                    ("transformer", "int16x8"): ["Matmul with unsupported IFM type"] * 2}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16x8"])
 @pytest.mark.parametrize("name", ["kws", "transformer", "image_all_ops"])
-def test_int8_models_compile_with_vela(name: str, tmp_path: Path) -> None:
-    result = compile_with_vela(perfsage.build_model(ALL[name], dtype="int8"), tmp_path)
-    # Everything Vela supports runs on the NPU: DEPTH_TO_SPACE is the one op here it does not.
+def test_integer_models_compile_with_vela(name: str, dtype: str, tmp_path: Path) -> None:
+    result = compile_with_vela(perfsage.build_model(spec_of(name, dtype), dtype=dtype), tmp_path)
     assert result.npu_operators > 0
-    assert result.cpu_reasons == (["Unsupported opType"] if name == "image_all_ops" else [])
+    assert result.cpu_reasons == VELA_CPU_REASONS.get((name, dtype), [])
     assert result.cpu_operators == len(result.cpu_reasons)
 
 
-@pytest.mark.parametrize("name", sorted(OP_SPECS))
-def test_int8_op_models_get_vela_labels_with_the_expected_placement(name: str) -> None:
+@pytest.mark.parametrize(("name", "dtype"), [(name, "int8") for name in sorted(OP_SPECS)] +
+                         [(name, "int16x8") for name in sorted(set(OP_SPECS) & set(INT16X8))])
+def test_op_models_get_vela_labels_with_the_expected_placement(name: str, dtype: str) -> None:
     # Why: each op is in the data for the cost Vela gives it; placing it elsewhere than we expect
-    # (or failing to compile) means the writer produced something the converter would not.
+    # (or failing to compile) means the writer produced something the converter would not. Vela
+    # takes int16 activations wherever it takes int8 ones for these ops.
     pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install ethos-u-vela)")
     spec, op_name, placement = OP_SPECS[name]
-    model = perfsage.build_model(spec, dtype="int8")
+    model = perfsage.build_model(spec, dtype=dtype)
     _, costs = perfsage.labelers.get_labeler("ethos-u55-256").label_operators(model)
     graph = perfsage.load_tflite(model)
     assert op_name in graph.op_names

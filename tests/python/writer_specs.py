@@ -151,6 +151,25 @@ OP_SPECS = {
   # runs it on the NPU, lowered to operations that its debug database ties to no source operator:
   # the per-operator labels leave ARG_MAX "none" and its cost unattributed.
   "arg_max": ({**_on_conv({"name": "am", "op": "arg_max"}), "outputs": ["c", "am"]}, "ARG_MAX", "none"),
+  # The divisor, the exp of a logistic, lies in [1, e]: away from zero, as real divisors are. Vela
+  # has no DIV.
+  "div": (_on_conv(
+    {"name": "gate", "op": "logistic", "inputs": ["x"]},
+    {"name": "divisor", "op": "exp"},
+    {"name": "d", "op": "div", "inputs": ["c", "divisor"], "activation": "relu"}), "DIV", "cpu"),
+  # To int32 and back to float32, quantised again to the model's activations; the int32 values are
+  # an output too. Vela has no CAST.
+  "cast": ({**_on_conv(
+    {"name": "ci", "op": "cast", "to": "int32"},
+    {"name": "cf", "op": "cast", "to": "float32"},
+    {"name": "cq", "op": "quantize", "range_scale": 2.0}), "outputs": ["cq", "ci"]}, "CAST", "cpu"),
+  # A requantisation to another scale and a round trip through int16 (each step to another scale,
+  # so that none is a no-op in int16x8 models either), joined by an addition.
+  "quantize": (_on_conv(
+    {"name": "rq", "op": "quantize", "range_scale": 2.0},
+    {"name": "wide", "op": "quantize", "to": "int16", "inputs": ["c"], "range_scale": 1.5},
+    {"name": "narrow", "op": "quantize", "range_scale": 0.5},
+    {"name": "a", "op": "add", "inputs": ["rq", "narrow"]}), "QUANTIZE", "npu"),
   # Stacked Keras LSTMs over 16 frames: the first returns its sequence, the second its last step
   # (a STRIDED_SLICE), then a classifier. Vela unrolls the LSTMs into NPU operations.
   "lstm": (_op_spec(
@@ -165,8 +184,27 @@ OP_SPECS = {
     {"name": "s2", "op": "svdf", "units": 16, "memory": 4},
     {"name": "fc", "op": "dense", "units": 12}), "SVDF", "cpu"),
 }
-# Outputs of int32 indices rather than activations.
-INDEX_OUTPUTS = {"am"}
+# Outputs whose type is not the model's activation type: int32 indices and values.
+PLAIN_OUTPUTS = {"am": "int32", "ci": "int32"}
 
 ALL = {"image_all_ops": IMAGE_ALL_OPS, "transformer": TRANSFORMER, "kws": KWS,
        **{name: spec for name, (spec, _, _) in OP_SPECS.items()}}
+
+
+def _variant(spec, **layers):
+    """``spec`` with the layers named in ``layers`` replaced."""
+    return {**spec, "layers": [layers.get(layer["name"], layer) for layer in spec["layers"]]}
+
+
+# Specs with a layer that LiteRT has no 16x8 kernel for, and that layer's op.
+NO_INT16X8 = {"image_all_ops": "hard_swish", "transformer": "layer_norm", "arg_max": "arg_max", "lstm": "lstm",
+              "svdf": "svdf"}
+# The specs int16x8 models are written from: those of ALL, the two large ones with their layers
+# that have no 16x8 kernel swapped for ones that do (the divisor-like rsqrt input made positive).
+INT16X8 = {
+  **{name: spec for name, spec in ALL.items() if name not in NO_INT16X8},
+  "image_all_ops": _variant(IMAGE_ALL_OPS, hs={"name": "hs", "op": "leaky_relu"},
+                            d2s={"name": "d2s", "op": "resize_nearest", "size": [32, 32]}),
+  "transformer": _variant(TRANSFORMER, ln={"name": "ln", "op": "tanh"},
+                          sq={"name": "sq", "op": "logistic", "inputs": ["r1"]}),
+}

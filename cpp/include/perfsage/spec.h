@@ -31,6 +31,9 @@
 //   add, mul, sub     two inputs, broadcasting as numpy; activation [none] (add, sub, mul); bound: the
 //                     output's known magnitude, its int8 range [-bound, bound] instead of the inputs'
 //                     interval arithmetic (a recurrent state's, which would widen at every step)
+//   div               two inputs, broadcasting; activation [none]. The quotient's range assumes a
+//                     divisor no nearer zero than a quarter of its largest magnitude: keep divisors
+//                     away from zero (e.g. the exp of a logistic, in [1, e])
 //   squared_difference  two inputs
 //   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
 //                     another are requantised, as for concat)
@@ -46,9 +49,18 @@
 //   global_avg_pool   mean over H and W, keeping them (what the converter emits: MEAN)
 //   mean              axes, keep_dims [true]
 //   sum, reduce_max   as mean; an int8 sum's output spans the input's range times the count summed
-//   arg_max           axis [-1]: int32 indices of the largest values, without that dimension; no
-//                     layer takes them, so an arg_max is a spec output
+//   arg_max           axis [-1]: int32 indices of the largest values, without that dimension; only
+//                     cast takes them
 //   gather            indices: a non-empty list of constant indices into dimension axis [0]
+//   cast              to ["float32" | "int32" | "int8" | "int16"]: values converted one by one,
+//                     quantisation ignored (an int8 input's stored integers); the output is
+//                     unquantised, an activation only when it is a float32 model's float32
+//   quantize          to [the model's "int8" | "int16"], range_scale [1]: requantises int8 or int16
+//                     activations to a range range_scale times the input's (int8 <-> int16 too),
+//                     or quantises a cast's float32 values; folded away in float32 models (no
+//                     quantisation to change: the layer's output is its input)
+//                     Only cast and quantize take values that are not the model's activations
+//                     (arg_max's indices, their own outputs of another type)
 //   pad               paddings: [[before, after], ...] one pair per dimension
 //   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"
 //                     (each side <= the dimension)]
@@ -77,6 +89,8 @@
 //                     LayerNormalization: MEAN, SQUARED_DIFFERENCE, MEAN, ADD, RSQRT, SUB, MUL,
 //                     MUL, ADD
 // "bias": false gives a zero bias tensor, as the converter writes for bias-free layers.
+// int16x8 models take every op but arg_max, depth_to_space, hard_swish, squared_difference and
+// layer_norm, which LiteRT has no 16x8 kernel for, and lstm and svdf (written for int8 only).
 // Anything else — an unknown op or parameter, a channel mismatch, a non-positive size, a kernel
 // larger than its padded input, a dangling input name — is a perfsage::Error naming the layer.
 #pragma once

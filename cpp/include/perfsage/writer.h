@@ -1,11 +1,16 @@
 // The TFLite writer: architecture spec (spec.h) + seed -> a valid .tflite flatbuffer.
 //
-// Two flavours. float32: float weights, biases and activations. int8: full-integer quantisation
+// Three flavours. float32: float weights, biases and activations. int8: full-integer quantisation
 // as TensorFlow's converter emits it with int8 inputs and outputs — int8 activations with
 // per-tensor scale and zero point, per-channel symmetric int8 conv/depthwise/dense weights, int32
 // biases at input_scale * weight_scale, fixed output scales where the runtime requires them
 // (softmax and logistic 1/256 at -128, tanh 1/128 at 0), and the input's scale kept by operators
 // that move data without arithmetic (pooling, reshape, pad, transpose, resize, depth-to-space).
+// int16x8: the 16x8 scheme TensorFlow's converter writes with
+// EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 — int16 activations with symmetric
+// per-tensor scales (zero point 0), int8 weights as in int8, int64 biases, fixed outputs at 1/32768
+// and 0, and ADD/SUB with general (not power-of-two) scales; a layer without a 16x8 kernel in
+// LiteRT is an error naming it.
 // Activation ranges are estimated from the weights' statistics, not calibrated on data.
 //
 // Weights are Glorot-uniform (Keras's default initialiser) from a generator seeded with `seed`,
@@ -21,7 +26,13 @@
 
 namespace perfsage {
 
-enum class WeightType { kFloat32, kInt8 };
+enum class WeightType { kFloat32, kInt8, kInt16x8 };
+
+// The type named "int8", "float32" or "int16x8"; std::invalid_argument naming them otherwise.
+WeightType weight_type(const std::string& name);
+
+// The spec ops (spec.h) the writer builds in models of `type`.
+std::vector<std::string> layer_ops(WeightType type);
 
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type);
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type);

@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextI
 from tqdm import tqdm
 
 from .._io import PathLike, __version__
+from .._writer import DTYPES
 from ..labelers import get_labeler
 from ..spaces import sample
 from ._ids import canonical_spec, spec_id
@@ -47,14 +48,14 @@ class BuildSummary:
 
 
 def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[str, Any]]:
-    """The models a job labels: ``sample(space, n, seed)`` of each space, interleaved.
+    """The models a job labels: ``sample(space, n, seed, dtype)`` of each space, interleaved.
 
     Interleaving (one model of each space in turn) means a job stopped early still holds every
     space in equal measure. Each item has its content id and its spec as canonical JSON.
     """
-    if dtype not in ("int8", "float32"):
-        raise ValueError(f"dtype must be 'int8' or 'float32', got {dtype!r}")
-    per_space = [sample(space, n, seed) for space in spaces]
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    per_space = [sample(space, n, seed, dtype) for space in spaces]
     items: List[Dict[str, Any]] = []
     seen = set()
     for i in range(n):

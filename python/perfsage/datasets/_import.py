@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .._graphs import load_tflite
 from .._io import PathLike, __version__, utc_timestamp
-from .._writer import build_model, strip_weights
+from .._writer import DTYPES, build_model, strip_weights
 from ..spaces import nb201_spec
 from ._ids import canonical_spec, content_id, model_id, spec_id
 from ._parquet import write_parquet_atomic
@@ -320,9 +320,9 @@ def import_csv(
                     f"{path}, line {line}, column {seed_column!r}: {seed_text!r} is not a seed in [0, 2**64)"
                 ) from None
             model_dtype = record[dtype_column].strip() if dtype_column else (dtype or "int8")
-            if model_dtype not in ("int8", "float32"):
+            if model_dtype not in DTYPES:
                 where = f"column {dtype_column!r}" if dtype_column else "dtype"
-                raise DatasetError(f"{path}, line {line}, {where}: {model_dtype!r} is not int8 or float32")
+                raise DatasetError(f"{path}, line {line}, {where}: {model_dtype!r} is not one of {', '.join(DTYPES)}")
             row.update(
                 id=spec_id(spec, seed, model_dtype),
                 name=record[name_column] if name_column else json.loads(spec).get("name"),

@@ -11,7 +11,7 @@ space           string       search space, ``nb201`` or ``imported``
 name            string       the spec's name, the model file's name, or the NB201 cell
 spec            string       canonical spec JSON; null for models that no spec describes
 seed            uint64       the writer's weight seed; null without a spec
-dtype           string       ``int8`` or ``float32`` (or the model's input type when imported)
+dtype           string       ``int8``, ``float32`` or ``int16x8`` (or the model's input type when imported)
 tflite          binary       weight-free TFLite (``strip_weights``); null in compact copies
                              wherever the spec rebuilds it
 <target>/<m>    float64      one column per target and metric; units in the schema metadata

@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from .._core import layer_ops
 from . import (
     autoencoder,
     cnn_families,
@@ -80,18 +81,24 @@ def _non_negative_int(value: Any, what: str) -> int:
     return int(value)
 
 
-def sample(space: str, n: int, seed: int = 0) -> List[Dict[str, Any]]:
+def sample(space: str, n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
-    specs carry their cell string). The same ``(space, seed)`` always gives the same specs.
+    specs carry their cell string). The same ``(space, seed, dtype)`` always gives the same specs.
+    ``dtype`` is the type the models will be written in: every spec of ``"int8"`` and ``"float32"``
+    builds in both (the same specs); ``"int16x8"`` redraws, from the same generator, any draw with a
+    layer the writer has no 16x8 kernel for, so its sample ``i`` is the int8 one when that has none.
+    A space made only of such draws (``super_resolution``: depth-to-space; ``transformer``: layer
+    norms) raises ``RuntimeError``.
     """
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
+    ops = frozenset(layer_ops(dtype))
     items = []
     for i in range(n):
         item_seed = sample_seed(seed, i)
-        spec = search_space.sample_spec(np.random.default_rng(item_seed))
+        spec = search_space.sample_spec(np.random.default_rng(item_seed), ops)
         items.append({"space": space, "seed": item_seed, "spec": {"name": f"{space}-{item_seed}", **spec}})
     return items

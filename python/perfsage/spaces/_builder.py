@@ -24,11 +24,11 @@ Size = Union[int, Sequence[int]]
 # Ops whose single input passes through with its shape unchanged.
 _SAME_SHAPE_OPS = frozenset(
     {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs",
-     "prelu"}
+     "prelu", "cast", "quantize"}
 )
 # Ops with several outputs, named "<layer>:<i>" (spec.h).
 _MULTI_OUTPUT_OPS = frozenset({"split", "split_v", "unpack"})
-_BINARY_OPS = frozenset({"add", "sub", "mul", "squared_difference", "maximum", "minimum"})
+_BINARY_OPS = frozenset({"add", "sub", "mul", "div", "squared_difference", "maximum", "minimum"})
 
 
 def _pair(value: Size) -> Tuple[int, int]:

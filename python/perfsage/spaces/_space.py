@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import AbstractSet, Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -31,17 +31,20 @@ class SearchSpace:
     max_macs: Optional[int] = None
     max_params: Optional[int] = None
 
-    def sample_spec(self, rng: np.random.Generator) -> Dict[str, Any]:
-        """One architecture spec drawn with ``rng``."""
+    def sample_spec(self, rng: np.random.Generator, ops: Optional[AbstractSet[str]] = None) -> Dict[str, Any]:
+        """One architecture spec drawn with ``rng``; with ``ops``, one whose layers all have one of
+        those ops (draws with others are redrawn, as those over budget are)."""
         for _ in range(_MAX_DRAWS):
             builder = self.build(rng)
             if (self.max_macs is None or builder.macs <= self.max_macs) and (
                 self.max_params is None or builder.params <= self.max_params
             ):
-                return builder.spec()
+                spec = builder.spec()
+                if ops is None or all(layer["op"] in ops for layer in spec["layers"]):
+                    return spec
         raise RuntimeError(
             f"search space {self.name!r}: no draw within {self.max_macs} MACs and {self.max_params} "
-            f"parameters in {_MAX_DRAWS} draws"
+            f"parameters" + ("" if ops is None else " made of the dtype's ops") + f" in {_MAX_DRAWS} draws"
         )
 
     def __repr__(self) -> str:

@@ -200,6 +200,34 @@ def _binary(op):
     return draw
 
 
+def _div(b, x, rng, name, keep):
+    # The divisor is kept away from zero, as real models keep theirs (a variance plus epsilon, a
+    # count): the exp of a logistic lies in [1, e]. The spec format has no constant operand to add
+    # to a logistic instead, and quotients by values near zero fit no int8 scale (float32: inf).
+    other = x if rng.random() < 0.5 or len(b.shape(x)) < 3 else b.add(
+        "mean", x, f"{name}_stat", axes=list(range(1, len(b.shape(x)) - 1)))
+    divisor = b.add("exp", b.add("logistic", other, f"{name}_gate"), f"{name}_divisor")
+    return b.add("div", [x, divisor], name, **_act(rng))
+
+
+def _cast(b, x, rng, name, keep):
+    # As converters emit it around index arithmetic: to int32 and back to float32, then quantised
+    # to the model's activations again (the QUANTIZE vanishes from float32 models).
+    as_int = b.add("cast", x, name, to="int32")
+    return b.add("quantize", b.add("cast", as_int, f"{name}_float", to="float32"), f"{name}_quantize")
+
+
+def _quantize(b, x, rng, name, keep):
+    # A requantisation to another scale, or a round trip through int16 (int8 <-> int16 in int8
+    # models, as their 16x8 islands have it). Not on a spec input: a float32 model, where the
+    # layer folds away, would have no operator.
+    if b.op_of(x) is None:
+        return None
+    if rng.random() < 0.5:
+        return b.add("quantize", x, name, range_scale=choice(rng, (0.5, 2.0, 4.0)))
+    return b.add("quantize", b.add("quantize", x, f"{name}_wide", to="int16"), name)
+
+
 def _concat(b, x, rng, name, keep):
     if keep:
         return None
@@ -413,6 +441,7 @@ OP_DRAWS: Dict[str, Draw] = {
     "squared_difference": Draw((2, 3, 4), _binary("squared_difference")),
     "maximum": Draw((2, 3, 4), _binary("maximum")),
     "minimum": Draw((2, 3, 4), _binary("minimum")),
+    "div": Draw((2, 3, 4), _div),
     "concat": Draw((2, 3, 4), _concat),
     "split": Draw((2, 3, 4), _split("split")),
     "split_v": Draw((2, 3, 4), _split("split_v")),
@@ -423,6 +452,8 @@ OP_DRAWS: Dict[str, Draw] = {
     "reduce_max": Draw((3, 4), _reduction("reduce_max")),
     "gather": Draw((2, 3, 4), _gather),
     "arg_max": Draw((2, 3, 4), _arg_max),
+    "cast": Draw((2, 3, 4), _cast),
+    "quantize": Draw((2, 3, 4), _quantize),
     "relu": Draw((2, 3, 4), _unary("relu")),
     "relu6": Draw((2, 3, 4), _unary("relu6")),
     "logistic": Draw((2, 3, 4), _unary("logistic")),
