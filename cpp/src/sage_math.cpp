@@ -105,15 +105,14 @@ void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, 
   const Mat<S>& hK = cache.h[c.layers];
   const int64_t N = hK.rows(), W = hK.cols(), I = c.input_width(), G = c.node_context_width();
   const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
-  // The head's first layer on q = [h_K | h_0 | graph features]: the graph features' product is
-  // the same for every node of a graph, so it is computed once per graph and added to each node's
-  // [h_K | h_0] product (cache.head[0] keeps only [h_K | h_0]).
-  Mat<S> q(N, W + I);
-  q.leftCols(W) = hK;
-  q.rightCols(I) = b.h0;
+  // The head's first layer on q = [h_K | h_0 | graph features], as three products of its row
+  // blocks: q is never assembled, and the graph features' product, the same for every node of a
+  // graph, is computed once per graph and added to each node's (cache.head[0] stays empty; the
+  // backward pass reads h_K and h_0 where they are).
   const auto w0 = P.mat(ix.head[0].weight);
   Mat<S> first(N, w0.cols());
-  product<S>(first, q, w0.topRows(W + I), false);
+  product<S>(first, hK, w0.topRows(W), false);
+  product<S>(first, b.h0, w0.middleRows(W, I), true);
   if (G > 0) {
     Mat<S> per_graph(B, w0.cols());
     product<S>(per_graph, b.graph_features, w0.bottomRows(G), false);
@@ -122,7 +121,7 @@ void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, 
   }
   head_activation(c, P, ix, 0, first);
   cache.head.resize(static_cast<size_t>(c.head_layers + 1));
-  cache.head[0] = std::move(q);
+  cache.head[0].resize(0, 0);
   cache.head[1] = std::move(first);
   head_forward(c, P, ix, 1, cache);
   const Mat<S>& o = cache.head.back();
@@ -424,7 +423,8 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
       dz = dz.cwiseProduct((cache.head[1].array() > static_cast<S>(0)).template cast<S>().matrix());
     const int64_t I = c.input_width(), Gw = c.node_context_width();
     auto gw0 = G.mat(ix.head[0].weight);
-    product_tn<S>(gw0.topRows(width + I), cache.head[0], dz);
+    product_tn<S>(gw0.topRows(width), hK, dz);
+    product_tn<S>(gw0.middleRows(width, I), b.h0, dz);
     G.vec(ix.head[0].bias) += dz.colwise().sum();
     if (Gw > 0) {
       Mat<S> per_graph = Mat<S>::Zero(B, dz.cols());
@@ -432,10 +432,11 @@ void backward(const SageConfig& c, const Params<S>& P, const Index& ix, const Ba
         per_graph.row(g) = dz.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).colwise().sum();
       product_tn<S>(gw0.bottomRows(Gw), b.graph_features, per_graph);
     }
-    const Mat<S> dq = product_nt<S>(dz, P.mat(ix.head[0].weight).topRows(width + I));
-    dh = dq.leftCols(width);
+    // d(loss)/d(h_K), and d(loss)/d(h_0) in its embedding columns only (the rest has no parameters).
+    const auto w0 = P.mat(ix.head[0].weight);
+    dh = product_nt<S>(dz, w0.topRows(width));
     const int64_t E = c.embedding_dim + c.family_dim;
-    embedding_gradients(c, ix, b, dq.middleCols(width + c.num_node_features, E), G);
+    if (E > 0) embedding_gradients(c, ix, b, product_nt<S>(dz, w0.middleRows(width + c.num_node_features, E)), G);
   } else {
     dh = lse_readout_backward(c, P, ix, b, cache, head_backward(c, P, ix, cache, d_out, G), G);
   }
