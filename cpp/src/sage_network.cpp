@@ -46,6 +46,14 @@ const S* params_as(const std::vector<float>& params, std::vector<S>& buffer) {
 // to stay in cache.
 constexpr int64_t kPredictChunk = 64;
 
+// One graph's forward pass (explain, operator_costs), after checking the graph.
+void forward_one(const SageConfig& c, const Normalization& norm, const Params<float>& P, const Index& ix,
+                 const GraphInput& graph, Batch<float>& b, Cache<float>& cache) {
+  check_graph_input(graph, c, "graph");
+  pack(c, norm, P, ix, &graph, 1, b);
+  forward(c, P, ix, b, cache);
+}
+
 }  // namespace
 
 SageNetwork::SageNetwork(SageConfig config)
@@ -191,13 +199,11 @@ void SageNetwork::operator_costs(const GraphInput& graph, float* prediction, flo
     throw Error("operator_costs: this network's readout is '" + std::string(to_string(c.readout)) +
                 "'; only the additive readout prices each operator");
   check_normalization();
-  check_graph_input(graph, c, "graph");
   const Index ix = index_of(layout_, c);
   const Params<float> P{params_.data()};
   Batch<float> b;
   Cache<float> cache;
-  pack(c, norm_, P, ix, &graph, 1, b);
-  forward(c, P, ix, b, cache);
+  forward_one(c, norm_, P, ix, graph, b, cache);
   const int64_t T = c.num_targets;
   const Mat<float>& o = cache.head.back();
   const auto bias = P.vec(ix.readout_constant);
@@ -235,14 +241,11 @@ void SageNetwork::explain(const GraphInput& graph, float* prediction, float* sha
     throw Error("explain: this network has no log-sum-exp readout channels (readout_channels = 0), "
                 "so it has no per-operator shares");
   check_normalization();
-  check_graph_input(graph, c, "graph");
-  if (graph.num_nodes == 0) throw Error("explain: the graph has no nodes");
   const Index ix = index_of(layout_, c);
   const Params<float> P{params_.data()};
   Batch<float> b;
   Cache<float> cache;
-  pack(c, norm_, P, ix, &graph, 1, b);
-  forward(c, P, ix, b, cache);
+  forward_one(c, norm_, P, ix, graph, b, cache);
   const int64_t T = c.num_targets, R = c.readout_channels, N = graph.num_nodes;
   const int64_t lse_col = 3 * cache.h[c.layers].cols();
   const Mat<float>& o = cache.head.back();
