@@ -135,8 +135,10 @@ class LabelledRows:
         self.spaces = self.dataset.spaces
         self.usable: Dict[str, np.ndarray] = {}
         self.labels: Dict[str, np.ndarray] = {}
-        # Per target, each row's per-operator labels [num_nodes, metrics] (None: none), or None.
+        # Per target, each row's per-operator labels [num_nodes, metrics] (None: none), or None;
+        # read on first need (only methods that price operators use them) from the recipe's columns.
         self.operator_labels: Dict[str, Optional[List[Optional[np.ndarray]]]] = {}
+        self._columns: Dict[str, List[str]] = {}
         self._graphs: Optional[List[Optional[Graph]]] = None
         self.load_seconds = 0.0
 
@@ -151,12 +153,14 @@ class LabelledRows:
         good = np.all(np.isfinite(labels) & (labels > 0), axis=1)
         self.labels[recipe.target] = labels
         self.usable[recipe.target] = self.rows[good[self.rows]]
-        self.operator_labels[recipe.target] = dataset_operator_labels(self.dataset, recipe.columns)
+        self._columns[recipe.target] = recipe.columns
         return self.usable[recipe.target]
 
     def operator_rows(self, target: str, rows: np.ndarray) -> Optional[List[Optional[np.ndarray]]]:
         """The per-operator labels of ``rows`` for ``target``, or None if the dataset has none."""
-        labels = self.operator_labels.get(target)
+        if target not in self.operator_labels:
+            self.operator_labels[target] = dataset_operator_labels(self.dataset, self._columns[target])
+        labels = self.operator_labels[target]
         return None if labels is None else [labels[r] for r in np.asarray(rows).tolist()]
 
     def op_sets(self, rows: np.ndarray) -> List[frozenset]:
@@ -469,8 +473,10 @@ class Runner:
                         test_graphs: List[Graph]) -> Dict[str, Dict[str, float]]:
         """Per metric, the method's per-operator costs against the test rows' per-operator labels
         (``operator_accuracy``), for a method that prices operators; {} otherwise."""
+        if not method.uses_operator_labels:
+            return {}
         measured = test_data.operator_rows(unit.target, unit.split.test)
-        if not method.uses_operator_labels or measured is None:
+        if measured is None:
             return {}
         kept = [(g, m) for g, m in zip(test_graphs, measured) if m is not None]
         if not kept:
