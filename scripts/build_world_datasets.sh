@@ -5,29 +5,36 @@
 # (`perfsage dataset build --per-operator`: Vela's cycles, MACs, bytes per memory, latency, energy
 # and placement of every operator, summing to the model's labels):
 #
-#   datasets/world-ethos-u.parquet/   int8: the operator zoo (ZOO_N models, default 40,000) and the
-#                                     spaces beyond the paper's (transformer, autoencoder, mobile_v3,
-#                                     cnn_families, recurrent_audio: OTHER_N each, default 4,000),
-#                                     60,000 new int8 models (a zoo model labels about 10x faster
-#                                     than a whole architecture, and prices more operator shapes); then 16x8 (int16 activations, int8
-#                                     weights, as audio models are quantised): X16_N (default 3,000)
-#                                     each of op_zoo and recurrent_audio; and the 21,000 models of the four paper spaces (the same
-#                                     seeds, so the same ids, as scripts/build_datasets.sh),
-#                                     labelled again with per-operator labels: one dataset, so that
-#                                     training and leave-one-space-out see every space
+#   datasets/world-ethos-u.parquet/   int8: the operator zoo (ZOO_N models, default 40,000, seed S),
+#                                     the spaces beyond the paper's (transformer, autoencoder,
+#                                     mobile_v3, cnn_families, recurrent_audio: OTHER_N each, default
+#                                     2,000) and a second zoo draw (ZOO2_N, default 12,000, seed S+1)
+#                                     that brings the ops only some tensors fit (MIRROR_PAD,
+#                                     EXPAND_DIMS) past 500 models: 62,000 new int8 models, mostly zoo
+#                                     (a zoo model labels about 10x faster than a whole architecture,
+#                                     and prices more operator shapes); then 16x8 (int16 activations,
+#                                     int8 weights, as audio models are quantised): X16_N (default
+#                                     3,000) each of op_zoo and recurrent_audio; and the 21,000 models
+#                                     of the four paper spaces (the same seeds, so the same ids, as
+#                                     scripts/build_datasets.sh), labelled again with per-operator
+#                                     labels: one dataset, so that training and leave-one-space-out
+#                                     see every space
 #   datasets/compact/world-ethos-u.parquet  a compact copy (spec + seed + labels, zstd 19)
 #
 # Kill it at any moment and run it again: each step skips the models already stored. A model
 # that Vela refuses or crashes on is stored as an error row; the job goes on.
 #
-# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--other-n N] [--x16-n N] [--paper-n-per-space N]
+# A space's first n samples do not depend on n, so a larger --other-n later only adds models.
+#
+# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--x16-n N] [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ZOO_N=40000
-OTHER_N=4000
+ZOO2_N=12000
+OTHER_N=2000
 X16_N=3000
 PAPER_N=5250
 WORKERS=0
@@ -36,6 +43,7 @@ OUT=datasets
 while [ $# -gt 0 ]; do
   case "$1" in
     --zoo-n) ZOO_N="$2"; shift 2 ;;
+    --zoo2-n) ZOO2_N="$2"; shift 2 ;;
     --other-n) OTHER_N="$2"; shift 2 ;;
     --x16-n) X16_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
@@ -62,6 +70,9 @@ stamp "   transformer, autoencoder, mobile_v3, cnn_families, recurrent_audio ($O
 perfsage dataset build --space transformer --space autoencoder --space mobile_v3 --space cnn_families \
   --space recurrent_audio --n "$OTHER_N" --seed "$SEED" --dtype int8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   a second zoo draw ($ZOO2_N, seed $((SEED + 1))) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --n "$ZOO2_N" --seed "$((SEED + 1))" --dtype int8 "${TARGETS[@]}" --per-operator \
+  --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 stamp "   16x8: op_zoo and recurrent_audio ($X16_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$X16_N" --seed "$SEED" --dtype int16x8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
