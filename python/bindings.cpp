@@ -15,6 +15,7 @@
 #include "perfsage/ops.h"
 #include "perfsage/sage.h"
 #include "perfsage/shared_network.h"
+#include "perfsage/spec_graph.h"
 #include "perfsage/train.h"
 #include "perfsage/writer.h"
 
@@ -167,6 +168,14 @@ GraphList graph_list(const py::sequence& graphs, const char* what) {
     out.keep.push_back(g.cast<const PyGraph&>().graph);
     out.inputs.push_back(perfsage::graph_input(*out.keep.back()));
   }
+  return out;
+}
+
+// A batch's results as Python: (Graph or None, error message) per item.
+py::list result_list(const std::vector<perfsage::LoadResult>& results) {
+  py::list out;
+  for (const auto& r : results)
+    out.append(py::make_tuple(r.graph ? py::cast(PyGraph{r.graph}) : py::object(py::none()), r.error));
   return out;
 }
 
@@ -479,11 +488,7 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release release;
           results = perfsage::load_many(work, threads);
         }
-        py::list out;
-        for (auto& r : results)
-          out.append(py::make_tuple(r.graph ? py::cast(PyGraph{r.graph}) : py::object(py::none()),
-                                    r.error));
-        return out;
+        return result_list(results);
       },
       py::arg("items"), py::arg("threads") = 0,
       "Loads paths (str) and bytes-like items on `threads` threads (0: all cores) with the GIL\n"
@@ -502,6 +507,43 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8",
       "Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h).");
+
+  m.def(
+      "spec_graph",
+      [](const std::string& spec_json, uint64_t seed, const std::string& dtype, const std::string& source) {
+        const perfsage::WeightType type = perfsage::weight_type(dtype);
+        std::shared_ptr<const Graph> graph;
+        {
+          py::gil_scoped_release release;
+          graph = perfsage::spec_graph(perfsage::parse_spec(spec_json), seed, type, source);
+        }
+        return PyGraph{graph};
+      },
+      py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8", py::arg("source") = "<spec>",
+      "The Graph of load_bytes(build_model(spec_json, seed, dtype), source), built without weights or\n"
+      "TFLite bytes (see cpp/include/perfsage/spec_graph.h).");
+
+  m.def(
+      "spec_graphs",
+      [](const std::vector<std::string>& specs, const std::vector<uint64_t>& seeds,
+         const std::vector<std::string>& sources, const std::string& dtype, int threads) {
+        if (seeds.size() != specs.size() || sources.size() != specs.size())
+          throw py::value_error("spec_graphs: " + std::to_string(specs.size()) + " specs, " +
+                                std::to_string(seeds.size()) + " seeds and " + std::to_string(sources.size()) +
+                                " sources; expected one of each per spec");
+        const perfsage::WeightType type = perfsage::weight_type(dtype);
+        std::vector<perfsage::SpecItem> work(specs.size());
+        for (size_t i = 0; i < specs.size(); ++i) work[i] = {specs[i], seeds[i], type, sources[i]};
+        std::vector<perfsage::LoadResult> results;
+        {
+          py::gil_scoped_release release;
+          results = perfsage::spec_graphs(work, threads);
+        }
+        return result_list(results);
+      },
+      py::arg("specs"), py::arg("seeds"), py::arg("sources"), py::arg("dtype") = "int8", py::arg("threads") = 0,
+      "spec_graph for every JSON spec on `threads` threads (0: all cores) with the GIL released;\n"
+      "returns a list of (Graph or None, error message) in spec order.");
 
   m.def(
       "layer_ops", [](const std::string& dtype) { return perfsage::layer_ops(perfsage::weight_type(dtype)); },

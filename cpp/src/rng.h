@@ -11,11 +11,14 @@ class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (state_ += kGamma);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
+  // Moves past `n` draws in one step, as n calls of next() would (the state only adds kGamma),
+  // so that a caller that needs no values (the writer's spec path) keeps later draws in place.
+  void skip(uint64_t n) { state_ += n * kGamma; }
   // Uniform in [0, 1) with 53 random bits.
   double unit() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
   // Uniform in [-limit, limit).
@@ -29,6 +32,7 @@ class Rng {
   }
 
  private:
+  static constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ull;
   uint64_t state_;
 };
 

@@ -16,6 +16,7 @@
 #include "perfsage/ops.h"
 #include "perfsage/tflite_generated.h"
 #include "perfsage/writer.h"
+#include "tflite_options.h"
 #include "utf8.h"
 
 namespace perfsage {
@@ -75,6 +76,8 @@ std::string Where::str() const {
 std::vector<int32_t> copy_ints(const flatbuffers::Vector<int32_t>* v) {
   return v ? std::vector<int32_t>(v->begin(), v->end()) : std::vector<int32_t>{};
 }
+
+}  // namespace
 
 void read_options(const fb::Operator& op, OperatorOptions& o) {
   using T = fb::BuiltinOptions;
@@ -225,6 +228,8 @@ void read_options(const fb::Operator& op, OperatorOptions& o) {
       break;
   }
 }
+
+namespace {
 
 void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes,
                  const std::vector<char>& stripped, Where here, Tensor& t) {

@@ -31,9 +31,20 @@ const std::set<std::string> kInt16x8Ops = {
 
 class Writer {
  public:
-  Writer(const ModelSpec& spec, uint64_t seed, WeightType type) : spec_(spec), graph_(seed, type) {}
+  Writer(const ModelSpec& spec, uint64_t seed, WeightType type, writer::ConstantData constants)
+      : spec_(spec), graph_(seed, type, constants) {
+    if (spec.inputs.empty()) fail("spec", "has no inputs");
+    if (spec.layers.empty()) fail("spec", "has no layers");
+    build();
+  }
 
-  std::vector<uint8_t> run() {
+  std::vector<uint8_t> serialize() const { return graph_.serialize(graph_inputs_, graph_outputs_, description()); }
+  Model model(const std::string& source) const {
+    return graph_.to_model(graph_inputs_, graph_outputs_, description(), source);
+  }
+
+ private:
+  void build() {
     plan_fusion();
     for (const SpecInput& in : spec_.inputs) {
       if (values_.count(in.name)) fail("spec", "input name '" + in.name + "' is used twice");
@@ -54,11 +65,10 @@ class Writer {
       if (it == values_.end()) fail("spec", "output '" + name + "' is not a layer");
       graph_outputs_.push_back(it->second);
     }
-    return graph_.serialize(graph_inputs_, graph_outputs_,
-                            "perfsage writer" + (spec_.name.empty() ? "" : ": " + spec_.name));
   }
 
- private:
+  std::string description() const { return "perfsage writer" + (spec_.name.empty() ? "" : ": " + spec_.name); }
+
   // A relu/relu6 layer whose single input is the only use of a conv/dense/add/sub/mul output is
   // folded into that layer's fused activation, as the converter does.
   void plan_fusion() {
@@ -166,9 +176,11 @@ std::vector<std::string> layer_ops(WeightType type) {
 }
 
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type) {
-  if (spec.inputs.empty()) fail("spec", "has no inputs");
-  if (spec.layers.empty()) fail("spec", "has no layers");
-  return Writer(spec, seed, type).run();
+  return Writer(spec, seed, type, writer::ConstantData::kValues).serialize();
+}
+
+Model spec_model(const ModelSpec& spec, uint64_t seed, WeightType type, const std::string& source) {
+  return Writer(spec, seed, type, writer::ConstantData::kSizesOnly).model(source);
 }
 
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type) {

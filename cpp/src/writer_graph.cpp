@@ -1,9 +1,12 @@
-// The model being written: tensors with their quantisation, operators, and the flatbuffer.
+// The model being written: tensors with their quantisation, operators, and the flatbuffer or Model.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
+#include <stdexcept>
+#include <string_view>
 
+#include "tflite_options.h"
+#include "utf8.h"
 #include "writer_graph.h"
 
 namespace perfsage::writer {
@@ -15,6 +18,13 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& values) {
   if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
   return out;
 }
+
+// The version of the schema the writer writes and the Model records.
+constexpr uint32_t kSchemaVersion = 3;
+
+// A string as the reader gets it back: the flatbuffer holds it up to its first NUL (the writer
+// passes C strings), and the reader keeps valid UTF-8 only.
+std::string as_read(const std::string& text) { return utf8_sanitize(std::string_view(text.c_str())); }
 
 }  // namespace
 
@@ -63,6 +73,7 @@ fb::TensorType GraphBuilder::activation_type() const {
 float GraphBuilder::absmax(const TensorDef& t) { return std::max(std::abs(t.lo), std::abs(t.hi)); }
 
 int32_t GraphBuilder::add_tensor(TensorDef t) {
+  if (!t.data.empty()) t.data_bytes = t.data.size();
   tensors_.push_back(std::move(t));
   return static_cast<int32_t>(tensors_.size() - 1);
 }
@@ -105,6 +116,7 @@ int32_t GraphBuilder::same_as(const std::string& name, const Shape& shape, int32
   t.name = name;
   t.shape = shape;
   t.data.clear();
+  t.data_bytes = 0;
   return add_tensor(std::move(t));
 }
 
@@ -141,14 +153,21 @@ int32_t GraphBuilder::unquantized(const std::string& name, const Shape& shape, f
 int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                               int32_t channel_axis, int bits) {
   const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
-  std::vector<float> w(static_cast<size_t>(elements(shape)));
-  for (float& x : w) x = rng_.uniform(limit);
+  const auto count = static_cast<size_t>(elements(shape));
+  std::vector<float> w;
+  if (sizes_only()) {
+    rng_.skip(count);
+  } else {
+    w.resize(count);
+    for (float& x : w) x = rng_.uniform(limit);
+  }
   TensorDef t;
   t.name = name;
   t.shape = shape;
   t.lo = -limit;
   t.hi = limit;
   if (!quantized()) {
+    t.data_bytes = count * sizeof(float);
     t.data = as_bytes(w);
     return add_tensor(std::move(t));
   }
@@ -156,18 +175,24 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
   // one channel holding everything.
   const bool per_tensor = channel_axis < 0;
   const auto channels = per_tensor ? size_t{1} : static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
-  size_t inner = per_tensor ? w.size() : 1;
+  size_t inner = per_tensor ? count : 1;
   for (size_t d = static_cast<size_t>(channel_axis) + 1; !per_tensor && d < shape.size(); ++d)
     inner *= static_cast<size_t>(shape[d]);
-  const size_t outer = w.size() / (channels * inner);
-  std::vector<float> absmax(channels, 0.0f);
-  for (size_t o = 0, i = 0; o < outer; ++o)
-    for (size_t c = 0; c < channels; ++c)
-      for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
+  const size_t outer = count / (channels * inner);
   const bool wide = bits > 8;
   const auto qmax = static_cast<float>((1 << (bits - 1)) - 1);
   t.type = wide ? fb::TensorType::INT16 : fb::TensorType::INT8;
   t.quantized_dimension = per_tensor ? 0 : channel_axis;
+  if (sizes_only()) {
+    t.scale.assign(channels, limit / qmax);
+    t.zero_point.assign(channels, 0);
+    t.data_bytes = count * (wide ? sizeof(int16_t) : sizeof(int8_t));
+    return add_tensor(std::move(t));
+  }
+  std::vector<float> absmax(channels, 0.0f);
+  for (size_t o = 0, i = 0; o < outer; ++o)
+    for (size_t c = 0; c < channels; ++c)
+      for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
   std::vector<float> inverse(channels);
   for (size_t c = 0; c < channels; ++c) {
     t.scale.push_back(std::max(absmax[c], 1e-8f) / qmax);
@@ -189,13 +214,19 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
 }
 
 int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, int32_t weight, bool zero) {
-  std::vector<float> b(static_cast<size_t>(n), 0.0f);
-  if (!zero)
-    for (float& x : b) x = rng_.uniform(0.1f);
+  std::vector<float> b;
+  if (sizes_only()) {
+    if (!zero) rng_.skip(static_cast<uint64_t>(n));
+  } else {
+    b.assign(static_cast<size_t>(n), 0.0f);
+    if (!zero)
+      for (float& x : b) x = rng_.uniform(0.1f);
+  }
   TensorDef t;
   t.name = name;
   t.shape = {n};
   if (!quantized()) {
+    t.data_bytes = static_cast<uint64_t>(n) * sizeof(float);
     t.data = as_bytes(b);
     return add_tensor(std::move(t));
   }
@@ -206,15 +237,17 @@ int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, in
     t.scale.push_back(in.scale[0] * w_scale);
     t.zero_point.push_back(0);
   }
+  t.type = int16() ? fb::TensorType::INT64 : fb::TensorType::INT32;
+  if (sizes_only()) {
+    t.data_bytes = static_cast<uint64_t>(n) * (int16() ? sizeof(int64_t) : sizeof(int32_t));
+    return add_tensor(std::move(t));
+  }
   std::vector<int64_t> q(static_cast<size_t>(n));
   for (size_t c = 0; c < q.size(); ++c) q[c] = std::llround(b[c] / t.scale[c % t.scale.size()]);
-  if (int16()) {
-    t.type = fb::TensorType::INT64;
+  if (int16())
     t.data = as_bytes(q);
-  } else {
-    t.type = fb::TensorType::INT32;
+  else
     t.data = as_bytes(std::vector<int32_t>(q.begin(), q.end()));
-  }
   return add_tensor(std::move(t));
 }
 
@@ -276,20 +309,37 @@ void GraphBuilder::add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs,
   ops_.push_back(OpDef{code, std::move(inputs), std::move(outputs), type, std::move(options), std::move(intermediates)});
 }
 
+std::vector<uint32_t> GraphBuilder::buffer_of_tensors() const {
+  std::vector<uint32_t> buffer_of(tensors_.size(), 0);
+  uint32_t next = 1;
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (tensors_[i].data_bytes > 0) buffer_of[i] = next++;
+  return buffer_of;
+}
+
+std::vector<fb::BuiltinOperator> GraphBuilder::operator_codes(std::vector<uint32_t>& code_of_op) const {
+  std::vector<fb::BuiltinOperator> codes;
+  code_of_op.clear();
+  for (const OpDef& op : ops_) {
+    const auto it = std::find(codes.begin(), codes.end(), op.code);
+    code_of_op.push_back(static_cast<uint32_t>(it - codes.begin()));
+    if (it == codes.end()) codes.push_back(op.code);
+  }
+  return codes;
+}
+
 std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
                                              const std::vector<int32_t>& outputs,
                                              const std::string& description) const {
+  if (sizes_only()) throw std::logic_error("GraphBuilder::serialize: the builder kept the constants' sizes only");
   size_t constant_bytes = 0;
   for (const auto& t : tensors_) constant_bytes += t.data.size();
   Builder fbb(constant_bytes + 4096 + 256 * tensors_.size());
 
   std::vector<flatbuffers::Offset<fb::Buffer>> buffers = {fb::CreateBuffer(fbb)};
-  std::vector<uint32_t> buffer_of(tensors_.size(), 0);
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    if (tensors_[i].data.empty()) continue;
-    buffer_of[i] = static_cast<uint32_t>(buffers.size());
-    buffers.push_back(fb::CreateBufferDirect(fbb, &tensors_[i].data));
-  }
+  const std::vector<uint32_t> buffer_of = buffer_of_tensors();
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (buffer_of[i] > 0) buffers.push_back(fb::CreateBufferDirect(fbb, &tensors_[i].data));
   std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const TensorDef& t = tensors_[i];
@@ -299,27 +349,82 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
                                                      fb::QuantizationDetails::NONE, 0, t.quantized_dimension);
     tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant, t.variable));
   }
+  std::vector<uint32_t> code_of_op;
   std::vector<flatbuffers::Offset<fb::OperatorCode>> codes;
-  std::map<fb::BuiltinOperator, uint32_t> code_index;
+  for (const fb::BuiltinOperator code : operator_codes(code_of_op)) {
+    const auto value = static_cast<int32_t>(code);
+    codes.push_back(fb::CreateOperatorCode(fbb, static_cast<int8_t>(std::min(value, 127)), 0, 1, code));
+  }
   std::vector<flatbuffers::Offset<fb::Operator>> ops;
-  for (const OpDef& op : ops_) {
-    auto it = code_index.find(op.code);
-    if (it == code_index.end()) {
-      const auto code = static_cast<int32_t>(op.code);
-      it = code_index.emplace(op.code, static_cast<uint32_t>(codes.size())).first;
-      codes.push_back(fb::CreateOperatorCode(fbb, static_cast<int8_t>(std::min(code, 127)), 0, 1, op.code));
-    }
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const OpDef& op = ops_[i];
     const auto options = op.options ? op.options(fbb) : flatbuffers::Offset<void>();
     // Only operators with intermediates get the field, so that the others' bytes stay as they were.
     const auto* intermediates = op.intermediates.empty() ? nullptr : &op.intermediates;
-    ops.push_back(fb::CreateOperatorDirect(fbb, it->second, &op.inputs, &op.outputs, op.options_type, options, nullptr,
-                                           fb::CustomOptionsFormat::FLEXBUFFERS, nullptr, intermediates));
+    ops.push_back(fb::CreateOperatorDirect(fbb, code_of_op[i], &op.inputs, &op.outputs, op.options_type, options,
+                                           nullptr, fb::CustomOptionsFormat::FLEXBUFFERS, nullptr, intermediates));
   }
   const auto subgraph = fb::CreateSubGraphDirect(fbb, &tensors, &inputs, &outputs, &ops, "main");
   std::vector<flatbuffers::Offset<fb::SubGraph>> subgraphs = {subgraph};
-  const auto model = fb::CreateModelDirect(fbb, 3, &codes, &subgraphs, description.c_str(), &buffers);
+  const auto model = fb::CreateModelDirect(fbb, kSchemaVersion, &codes, &subgraphs, description.c_str(), &buffers);
   fb::FinishModelBuffer(fbb, model);
   return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+}
+
+Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
+                             const std::string& description, const std::string& source) const {
+  Model model;
+  model.source = source;
+  model.version = kSchemaVersion;
+  model.description = as_read(description);
+  model.subgraphs.resize(1);
+  Subgraph& sg = model.subgraphs[0];
+  sg.name = "main";
+  sg.inputs = inputs;
+  sg.outputs = outputs;
+
+  const std::vector<uint32_t> buffer_of = buffer_of_tensors();
+  model.num_buffers = 1;
+  sg.tensors.resize(tensors_.size());
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const TensorDef& def = tensors_[i];
+    Tensor& t = sg.tensors[i];
+    t.name = as_read(def.name);
+    t.shape = def.shape;
+    t.dtype = static_cast<DType>(def.type);
+    t.buffer = buffer_of[i];
+    t.data_bytes = def.data_bytes;
+    t.is_constant = def.data_bytes > 0;
+    t.is_variable = def.variable;
+    model.num_buffers += buffer_of[i] > 0;
+    if (def.scale.empty()) continue;  // serialize writes no quantisation table
+    t.quantization.scale = def.scale;
+    t.quantization.zero_point = def.zero_point;
+    t.quantization.quantized_dimension = def.quantized_dimension;
+  }
+
+  std::vector<uint32_t> code_of_op;
+  const std::vector<fb::BuiltinOperator> codes = operator_codes(code_of_op);
+  // Options reach the Model as the reader reads them, from a one-operator flatbuffer each: one
+  // reading of every options table, whichever way a model arrives.
+  Builder scratch(256);
+  sg.operators.resize(ops_.size());
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const OpDef& def = ops_[i];
+    Operator& op = sg.operators[i];
+    op.opcode_index = static_cast<int32_t>(code_of_op[i]);
+    op.builtin_code = static_cast<int32_t>(codes[code_of_op[i]]);
+    op.inputs = def.inputs;
+    op.outputs = def.outputs;
+    op.intermediates = def.intermediates;
+    op.options_type = static_cast<int32_t>(def.options_type);
+    if (!def.options) continue;
+    scratch.Clear();
+    const auto options = def.options(scratch);
+    scratch.Finish(fb::CreateOperator(scratch, 0, 0, 0, def.options_type, options));
+    read_options(*flatbuffers::GetRoot<fb::Operator>(scratch.GetBufferPointer()), op.options);
+  }
+  return model;
 }
 
 }  // namespace perfsage::writer

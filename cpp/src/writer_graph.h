@@ -1,6 +1,6 @@
 // The writer's inside (writer.h is its outside). Three jobs, one file each:
 //   writer_graph.cpp   the model being written: tensors with their quantisation, operators, and
-//                      the flatbuffer they become;
+//                      what they become: the flatbuffer, or the reader's Model without one;
 //   writer_layers.cpp  one small builder per spec op, looked up in a table by op name;
 //   writer.cpp         the spec walk: inputs, relu fusion, each layer through its builder, outputs.
 // Layer parameters are read through Params (writer_params.cpp), which names the layer in errors.
@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "perfsage/model.h"
 #include "perfsage/spec.h"
 #include "perfsage/tflite_generated.h"
 #include "perfsage/writer.h"
@@ -35,7 +36,8 @@ struct TensorDef {
   std::string name;
   Shape shape;
   fb::TensorType type = fb::TensorType::FLOAT32;
-  std::vector<uint8_t> data;  // constants only
+  std::vector<uint8_t> data;  // constants only; weights and biases stay empty when only sizes are kept
+  uint64_t data_bytes = 0;    // the constant data's size, kept or not (the buffer the reader sees)
   std::vector<float> scale;
   std::vector<int64_t> zero_point;
   int32_t quantized_dimension = 0;
@@ -93,12 +95,20 @@ class Params {
   std::set<std::string> used_;
 };
 
+// What a GraphBuilder keeps of weights and biases: their values, for a .tflite file, or their sizes
+// only, for a Model that goes straight to a Graph (features and predictions read sizes, never
+// values, and drawing the values is most of the writer's time).
+enum class ConstantData { kValues, kSizesOnly };
+
 // The model being written: its tensors and operators in order. Each new tensor gets the data and
 // the quantisation (int8, int16x8) or none (float32) of its kind; weights and biases draw from the
-// seeded generator, so the order of the calls is part of the output.
+// seeded generator, so the order of the calls is part of the output. With sizes only, weights and
+// biases skip their draws (later draws, as prelu's slopes, stay those of the values' stream) and
+// carry nominal quantisation scales (see weights()); everything else is as with values.
 class GraphBuilder {
  public:
-  GraphBuilder(uint64_t seed, WeightType type) : type_(type), rng_(seed ^ 0x7065726673616765ull) {}
+  GraphBuilder(uint64_t seed, WeightType type, ConstantData constants = ConstantData::kValues)
+      : type_(type), constants_(constants), rng_(seed ^ 0x7065726673616765ull) {}
 
   bool int8() const { return type_ == WeightType::kInt8; }
   // 16x8: int16 activations (symmetric, zero point 0), int8 weights, int64 biases.
@@ -130,7 +140,8 @@ class GraphBuilder {
   int32_t unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo, float hi);
   // Glorot-uniform weights; int8 and int16x8 quantise them symmetrically per slice along
   // `channel_axis`, or per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as
-  // SVDF's time weights).
+  // SVDF's time weights). Each slice's scale is its largest magnitude over the largest level; with
+  // sizes only, which draws no values, it is the Glorot limit's (the bound of that magnitude).
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                   int32_t channel_axis, int bits = 8);
   // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 (int8)
@@ -152,14 +163,26 @@ class GraphBuilder {
               std::vector<int32_t> intermediates = {});
 
   // The finished .tflite: one subgraph "main", operator codes in order of first use, one buffer
-  // per constant tensor after the empty buffer 0.
+  // per constant tensor after the empty buffer 0. Needs the values (ConstantData::kValues).
   std::vector<uint8_t> serialize(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
                                  const std::string& description) const;
+  // What read_model(serialize(...), source) gives, without the flatbuffer: the same tensors,
+  // buffers, operator codes and options (through the reader's own reading of options), except
+  // file_bytes, 0 for a model never serialised, and with sizes only, the nominal weight and bias
+  // scales.
+  Model to_model(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
+                 const std::string& description, const std::string& source) const;
 
  private:
   int32_t add_tensor(TensorDef t);
+  bool sizes_only() const { return constants_ == ConstantData::kSizesOnly; }
+  // The buffer of each tensor: 0 (none) or the next after the empty buffer 0, in tensor order.
+  std::vector<uint32_t> buffer_of_tensors() const;
+  // The operator codes in order of first use, and each operator's index into them.
+  std::vector<fb::BuiltinOperator> operator_codes(std::vector<uint32_t>& code_of_op) const;
 
   WeightType type_;
+  ConstantData constants_;
   Rng rng_;
   std::vector<TensorDef> tensors_;
   std::vector<OpDef> ops_;

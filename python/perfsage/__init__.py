@@ -7,6 +7,7 @@ Reading models::
     g.node_features, g.edge_index, g.graph_features  # numpy views, columns named below
     perfsage.node_feature_names(), perfsage.graph_feature_names()
     graphs = perfsage.load_many(paths, threads=0)   # all cores, GIL released
+    g = perfsage.spec_graph(spec)                   # a spec's graph, no weights or TFLite written
 
 Predicting and training::
 
@@ -29,7 +30,7 @@ from . import spaces
 from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
 from ._targets import targets
 from ._io import __version__
-from ._writer import build_model, nb201_model, strip_weights
+from ._writer import build_model, nb201_model, spec_graph, spec_graphs, strip_weights
 from .spaces import sample
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "sample",
     "shipped_predictors",
     "spaces",
+    "spec_graph",
+    "spec_graphs",
     "strip_weights",
     "targets",
 ]

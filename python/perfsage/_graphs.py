@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from . import _core
 from ._core import Graph, PerfSageError
@@ -81,11 +81,21 @@ def load_many(
     ``on_error="raise"`` raises :class:`PerfSageError` for the first item (in order) that fails,
     saying how many failed; ``on_error="none"`` puts ``None`` in the place of each failed item.
     """
-    if on_error not in ("raise", "none"):
-        raise ValueError(f"on_error must be 'raise' or 'none', got {on_error!r}")
+    check_on_error(on_error)
     check_threads(threads)
     work = model_sources(items)
-    results = _core.load_many(work, threads)
+    return batch_graphs(_core.load_many(work, threads), on_error)
+
+
+def check_on_error(on_error: object) -> None:
+    """A ValueError unless ``on_error`` is one a batch load takes."""
+    if on_error not in ("raise", "none"):
+        raise ValueError(f"on_error must be 'raise' or 'none', got {on_error!r}")
+
+
+def batch_graphs(results: List[Tuple[Optional[Graph], str]], on_error: str) -> List[Optional[Graph]]:
+    """A batch's graphs from the core's (graph or None, error) pairs: ``on_error="raise"`` raises
+    :class:`PerfSageError` for the first failed item, saying how many failed; ``"none"`` keeps None."""
     if on_error == "raise":
         failures = [error for graph, error in results if graph is None]
         if failures:

@@ -9,21 +9,23 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core, _domain
 from ._core import Graph, PerfSageError
-from ._graphs import check_threads, load_many, model_source
+from ._graphs import batch_graphs, check_threads, load_many, model_source
 from ._io import __version__, atomic_write_bytes, utc_timestamp
 from ._split import validation_split
+from ._writer import build_spec_graphs, spec_item
 from .datasets import open_dataset
 
 _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
 
-GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview]
+# A spec (a dict, spec.h's format) or a sample() item stands for the model build_model writes from it.
+GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview, Mapping[str, Any]]
 
 # The hyperparameters a user may set and their defaults come from the core's one description of
 # each config struct (cpp/include/perfsage/sage_config.h and train.h), so they are never repeated.
@@ -38,22 +40,29 @@ _MIN_GRAPHS_TO_SPLIT = 10
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
 
 
-_ONE_MODEL = (Graph, str, os.PathLike, bytes, bytearray, memoryview)
+_ONE_MODEL = (Graph, str, os.PathLike, bytes, bytearray, memoryview, Mapping)
 
 
-def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int, what: str = "graphs") -> List[Graph]:
-    """Graphs from Graphs, paths or TFLite bytes (one item or a sequence), loaded in parallel.
+def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int, what: str = "graphs",
+               spec_dtype: str = "int8") -> List[Graph]:
+    """Graphs from Graphs, paths, TFLite bytes or specs (one item or a sequence), made in parallel.
 
-    A bad item raises TypeError naming it by its index in ``items`` (``graphs[2]``)."""
+    Specs (dicts) and ``sample()`` items take the spec path (``spec_graphs``), as ``spec_dtype``
+    models. A bad item raises TypeError naming it by its index in ``items`` (``graphs[2]``)."""
     check_threads(threads)
     if isinstance(items, _ONE_MODEL):
         items = [items]
     elif not hasattr(items, "__iter__"):
-        raise TypeError(f"{what}: expected a Graph, a .tflite path, TFLite bytes or a list of them, "
+        raise TypeError(f"{what}: expected a Graph, a .tflite path, TFLite bytes, a spec or a list of them, "
                         f"got {type(items).__name__}")
     items = list(items)
-    pending = [i for i, g in enumerate(items) if not isinstance(g, Graph)]
-    sources = {i: model_source(items[i], f"{what}[{i}]", "a Graph, a path or bytes") for i in pending}
+    specs = [i for i, g in enumerate(items) if isinstance(g, Mapping)]
+    pending = [i for i, g in enumerate(items) if not isinstance(g, (Graph, Mapping))]
+    sources = {i: model_source(items[i], f"{what}[{i}]", "a Graph, a path, bytes or a spec") for i in pending}
+    if specs:
+        built = build_spec_graphs([spec_item(items[i], f"{what}[{i}]") for i in specs], spec_dtype, threads)
+        for i, g in zip(specs, batch_graphs(built, "raise")):
+            items[i] = g
     if pending:
         loaded = load_many([sources[i] for i in pending], threads=threads)
         for i, g in zip(pending, loaded):
@@ -62,9 +71,9 @@ def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int, what:
 
 
 def _one_graph(item: GraphLike, what: str) -> Graph:
-    """The Graph of one model (a Graph, a path or TFLite bytes); a list or None is a TypeError."""
+    """The Graph of one model (a Graph, a path, TFLite bytes or a spec); a list or None is a TypeError."""
     if not isinstance(item, _ONE_MODEL):
-        raise TypeError(f"{what}: expected one model (a Graph, a .tflite path or TFLite bytes), got "
+        raise TypeError(f"{what}: expected one model (a Graph, a .tflite path, TFLite bytes or a spec), got "
                         f"{type(item).__name__}; call it once per model")
     return _as_graphs(item, 1, what)[0]
 
@@ -425,14 +434,20 @@ class Predictor:
 
     # -- prediction ---------------------------------------------------------------------------------
 
-    def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0) -> np.ndarray:
-        """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes.
+    def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0,
+                dtype: str = "int8") -> np.ndarray:
+        """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes,
+        or architecture specs.
 
-        The GIL is released while the core predicts; several Python threads may call this at once,
-        also while another thread trains the predictor.
+        A spec (a dict in the format of ``cpp/include/perfsage/spec.h``) or a ``sample()`` item
+        stands for the ``dtype`` model ``build_model`` writes from it, and is predicted without
+        writing it (:func:`perfsage.spec_graph`): the prediction is the built model's, bit for bit,
+        at a fraction of the cost, which is what a NAS loop needs. The GIL is released while the
+        core predicts; several Python threads may call this at once, also while another thread
+        trains the predictor.
         """
         self._require_initialized("predict")
-        return self._network.predict(_as_graphs(graphs, threads), threads)
+        return self._network.predict(_as_graphs(graphs, threads, spec_dtype=dtype), threads)
 
     def check(self, graph: GraphLike) -> List[str]:
         """Warnings for ways ``graph`` lies outside this predictor's training data; [] when it does not.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
+from ._core import Graph
+from ._graphs import batch_graphs, check_on_error, check_threads
 from .spaces import nb201_spec
 
 Spec = Union[Mapping[str, Any], str]
@@ -27,10 +29,75 @@ def build_model(spec: Spec, seed: int = 0, dtype: str = "int8") -> bytes:
     spec, seed and dtype give identical bytes. An invalid spec raises :class:`PerfSageError`
     naming the layer.
     """
+    return _core.build_model(_spec_json(spec), _check_seed(seed), dtype)
+
+
+def _check_seed(seed: object, what: str = "seed") -> int:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
-    text = spec if isinstance(spec, str) else json.dumps(spec, separators=(",", ":"))
-    return _core.build_model(text, seed, dtype)
+        raise ValueError(f"{what} must be an int in [0, 2**64), got {seed!r}")
+    return seed
+
+
+def _spec_json(spec: Spec) -> str:
+    return spec if isinstance(spec, str) else json.dumps(spec, separators=(",", ":"))
+
+
+def _spec_name(spec: Spec) -> Optional[str]:
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def spec_graph(spec: Spec, seed: int = 0, dtype: str = "int8") -> Graph:
+    """The :class:`Graph` of ``load_tflite(build_model(spec, seed, dtype))``, without building it.
+
+    No weights are drawn and no TFLite bytes written: the writer's layers give the graph directly,
+    many times faster, with the same nodes, edges, operators, features and totals bit for bit, so
+    the same predictions. Weight and bias quantisation scales (``Graph.tensors()``), which depend on
+    the drawn weights, are nominal. The graph's ``source`` is the spec's name (or ``"<spec>"``). An
+    invalid spec raises :class:`PerfSageError` naming the layer, as ``build_model`` does.
+    """
+    return _core.spec_graph(_spec_json(spec), _check_seed(seed), dtype, _spec_name(spec) or "<spec>")
+
+
+def spec_item(item: Any, where: str, seed: int = 0) -> Tuple[str, int, str]:
+    """The JSON text, seed and source of one spec or ``sample()`` item, for ``_core.spec_graphs``.
+
+    A ``sample()`` item (a dict with a ``"spec"``) is built with its own ``"seed"``, as
+    ``perfsage sample`` builds it; a bare spec with ``seed``. The source is the spec's name, else
+    ``where``."""
+    if isinstance(item, Mapping) and "spec" in item:
+        seed = _check_seed(item.get("seed", seed), f"{where}['seed']")
+        item = item["spec"]
+    if not isinstance(item, (str, Mapping)):
+        raise TypeError(f"{where}: expected a spec (a dict or its JSON text) or a sample() item, "
+                        f"got {type(item).__name__}")
+    return _spec_json(item), seed, _spec_name(item) or where
+
+
+def spec_graphs(specs: Iterable[Any], dtype: str = "int8", threads: int = 0, on_error: str = "raise",
+                seed: int = 0) -> List[Optional[Graph]]:
+    """:func:`spec_graph` for many specs on ``threads`` threads (0: every core), GIL released.
+
+    ``specs`` holds specs (dicts or JSON text) or ``sample()`` items, which are built with their
+    own ``"seed"`` (bare specs with ``seed``). Each graph's ``source`` is its spec's name, or
+    ``specs[i]`` for an unnamed one; errors start with it and name the layer. ``on_error`` is as in
+    :func:`load_many`.
+    """
+    check_on_error(on_error)
+    check_threads(threads)
+    seed = _check_seed(seed)
+    if isinstance(specs, (str, Mapping)) or not hasattr(specs, "__iter__"):
+        raise TypeError(f"specs: expected a list of specs or sample() items, got one {type(specs).__name__}; "
+                        "wrap a single spec in a list, or use spec_graph")
+    items = [spec_item(item, f"specs[{i}]", seed) for i, item in enumerate(specs)]
+    return batch_graphs(build_spec_graphs(items, dtype, threads), on_error)
+
+
+def build_spec_graphs(items: Sequence[Tuple[str, int, str]], dtype: str, threads: int
+                      ) -> List[Tuple[Optional[Graph], str]]:
+    """``_core.spec_graphs`` for :func:`spec_item` results: (graph or None, error) per item."""
+    return _core.spec_graphs([text for text, _, _ in items], [seed for _, seed, _ in items],
+                             [source for _, _, source in items], dtype, threads)
 
 
 def strip_weights(model: Union[bytes, bytearray, memoryview]) -> bytes:

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "perfsage/model.h"
 #include "perfsage/spec.h"
 
 namespace perfsage {
@@ -36,6 +37,15 @@ std::vector<std::string> layer_ops(WeightType type);
 
 std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightType type);
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type);
+
+// The Model that read_model(build_model(spec, seed, type), source) gives, built without drawing
+// weights or writing a flatbuffer: the same tensors (names, shapes, types, buffers and their sizes,
+// activation quantisation), operators and options, so the same Graph, features and predictions.
+// Two things differ, neither read by features or predictions: file_bytes is 0 (there is no file),
+// and weight and bias scales are nominal (a weight slice's scale is its Glorot limit over the
+// largest level, not its largest drawn magnitude; a bias's follows from it). Bad specs fail as in
+// build_model.
+Model spec_model(const ModelSpec& spec, uint64_t seed, WeightType type, const std::string& source);
 
 // Name of the metadata entry listing the buffers strip_weights emptied (little-endian uint32s).
 constexpr const char* kStrippedBuffersMetadata = "perfsage.stripped_buffers";

@@ -1,0 +1,127 @@
+"""The spec path: architecture spec -> graph -> prediction without weights or TFLite bytes.
+
+A NAS loop starts from specs. Before the spec path, each candidate was written (``build_model``,
+with seeded weights) and read back (``load_tflite``) before the network saw it; ``spec_graph``
+builds the same graph directly. For KWS-sized, CIFAR-sized (32x32 image classification) and
+224x224 specs (cnn_families, mobile_v3 at 224) this times, on one thread:
+
+* spec -> graph: ``spec_graphs(items, threads=1)`` against ``load_tflite(build_model(...))``;
+* spec -> prediction (candidates/s): ``Predictor.predict(items, threads=1)`` on specs against
+  the same on models built from them, and the network alone on graphs already made.
+
+Each method runs in every round, in rotating order; figures are medians over rounds and each
+speedup is the ratio of medians in this run. Issue 16's goals: >= 10,000 candidates/s for KWS- and
+CIFAR-sized specs, >= 2,000 for 224x224 ones.
+
+    .venv/bin/python bench/bench_spec_path.py [--n 200] [--rounds 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+import perfsage
+
+# Each group: (name, space, keep a sample?) and the goal in candidates/s, spec -> prediction.
+GROUPS = [
+    ("kws", "kws", lambda spec: True, 10_000),
+    ("cifar 32x32", "image_classification", lambda spec: spec["inputs"][0]["shape"][1] <= 32, 10_000),
+    ("224x224", "cnn_families+mobile_v3", lambda spec: spec["inputs"][0]["shape"][1] == 224, 2_000),
+]
+PREDICTOR = "ethos-u55-256"
+
+
+def draw(spaces: str, keep: Callable[[Dict[str, Any]], bool], n: int) -> List[Dict[str, Any]]:
+    """``n`` samples of the spaces (taken in turn) that ``keep`` accepts."""
+    items: List[Dict[str, Any]] = []
+    names = spaces.split("+")
+    seed = 0
+    while len(items) < n:
+        for name in names:
+            items += [it for it in perfsage.sample(name, 50, seed=seed) if keep(it["spec"])]
+        seed += 1
+    return items[:n]
+
+
+def rounds_of(methods: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, List[float]]:
+    """Seconds per run of each method over `rounds` rounds, the order rotating each round; results
+    are dropped and garbage collected outside the timed region."""
+    times: Dict[str, List[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            gc.collect()
+            start = time.perf_counter()
+            result = methods[name]()
+            times[name].append(time.perf_counter() - start)
+            del result
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="specs per group (224x224: a quarter)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+
+    predictor = perfsage.load_predictor(PREDICTOR)
+    print("perfsage spec-path benchmark (one thread, int8)")
+    print(f"  perfsage {perfsage.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, predictor {PREDICTOR}")
+    results = []
+    for group, spaces, keep, goal in GROUPS:
+        n = args.n if goal > 2_000 else max(args.n // 4, 1)
+        items = draw(spaces, keep, n)
+        models = [perfsage.build_model(it["spec"], seed=it["seed"]) for it in items]
+        graphs = perfsage.spec_graphs(items, threads=1)
+        # The two paths must agree before either is timed.
+        assert np.array_equal(predictor.predict(items, threads=1), predictor.predict(models, threads=1)), group
+
+        def written() -> List[perfsage.Graph]:
+            return [perfsage.load_tflite(perfsage.build_model(it["spec"], seed=it["seed"])) for it in items]
+
+        methods = {
+            "build_model + load_tflite": written,
+            "spec_graphs": lambda: perfsage.spec_graphs(items, threads=1),
+            "spec_graph loop": lambda: [perfsage.spec_graph(it["spec"], seed=it["seed"]) for it in items],
+            "predict(built models)": lambda: predictor.predict(
+                [perfsage.build_model(it["spec"], seed=it["seed"]) for it in items], threads=1),
+            "predict(specs)": lambda: predictor.predict(items, threads=1),
+            "predict(graphs) only": lambda: predictor.predict(graphs, threads=1),
+        }
+        times = rounds_of(methods, args.rounds)
+        median = {name: statistics.median(t) for name, t in times.items()}
+        nodes = statistics.median(g.num_nodes for g in graphs)
+        print(f"\n  {group}: {len(items)} specs from {spaces}, median {nodes:.0f} operators, "
+              f"MACs {min(g.totals['macs'] for g in graphs):.3g}..{max(g.totals['macs'] for g in graphs):.3g}")
+        print(f"    {'method':28s} {'per s':>9s} {'µs/spec':>9s} {'min..max µs/spec':>20s}")
+        for name, t in times.items():
+            lo, hi = min(t) / len(items) * 1e6, max(t) / len(items) * 1e6
+            print(f"    {name:28s} {len(items) / median[name]:9.0f} {median[name] / len(items) * 1e6:9.1f} "
+                  f"{lo:9.1f}..{hi:<9.1f}")
+        graph_speedup = median["build_model + load_tflite"] / median["spec_graphs"]
+        predict_speedup = median["predict(built models)"] / median["predict(specs)"]
+        candidates = len(items) / median["predict(specs)"]
+        print(f"    spec -> graph: spec_graphs {graph_speedup:.1f}x build_model + load_tflite")
+        print(f"    spec -> prediction: {candidates:.0f} candidates/s, {predict_speedup:.1f}x predicting built "
+              f"models; goal >= {goal:,}/s -> {'MET' if candidates >= goal else 'MISSED'}")
+        results.append({"group": group, "spaces": spaces, "specs": len(items), "median_operators": nodes,
+                        "seconds": times, "graph_speedup": graph_speedup, "predict_speedup": predict_speedup,
+                        "candidates_per_second": candidates, "goal": goal})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The spec path: ``spec_graph`` builds the Graph of ``load_tflite(build_model(spec))`` without weights
+or TFLite bytes. Everything a Graph exposes must be equal, bit for bit, for samples of every search
+space in every dtype it samples and for every layer op, and so must predictions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import perfsage
+from perfsage import _core
+from writer_specs import ALL, INT16X8
+
+DTYPES = ["int8", "float32", "int16x8"]
+SAMPLES_PER_SPACE = 3
+# Ops the writer tests' specs use only fused into the layer before: here on their own, after a pool
+# (which fuses nothing) and after a conv whose output has a second use.
+UNFUSED = {"inputs": [{"name": "x", "shape": [1, 8, 8, 4]}], "layers": [
+  {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3},
+  {"name": "r", "op": "relu6"},
+  {"name": "p", "op": "max_pool2d", "pool": 2, "inputs": ["c"]},
+  {"name": "q", "op": "relu6"},
+  {"name": "k", "op": "relu"},
+  {"name": "j", "op": "concat", "inputs": ["k", "q"]}], "outputs": ["r", "j"]}
+OP_SPECS = {**ALL, "unfused": UNFUSED}
+OP_SPECS_16X8 = {**INT16X8, "unfused": UNFUSED}
+
+
+def space_cases() -> List[Any]:
+    cases = []
+    for name in sorted(perfsage.spaces.spaces()):
+        for dtype in DTYPES:
+            try:
+                items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=16, dtype=dtype)
+            except RuntimeError:  # a space made only of layers without a 16x8 kernel
+                assert dtype == "int16x8", (name, dtype)
+                continue
+            cases += [pytest.param(item, dtype, id=f"{item['spec']['name']}-{dtype}") for item in items]
+    return cases
+
+
+def op_cases() -> List[Any]:
+    return ([pytest.param(spec, "int8", id=f"{name}-int8") for name, spec in sorted(OP_SPECS.items())] +
+            [pytest.param(spec, "float32", id=f"{name}-float32") for name, spec in sorted(OP_SPECS.items())] +
+            [pytest.param(spec, "int16x8", id=f"{name}-int16x8") for name, spec in sorted(OP_SPECS_16X8.items())])
+
+
+def spec_ops(spec: Dict[str, Any]) -> set:
+    return {layer["op"] for layer in spec["layers"]}
+
+
+def test_the_op_cases_use_every_layer_op() -> None:
+    # A new writer op is compared once a spec here uses it.
+    for dtype, specs in (("int8", OP_SPECS), ("int16x8", OP_SPECS_16X8)):
+        used = set().union(*(spec_ops(spec) for spec in specs.values()))
+        assert used == set(_core.layer_ops(dtype)), dtype
+
+
+def assert_tensors_equal(spec_graph: perfsage.Graph, read: perfsage.Graph) -> None:
+    """Every tensor field equal; a constant's scales (weights, biases) are nominal on the spec
+    path, never below the drawn ones."""
+    built, expected = spec_graph.tensors(), read.tensors()
+    assert len(built) == len(expected)
+    for i, (a, b) in enumerate(zip(built, expected)):
+        qa, qb = a.pop("quantization"), b.pop("quantization")
+        assert a == b, f"tensor {i}"
+        assert np.array_equal(qa["zero_point"], qb["zero_point"]), f"tensor {i}"
+        assert qa["quantized_dimension"] == qb["quantized_dimension"], f"tensor {i}"
+        assert qa["scale"].dtype == qb["scale"].dtype and qa["scale"].shape == qb["scale"].shape, f"tensor {i}"
+        if b["is_constant"]:
+            assert np.all(qa["scale"] * np.float32(1 + 1e-6) >= qb["scale"]), f"tensor {i} '{b['name']}'"
+        else:
+            assert np.array_equal(qa["scale"], qb["scale"]), f"tensor {i} '{b['name']}'"
+
+
+def assert_same_graph(spec_graph: perfsage.Graph, read: perfsage.Graph) -> None:
+    for array in ("node_features", "graph_features", "edge_index", "op_types"):
+        a, b = getattr(spec_graph, array), getattr(read, array)
+        assert a.dtype == b.dtype and a.shape == b.shape, array
+        # Bytes, not values: bit-identical, NaN or -0.0 included.
+        assert a.tobytes() == b.tobytes(), array
+    for mapping in ("node_costs", "nodes"):
+        a, b = getattr(spec_graph, mapping), getattr(read, mapping)
+        assert a.keys() == b.keys(), mapping
+        for key in a:
+            assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), (mapping, key)
+    for attribute in ("source", "num_nodes", "num_edges", "op_names", "totals", "num_subgraphs"):
+        assert getattr(spec_graph, attribute) == getattr(read, attribute), attribute
+    assert repr(spec_graph) == repr(read)
+    assert spec_graph.subgraph(0) == read.subgraph(0)
+    assert spec_graph.operators(0) == read.operators(0)
+    assert_tensors_equal(spec_graph, read)
+
+
+@pytest.mark.parametrize(("item", "dtype"), space_cases())
+def test_every_space_gives_the_graph_of_the_written_model(item: Dict[str, Any], dtype: str) -> None:
+    spec, seed = item["spec"], item["seed"]
+    read = _core.load_bytes(perfsage.build_model(spec, seed=seed, dtype=dtype), spec["name"])
+    assert_same_graph(perfsage.spec_graph(spec, seed=seed, dtype=dtype), read)
+
+
+@pytest.mark.parametrize(("spec", "dtype"), op_cases())
+def test_every_op_gives_the_graph_of_the_written_model(spec: Dict[str, Any], dtype: str) -> None:
+    read = _core.load_bytes(perfsage.build_model(spec, seed=5, dtype=dtype), spec.get("name", "<spec>"))
+    assert_same_graph(perfsage.spec_graph(spec, seed=5, dtype=dtype), read)
+
+
+def test_the_comparison_sees_a_different_model() -> None:
+    # The equality above would pass vacuously if it compared a graph with itself.
+    spec = ALL["kws"]
+    wider = {**spec, "layers": [{**spec["layers"][0], "filters": 32}] + spec["layers"][1:]}
+    read = _core.load_bytes(perfsage.build_model(wider, dtype="int8"), "kws")
+    with pytest.raises(AssertionError):
+        assert_same_graph(perfsage.spec_graph(spec, dtype="int8"), read)
+
+
+def test_batch_of_sample_items_uses_their_seeds_and_names() -> None:
+    items = perfsage.sample("kws", 4, seed=3) + perfsage.sample("op_zoo", 4, seed=3)
+    graphs = perfsage.spec_graphs(items, threads=2)
+    for item, graph in zip(items, graphs):
+        assert graph is not None
+        read = _core.load_bytes(perfsage.build_model(item["spec"], seed=item["seed"]), item["spec"]["name"])
+        assert_same_graph(graph, read)
+    # Bare specs and JSON text too; an unnamed spec is named by its place in the list.
+    unnamed = {k: v for k, v in ALL["transformer"].items() if k != "name"}
+    a, b = perfsage.spec_graphs([items[0]["spec"], json.dumps(unnamed)], dtype="float32", threads=1, seed=9)
+    assert a.source == items[0]["spec"]["name"] and b.source == "specs[1]"
+    assert_same_graph(b, _core.load_bytes(perfsage.build_model(unnamed, seed=9, dtype="float32"), "specs[1]"))
+
+
+def test_predictions_from_specs_equal_predictions_from_models() -> None:
+    items = [item for space in ("kws", "image_classification", "op_zoo") for item in perfsage.sample(space, 3, seed=1)]
+    models = [perfsage.build_model(item["spec"], seed=item["seed"]) for item in items]
+    for name in perfsage.shipped_predictors():
+        predictor = perfsage.load_predictor(name)
+        expected = predictor.predict(models, threads=1)
+        assert np.array_equal(predictor.predict(items, threads=2), expected), name
+        assert np.array_equal(predictor.predict([item["spec"] for item in items], threads=1),
+                              predictor.predict([perfsage.build_model(item["spec"]) for item in items])), name
+        # One spec alone, and specs mixed with models in one call.
+        assert np.array_equal(predictor.predict(items[0]), expected[:1]), name
+        mixed = [items[0], models[1], perfsage.load_tflite(models[2])]
+        assert np.array_equal(predictor.predict(mixed), expected[:3]), name
+        float_spec = perfsage.sample("kws", 1, seed=4)[0]
+        assert np.array_equal(predictor.predict(float_spec, dtype="float32"),
+                              predictor.predict(perfsage.build_model(float_spec["spec"], seed=float_spec["seed"],
+                                                                     dtype="float32")))
+
+
+def test_bad_specs_name_the_layer_and_the_item() -> None:
+    bad = {"name": "bad", "inputs": [{"name": "x", "shape": [1, 4, 4, 3]}],
+           "layers": [{"name": "c", "op": "conv2d", "filters": 8, "kernel": 5, "padding": "valid"}]}
+    with pytest.raises(perfsage.PerfSageError) as written:
+        perfsage.build_model(bad)
+    with pytest.raises(perfsage.PerfSageError) as built:
+        perfsage.spec_graph(bad)
+    assert str(built.value) == str(written.value)
+    assert "layer 0 'c' (conv2d)" in str(built.value)
+    good = ALL["kws"]
+    with pytest.raises(perfsage.PerfSageError, match=r"^bad: spec: layer 0 'c' \(conv2d\).*\(and 1 more failed\)"):
+        perfsage.spec_graphs([good, bad, {**bad, "name": "worse"}])
+    graphs = perfsage.spec_graphs([good, bad], on_error="none")
+    assert graphs[0] is not None and graphs[1] is None
+    with pytest.raises(perfsage.PerfSageError, match="layer 16x8|no 16x8"):
+        perfsage.spec_graph(ALL["image_all_ops"], dtype="int16x8")
+    with pytest.raises(TypeError, match="specs: expected a list"):
+        perfsage.spec_graphs(good)
+    with pytest.raises(TypeError, match=r"specs\[1\]: expected a spec"):
+        perfsage.spec_graphs([good, 3])
+    with pytest.raises(ValueError, match="dtype"):
+        perfsage.spec_graph(good, dtype="int4")
+    with pytest.raises(ValueError, match=r"specs\[0\]\['seed'\]"):
+        perfsage.spec_graphs([{"spec": good, "seed": -1}])
