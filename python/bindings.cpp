@@ -4,9 +4,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <variant>
 
 #include "perfsage/checkpoint.h"
 #include "perfsage/error.h"
@@ -169,6 +171,87 @@ GraphList graph_list(const py::sequence& graphs, const char* what) {
     out.inputs.push_back(perfsage::graph_input(*out.keep.back()));
   }
   return out;
+}
+
+// Where a Python value that JSON cannot hold sits in a spec ("['layers'][3]['kernel']"): built
+// while the error travels up, so a valid spec builds no strings.
+struct NotJson {
+  std::string path;
+  std::string what;
+};
+
+constexpr int kMaxJsonDepth = 64;  // as the core's JSON parser
+
+// A spec made of Python dicts, lists, tuples, strings, numbers, booleans and None (what json.dumps
+// writes) as the JSON value the core would parse from json.dumps(spec): specs reach the core
+// without JSON text. Needs the GIL.
+perfsage::JsonValue json_value(const py::handle& obj, int depth = 0) {
+  using Kind = perfsage::JsonValue::Kind;
+  perfsage::JsonValue v;
+  PyObject* o = obj.ptr();
+  if (depth > kMaxJsonDepth) throw NotJson{"", "nested deeper than " + std::to_string(kMaxJsonDepth)};
+  if (o == Py_None) return v;
+  if (PyBool_Check(o)) {
+    v.kind = Kind::kBool;
+    v.boolean = o == Py_True;
+  } else if (PyLong_Check(o) || PyFloat_Check(o)) {
+    v.kind = Kind::kNumber;
+    v.number = PyFloat_Check(o) ? PyFloat_AS_DOUBLE(o) : PyLong_AsDouble(o);
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      throw NotJson{"", "is an int too large for a float"};
+    }
+    if (!std::isfinite(v.number)) throw NotJson{"", "is NaN or infinite, which JSON cannot hold"};
+  } else if (PyUnicode_Check(o)) {
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(o, &size);
+    if (!text) throw py::error_already_set();
+    v.kind = Kind::kString;
+    v.text.assign(text, static_cast<size_t>(size));
+  } else if (PyList_Check(o) || PyTuple_Check(o)) {
+    v.kind = Kind::kArray;
+    const bool list = PyList_Check(o);
+    const Py_ssize_t size = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
+    v.items.reserve(static_cast<size_t>(size));
+    for (Py_ssize_t i = 0; i < size; ++i) try {
+        v.items.push_back(json_value(list ? PyList_GET_ITEM(o, i) : PyTuple_GET_ITEM(o, i), depth + 1));
+      } catch (NotJson& e) {
+        e.path = "[" + std::to_string(i) + "]" + e.path;
+        throw;
+      }
+  } else if (PyDict_Check(o)) {
+    v.kind = Kind::kObject;
+    v.members.reserve(static_cast<size_t>(PyDict_Size(o)));
+    for (const auto& [key, value] : py::reinterpret_borrow<py::dict>(obj)) {
+      if (!PyUnicode_Check(key.ptr()))
+        throw NotJson{"", "has the key " + std::string(py::repr(key)) + ", not a string"};
+      std::string name = key.cast<std::string>();
+      try {
+        v.members.emplace_back(name, json_value(value, depth + 1));
+      } catch (NotJson& e) {
+        e.path = "['" + name + "']" + e.path;
+        throw;
+      }
+    }
+  } else {
+    throw NotJson{"", "is a " + std::string(py::str(obj.get_type().attr("__name__"))) +
+                          " (a spec holds dicts, lists, strings, numbers, booleans and None)"};
+  }
+  return v;
+}
+
+// A spec for the core: JSON text (str), or a dict converted with json_value; TypeError naming
+// `where` and the place in the spec otherwise.
+std::variant<std::string, perfsage::JsonValue> spec_of(const py::handle& spec, const std::string& where) {
+  if (py::isinstance<py::str>(spec)) return spec.cast<std::string>();
+  if (!PyDict_Check(spec.ptr()))
+    throw py::type_error(where + ": expected a spec (a dict or its JSON text), got " +
+                         std::string(py::str(spec.get_type().attr("__name__"))));
+  try {
+    return json_value(spec);
+  } catch (const NotJson& e) {
+    throw py::type_error(where + ": spec" + e.path + " " + e.what);  // as "kws-3: spec['layers'][2] is a set"
+  }
 }
 
 // A batch's results as Python: (Graph or None, error message) per item.
@@ -510,40 +593,42 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "spec_graph",
-      [](const std::string& spec_json, uint64_t seed, const std::string& dtype, const std::string& source) {
+      [](const py::object& spec, uint64_t seed, const std::string& dtype, const std::string& source) {
         const perfsage::WeightType type = perfsage::weight_type(dtype);
+        perfsage::SpecItem item{spec_of(spec, source), seed, type, source};
         std::shared_ptr<const Graph> graph;
         {
           py::gil_scoped_release release;
-          graph = perfsage::spec_graph(perfsage::parse_spec(spec_json), seed, type, source);
+          graph = perfsage::spec_graph(std::move(item));
         }
         return PyGraph{graph};
       },
-      py::arg("spec_json"), py::arg("seed") = 0, py::arg("dtype") = "int8", py::arg("source") = "<spec>",
-      "The Graph of load_bytes(build_model(spec_json, seed, dtype), source), built without weights or\n"
-      "TFLite bytes (see cpp/include/perfsage/spec_graph.h).");
+      py::arg("spec"), py::arg("seed") = 0, py::arg("dtype") = "int8", py::arg("source") = "<spec>",
+      "The Graph of load_bytes(build_model(json.dumps(spec), seed, dtype), source), built without\n"
+      "weights or TFLite bytes (see cpp/include/perfsage/spec_graph.h). `spec` is a dict or JSON text.");
 
   m.def(
       "spec_graphs",
-      [](const std::vector<std::string>& specs, const std::vector<uint64_t>& seeds,
-         const std::vector<std::string>& sources, const std::string& dtype, int threads) {
+      [](const py::list& specs, const std::vector<uint64_t>& seeds, const std::vector<std::string>& sources,
+         const std::string& dtype, int threads) {
         if (seeds.size() != specs.size() || sources.size() != specs.size())
           throw py::value_error("spec_graphs: " + std::to_string(specs.size()) + " specs, " +
                                 std::to_string(seeds.size()) + " seeds and " + std::to_string(sources.size()) +
                                 " sources; expected one of each per spec");
         const perfsage::WeightType type = perfsage::weight_type(dtype);
         std::vector<perfsage::SpecItem> work(specs.size());
-        for (size_t i = 0; i < specs.size(); ++i) work[i] = {specs[i], seeds[i], type, sources[i]};
+        for (size_t i = 0; i < specs.size(); ++i)
+          work[i] = {spec_of(specs[i], sources[i]), seeds[i], type, sources[i]};
         std::vector<perfsage::LoadResult> results;
         {
           py::gil_scoped_release release;
-          results = perfsage::spec_graphs(work, threads);
+          results = perfsage::spec_graphs(std::move(work), threads);
         }
         return result_list(results);
       },
       py::arg("specs"), py::arg("seeds"), py::arg("sources"), py::arg("dtype") = "int8", py::arg("threads") = 0,
-      "spec_graph for every JSON spec on `threads` threads (0: all cores) with the GIL released;\n"
-      "returns a list of (Graph or None, error message) in spec order.");
+      "spec_graph for every spec (a dict or JSON text) on `threads` threads (0: all cores) with the GIL\n"
+      "released; returns a list of (Graph or None, error message) in spec order.");
 
   m.def(
       "layer_ops", [](const std::string& dtype) { return perfsage::layer_ops(perfsage::weight_type(dtype)); },

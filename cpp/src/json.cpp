@@ -15,6 +15,10 @@ const JsonValue* JsonValue::find(const std::string& key) const {
   return nullptr;
 }
 
+JsonValue* JsonValue::find(const std::string& key) {
+  return const_cast<JsonValue*>(static_cast<const JsonValue&>(*this).find(key));
+}
+
 namespace {
 
 class JsonParser {

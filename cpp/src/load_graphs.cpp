@@ -51,14 +51,20 @@ std::shared_ptr<const Graph> spec_graph(const ModelSpec& spec, uint64_t seed, We
   return std::make_shared<const Graph>(std::make_shared<const Model>(spec_model(spec, seed, type, source)));
 }
 
-std::vector<LoadResult> spec_graphs(const std::vector<SpecItem>& items, int threads) {
+std::shared_ptr<const Graph> spec_graph(SpecItem&& item) {
+  const ModelSpec spec = std::holds_alternative<std::string>(item.spec)
+                             ? parse_spec(std::get<std::string>(item.spec))
+                             : parse_spec(std::move(std::get<JsonValue>(item.spec)));
+  return spec_graph(spec, item.seed, item.type, item.source);
+}
+
+std::vector<LoadResult> spec_graphs(std::vector<SpecItem> items, int threads) {
   return build_each(items.size(), threads, [&](size_t i) {
-    const SpecItem& item = items[i];
     // The writer names the spec's layer; the batch adds which spec it was.
     try {
-      return spec_graph(parse_spec(item.spec_json), item.seed, item.type, item.source);
+      return spec_graph(std::move(items[i]));
     } catch (const Error& e) {
-      fail(item.source, e.what());
+      fail(items[i].source, e.what());
     }
   });
 }

@@ -38,8 +38,9 @@ std::string text_of(const JsonValue& v, const std::string& where) {
 
 }  // namespace
 
-ModelSpec parse_spec(const std::string& json) {
-  const JsonValue root = parse_json(json, "spec");
+ModelSpec parse_spec(const std::string& json) { return parse_spec(parse_json(json, "spec")); }
+
+ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the spec
   if (root.kind != JsonValue::Kind::kObject) fail("spec", std::string("must be an object, got ") + kind_name(root.kind));
   static const std::set<std::string> top_keys = {"name", "inputs", "layers", "outputs"};
   for (const auto& [key, value] : root.members)
@@ -71,11 +72,11 @@ ModelSpec parse_spec(const std::string& json) {
     spec.inputs.push_back(std::move(input));
   }
 
-  const JsonValue* layers = root.find("layers");
+  JsonValue* layers = root.find("layers");
   if (!layers || layers->kind != JsonValue::Kind::kArray || layers->items.empty())
     fail("spec", "'layers' must be a non-empty list");
   for (size_t i = 0; i < layers->items.size(); ++i) {
-    const JsonValue& l = layers->items[i];
+    JsonValue& l = layers->items[i];
     std::string where = "layer " + std::to_string(i);
     if (l.kind != JsonValue::Kind::kObject) fail("spec", where + " must be an object");
     SpecLayer layer;
@@ -93,8 +94,8 @@ ModelSpec parse_spec(const std::string& json) {
         for (const auto& item : ins->items) layer.inputs.push_back(text_of(item, where + ": inputs"));
       }
     }
-    for (const auto& [key, value] : l.members)
-      if (key != "op" && key != "name" && key != "inputs") layer.params.emplace(key, value);
+    for (auto& [key, value] : l.members)
+      if (key != "op" && key != "name" && key != "inputs") layer.params.emplace(key, std::move(value));
     spec.layers.push_back(std::move(layer));
   }
   if (const JsonValue* outs = root.find("outputs")) {

@@ -35,12 +35,20 @@ class Writer {
       : spec_(spec), graph_(seed, type, constants) {
     if (spec.inputs.empty()) fail("spec", "has no inputs");
     if (spec.layers.empty()) fail("spec", "has no layers");
+    graph_.reserve(spec.inputs.size(), spec.layers.size());
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      const SpecLayer& l = spec.layers[i];
+      if (!l.inputs.empty())
+        layer_inputs_.push_back(l.inputs);
+      else
+        layer_inputs_.push_back({i == 0 ? spec.inputs.front().name : spec.layers[i - 1].name});
+    }
     build();
   }
 
   std::vector<uint8_t> serialize() const { return graph_.serialize(graph_inputs_, graph_outputs_, description()); }
-  Model model(const std::string& source) const {
-    return graph_.to_model(graph_inputs_, graph_outputs_, description(), source);
+  Model model(const std::string& source) && {
+    return std::move(graph_).to_model(graph_inputs_, graph_outputs_, description(), source);
   }
 
  private:
@@ -84,7 +92,7 @@ class Writer {
     for (size_t i = 0; i < spec_.layers.size(); ++i) {
       const SpecLayer& l = spec_.layers[i];
       if ((l.op != "relu" && l.op != "relu6") || !l.params.empty()) continue;
-      const auto ins = layer_inputs(i);
+      const auto& ins = layer_inputs(i);
       if (ins.size() != 1) continue;
       auto p = index.find(ins[0]);
       if (p == index.end() || p->second >= i || uses[ins[0]] != 1) continue;
@@ -98,12 +106,8 @@ class Writer {
     }
   }
 
-  std::vector<std::string> layer_inputs(size_t i) const {
-    const SpecLayer& l = spec_.layers[i];
-    if (!l.inputs.empty()) return l.inputs;
-    if (i == 0) return {spec_.inputs.front().name};
-    return {spec_.layers[i - 1].name};
-  }
+  // The names layer i reads: its "inputs", or the layer before it (the first: the first input).
+  const std::vector<std::string>& layer_inputs(size_t i) const { return layer_inputs_[i]; }
 
   int32_t input_value(const writer::Params& p, const std::string& name) const {
     auto it = values_.find(alias_.count(name) ? alias_.at(name) : name);
@@ -151,6 +155,7 @@ class Writer {
   }
 
   const ModelSpec& spec_;
+  std::vector<std::vector<std::string>> layer_inputs_;
   GraphBuilder graph_;
   std::unordered_map<std::string, int32_t> values_;
   std::set<std::string> names_;
@@ -180,7 +185,7 @@ std::vector<uint8_t> build_model(const ModelSpec& spec, uint64_t seed, WeightTyp
 }
 
 Model spec_model(const ModelSpec& spec, uint64_t seed, WeightType type, const std::string& source) {
-  return Writer(spec, seed, type, writer::ConstantData::kSizesOnly).model(source);
+  return Writer(spec, seed, type, writer::ConstantData::kSizesOnly).model(source);  // a temporary: moves
 }
 
 std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t seed, WeightType type) {

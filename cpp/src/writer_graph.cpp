@@ -23,8 +23,15 @@ std::vector<uint8_t> as_bytes(const std::vector<T>& values) {
 constexpr uint32_t kSchemaVersion = 3;
 
 // A string as the reader gets it back: the flatbuffer holds it up to its first NUL (the writer
-// passes C strings), and the reader keeps valid UTF-8 only.
-std::string as_read(const std::string& text) { return utf8_sanitize(std::string_view(text.c_str())); }
+// passes C strings), and the reader keeps valid UTF-8 only. Names are nearly always plain ASCII,
+// which needs neither: they move.
+std::string as_read(std::string&& text) {
+  const bool ascii = std::all_of(text.begin(), text.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte != 0 && byte < 0x80;
+  });
+  return ascii ? std::move(text) : utf8_sanitize(std::string_view(text.c_str()));
+}
 
 }  // namespace
 
@@ -233,10 +240,9 @@ int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, in
   const TensorDef& in = tensors_[static_cast<size_t>(input)];
   const TensorDef& w = tensors_[static_cast<size_t>(weight)];
   // One scale per weight scale: per channel, or one for per-tensor weights (recurrent layers).
-  for (const float w_scale : w.scale) {
-    t.scale.push_back(in.scale[0] * w_scale);
-    t.zero_point.push_back(0);
-  }
+  t.scale.reserve(w.scale.size());
+  for (const float w_scale : w.scale) t.scale.push_back(in.scale[0] * w_scale);
+  t.zero_point.assign(w.scale.size(), 0);
   t.type = int16() ? fb::TensorType::INT64 : fb::TensorType::INT32;
   if (sizes_only()) {
     t.data_bytes = static_cast<uint64_t>(n) * (int16() ? sizeof(int64_t) : sizeof(int32_t));
@@ -372,11 +378,11 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
 }
 
 Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
-                             const std::string& description, const std::string& source) const {
+                             const std::string& description, const std::string& source) && {
   Model model;
   model.source = source;
   model.version = kSchemaVersion;
-  model.description = as_read(description);
+  model.description = as_read(std::string(description));
   model.subgraphs.resize(1);
   Subgraph& sg = model.subgraphs[0];
   sg.name = "main";
@@ -387,10 +393,10 @@ Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vect
   model.num_buffers = 1;
   sg.tensors.resize(tensors_.size());
   for (size_t i = 0; i < tensors_.size(); ++i) {
-    const TensorDef& def = tensors_[i];
+    TensorDef& def = tensors_[i];
     Tensor& t = sg.tensors[i];
-    t.name = as_read(def.name);
-    t.shape = def.shape;
+    t.name = as_read(std::move(def.name));
+    t.shape = std::move(def.shape);
     t.dtype = static_cast<DType>(def.type);
     t.buffer = buffer_of[i];
     t.data_bytes = def.data_bytes;
@@ -398,8 +404,8 @@ Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vect
     t.is_variable = def.variable;
     model.num_buffers += buffer_of[i] > 0;
     if (def.scale.empty()) continue;  // serialize writes no quantisation table
-    t.quantization.scale = def.scale;
-    t.quantization.zero_point = def.zero_point;
+    t.quantization.scale = std::move(def.scale);
+    t.quantization.zero_point = std::move(def.zero_point);
     t.quantization.quantized_dimension = def.quantized_dimension;
   }
 
@@ -410,13 +416,13 @@ Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vect
   Builder scratch(256);
   sg.operators.resize(ops_.size());
   for (size_t i = 0; i < ops_.size(); ++i) {
-    const OpDef& def = ops_[i];
+    OpDef& def = ops_[i];
     Operator& op = sg.operators[i];
     op.opcode_index = static_cast<int32_t>(code_of_op[i]);
     op.builtin_code = static_cast<int32_t>(codes[code_of_op[i]]);
-    op.inputs = def.inputs;
-    op.outputs = def.outputs;
-    op.intermediates = def.intermediates;
+    op.inputs = std::move(def.inputs);
+    op.outputs = std::move(def.outputs);
+    op.intermediates = std::move(def.intermediates);
     op.options_type = static_cast<int32_t>(def.options_type);
     if (!def.options) continue;
     scratch.Clear();

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -92,7 +91,7 @@ class Params {
 
   const SpecLayer& layer_;
   std::string label_;
-  std::set<std::string> used_;
+  std::vector<const JsonValue*> used_;  // the parameters read; finish() refuses the others
 };
 
 // What a GraphBuilder keeps of weights and biases: their values, for a .tflite file, or their sizes
@@ -157,6 +156,11 @@ class GraphBuilder {
   // and unquantised when `like` is -1.
   int32_t intermediate(const std::string& name, int32_t like);
 
+  // Room for a spec's tensors and operators, which layers add a few at a time.
+  void reserve(size_t inputs, size_t layers) {
+    tensors_.reserve(inputs + 4 * layers);
+    ops_.reserve(2 * layers);
+  }
   size_t num_ops() const { return ops_.size(); }
   void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
               fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr,
@@ -169,9 +173,9 @@ class GraphBuilder {
   // What read_model(serialize(...), source) gives, without the flatbuffer: the same tensors,
   // buffers, operator codes and options (through the reader's own reading of options), except
   // file_bytes, 0 for a model never serialised, and with sizes only, the nominal weight and bias
-  // scales.
+  // scales. The tensors' and operators' vectors move into the Model: the builder is spent.
   Model to_model(const std::vector<int32_t>& inputs, const std::vector<int32_t>& outputs,
-                 const std::string& description, const std::string& source) const;
+                 const std::string& description, const std::string& source) &&;
 
  private:
   int32_t add_tensor(TensorDef t);

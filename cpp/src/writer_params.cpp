@@ -1,4 +1,5 @@
 // A layer's parameters, read with checks that name the layer.
+#include <algorithm>
 #include <cmath>
 
 #include "perfsage/error.h"
@@ -101,13 +102,15 @@ std::string Params::text(const std::string& key) {
 
 void Params::finish() const {
   for (const auto& [key, value] : layer_.params)
-    if (!used_.count(key)) fail("unknown parameter '" + key + "' for " + layer_.op);
+    if (std::find(used_.begin(), used_.end(), &value) == used_.end())
+      fail("unknown parameter '" + key + "' for " + layer_.op);
 }
 
 const JsonValue* Params::get(const std::string& key) {
-  used_.insert(key);
   auto it = layer_.params.find(key);
-  return it == layer_.params.end() ? nullptr : &it->second;
+  if (it == layer_.params.end()) return nullptr;
+  used_.push_back(&it->second);
+  return &it->second;
 }
 
 int32_t Params::required(const std::string& key, std::optional<int32_t> fallback) const {

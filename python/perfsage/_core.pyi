@@ -87,14 +87,14 @@ def load_many(items: list, threads: typing.SupportsInt | typing.SupportsIndex = 
 def build_model(spec_json: str, seed: typing.SupportsInt | typing.SupportsIndex = 0, dtype: str = 'int8') -> bytes:
     """Builds TFLite bytes from a JSON architecture spec (see cpp/include/perfsage/spec.h)."""
 
-def spec_graph(spec_json: str, seed: typing.SupportsInt | typing.SupportsIndex = 0, dtype: str = 'int8', source: str = '<spec>') -> Graph:
-    """The Graph of load_bytes(build_model(spec_json, seed, dtype), source), built without weights or
-    TFLite bytes (see cpp/include/perfsage/spec_graph.h).
+def spec_graph(spec: object, seed: typing.SupportsInt | typing.SupportsIndex = 0, dtype: str = 'int8', source: str = '<spec>') -> Graph:
+    """The Graph of load_bytes(build_model(json.dumps(spec), seed, dtype), source), built without
+    weights or TFLite bytes (see cpp/include/perfsage/spec_graph.h). `spec` is a dict or JSON text.
     """
 
-def spec_graphs(specs: collections.abc.Sequence[str], seeds: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], sources: collections.abc.Sequence[str], dtype: str = 'int8', threads: typing.SupportsInt | typing.SupportsIndex = 0) -> list:
-    """spec_graph for every JSON spec on `threads` threads (0: all cores) with the GIL released;
-    returns a list of (Graph or None, error message) in spec order.
+def spec_graphs(specs: list, seeds: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], sources: collections.abc.Sequence[str], dtype: str = 'int8', threads: typing.SupportsInt | typing.SupportsIndex = 0) -> list:
+    """spec_graph for every spec (a dict or JSON text) on `threads` threads (0: all cores) with the GIL
+    released; returns a list of (Graph or None, error message) in spec order.
     """
 
 def layer_ops(dtype: str) -> list[str]:

@@ -47,6 +47,12 @@ def _spec_name(spec: Spec) -> Optional[str]:
     return name if isinstance(name, str) and name else None
 
 
+def _core_spec(spec: Spec) -> Union[Mapping[str, Any], str]:
+    """A spec as the core's spec functions take it: a dict goes as it is (the binding reads it as
+    json.dumps would write it, without the text), any other mapping as its JSON text."""
+    return spec if isinstance(spec, (dict, str)) else _spec_json(spec)
+
+
 def spec_graph(spec: Spec, seed: int = 0, dtype: str = "int8") -> Graph:
     """The :class:`Graph` of ``load_tflite(build_model(spec, seed, dtype))``, without building it.
 
@@ -56,11 +62,11 @@ def spec_graph(spec: Spec, seed: int = 0, dtype: str = "int8") -> Graph:
     the drawn weights, are nominal. The graph's ``source`` is the spec's name (or ``"<spec>"``). An
     invalid spec raises :class:`PerfSageError` naming the layer, as ``build_model`` does.
     """
-    return _core.spec_graph(_spec_json(spec), _check_seed(seed), dtype, _spec_name(spec) or "<spec>")
+    return _core.spec_graph(_core_spec(spec), _check_seed(seed), dtype, _spec_name(spec) or "<spec>")
 
 
-def spec_item(item: Any, where: str, seed: int = 0) -> Tuple[str, int, str]:
-    """The JSON text, seed and source of one spec or ``sample()`` item, for ``_core.spec_graphs``.
+def spec_item(item: Any, where: str, seed: int = 0) -> Tuple[Union[Mapping[str, Any], str], int, str]:
+    """The spec, seed and source of one spec or ``sample()`` item, for ``_core.spec_graphs``.
 
     A ``sample()`` item (a dict with a ``"spec"``) is built with its own ``"seed"``, as
     ``perfsage sample`` builds it; a bare spec with ``seed``. The source is the spec's name, else
@@ -71,7 +77,7 @@ def spec_item(item: Any, where: str, seed: int = 0) -> Tuple[str, int, str]:
     if not isinstance(item, (str, Mapping)):
         raise TypeError(f"{where}: expected a spec (a dict or its JSON text) or a sample() item, "
                         f"got {type(item).__name__}")
-    return _spec_json(item), seed, _spec_name(item) or where
+    return _core_spec(item), seed, _spec_name(item) or where
 
 
 def spec_graphs(specs: Iterable[Any], dtype: str = "int8", threads: int = 0, on_error: str = "raise",
@@ -93,10 +99,10 @@ def spec_graphs(specs: Iterable[Any], dtype: str = "int8", threads: int = 0, on_
     return batch_graphs(build_spec_graphs(items, dtype, threads), on_error)
 
 
-def build_spec_graphs(items: Sequence[Tuple[str, int, str]], dtype: str, threads: int
+def build_spec_graphs(items: Sequence[Tuple[Union[Mapping[str, Any], str], int, str]], dtype: str, threads: int
                       ) -> List[Tuple[Optional[Graph], str]]:
     """``_core.spec_graphs`` for :func:`spec_item` results: (graph or None, error) per item."""
-    return _core.spec_graphs([text for text, _, _ in items], [seed for _, seed, _ in items],
+    return _core.spec_graphs([spec for spec, _, _ in items], [seed for _, seed, _ in items],
                              [source for _, _, source in items], dtype, threads)
 
 

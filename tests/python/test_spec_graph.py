@@ -174,3 +174,23 @@ def test_bad_specs_name_the_layer_and_the_item() -> None:
         perfsage.spec_graph(good, dtype="int4")
     with pytest.raises(ValueError, match=r"specs\[0\]\['seed'\]"):
         perfsage.spec_graphs([{"spec": good, "seed": -1}])
+
+
+def test_dicts_reach_the_core_as_json_would_carry_them() -> None:
+    # A dict spec skips JSON text; what JSON cannot hold is refused, naming the place, as
+    # json.dumps (build_model) refuses it.
+    spec = json.loads(json.dumps(ALL["kws"]))
+    as_tuples = {**spec, "layers": [{**layer, **{k: tuple(v) for k, v in layer.items() if isinstance(v, list)}}
+                                     for layer in spec["layers"]]}
+    assert_same_graph(perfsage.spec_graph(as_tuples), _core.load_bytes(perfsage.build_model(spec), "kws"))
+    assert perfsage.spec_graph(json.dumps(spec)).source == "<spec>"
+    with_numpy = {**spec, "layers": [{**spec["layers"][0], "filters": np.int64(8)}] + spec["layers"][1:]}
+    with pytest.raises(TypeError, match=r"^kws: spec\['layers'\]\[0\]\['filters'\] is a int64"):
+        perfsage.spec_graph(with_numpy)
+    with pytest.raises(TypeError):
+        perfsage.build_model(with_numpy)
+    with_nan = {**spec, "inputs": [{**spec["inputs"][0], "range": [float("nan"), 1.0]}]}
+    with pytest.raises(TypeError, match=r"spec\['inputs'\]\[0\]\['range'\]\[0\] is NaN"):
+        perfsage.spec_graphs([with_nan])
+    with pytest.raises(TypeError, match="has the key 3, not a string"):
+        perfsage.spec_graph({**spec, 3: "x"})

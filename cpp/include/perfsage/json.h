@@ -18,6 +18,7 @@ struct JsonValue {
   std::vector<std::pair<std::string, JsonValue>> members;  // in document order
 
   const JsonValue* find(const std::string& key) const;
+  JsonValue* find(const std::string& key);
 };
 
 // Parses JSON text; throws perfsage::Error naming `source` and the byte offset on bad syntax.

@@ -127,5 +127,8 @@ struct ModelSpec {
 // Reads a spec from JSON; structural problems (missing fields, wrong types) are errors naming the
 // layer. Semantic checks (shapes, channels) happen when the writer builds the model.
 ModelSpec parse_spec(const std::string& json);
+// The same from a JSON value already parsed (or converted by a binding from its language's own
+// dicts and lists, without writing JSON text).
+ModelSpec parse_spec(JsonValue root);
 
 }  // namespace perfsage

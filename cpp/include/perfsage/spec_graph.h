@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "perfsage/graph.h"
@@ -21,17 +22,23 @@ namespace perfsage {
 std::shared_ptr<const Graph> spec_graph(const ModelSpec& spec, uint64_t seed, WeightType type,
                                         const std::string& source);
 
-// One item of a batch: a spec as JSON text (spec.h), parsed on the worker threads.
+// One item of a batch: a spec (spec.h) as JSON text, or as a JSON value a binding converted from
+// its own objects; either is read on the worker threads.
 struct SpecItem {
-  std::string spec_json;
+  std::variant<std::string, JsonValue> spec;
   uint64_t seed = 0;
   WeightType type = WeightType::kInt8;
   std::string source;
 };
 
+// The Graph of one item, its spec read as spec_graphs reads it (errors as spec_graph's, without the
+// source prefix a batch adds). Moves the spec out of the item; the rest stays.
+std::shared_ptr<const Graph> spec_graph(SpecItem&& item);
+
 // Builds every item's Graph on `threads` worker threads (0: all hardware threads), as load_many:
 // a bad spec is that item's error ("<source>: spec: layer 3 'c' (conv2d): ..."), anything else
 // (out of memory) is rethrown on the calling thread after all workers join.
-std::vector<LoadResult> spec_graphs(const std::vector<SpecItem>& items, int threads);
+// The items' specs move into the workers: `items` is taken by value.
+std::vector<LoadResult> spec_graphs(std::vector<SpecItem> items, int threads);
 
 }  // namespace perfsage
