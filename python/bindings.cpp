@@ -222,14 +222,19 @@ perfsage::JsonValue json_value(const py::handle& obj, int depth = 0) {
   } else if (PyDict_Check(o)) {
     v.kind = Kind::kObject;
     v.members.reserve(static_cast<size_t>(PyDict_Size(o)));
-    for (const auto& [key, value] : py::reinterpret_borrow<py::dict>(obj)) {
-      if (!PyUnicode_Check(key.ptr()))
+    PyObject* key = nullptr;
+    PyObject* value = nullptr;
+    for (Py_ssize_t pos = 0; PyDict_Next(o, &pos, &key, &value);) {
+      if (!PyUnicode_Check(key))
         throw NotJson{"", "has the key " + std::string(py::repr(key)) + ", not a string"};
-      std::string name = key.cast<std::string>();
+      Py_ssize_t size = 0;
+      const char* name = PyUnicode_AsUTF8AndSize(key, &size);
+      if (!name) throw py::error_already_set();
+      auto& member = v.members.emplace_back(std::string(name, static_cast<size_t>(size)), perfsage::JsonValue{});
       try {
-        v.members.emplace_back(name, json_value(value, depth + 1));
+        member.second = json_value(value, depth + 1);
       } catch (NotJson& e) {
-        e.path = "['" + name + "']" + e.path;
+        e.path = "['" + member.first + "']" + e.path;
         throw;
       }
     }

@@ -67,7 +67,9 @@ constexpr float kNormalizedSpread = 4.0f;
 // The parameters of one layer, read with checks; unknown keys are an error at the end.
 class Params {
  public:
-  Params(const SpecLayer& layer, std::string label) : layer_(layer), label_(std::move(label)) {}
+  Params(const SpecLayer& layer, std::string label) : layer_(layer), label_(std::move(label)) {
+    used_.reserve(layer.params.size());
+  }
 
   [[noreturn]] void fail(const std::string& what) const;
   const std::string& label() const { return label_; }

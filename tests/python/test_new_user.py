@@ -41,7 +41,7 @@ def u55() -> perfsage.Predictor:
 
 def test_predict_names_the_index_of_the_bad_item(u55, models) -> None:
     g = perfsage.load_tflite(models[0])
-    with pytest.raises(TypeError, match=r"^graphs\[2\]: expected a Graph, a path or bytes, got NoneType$"):
+    with pytest.raises(TypeError, match=r"^graphs\[2\]: expected a Graph, a path, bytes or a spec, got NoneType$"):
         u55.predict([g, g, None])
     with pytest.raises(TypeError, match=r"^graphs\[1\]: .* got int$"):
         u55.predict([models[0], 7])
