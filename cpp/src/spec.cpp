@@ -20,21 +20,28 @@ const char* kind_name(JsonValue::Kind k) {
   return "?";
 }
 
-std::vector<int32_t> int_list(const JsonValue& v, const std::string& where) {
-  if (v.kind != JsonValue::Kind::kArray) fail("spec", where + " must be a list of ints, got " + kind_name(v.kind));
+// `where()` names the value in errors. It is called only when something is wrong, so that reading a
+// valid spec builds no messages (a search loop reads thousands of specs a second).
+template <typename Where>
+std::vector<int32_t> int_list(const JsonValue& v, const Where& where) {
+  if (v.kind != JsonValue::Kind::kArray) fail("spec", where() + " must be a list of ints, got " + kind_name(v.kind));
   std::vector<int32_t> out;
+  out.reserve(v.items.size());
   for (const auto& item : v.items) {
     if (item.kind != JsonValue::Kind::kNumber || item.number != static_cast<int32_t>(item.number))
-      fail("spec", where + " must be a list of ints");
+      fail("spec", where() + " must be a list of ints");
     out.push_back(static_cast<int32_t>(item.number));
   }
   return out;
 }
 
-std::string text_of(const JsonValue& v, const std::string& where) {
-  if (v.kind != JsonValue::Kind::kString) fail("spec", where + " must be a string, got " + kind_name(v.kind));
-  return v.text;
+// The string `v` holds, moved out of it.
+template <typename Where>
+std::string text_of(JsonValue& v, const Where& where) {
+  if (v.kind != JsonValue::Kind::kString) fail("spec", where() + " must be a string, got " + kind_name(v.kind));
+  return std::move(v.text);
 }
+
 
 }  // namespace
 
@@ -47,25 +54,25 @@ ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the 
     if (!top_keys.count(key)) fail("spec", "unknown key '" + key + "' (expected name, inputs, layers, outputs)");
 
   ModelSpec spec;
-  if (const auto* name = root.find("name")) spec.name = text_of(*name, "name");
-  const JsonValue* inputs = root.find("inputs");
+  if (auto* name = root.find("name")) spec.name = text_of(*name, [] { return std::string("name"); });
+  JsonValue* inputs = root.find("inputs");
   if (!inputs || inputs->kind != JsonValue::Kind::kArray || inputs->items.empty())
     fail("spec", "'inputs' must be a non-empty list of {\"name\", \"shape\"}");
   for (size_t i = 0; i < inputs->items.size(); ++i) {
-    const JsonValue& in = inputs->items[i];
-    const std::string where = "inputs[" + std::to_string(i) + "]";
-    if (in.kind != JsonValue::Kind::kObject) fail("spec", where + " must be an object");
+    JsonValue& in = inputs->items[i];
+    const auto where = [i] { return "inputs[" + std::to_string(i) + "]"; };
+    if (in.kind != JsonValue::Kind::kObject) fail("spec", where() + " must be an object");
     SpecInput input;
-    const JsonValue* n = in.find("name");
-    input.name = n ? text_of(*n, where + ".name") : "input_" + std::to_string(i);
+    JsonValue* n = in.find("name");
+    input.name = n ? text_of(*n, [&] { return where() + ".name"; }) : "input_" + std::to_string(i);
     const JsonValue* shape = in.find("shape");
-    if (!shape) fail("spec", where + " has no 'shape'");
-    input.shape = int_list(*shape, where + ".shape");
+    if (!shape) fail("spec", where() + " has no 'shape'");
+    input.shape = int_list(*shape, [&] { return where() + ".shape"; });
     if (const JsonValue* range = in.find("range")) {
       const auto& r = range->items;
       if (range->kind != JsonValue::Kind::kArray || r.size() != 2 || r[0].kind != JsonValue::Kind::kNumber ||
           r[1].kind != JsonValue::Kind::kNumber || !(r[0].number < r[1].number))
-        fail("spec", where + ".range must be [lo, hi] with lo < hi");
+        fail("spec", where() + ".range must be [lo, hi] with lo < hi");
       input.lo = static_cast<float>(r[0].number);
       input.hi = static_cast<float>(r[1].number);
     }
@@ -75,32 +82,34 @@ ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the 
   JsonValue* layers = root.find("layers");
   if (!layers || layers->kind != JsonValue::Kind::kArray || layers->items.empty())
     fail("spec", "'layers' must be a non-empty list");
+  spec.layers.reserve(layers->items.size());
   for (size_t i = 0; i < layers->items.size(); ++i) {
     JsonValue& l = layers->items[i];
-    std::string where = "layer " + std::to_string(i);
-    if (l.kind != JsonValue::Kind::kObject) fail("spec", where + " must be an object");
+    const auto where = [i] { return "layer " + std::to_string(i); };
+    if (l.kind != JsonValue::Kind::kObject) fail("spec", where() + " must be an object");
     SpecLayer layer;
-    const JsonValue* op = l.find("op");
-    if (!op) fail("spec", where + " has no 'op'");
-    layer.op = text_of(*op, where + ".op");
-    const JsonValue* n = l.find("name");
-    layer.name = n ? text_of(*n, where + ".name") : layer.op + "_" + std::to_string(i);
-    where = "layer " + std::to_string(i) + " '" + layer.name + "'";
-    if (const JsonValue* ins = l.find("inputs")) {
+    JsonValue* op = l.find("op");
+    if (!op) fail("spec", where() + " has no 'op'");
+    layer.op = text_of(*op, [&] { return where() + ".op"; });
+    JsonValue* n = l.find("name");
+    layer.name = n ? text_of(*n, [&] { return where() + ".name"; }) : layer.op + "_" + std::to_string(i);
+    const auto named_where = [&] { return where() + " '" + layer.name + "'"; };
+    if (JsonValue* ins = l.find("inputs")) {
       if (ins->kind == JsonValue::Kind::kString) {
-        layer.inputs.push_back(ins->text);
+        layer.inputs.push_back(std::move(ins->text));
       } else {
-        if (ins->kind != JsonValue::Kind::kArray) fail("spec", where + ": 'inputs' must be a list of layer names");
-        for (const auto& item : ins->items) layer.inputs.push_back(text_of(item, where + ": inputs"));
+        if (ins->kind != JsonValue::Kind::kArray) fail("spec", named_where() + ": 'inputs' must be a list of layer names");
+        layer.inputs.reserve(ins->items.size());
+        for (auto& item : ins->items) layer.inputs.push_back(text_of(item, [&] { return named_where() + ": inputs"; }));
       }
     }
     for (auto& [key, value] : l.members)
       if (key != "op" && key != "name" && key != "inputs") layer.params.emplace(key, std::move(value));
     spec.layers.push_back(std::move(layer));
   }
-  if (const JsonValue* outs = root.find("outputs")) {
+  if (JsonValue* outs = root.find("outputs")) {
     if (outs->kind != JsonValue::Kind::kArray) fail("spec", "'outputs' must be a list of layer names");
-    for (const auto& item : outs->items) spec.outputs.push_back(text_of(item, "outputs"));
+    for (auto& item : outs->items) spec.outputs.push_back(text_of(item, [] { return std::string("outputs"); }));
   }
   return spec;
 }

@@ -117,7 +117,7 @@ class Writer {
 
   void add_layer(size_t i) {
     const SpecLayer& layer = spec_.layers[i];
-    writer::Params p(layer, "layer " + std::to_string(i) + " '" + layer.name + "' (" + layer.op + ")");
+    writer::Params p(layer, i);
     if (!names_.insert(layer.name).second || values_.count(layer.name)) p.fail("name '" + layer.name + "' is already used");
     if (alias_.count(layer.name)) {  // fused into its producer
       p.finish();

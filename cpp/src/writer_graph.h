@@ -67,12 +67,12 @@ constexpr float kNormalizedSpread = 4.0f;
 // The parameters of one layer, read with checks; unknown keys are an error at the end.
 class Params {
  public:
-  Params(const SpecLayer& layer, std::string label) : layer_(layer), label_(std::move(label)) {
-    used_.reserve(layer.params.size());
-  }
+  // `index`: the layer's place in the spec, which errors name with it.
+  Params(const SpecLayer& layer, size_t index) : layer_(layer), index_(index) { used_.reserve(layer.params.size()); }
 
   [[noreturn]] void fail(const std::string& what) const;
-  const std::string& label() const { return label_; }
+  // "layer 3 'c1' (conv2d)", as errors name the layer; built only when needed.
+  std::string label() const;
   bool has(const std::string& key) const { return layer_.params.count(key) > 0; }
 
   int32_t integer(const std::string& key, std::optional<int32_t> fallback = std::nullopt);
@@ -92,7 +92,7 @@ class Params {
   int32_t required(const std::string& key, std::optional<int32_t> fallback) const;
 
   const SpecLayer& layer_;
-  std::string label_;
+  size_t index_;
   std::vector<const JsonValue*> used_;  // the parameters read; finish() refuses the others
 };
 

@@ -7,7 +7,11 @@
 
 namespace perfsage::writer {
 
-void Params::fail(const std::string& what) const { perfsage::fail("spec", label_ + ": " + what); }
+void Params::fail(const std::string& what) const { perfsage::fail("spec", label() + ": " + what); }
+
+std::string Params::label() const {
+  return "layer " + std::to_string(index_) + " '" + layer_.name + "' (" + layer_.op + ")";
+}
 
 int32_t Params::integer(const std::string& key, std::optional<int32_t> fallback) {
   const JsonValue* v = get(key);
