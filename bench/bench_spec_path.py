@@ -25,7 +25,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -52,19 +52,23 @@ def draw(spaces: str, keep: Callable[[Dict[str, Any]], bool], n: int) -> List[Di
     return items[:n]
 
 
-def rounds_of(methods: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, List[float]]:
-    """Seconds per run of each method over `rounds` rounds, the order rotating each round; results
-    are dropped and garbage collected outside the timed region."""
+def rounds_of(methods: Dict[str, Callable[[], Any]], rounds: int
+              ) -> Tuple[Dict[str, List[float]], Dict[str, float]]:
+    """Seconds per run of each method over `rounds` rounds, the order rotating each round, and each
+    method's process CPU time over its wall time (below 1.0: other work on the machine took part of
+    the core). Results are dropped and garbage collected outside the timed region."""
     times: Dict[str, List[float]] = {name: [] for name in methods}
+    cpu: Dict[str, float] = {name: 0.0 for name in methods}
     names = list(methods)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             gc.collect()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = methods[name]()
             times[name].append(time.perf_counter() - start)
+            cpu[name] += time.process_time() - start_cpu
             del result
-    return times
+    return times, {name: cpu[name] / sum(times[name]) for name in methods}
 
 
 def main() -> None:
@@ -99,16 +103,16 @@ def main() -> None:
             "predict(specs)": lambda: predictor.predict(items, threads=1),
             "predict(graphs) only": lambda: predictor.predict(graphs, threads=1),
         }
-        times = rounds_of(methods, args.rounds)
+        times, cpu_share = rounds_of(methods, args.rounds)
         median = {name: statistics.median(t) for name, t in times.items()}
         nodes = statistics.median(g.num_nodes for g in graphs)
         print(f"\n  {group}: {len(items)} specs from {spaces}, median {nodes:.0f} operators, "
               f"MACs {min(g.totals['macs'] for g in graphs):.3g}..{max(g.totals['macs'] for g in graphs):.3g}")
-        print(f"    {'method':28s} {'per s':>9s} {'µs/spec':>9s} {'min..max µs/spec':>20s}")
+        print(f"    {'method':28s} {'per s':>9s} {'µs/spec':>9s} {'min..max µs/spec':>20s} {'cpu/wall':>8s}")
         for name, t in times.items():
             lo, hi = min(t) / len(items) * 1e6, max(t) / len(items) * 1e6
             print(f"    {name:28s} {len(items) / median[name]:9.0f} {median[name] / len(items) * 1e6:9.1f} "
-                  f"{lo:9.1f}..{hi:<9.1f}")
+                  f"{lo:9.1f}..{hi:<9.1f} {cpu_share[name]:8.2f}")
         graph_speedup = median["build_model + load_tflite"] / median["spec_graphs"]
         predict_speedup = median["predict(built models)"] / median["predict(specs)"]
         candidates = len(items) / median["predict(specs)"]
@@ -116,7 +120,7 @@ def main() -> None:
         print(f"    spec -> prediction: {candidates:.0f} candidates/s, {predict_speedup:.1f}x predicting built "
               f"models; goal >= {goal:,}/s -> {'MET' if candidates >= goal else 'MISSED'}")
         results.append({"group": group, "spaces": spaces, "specs": len(items), "median_operators": nodes,
-                        "seconds": times, "graph_speedup": graph_speedup, "predict_speedup": predict_speedup,
+                        "seconds": times, "cpu_per_wall": cpu_share, "graph_speedup": graph_speedup, "predict_speedup": predict_speedup,
                         "candidates_per_second": candidates, "goal": goal})
     if args.json:
         with open(args.json, "w") as f:
