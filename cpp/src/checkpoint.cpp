@@ -78,14 +78,14 @@ std::string json_value(Enum v) {
 // as format 1, so files of older perfsage versions load and save back to the same bytes.
 bool since_format_2(const std::string& name) {
   return name == "readout" || name == "max_targets" || name == "family_dim" || name == "node_loss_weight" ||
-         name == "node_graph_context";
+         name == "node_log_weight" || name == "node_graph_context";
 }
 
 uint32_t format_version_of(const SageConfig& c) {
   const SageConfig defaults;
   const bool v1 = c.readout == defaults.readout && c.max_targets == defaults.max_targets &&
                   c.family_dim == defaults.family_dim && c.node_loss_weight == defaults.node_loss_weight &&
-                  c.node_graph_context == defaults.node_graph_context;
+                  c.node_log_weight == defaults.node_log_weight && c.node_graph_context == defaults.node_graph_context;
   return v1 ? 1 : kCheckpointFormatVersion;
 }
 

@@ -99,6 +99,8 @@ void SageConfig::resolve() {
     throw Error("max_targets is for the additive readout only (readout is '" + std::string(to_string(readout)) + "')");
   if (!(node_loss_weight >= 0) || !std::isfinite(node_loss_weight))
     throw Error("node_loss_weight must be >= 0, got " + std::to_string(node_loss_weight));
+  if (!(node_log_weight >= 0) || !std::isfinite(node_log_weight))
+    throw Error("node_log_weight must be >= 0, got " + std::to_string(node_log_weight));
 }
 
 }  // namespace perfsage

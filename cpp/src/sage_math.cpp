@@ -562,7 +562,7 @@ template <typename S>
 double node_loss_terms(const SageConfig& c, const Normalization& norm, const Batch<S>& b,
                        const Mat<S>& o_node, double count, Mat<S>* d_node) {
   if (d_node) d_node->resize(0, 0);
-  if (!c.additive() || b.node_labels.empty() || c.node_loss_weight == 0) return 0.0;
+  if (!c.additive() || b.node_labels.empty() || (c.node_loss_weight == 0 && c.node_log_weight == 0)) return 0.0;
   const int64_t B = static_cast<int64_t>(b.graph_start.size()) - 1, T = c.num_targets;
   if (d_node) d_node->setZero(o_node.rows(), T);
   double total = 0.0;
@@ -571,23 +571,30 @@ double node_loss_terms(const SageConfig& c, const Normalization& norm, const Bat
     for (int64_t t = 0; t < T; ++t) {
       if (c.is_max_target(t)) continue;
       double label_total = 0.0;
+      int64_t positive = 0;
       bool complete = hi > lo;
       for (int64_t r = lo; r < hi && complete; ++r) {
         const double l = b.node_labels[r * T + t];
         complete = std::isfinite(l) && l >= 0.0;
         label_total += l;
+        positive += l > 0.0;
       }
       if (!complete || !(label_total > 0.0)) continue;
       const S mean = static_cast<S>(norm.target_mean[t]), sd = b.target_std[t];
-      const double scale = c.node_loss_weight / label_total;
+      const double scale = c.node_loss_weight / label_total, log_scale = c.node_log_weight / positive;
+      auto sign_of = [](S x) { return x > 0 ? S(1) : (x < 0 ? S(-1) : S(0)); };
       for (int64_t r = lo; r < hi; ++r) {
-        const S cost = std::exp(o_node(r, t) * sd + mean);
-        const S diff = cost - static_cast<S>(b.node_labels[r * T + t]);
+        const S log_cost = o_node(r, t) * sd + mean, cost = std::exp(log_cost);
+        const S label = static_cast<S>(b.node_labels[r * T + t]);
+        const S diff = cost - label;
         total += scale * std::abs(static_cast<double>(diff));
-        if (d_node) {
-          const S sign = diff > 0 ? S(1) : (diff < 0 ? S(-1) : S(0));
-          (*d_node)(r, t) = static_cast<S>(scale / count) * sign * cost * sd;
+        S d = static_cast<S>(scale) * sign_of(diff) * cost;
+        if (label > 0 && log_scale > 0) {
+          const S log_diff = log_cost - std::log(label);
+          total += log_scale * std::abs(static_cast<double>(log_diff));
+          d += static_cast<S>(log_scale) * sign_of(log_diff);
         }
+        if (d_node) (*d_node)(r, t) = d * sd / static_cast<S>(count);
       }
     }
   }

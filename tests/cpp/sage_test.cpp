@@ -216,6 +216,7 @@ TEST(SageGradients, AdditiveReadoutMatchesFiniteDifferences) {
             c.layers = layers;
             c.loss = loss;
             c.node_loss_weight = 0.7;
+            c.node_log_weight = family == 0 ? 0.0 : 0.4;
             c.node_graph_context = context;
             for (size_t g = 1; g < graphs.size(); ++g)
               graphs[g].node_labels = with_node_labels ? node_labels[g].data() : nullptr;
@@ -620,6 +621,7 @@ TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
   c.family_dim = 2;
   c.max_targets = 2;
   c.node_loss_weight = 0.25;
+  c.node_log_weight = 0.5;
   c.node_graph_context = false;
   const SageNetwork net = fitted(c, graphs, y);
   const std::vector<uint8_t> v2 = checkpoint_bytes(net, info_for(2));
@@ -629,6 +631,7 @@ TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
   EXPECT_EQ(back.network.config().family_dim, 2);
   EXPECT_EQ(back.network.config().max_targets, 2);
   EXPECT_EQ(back.network.config().node_loss_weight, 0.25);
+  EXPECT_EQ(back.network.config().node_log_weight, 0.5);
   EXPECT_FALSE(back.network.config().node_graph_context);
   EXPECT_EQ(checkpoint_bytes(back.network, back.info), v2);
   std::vector<float> a(graphs.size() * 2), b(graphs.size() * 2);

@@ -26,7 +26,8 @@ With family_dim > 0, h0 also holds family_embedding[family of op type]. The addi
     max target:  o = max(max_i o_node[i], k)
     target_mean of a sum target: mean of log(label / number of nodes)
     per-operator labels l (a graph's, complete for a sum target, with positive total) add
-    node_loss_weight * sum_i |cost[i] - l[i]| / sum_i l[i] to the loss's sum (divided by n too).
+    node_loss_weight * sum_i |cost[i] - l[i]| / sum_i l[i] + node_log_weight * mean over the labels
+    l[i] > 0 of |log cost[i] - log l[i]| to the loss's sum (divided by n too).
 
 Subgradient conventions: relu'(0) = 0, d|x|/dx at 0 = 0, and a max (aggregation or readout) sends
 its gradient to the lowest node index attaining it.
@@ -70,6 +71,7 @@ class SageConfig:
     readout: str = "lse"
     family_dim: int = 0
     node_loss_weight: float = 1.0
+    node_log_weight: float = 0.0
     node_graph_context: bool = True
     # Derived from the target names by perfsage.Predictor (peak_* targets), so not a keyword argument.
     max_targets: int = 0
@@ -612,6 +614,10 @@ def loss_and_gradients(
                 diff = cost[:, t] - lab[:, t]
                 loss += config.node_loss_weight * np.abs(diff).sum() / total / count
                 d_node[:, t] = config.node_loss_weight * np.sign(diff) * cost[:, t] * std[t] / total / count
+                pos = lab[:, t] > 0
+                log_diff = np.log(cost[pos, t]) - np.log(lab[pos, t])
+                loss += config.node_log_weight * np.abs(log_diff).sum() / pos.sum() / count
+                d_node[pos, t] += config.node_log_weight * np.sign(log_diff) * std[t] / pos.sum() / count
             d_nodes[b] = d_node
     grads: Params = {name: np.zeros_like(value) for name, value in p64.items()}
     for (_, cache), d, d_node in zip(results, d_out, d_nodes):

@@ -406,7 +406,8 @@ NUM_FAMILIES = len(perfsage._core.op_family_names())
 # The second target is a peak (its name says so): a maximum over the nodes, not a sum.
 ADDITIVE_TARGETS = ["latency", "peak_memory"]
 ADDITIVE_CONFIGS = [
-    SageConfig(readout="additive", embedding_dim=4, hidden=8, layers=2, head_hidden=6, node_loss_weight=0.7),
+    SageConfig(readout="additive", embedding_dim=4, hidden=8, layers=2, head_hidden=6, node_loss_weight=0.7,
+               node_log_weight=0.4),
     SageConfig(readout="additive", embedding_dim=3, hidden=6, layers=1, family_dim=3, aggregator="max",
                direction="out", layer_norm=False, loss="log_mse"),
     SageConfig(readout="additive", embedding_dim=2, hidden=5, layers=3, family_dim=2, head_layers=1,

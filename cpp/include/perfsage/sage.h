@@ -32,8 +32,9 @@
 //      max target (bit t of max_targets):  o_t = max(max_i o_node_it, k_t).
 //      fit_normalization sets a sum target's mean_t to the mean of log(label / number of nodes).
 //   Per-operator labels l_it (GraphInput::node_labels), where a graph has them for every node of
-//   a sum target, add node_loss_weight * sum_i |c_it - l_it| / sum_i l_it to its loss terms
-//   (divided by the same count as the graph terms).
+//   a sum target, add node_loss_weight * sum_i |c_it - l_it| / sum_i l_it and node_log_weight *
+//   mean over the P nodes with l_it > 0 of |log c_it - log l_it| to its loss terms (both divided
+//   by the same count as the graph terms).
 // Losses over the finite labels of a batch (NaN labels are missing and masked out), n of them:
 //   MAPE = mean |y_hat - y| / y;  log-MSE = mean ((log y_hat - log y) / target_std)^2.
 // Subgradients: relu'(0) = 0, |x|'(0) = 0, max sends its gradient to the lowest node index (the

@@ -71,6 +71,10 @@ inline Readout parse_enum(const std::string& name, const std::string& field, Rea
     "an op type absent from training is priced as a member of its family.")                        \
   X(double, node_loss_weight, 1.0, kHyperparameter,                                                \
     "Additive readout: weight of the per-operator loss where per-operator labels exist.")          \
+  X(double, node_log_weight, 0.0, kHyperparameter,                                                 \
+    "Additive readout: weight of a second per-operator loss, the mean |log cost - log label| over "  \
+    "the operators with a positive label (every operator's relative error counts, not only the "   \
+    "large ones).")                                                                               \
   X(bool, node_graph_context, true, kHyperparameter,                                               \
     "Additive readout: each operator's head also reads the graph features (totals, op counts).")
 
