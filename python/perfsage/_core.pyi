@@ -178,6 +178,8 @@ class SageConfig:
     """Width of the learnt op-family embedding (0: none); with it, op embeddings start at zero, so an op type absent from training is priced as a member of its family."""
     node_loss_weight: float
     """Additive readout: weight of the per-operator loss where per-operator labels exist."""
+    node_log_weight: float
+    """Additive readout: weight of a second per-operator loss, the mean |log cost - log label| over the operators with a positive label (every operator's relative error counts, not only the large ones)."""
     node_graph_context: bool
     """Additive readout: each operator's head also reads the graph features (totals, op counts)."""
 
