@@ -12,7 +12,9 @@
 #                                     that brings the ops only some tensors fit (MIRROR_PAD,
 #                                     EXPAND_DIMS) past 500 models: 62,000 new int8 models, mostly zoo
 #                                     (a zoo model labels about 10x faster than a whole architecture,
-#                                     and prices more operator shapes); then 16x8 (int16 activations,
+#                                     and prices more operator shapes); motifs (MOTIFS_N, default
+#                                     8,000, int8: the blocks real models repeat, one to four in a
+#                                     row, each at its own sizes); then 16x8 (int16 activations,
 #                                     int8 weights, as audio models are quantised): X16_N (default
 #                                     3,000) each of op_zoo and recurrent_audio; and the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
@@ -26,7 +28,8 @@
 #
 # A space's first n samples do not depend on n, so a larger --other-n later only adds models.
 #
-# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--x16-n N] [--paper-n-per-space N]
+# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--x16-n N]
+#                                        [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
 set -euo pipefail
@@ -35,6 +38,7 @@ cd "$(dirname "$0")/.."
 ZOO_N=40000
 ZOO2_N=12000
 OTHER_N=2000
+MOTIFS_N=8000
 X16_N=3000
 PAPER_N=5250
 WORKERS=0
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
     --zoo-n) ZOO_N="$2"; shift 2 ;;
     --zoo2-n) ZOO2_N="$2"; shift 2 ;;
     --other-n) OTHER_N="$2"; shift 2 ;;
+    --motifs-n) MOTIFS_N="$2"; shift 2 ;;
     --x16-n) X16_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
@@ -72,6 +77,9 @@ perfsage dataset build --space transformer --space autoencoder --space mobile_v3
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 stamp "   a second zoo draw ($ZOO2_N, seed $((SEED + 1))) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --n "$ZOO2_N" --seed "$((SEED + 1))" --dtype int8 "${TARGETS[@]}" --per-operator \
+  --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   motifs ($MOTIFS_N) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space motifs --n "$MOTIFS_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator \
   --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 stamp "   16x8: op_zoo and recurrent_audio ($X16_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$X16_N" --seed "$SEED" --dtype int16x8 \

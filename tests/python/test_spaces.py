@@ -16,6 +16,7 @@ from perfsage import spaces
 from perfsage.spaces._blocks import gru
 from perfsage.spaces.nb201 import EDGES, OPS, arch_string, parse_arch
 from perfsage.datasets import plan, spec_id
+from perfsage.spaces.motifs import MOTIFS
 from perfsage.spaces.op_zoo import OP_DRAWS, PATTERNS
 
 SPACE_NAMES = sorted(spaces.spaces())
@@ -45,7 +46,8 @@ def built() -> Built:
 def test_registry_names_descriptions_and_knobs() -> None:
     registry = spaces.spaces()
     expected = ["image_classification", "kws", "super_resolution", "detection", "nb201", "autoencoder"]
-    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo", "mobile_v3", "cnn_families", "recurrent_audio"])
+    assert SPACE_NAMES == sorted(expected + ["transformer", "op_zoo", "mobile_v3", "cnn_families", "recurrent_audio",
+                                      "motifs"])
     for name, space in registry.items():
         assert space.name == name and spaces.get_space(name) is space
         assert space.description
@@ -126,9 +128,9 @@ def test_estimated_cost_matches_perfsage(name: str, built: Built) -> None:
     # The estimate counts conv, depthwise, dense and batch-matmul work and weights only; perfsage
     # also counts pooling, elementwise and reduction work (large only for pooling-heavy NB201
     # cells) and a few constants (reshape shapes, layer-norm axes).
-    # The operator zoo's pooling and elementwise samples are mostly such work, so only the upper
-    # bound holds there.
-    low = 0.0 if name == "op_zoo" else 0.6
+    # The operator zoo's pooling and elementwise samples, and motif samples of pools alone, are
+    # mostly such work, so only the upper bound holds there.
+    low = 0.0 if name in ("op_zoo", "motifs") else 0.6
     for item, graph in built[name]:
         cost = spaces.estimate_cost(item["spec"])
         assert low * graph.totals["macs"] <= cost["macs"] <= graph.totals["macs"]
@@ -302,6 +304,26 @@ def test_recurrent_audio_builds_each_family_as_described() -> None:
     assert {"UNPACK", "FULLY_CONNECTED", "SPLIT", "SPLIT_V", "LOGISTIC", "TANH", "MUL", "ADD", "SUB"} <= seen["gru"]
     assert {"LOGISTIC", "FULLY_CONNECTED"} <= seen["denoise"]
     assert {"CONCATENATION", "STRIDED_SLICE", "RESHAPE", "CONV_2D"} <= seen["streaming"]
+
+
+def test_motifs_draw_every_motif_and_the_layouts_they_are_for() -> None:
+    # Why: the space exists for blocks at sizes and after neighbours their own families never give
+    # them: every motif must occur, after other motifs too, with the converter's layouts it names.
+    items = spaces.sample("motifs", 200, seed=0)
+    drawn = [[layer["name"].split("_", 1)[1] for layer in item["spec"]["layers"] if layer["name"][:1] == "m"]
+             for item in items]
+    firsts = {motif for names in drawn for motif in MOTIFS if names and names[0].startswith(motif)}
+    later = {motif for names in drawn for motif in MOTIFS for n in names[1:] if n.startswith(motif)}
+    assert firsts == set(MOTIFS) and later == set(MOTIFS) - {"stem"}
+    graphs = [perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"])) for item in items]
+    operators = [(op, graph.tensors()) for graph in graphs for op in graph.operators()]
+    one_channel = [op for op, tensors in operators if op["name"] == "DEPTHWISE_CONV_2D"
+                   and tensors[op["inputs"][0]]["shape"][-1] == 1 and op["options"]["depth_multiplier"] > 1]
+    assert len(one_channel) >= 10
+    assert any(op["name"] == "BATCH_MATMUL" and len(tensors[op["inputs"][0]]["shape"]) == 4 for op, tensors in operators)
+    seen = {name for graph in graphs for name in graph.op_names}
+    assert {"EXPAND_DIMS", "SQUEEZE", "RESIZE_BILINEAR", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM",
+            "SVDF", "HARD_SWISH"} <= seen
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from . import (
     image_classification,
     kws,
     mobile_v3,
+    motifs,
     nb201,
     op_zoo,
     recurrent_audio,
@@ -51,7 +52,7 @@ __all__ = [
 _SPACES: Dict[str, SearchSpace] = {
     m.SPACE.name: m.SPACE
     for m in (image_classification, kws, super_resolution, detection, nb201, autoencoder, transformer, op_zoo,
-              mobile_v3, cnn_families, recurrent_audio)
+              mobile_v3, cnn_families, recurrent_audio, motifs)
 }
 
 
