@@ -155,31 +155,39 @@ def run_build(isa: str, n: int, workdir: str) -> List[Dict[str, Any]]:
 
 def compare_builds(n: int, rounds: int) -> List[Dict[str, Any]]:
     """Each method's seconds per round under each build, rounds alternating the builds' order, and
-    the speedup of x86-64-v3 over baseline: ratio of medians and median of per-round ratios."""
+    the speedup of x86-64-v3 over baseline: ratio of median wall times, median of per-round ratios
+    and ratio of median CPU times (the runs are one thread, so CPU time is the work done, which
+    other jobs on the machine move less than wall time)."""
     print("perfsage spec-path benchmark: x86-64-v3 build against the baseline build (one thread, int8)")
     print(f"  {environment()}, {rounds} rounds, each build in its own process per round")
     seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}  # group -> method -> isa -> per round
+    cpu_seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
     groups: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for r in range(rounds):
             for isa in ISAS[r % 2:] + ISAS[:r % 2]:
                 for group in run_build(isa, n, workdir):
                     groups.setdefault(group["group"], group)
-                    for method, t in group["seconds"].items():
-                        seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).extend(t)
+                    for method, (t,) in group["seconds"].items():
+                        seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(t)
+                        cpu_seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(
+                            t * group["cpu_per_wall"][method])
     results = []
     for name, methods in seconds.items():
         specs = groups[name]["specs"]
         print(f"\n  {name}: {specs} specs, median {groups[name]['median_operators']:.0f} operators")
         print(f"    {'method':28s} {'baseline µs/spec':>17s} {'x86-64-v3 µs/spec':>18s} {'speedup':>8s} "
-              f"{'per-round':>10s}")
+              f"{'per-round':>10s} {'cpu speedup':>12s} {'cpu/wall':>10s}")
         for method, by_isa in methods.items():
             base, v3 = (statistics.median(by_isa[isa]) for isa in ISAS)
             paired = statistics.median(b / v for b, v in zip(*(by_isa[isa] for isa in ISAS)))
+            cpu_base, cpu_v3 = (statistics.median(cpu_seconds[name][method][isa]) for isa in ISAS)
+            share = "/".join(f"{sum(cpu_seconds[name][method][isa]) / sum(by_isa[isa]):.2f}" for isa in ISAS)
             print(f"    {method:28s} {base / specs * 1e6:17.1f} {v3 / specs * 1e6:18.1f} {base / v3:7.2f}x "
-                  f"{paired:9.2f}x")
+                  f"{paired:9.2f}x {cpu_base / cpu_v3:11.2f}x {share:>10s}")
             results.append({"group": name, "method": method, "specs": specs, "seconds": by_isa,
-                            "speedup": base / v3, "median_round_speedup": paired})
+                            "cpu_seconds": cpu_seconds[name][method], "speedup": base / v3,
+                            "median_round_speedup": paired, "cpu_speedup": cpu_base / cpu_v3})
     return results
 
 
