@@ -90,7 +90,8 @@ def test_each_value_loads_its_build_as_perfsage_core_and_nothing_else(probes) ->
 def test_an_x86_64_machine_with_the_instructions_has_both_builds() -> None:
     if not _x86_64_v3_expected():
         pytest.skip("not an x86-64 CPU with every x86-64-v3 instruction set: only the baseline build runs")
-    assert _native.BUILT == [_native.BASELINE, _native.X86_64_V3]
+    assert _native.BUILT == [_native.BASELINE, _native.X86_64_V3], \
+        "perfsage was built without _core_x86_64_v3 (configured with PERFSAGE_BUILD_X86_64_V3=OFF?)"
 
 
 def test_auto_predicts_exactly_as_the_build_it_chose(probes) -> None:
