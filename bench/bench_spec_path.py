@@ -14,6 +14,13 @@ speedup is the ratio of medians in this run. Issue 16's goals: >= 10,000 candida
 CIFAR-sized specs, >= 2,000 for 224x224 ones.
 
     .venv/bin/python bench/bench_spec_path.py [--n 200] [--rounds 5] [--json out.json]
+
+With ``--isa both`` it compares the two builds of the core (baseline x86-64 and x86-64-v3, see
+perfsage/_native.py) instead: one process can load only one build, so each round runs the whole
+benchmark once per build, one subprocess each with PERFSAGE_ISA set, in rotating order, and the
+table gives each method's time under both builds and their ratio.
+
+    .venv/bin/python bench/bench_spec_path.py --isa both [--n 200] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -38,6 +48,7 @@ GROUPS = [
     ("224x224", "cnn_families+mobile_v3", lambda spec: spec["inputs"][0]["shape"][1] == 224, 2_000),
 ]
 PREDICTOR = "ethos-u55-256"
+ISAS = ("baseline", "x86-64-v3")
 
 
 def draw(spaces: str, keep: Callable[[Dict[str, Any]], bool], n: int) -> List[Dict[str, Any]]:
@@ -71,21 +82,23 @@ def rounds_of(methods: Dict[str, Callable[[], Any]], rounds: int
     return times, {name: cpu[name] / sum(times[name]) for name in methods}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="specs per group (224x224: a quarter)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+def environment() -> str:
+    return (f"perfsage {perfsage.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, predictor {PREDICTOR}")
 
+
+def measure(n: int, rounds: int, warmup: bool = False) -> List[Dict[str, Any]]:
+    """Times every method on every group in this process (so on the build of the core it loaded),
+    prints the tables and returns the measurements, one dict per group. ``warmup`` runs each method
+    once untimed first, for runs of one round in a fresh process."""
     predictor = perfsage.load_predictor(PREDICTOR)
-    print("perfsage spec-path benchmark (one thread, int8)")
-    print(f"  perfsage {perfsage.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, predictor {PREDICTOR}")
+    isa = perfsage.build_info()["isa"]
+    print(f"perfsage spec-path benchmark (one thread, int8, core built for {isa})")
+    print(f"  {environment()}")
     results = []
     for group, spaces, keep, goal in GROUPS:
-        n = args.n if goal > 2_000 else max(args.n // 4, 1)
-        items = draw(spaces, keep, n)
+        count = n if goal > 2_000 else max(n // 4, 1)
+        items = draw(spaces, keep, count)
         models = [perfsage.build_model(it["spec"], seed=it["seed"]) for it in items]
         graphs = perfsage.spec_graphs(items, threads=1)
         # The two paths must agree before either is timed.
@@ -103,7 +116,9 @@ def main() -> None:
             "predict(specs)": lambda: predictor.predict(items, threads=1),
             "predict(graphs) only": lambda: predictor.predict(graphs, threads=1),
         }
-        times, cpu_share = rounds_of(methods, args.rounds)
+        if warmup:
+            rounds_of(methods, 1)
+        times, cpu_share = rounds_of(methods, rounds)
         median = {name: statistics.median(t) for name, t in times.items()}
         nodes = statistics.median(g.num_nodes for g in graphs)
         print(f"\n  {group}: {len(items)} specs from {spaces}, median {nodes:.0f} operators, "
@@ -119,9 +134,76 @@ def main() -> None:
         print(f"    spec -> graph: spec_graphs {graph_speedup:.1f}x build_model + load_tflite")
         print(f"    spec -> prediction: {candidates:.0f} candidates/s, {predict_speedup:.1f}x predicting built "
               f"models; goal >= {goal:,}/s -> {'MET' if candidates >= goal else 'MISSED'}")
-        results.append({"group": group, "spaces": spaces, "specs": len(items), "median_operators": nodes,
+        results.append({"group": group, "spaces": spaces, "specs": len(items), "median_operators": nodes, "isa": isa,
                         "seconds": times, "cpu_per_wall": cpu_share, "graph_speedup": graph_speedup, "predict_speedup": predict_speedup,
                         "candidates_per_second": candidates, "goal": goal})
+    return results
+
+
+def run_build(isa: str, n: int, workdir: str) -> List[Dict[str, Any]]:
+    """One round of the whole benchmark in a subprocess on the build ``isa``: its results."""
+    out = os.path.join(workdir, f"{isa}.json")
+    command = [sys.executable, os.path.abspath(__file__), "--n", str(n), "--rounds", "1", "--warmup", "--json", out]
+    subprocess.run(command, env={**os.environ, "PERFSAGE_ISA": isa}, check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        results = json.load(f)
+    for group in results:
+        if group["isa"] != isa:
+            raise SystemExit(f"bench_spec_path: PERFSAGE_ISA={isa} ran on the {group['isa']} build")
+    return results
+
+
+def compare_builds(n: int, rounds: int) -> List[Dict[str, Any]]:
+    """Each method's seconds per round under each build, rounds alternating the builds' order, and
+    the speedup of x86-64-v3 over baseline: ratio of median wall times, median of per-round ratios
+    and ratio of median CPU times (the runs are one thread, so CPU time is the work done, which
+    other jobs on the machine move less than wall time)."""
+    print("perfsage spec-path benchmark: x86-64-v3 build against the baseline build (one thread, int8)")
+    print(f"  {environment()}, {rounds} rounds, each build in its own process per round")
+    seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}  # group -> method -> isa -> per round
+    cpu_seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
+    groups: Dict[str, Dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for r in range(rounds):
+            for isa in ISAS[r % 2:] + ISAS[:r % 2]:
+                for group in run_build(isa, n, workdir):
+                    groups.setdefault(group["group"], group)
+                    for method, (t,) in group["seconds"].items():
+                        seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(t)
+                        cpu_seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(
+                            t * group["cpu_per_wall"][method])
+    results = []
+    for name, methods in seconds.items():
+        specs = groups[name]["specs"]
+        print(f"\n  {name}: {specs} specs, median {groups[name]['median_operators']:.0f} operators")
+        print(f"    {'method':28s} {'baseline µs/spec':>17s} {'x86-64-v3 µs/spec':>18s} {'speedup':>8s} "
+              f"{'per-round':>10s} {'cpu speedup':>12s} {'cpu/wall':>10s}")
+        for method, by_isa in methods.items():
+            base, v3 = (statistics.median(by_isa[isa]) for isa in ISAS)
+            paired = statistics.median(b / v for b, v in zip(*(by_isa[isa] for isa in ISAS)))
+            cpu_base, cpu_v3 = (statistics.median(cpu_seconds[name][method][isa]) for isa in ISAS)
+            share = "/".join(f"{sum(cpu_seconds[name][method][isa]) / sum(by_isa[isa]):.2f}" for isa in ISAS)
+            print(f"    {method:28s} {base / specs * 1e6:17.1f} {v3 / specs * 1e6:18.1f} {base / v3:7.2f}x "
+                  f"{paired:9.2f}x {cpu_base / cpu_v3:11.2f}x {share:>10s}")
+            results.append({"group": name, "method": method, "specs": specs, "seconds": by_isa,
+                            "cpu_seconds": cpu_seconds[name][method], "speedup": base / v3,
+                            "median_round_speedup": paired, "cpu_speedup": cpu_base / cpu_v3})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="specs per group (224x224: a quarter)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--isa", choices=["current", "both"], default="current",
+                        help="current: the build this process loaded; both: baseline against x86-64-v3")
+    parser.add_argument("--warmup", action="store_true", help="run each method once untimed first")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    if args.isa == "both":
+        results = compare_builds(args.n, args.rounds)
+    else:
+        results = measure(args.n, args.rounds, args.warmup)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -1,5 +1,6 @@
 // The perfsage._core extension: type conversion, GIL handling and docstrings only; the work is in
-// cpp/.
+// cpp/. CMake builds it once per instruction set (_core, _core_x86_64_v3) and names each module with
+// PERFSAGE_MODULE_NAME; perfsage/_native.py imports one of them as perfsage._core.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -347,7 +348,16 @@ const char* const kNormalizationFields[] = {"node_mean", "node_std", "graph_mean
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef PERFSAGE_MODULE_NAME
+#error "PERFSAGE_MODULE_NAME must name the extension module (CMakeLists.txt defines it)"
+#endif
+
+PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
+  // Every build calls itself perfsage._core before it defines anything, so that the __module__ of
+  // its classes and functions, and with it pickles, reprs and the generated stub, is the same
+  // whichever build _native.py loaded (a pickle naming _core_x86_64_v3 would not load on a CPU
+  // without it).
+  m.attr("__name__") = "perfsage._core";
   m.doc() = "perfsage C++ core: TFLite reader, graph IR and features.";
   py::register_exception<perfsage::Error>(m, "PerfSageError", PyExc_ValueError);
   m.attr("FEATURE_SCHEMA_VERSION") = perfsage::kFeatureSchemaVersion;

@@ -25,6 +25,7 @@ using math::index_of;
 using math::loss_terms;
 using math::node_loss_terms;
 using math::Mat;
+using math::RowVec;
 using math::pack;
 using math::Params;
 using math::product_nt;
@@ -311,8 +312,14 @@ double loss_and_gradients_impl(const SageConfig& config, const ParamLayout& layo
     total += node_loss_terms(config, norm, b, cache.head.back(), static_cast<double>(count),
                              gradients ? &d_node : nullptr);
   if (gradients) {
-    gradients->assign(static_cast<size_t>(layout.size()), S(0));
-    backward(config, P, ix, b, cache, d_out, d_node, Grads<S>{gradients->data()});
+    // Backward writes into an Eigen-allocated buffer, aligned to Eigen's vector width, not into the
+    // std::vector: Eigen computes a loop's first elements, up to its destination's first aligned
+    // address, in scalar code (another summation order and, with FMA, other rounding). malloc
+    // aligns to 16 bytes only, so with 32-byte AVX vectors (the x86-64-v3 build) the gradients
+    // would depend on where the vector's buffer landed, and training on the thread count.
+    RowVec<S> aligned = RowVec<S>::Zero(layout.size());
+    backward(config, P, ix, b, cache, d_out, d_node, Grads<S>{aligned.data()});
+    gradients->assign(aligned.data(), aligned.data() + aligned.size());
   }
   return total / static_cast<double>(count);
 }

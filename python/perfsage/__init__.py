@@ -16,8 +16,16 @@ Predicting and training::
     p.predict(graphs)                               # float32 [n, targets]
     p.save("kws.psage"); p = perfsage.load_predictor("kws.psage")
     perfsage.targets()    # shipped predictors and labellers: hardware settings, held-out accuracy
+
+The C++ core comes in a baseline x86-64 build and an x86-64-v3 (AVX2/FMA) build; the second is used
+when the CPU has it. ``PERFSAGE_ISA=baseline|x86-64-v3|auto`` forces the choice;
+``perfsage.build_info()`` says which build runs.
 """
 
+# _native goes first: it loads the core built for this CPU as perfsage._core, which the imports
+# below and every module of the package use.
+from ._native import build_info
+from . import _core
 from ._core import FEATURE_SCHEMA_VERSION, Graph, PerfSageError
 from ._graphs import (
     graph_feature_names,
@@ -42,6 +50,7 @@ __all__ = [
     "Predictor",
     "TRAINING_DEFAULTS",
     "__version__",
+    "build_info",
     "build_model",
     "graph_feature_names",
     "load_many",

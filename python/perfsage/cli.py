@@ -14,6 +14,7 @@ from . import _predict_cli
 from ._core import Graph, PerfSageError
 from ._graphs import load_tflite
 from ._io import __version__, atomic_write
+from ._native import build_info
 from ._targets import targets as list_targets
 from ._writer import DTYPES, build_model, strip_weights
 from .datasets import (
@@ -488,7 +489,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfsage", description="Predict latency, energy and memory of TFLite models."
     )
-    parser.add_argument("--version", action="version", version=f"perfsage {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"perfsage {__version__} (core built for {build_info()['isa']})")
     sub = parser.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser(
         "inspect", help="per-operator table of shapes, MACs and bytes, and graph totals",

@@ -339,4 +339,5 @@ def test_every_command_and_option_has_help() -> None:
 
 def test_version() -> None:
     run = subprocess.run([sys.executable, "-m", "perfsage", "--version"], capture_output=True, text=True)
-    assert run.returncode == 0 and run.stdout.strip() == f"perfsage {perfsage.__version__}"
+    expected = f"perfsage {perfsage.__version__} (core built for {perfsage.build_info()['isa']})"
+    assert run.returncode == 0 and run.stdout.strip() == expected
