@@ -94,12 +94,32 @@ ELEMENTWISE = _codes([
     "GREATER", "EQUAL", "NOT_EQUAL", "LESS_EQUAL", "GREATER_EQUAL", "LOGICAL_AND", "LOGICAL_OR",
     "LOGICAL_NOT", "SELECT", "SELECT_V2", "CUMSUM", "ATAN2"])
 HAS_FILTER = CONV | DEPTHWISE | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRANSPOSE"])
+# The ops whose constant int8/int16 operands the weight columns summarise.
+HAS_WEIGHTS = HAS_FILTER | FULLY_CONNECTED | BATCH_MATMUL | RECURRENT
+INT8_LOG2 = [float(np.log2(1.0 + abs(q))) for q in range(-128, 128)]
+
+
+def _value_summary(data: np.ndarray, dtype_code: int) -> Tuple[int, int, float]:
+    """(count, zeros, sum of log2(1 + |q|)) of int8 (code 9) or int16 (code 7, q / 256) values."""
+    if dtype_code == 9:
+        histogram = np.bincount(data.view(np.int8).astype(np.int64) + 128, minlength=256)
+        log2_sum = 0.0
+        for b in range(256):  # in level order, as perfsage sums them
+            log2_sum += float(histogram[b]) * INT8_LOG2[b]
+        return int(data.size), int(histogram[128]), log2_sum
+    if dtype_code == 7:
+        q = data[: data.size // 2 * 2].view("<i2").astype(np.float64)
+        log2_sum = 0.0
+        for v in np.log2(1.0 + np.abs(q) / 256.0):
+            log2_sum += float(v)
+        return int(q.size), int(np.count_nonzero(q == 0)), log2_sum
+    return 0, 0, 0.0
 CUSTOM = _BO.CUSTOM
 
 # Storage bits per element, indexed by TFLite TensorType code.
 DTYPE_BITS = [32, 16, 32, 8, 64, 0, 8, 16, 64, 8, 64, 128, 64, 0, 0, 32, 16, 4, 16, 2, 4, 8, 8]
 
-NUM_COLUMNS = 45  # perfsage.node_feature_names(), same order (checked at start-up)
+NUM_COLUMNS = 47  # perfsage.node_feature_names(), same order (checked at start-up)
 COLUMNS = [
     "op_type", "is_custom", "in_n", "in_h", "in_w", "in_c", "in_rank", "out_n", "out_h", "out_w",
     "out_c", "out_rank", "num_activation_inputs", "num_constant_inputs", "num_outputs", "in_bits",
@@ -107,7 +127,8 @@ COLUMNS = [
     "stride_h", "stride_w", "dilation_h", "dilation_w", "padding_same", "padding_valid",
     "fused_activation", "depth_multiplier", "axis", "keep_dims", "block_size", "adj_x", "adj_y",
     "align_corners", "half_pixel_centers", "num_splits", "macs", "param_count", "param_bytes",
-    "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth"]
+    "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth", "weight_zero_fraction",
+    "weight_log2_magnitude"]
 NUM_OP_TYPES = len(perfsage.op_vocabulary())
 
 
@@ -205,7 +226,8 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
 
     sg = model.Subgraphs(0)  # the entry subgraph
 
-    # Tensors: (shape, dtype bits, is_constant, num_elements, num_bytes, scale, zero_point).
+    # Tensors: (shape, dtype bits, is_constant, num_elements, num_bytes, scale, zero_point,
+    # (count, zeros, log2 sum) of its integer values).
     tensors = []
     variables = []
     for t in range(sg.TensorsLength()):
@@ -224,8 +246,10 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             zero_point = zero_point if isinstance(zero_point, np.ndarray) else None
         else:
             scale = zero_point = None
+        data = model.Buffers(tensor.Buffer()).DataAsNumpy() if constant else 0
+        summary = _value_summary(data, tensor.Type()) if isinstance(data, np.ndarray) else (0, 0, 0.0)
         tensors.append((shape, bits, constant, elements, (elements * bits + 7) // 8, scale,
-                        zero_point))
+                        zero_point, summary))
         if tensor.IsVariable():
             variables.append(t)
 
@@ -329,6 +353,13 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
         if code in HAS_FILTER and filt and len(filt[0]) >= 4:
             kernel_h, kernel_w = filt[0][1], filt[0][2]
         padding = o.get("padding", -1)
+        count = zeros = 0
+        log2_sum = 0.0
+        for t in inputs if code in HAS_WEIGHTS else []:
+            if t >= 0:
+                count += tensors[t][7][0]
+                zeros += tensors[t][7][1]
+                log2_sum += tensors[t][7][2]
         in4 = _rank4(x_in[0]) if x_in else [0, 0, 0, 0]
         out4 = _rank4(x_out[0]) if x_out else [0, 0, 0, 0]
         rows.append([
@@ -344,7 +375,8 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             o.get("keep_dims", False), o.get("block_size", 0), o.get("adj_x", False),
             o.get("adj_y", False), o.get("align_corners", False),
             o.get("half_pixel_centers", False), o.get("num_splits", 0),
-            macs, param_count, param_bytes, in_bytes, out_bytes, 0, 0])
+            macs, param_count, param_bytes, in_bytes, out_bytes, 0, 0,
+            zeros / count if count else 0.0, log2_sum / count if count else 0.0])
 
     node_features = np.array(rows, dtype=np.float32).reshape(-1, NUM_COLUMNS)
     pairs = sorted(edges)  # (destination, source): sorted by destination, then source, like perfsage
