@@ -101,13 +101,12 @@ std::string fields_json(const Struct& s, uint32_t version) {
 }
 
 // The feature schema whose node columns a network reads: the one with its node feature count (a
-// network loaded from an older schema's checkpoint is saved as that schema again).
+// network loaded from an older schema's checkpoint is saved as that schema again). A count of no
+// schema is written as the current one, which reading then refuses, naming both counts.
 int32_t feature_schema_of(const SageConfig& c) {
   for (int32_t schema = kFeatureSchemaVersion; schema >= 1; --schema)
     if (node_feature_count(schema) == c.num_node_features) return schema;
-  throw Error("checkpoint: a network of " + std::to_string(c.num_node_features) +
-              " node features matches no feature schema (" + std::to_string(node_feature_names().size()) +
-              " in schema " + std::to_string(kFeatureSchemaVersion) + ")");
+  return kFeatureSchemaVersion;
 }
 
 std::string header_json(const SageNetwork& net, const ModelInfo& info) {
