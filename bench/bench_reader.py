@@ -5,16 +5,17 @@ What is compared (same reading work on the same bytes, everything in memory so d
 
 * perfsage, one thread: ``perfsage.load_many(items, threads=1)`` and a per-call loop of
   ``perfsage.load_tflite(bytes)``. Each call verifies the flatbuffer, copies the model into C++
-  values, builds the operator graph (nodes, edges) and computes node features [N, 45], graph
+  values, builds the operator graph (nodes, edges) and computes node features [N, 47], graph
   features and totals.
 * perfsage, all threads: ``perfsage.load_many(items, threads=0)`` (GIL released, every core).
 * the Python baseline, one thread: the ``tflite`` package (pure-Python flatbuffers bindings) as a
   user would write it: ``tflite.Model.GetRootAsModel(buf, 0)``, read every buffer's size, every
   opcode (max of BuiltinCode/DeprecatedBuiltinCode), every tensor (shape, type, buffer,
   quantisation scale/zero point), every operator (inputs, outputs, builtin options), then build the
-  producer->consumer edge list, a per-node feature row (the same 45 columns as perfsage: shapes
+  producer->consumer edge list, a per-node feature row (the same 47 columns as perfsage: shapes
   padded to rank 4, kernel/stride/dilation/padding/activation, MACs, parameter and activation
-  bytes, ...) into a numpy array, and the graph totals (peak activation bytes, longest path, ...).
+  bytes, the weight-value columns from int8/int16 buffers, ...) into a numpy array, and the graph
+  totals (peak activation bytes, longest path, ...).
   It does less than perfsage: no flatbuffer verification (the ``tflite`` package has none), no
   schedule checks, no tensor names, entry subgraph only (no control flow). Before timing, its
   output is checked against perfsage's on every real model (total MACs, the whole node feature
@@ -634,7 +635,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n_tot = sum(m["totals_equal"] for m in consistency["models"])
     print()
     print("consistency (Python baseline vs perfsage, on every real model):")
-    print(f"  total MACs equal on {n_ok}/{n_models} models; node feature matrix [N,45] identical on "
+    print(f"  total MACs equal on {n_ok}/{n_models} models; node feature matrix [N,{NUM_COLUMNS}] identical on "
           f"{n_feat}/{n_models}; edge_index identical on {n_edges}/{n_models}; "
           f"other totals ({', '.join(TOTALS_COMPARED)}) equal on {n_tot}/{n_models}")
     for m in consistency["models"]:
