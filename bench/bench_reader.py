@@ -5,16 +5,17 @@ What is compared (same reading work on the same bytes, everything in memory so d
 
 * perfsage, one thread: ``perfsage.load_many(items, threads=1)`` and a per-call loop of
   ``perfsage.load_tflite(bytes)``. Each call verifies the flatbuffer, copies the model into C++
-  values, builds the operator graph (nodes, edges) and computes node features [N, 45], graph
+  values, builds the operator graph (nodes, edges) and computes node features [N, 47], graph
   features and totals.
 * perfsage, all threads: ``perfsage.load_many(items, threads=0)`` (GIL released, every core).
 * the Python baseline, one thread: the ``tflite`` package (pure-Python flatbuffers bindings) as a
   user would write it: ``tflite.Model.GetRootAsModel(buf, 0)``, read every buffer's size, every
   opcode (max of BuiltinCode/DeprecatedBuiltinCode), every tensor (shape, type, buffer,
   quantisation scale/zero point), every operator (inputs, outputs, builtin options), then build the
-  producer->consumer edge list, a per-node feature row (the same 45 columns as perfsage: shapes
+  producer->consumer edge list, a per-node feature row (the same 47 columns as perfsage: shapes
   padded to rank 4, kernel/stride/dilation/padding/activation, MACs, parameter and activation
-  bytes, ...) into a numpy array, and the graph totals (peak activation bytes, longest path, ...).
+  bytes, the weight-value columns from int8/int16 buffers, ...) into a numpy array, and the graph
+  totals (peak activation bytes, longest path, ...).
   It does less than perfsage: no flatbuffer verification (the ``tflite`` package has none), no
   schedule checks, no tensor names, entry subgraph only (no control flow). Before timing, its
   output is checked against perfsage's on every real model (total MACs, the whole node feature
@@ -94,12 +95,32 @@ ELEMENTWISE = _codes([
     "GREATER", "EQUAL", "NOT_EQUAL", "LESS_EQUAL", "GREATER_EQUAL", "LOGICAL_AND", "LOGICAL_OR",
     "LOGICAL_NOT", "SELECT", "SELECT_V2", "CUMSUM", "ATAN2"])
 HAS_FILTER = CONV | DEPTHWISE | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRANSPOSE"])
+# The ops whose constant int8/int16 operands the weight columns summarise.
+HAS_WEIGHTS = HAS_FILTER | FULLY_CONNECTED | BATCH_MATMUL | RECURRENT
+INT8_LOG2 = [float(np.log2(1.0 + abs(q))) for q in range(-128, 128)]
+
+
+def _value_summary(data: np.ndarray, dtype_code: int) -> Tuple[int, int, float]:
+    """(count, zeros, sum of log2(1 + |q|)) of int8 (code 9) or int16 (code 7, q / 256) values."""
+    if dtype_code == 9:
+        histogram = np.bincount(data.view(np.int8).astype(np.int64) + 128, minlength=256)
+        log2_sum = 0.0
+        for b in range(256):  # in level order, as perfsage sums them
+            log2_sum += float(histogram[b]) * INT8_LOG2[b]
+        return int(data.size), int(histogram[128]), log2_sum
+    if dtype_code == 7:
+        q = data[: data.size // 2 * 2].view("<i2").astype(np.float64)
+        log2_sum = 0.0
+        for v in np.log2(1.0 + np.abs(q) / 256.0):
+            log2_sum += float(v)
+        return int(q.size), int(np.count_nonzero(q == 0)), log2_sum
+    return 0, 0, 0.0
 CUSTOM = _BO.CUSTOM
 
 # Storage bits per element, indexed by TFLite TensorType code.
 DTYPE_BITS = [32, 16, 32, 8, 64, 0, 8, 16, 64, 8, 64, 128, 64, 0, 0, 32, 16, 4, 16, 2, 4, 8, 8]
 
-NUM_COLUMNS = 45  # perfsage.node_feature_names(), same order (checked at start-up)
+NUM_COLUMNS = 47  # perfsage.node_feature_names(), same order (checked at start-up)
 COLUMNS = [
     "op_type", "is_custom", "in_n", "in_h", "in_w", "in_c", "in_rank", "out_n", "out_h", "out_w",
     "out_c", "out_rank", "num_activation_inputs", "num_constant_inputs", "num_outputs", "in_bits",
@@ -107,7 +128,8 @@ COLUMNS = [
     "stride_h", "stride_w", "dilation_h", "dilation_w", "padding_same", "padding_valid",
     "fused_activation", "depth_multiplier", "axis", "keep_dims", "block_size", "adj_x", "adj_y",
     "align_corners", "half_pixel_centers", "num_splits", "macs", "param_count", "param_bytes",
-    "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth"]
+    "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth", "weight_zero_fraction",
+    "weight_log2_magnitude"]
 NUM_OP_TYPES = len(perfsage.op_vocabulary())
 
 
@@ -205,7 +227,8 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
 
     sg = model.Subgraphs(0)  # the entry subgraph
 
-    # Tensors: (shape, dtype bits, is_constant, num_elements, num_bytes, scale, zero_point).
+    # Tensors: (shape, dtype bits, is_constant, num_elements, num_bytes, scale, zero_point,
+    # (count, zeros, log2 sum) of its integer values).
     tensors = []
     variables = []
     for t in range(sg.TensorsLength()):
@@ -224,8 +247,10 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             zero_point = zero_point if isinstance(zero_point, np.ndarray) else None
         else:
             scale = zero_point = None
+        data = model.Buffers(tensor.Buffer()).DataAsNumpy() if constant else 0
+        summary = _value_summary(data, tensor.Type()) if isinstance(data, np.ndarray) else (0, 0, 0.0)
         tensors.append((shape, bits, constant, elements, (elements * bits + 7) // 8, scale,
-                        zero_point))
+                        zero_point, summary))
         if tensor.IsVariable():
             variables.append(t)
 
@@ -329,6 +354,13 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
         if code in HAS_FILTER and filt and len(filt[0]) >= 4:
             kernel_h, kernel_w = filt[0][1], filt[0][2]
         padding = o.get("padding", -1)
+        count = zeros = 0
+        log2_sum = 0.0
+        for t in inputs if code in HAS_WEIGHTS else []:
+            if t >= 0:
+                count += tensors[t][7][0]
+                zeros += tensors[t][7][1]
+                log2_sum += tensors[t][7][2]
         in4 = _rank4(x_in[0]) if x_in else [0, 0, 0, 0]
         out4 = _rank4(x_out[0]) if x_out else [0, 0, 0, 0]
         rows.append([
@@ -344,7 +376,8 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             o.get("keep_dims", False), o.get("block_size", 0), o.get("adj_x", False),
             o.get("adj_y", False), o.get("align_corners", False),
             o.get("half_pixel_centers", False), o.get("num_splits", 0),
-            macs, param_count, param_bytes, in_bytes, out_bytes, 0, 0])
+            macs, param_count, param_bytes, in_bytes, out_bytes, 0, 0,
+            zeros / count if count else 0.0, log2_sum / count if count else 0.0])
 
     node_features = np.array(rows, dtype=np.float32).reshape(-1, NUM_COLUMNS)
     pairs = sorted(edges)  # (destination, source): sorted by destination, then source, like perfsage
@@ -602,7 +635,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     n_tot = sum(m["totals_equal"] for m in consistency["models"])
     print()
     print("consistency (Python baseline vs perfsage, on every real model):")
-    print(f"  total MACs equal on {n_ok}/{n_models} models; node feature matrix [N,45] identical on "
+    print(f"  total MACs equal on {n_ok}/{n_models} models; node feature matrix [N,{NUM_COLUMNS}] identical on "
           f"{n_feat}/{n_models}; edge_index identical on {n_edges}/{n_models}; "
           f"other totals ({', '.join(TOTALS_COMPARED)}) equal on {n_tot}/{n_models}")
     for m in consistency["models"]:

@@ -100,13 +100,22 @@ std::string fields_json(const Struct& s, uint32_t version) {
   return j + "}";
 }
 
+// The feature schema whose node columns a network reads: the one with its node feature count (a
+// network loaded from an older schema's checkpoint is saved as that schema again). A count of no
+// schema is written as the current one, which reading then refuses, naming both counts.
+int32_t feature_schema_of(const SageConfig& c) {
+  for (int32_t schema = kFeatureSchemaVersion; schema >= 1; --schema)
+    if (node_feature_count(schema) == c.num_node_features) return schema;
+  return kFeatureSchemaVersion;
+}
+
 std::string header_json(const SageNetwork& net, const ModelInfo& info) {
   const SageConfig& c = net.config();
   const TrainOptions& o = info.options;
   const uint32_t version = format_version_of(c);
   std::string j = "{";
   j += "\"format_version\":" + std::to_string(version);
-  j += ",\"feature_schema_version\":" + std::to_string(kFeatureSchemaVersion);
+  j += ",\"feature_schema_version\":" + std::to_string(feature_schema_of(c));
   j += ",\"config\":" + fields_json(c, version);
   j += ",\"options\":" + fields_json(o, version);
   j += ",\"targets\":[";
@@ -252,19 +261,20 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
   if (root.kind != JsonValue::Kind::kObject) throw Error(source + ": checkpoint header is not an object");
   const Fields top{root, source};
   const int32_t schema = top.integer("feature_schema_version");
-  if (schema != kFeatureSchemaVersion)
+  if (schema > kFeatureSchemaVersion || node_feature_count(schema) < 0)
     throw Error(source + ": the checkpoint was trained on feature schema version " + std::to_string(schema) +
                 ", this perfsage computes version " + std::to_string(kFeatureSchemaVersion) +
-                "; retrain it or use the perfsage version that made it");
+                (schema > kFeatureSchemaVersion ? "; upgrade perfsage" : "; retrain it or use the perfsage version that made it"));
 
   SageConfig c;
   read_fields(top.sub("config"), c, version);
   c.resolve();
-  if (c.num_node_features != static_cast<int32_t>(node_feature_names().size()) ||
+  // An older schema's node columns are the first of this one's (features.h), which the network reads.
+  if (c.num_node_features != node_feature_count(schema) ||
       c.num_graph_features != static_cast<int32_t>(graph_feature_names().size()))
     throw Error(source + ": the checkpoint expects " + std::to_string(c.num_node_features) + " node and " +
-                std::to_string(c.num_graph_features) + " graph features, this perfsage computes " +
-                std::to_string(node_feature_names().size()) + " and " +
+                std::to_string(c.num_graph_features) + " graph features, feature schema " + std::to_string(schema) +
+                " has " + std::to_string(node_feature_count(schema)) + " and " +
                 std::to_string(graph_feature_names().size()));
 
   ModelInfo info;

@@ -70,7 +70,8 @@ CostKind cost_kind(int32_t code) {
   X(padding_same) X(padding_valid) X(fused_activation) X(depth_multiplier) X(axis)             \
   X(keep_dims) X(block_size) X(adj_x) X(adj_y) X(align_corners) X(half_pixel_centers)          \
   X(num_splits) X(macs) X(param_count) X(param_bytes) X(input_activation_bytes)                \
-  X(output_activation_bytes) X(subgraph) X(call_depth)
+  X(output_activation_bytes) X(subgraph) X(call_depth)                                        \
+  X(weight_zero_fraction) X(weight_log2_magnitude)
 
 #define PERFSAGE_GRAPH_COLUMNS(X)                                                              \
   X(num_nodes) X(num_edges) X(num_subgraphs) X(num_tensors) X(num_constant_tensors)            \
@@ -153,6 +154,33 @@ int64_t macs_of(const Operator& op, const std::vector<Tensor>& tensors, const Te
   return 0;
 }
 
+// The ops whose constant integer operands are weights the weight columns describe.
+bool has_weights(CostKind kind) {
+  switch (kind) {
+    case CostKind::kConv: case CostKind::kDepthwise: case CostKind::kTransposeConv: case CostKind::kConv3d:
+    case CostKind::kConv3dTranspose: case CostKind::kFullyConnected: case CostKind::kBatchMatmul:
+    case CostKind::kRecurrent:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The summary of all of an op's constant integer operands together (biases are int32 or int64,
+// so only weights take part).
+ValueSummary weight_values(const Operator& op, const std::vector<Tensor>& tensors) {
+  ValueSummary total;
+  if (!has_weights(cost_kind(op.builtin_code))) return total;
+  for (int32_t t : op.inputs) {
+    if (t < 0) continue;
+    const ValueSummary& s = tensors[static_cast<size_t>(t)].values;
+    total.count += s.count;
+    total.zeros += s.zeros;
+    total.log2_magnitude_sum += s.log2_magnitude_sum;
+  }
+  return total;
+}
+
 // Peak bytes of non-constant tensors alive at once while a subgraph runs in order; a control-flow
 // operator adds the peak of the largest subgraph it calls.
 int64_t subgraph_peak(const Model& model, size_t s, std::vector<int64_t>& memo) {
@@ -198,6 +226,14 @@ int64_t subgraph_peak(const Model& model, size_t s, std::vector<int64_t>& memo) 
 const std::vector<std::string>& node_feature_names() {
   static const std::vector<std::string> names = {PERFSAGE_NODE_COLUMNS(PERFSAGE_NAME)};
   return names;
+}
+
+int32_t node_feature_count(int32_t schema) {
+  switch (schema) {
+    case 1: return weight_zero_fraction;  // everything before the weight columns
+    case 2: return kNumNodeColumns;
+    default: return -1;
+  }
 }
 
 const std::vector<std::string>& graph_feature_names() {
@@ -325,6 +361,11 @@ void Graph::compute_features() {
     set(output_activation_bytes, static_cast<double>(cost.output_activation_bytes));
     set(NodeColumn::subgraph, node.subgraph);
     set(call_depth, node.call_depth);
+    const ValueSummary w = weight_values(op, tensors);
+    if (w.count > 0) {
+      set(weight_zero_fraction, static_cast<double>(w.zeros) / static_cast<double>(w.count));
+      set(weight_log2_magnitude, w.log2_magnitude_sum / static_cast<double>(w.count));
+    }
   }
 
   const Subgraph& entry = model.subgraphs[0];

@@ -16,6 +16,7 @@ namespace perfsage {
 GraphInput graph_input(const Graph& graph) {
   GraphInput g;
   g.node_features = graph.node_features().data();
+  g.node_feature_stride = static_cast<int64_t>(node_feature_names().size());
   g.op_types = graph.op_types().data();
   g.edges = graph.edge_index().data();
   g.graph_features = graph.graph_features().data();
@@ -60,11 +61,12 @@ void GraphSet::add(const GraphInput& g, int32_t num_node_features, int32_t num_g
                 std::to_string(num_graph_features) + " graph features, the set has " +
                 std::to_string(num_node_features_) + " and " + std::to_string(num_graph_features_));
   }
-  const int64_t nf = g.num_nodes * num_node_features;
-  for (int64_t i = 0; i < nf; ++i) {
-    const float v = g.node_features[i];
-    node_features_.push_back(g.slog_applied ? v : slog_float(v));  // as predict computes it
-  }
+  const int64_t stride = g.node_feature_stride ? g.node_feature_stride : num_node_features;
+  for (int64_t v = 0; v < g.num_nodes; ++v)
+    for (int64_t f = 0; f < num_node_features; ++f) {
+      const float x = g.node_features[v * stride + f];
+      node_features_.push_back(g.slog_applied ? x : slog_float(x));  // as predict computes it
+    }
   for (int64_t i = 0; i < num_graph_features; ++i) {
     const float v = g.graph_features[i];
     graph_features_.push_back(g.slog_applied ? v : slog_float(v));
@@ -85,6 +87,7 @@ GraphInput GraphSet::at(int64_t i) const {
   g.num_nodes = node_offset_[i + 1] - node_offset_[i];
   g.num_edges = edge_offset_[i + 1] - edge_offset_[i];
   g.node_features = node_features_.data() + n0 * num_node_features_;
+  g.node_feature_stride = num_node_features_;
   g.op_types = op_types_.data() + n0;
   g.edges = edges_.data() + 2 * e0;
   g.graph_features = graph_features_.data() + static_cast<size_t>(i) * num_graph_features_;
@@ -124,6 +127,9 @@ int64_t GraphSet::memory_bytes() const {
 void check_graph_input(const GraphInput& g, const SageConfig& c, const std::string& what) {
   if (g.num_nodes < 1) throw Error(what + ": the graph has no nodes");
   if (g.num_edges < 0) throw Error(what + ": negative edge count");
+  if (g.node_feature_stride != 0 && g.node_feature_stride < c.num_node_features)
+    throw Error(what + ": the graph has " + std::to_string(g.node_feature_stride) + " node features, the network reads " +
+                std::to_string(c.num_node_features));
   for (int64_t v = 0; v < g.num_nodes; ++v)
     if (g.op_types[v] < 0 || g.op_types[v] >= c.vocabulary)
       throw Error(what + ": node " + std::to_string(v) + " has op type " +

@@ -241,7 +241,8 @@ void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, co
   for (int64_t i = 0; i < count; ++i) {
     const GraphInput& g = graphs[i];
     const int64_t n0 = b.graph_start[i];
-    Eigen::Map<const Mat<float>> raw(g.node_features, g.num_nodes, F);
+    const Eigen::OuterStride<> stride(g.node_feature_stride ? g.node_feature_stride : F);
+    Eigen::Map<const Mat<float>, 0, Eigen::OuterStride<>> raw(g.node_features, g.num_nodes, F, stride);
     auto x = b.h0.block(n0, 0, g.num_nodes, F);
     if (g.slog_applied) {
       x = raw.template cast<S>();

@@ -99,7 +99,8 @@ void SageNetwork::fit_normalization(const std::vector<GraphInput>& graphs, const
   for (const GraphInput& g : graphs) {
     for (int64_t v = 0; v < g.num_nodes; ++v)
       for (int64_t f = 0; f < F; ++f) {
-        const double x = value(g, g.node_features + v * F + f) - node_shift[f];
+        const double x = value(g, g.node_features + v * (g.node_feature_stride ? g.node_feature_stride : F) + f) -
+                         node_shift[f];
         node_sum[f] += x;
         node_sq[f] += x * x;
       }

@@ -43,15 +43,38 @@ std::string text_of(JsonValue& v, const Where& where) {
 }
 
 
+SpecWeights weights_of(JsonValue& v) {
+  if (v.kind != JsonValue::Kind::kObject) fail("spec", std::string("'weights' must be an object, got ") + kind_name(v.kind));
+  for (const auto& [key, value] : v.members)
+    if (key != "distribution" && key != "sparsity")
+      fail("spec", "weights: unknown key '" + key + "' (expected distribution, sparsity)");
+  SpecWeights out;
+  if (JsonValue* d = v.find("distribution")) {
+    const std::string name = text_of(*d, [] { return std::string("weights.distribution"); });
+    if (name == "uniform") out.distribution = WeightDistribution::kUniform;
+    else if (name == "normal") out.distribution = WeightDistribution::kNormal;
+    else if (name == "laplace") out.distribution = WeightDistribution::kLaplace;
+    else fail("spec", "weights.distribution must be 'uniform', 'normal' or 'laplace', got '" + name + "'");
+  }
+  if (const JsonValue* s = v.find("sparsity")) {
+    // NaN fails both comparisons, so it is refused too.
+    if (s->kind != JsonValue::Kind::kNumber || !(s->number >= 0.0 && s->number <= kMaxSparsity))
+      fail("spec", "weights.sparsity must be a number in [0, 0.99], got " +
+                       (s->kind == JsonValue::Kind::kNumber ? std::to_string(s->number) : std::string(kind_name(s->kind))));
+    out.sparsity = s->number;
+  }
+  return out;
+}
+
 }  // namespace
 
 ModelSpec parse_spec(const std::string& json) { return parse_spec(parse_json(json, "spec")); }
 
 ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the spec
   if (root.kind != JsonValue::Kind::kObject) fail("spec", std::string("must be an object, got ") + kind_name(root.kind));
-  static const std::set<std::string> top_keys = {"name", "inputs", "layers", "outputs"};
+  static const std::set<std::string> top_keys = {"name", "inputs", "layers", "outputs", "weights"};
   for (const auto& [key, value] : root.members)
-    if (!top_keys.count(key)) fail("spec", "unknown key '" + key + "' (expected name, inputs, layers, outputs)");
+    if (!top_keys.count(key)) fail("spec", "unknown key '" + key + "' (expected name, inputs, layers, outputs, weights)");
 
   ModelSpec spec;
   if (auto* name = root.find("name")) spec.name = text_of(*name, [] { return std::string("name"); });
@@ -111,6 +134,7 @@ ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the 
     if (outs->kind != JsonValue::Kind::kArray) fail("spec", "'outputs' must be a list of layer names");
     for (auto& item : outs->items) spec.outputs.push_back(text_of(item, [] { return std::string("outputs"); }));
   }
+  if (JsonValue* weights = root.find("weights")) spec.weights = weights_of(*weights);
   return spec;
 }
 

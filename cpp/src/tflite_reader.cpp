@@ -231,8 +231,24 @@ void read_options(const fb::Operator& op, OperatorOptions& o) {
 
 namespace {
 
-void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_bytes,
-                 const std::vector<char>& stripped, Where here, Tensor& t) {
+// What the tensors see of the model's buffers.
+struct Buffers {
+  std::vector<uint64_t> bytes;          // each buffer's data size
+  std::vector<const uint8_t*> data;     // its data, inline or external; null when it has none
+  std::vector<char> stripped;           // emptied by strip_weights
+  std::vector<ValueSummary> summaries;  // a stripped buffer's summary, as strip_weights kept it
+};
+
+// A little-endian unsigned integer of `n` bytes from a flatbuffers byte vector.
+uint64_t little_endian(const flatbuffers::Vector<uint8_t>& v, flatbuffers::uoffset_t at, int n) {
+  uint64_t out = 0;
+  for (int k = 0; k < n; ++k) out |= static_cast<uint64_t>(v.Get(at + static_cast<flatbuffers::uoffset_t>(k))) << (8 * k);
+  return out;
+}
+
+void read_tensor(const fb::Tensor& src, const Buffers& buffers, Where here, Tensor& t) {
+  const std::vector<uint64_t>& buffer_bytes = buffers.bytes;
+  const std::vector<char>& stripped = buffers.stripped;
   here.tensor_name = src.name();
   t.name = text_of(src.name());
   // No shape is a scalar, as TFLite and TFLM read it: flatbuffers' object API (which strip_weights
@@ -262,6 +278,10 @@ void read_tensor(const fb::Tensor& src, const std::vector<uint64_t>& buffer_byte
                        std::to_string(buffer_bytes.size()) + " buffers");
   t.data_bytes = buffer_bytes.empty() ? 0 : buffer_bytes[t.buffer];
   t.is_constant = t.data_bytes > 0 || (!stripped.empty() && stripped[t.buffer]);
+  if (t.data_bytes > 0 && (t.dtype == DType::kInt8 || t.dtype == DType::kInt16))
+    t.values = summarize_values(buffers.data[t.buffer], t.data_bytes, t.dtype);
+  else if (t.is_constant && !buffers.summaries.empty())
+    t.values = buffers.summaries[t.buffer];
   t.is_variable = src.is_variable();
   t.is_sparse = src.sparsity() != nullptr;
 
@@ -287,6 +307,29 @@ void check_tensor_list(const std::vector<int32_t>& indices, size_t num_tensors, 
   }
 }
 
+// strip_weights' summaries of the integer buffers it emptied: records of buffer u32, count u64,
+// zeros u64 and the log2 sum's float64 bits, little-endian.
+void read_summaries(const fb::Model& src, const fb::Metadata& entry, const Where& here, Buffers& buffers) {
+  constexpr flatbuffers::uoffset_t kRecord = 28;
+  if (entry.buffer() >= buffers.bytes.size()) here.fail("metadata '" + std::string(kWeightSummariesMetadata) + "' points past the buffers");
+  buffers.summaries.assign(buffers.bytes.size(), ValueSummary{});
+  const auto* list = src.buffers()->Get(entry.buffer())->data();
+  const flatbuffers::uoffset_t list_bytes = list ? list->size() : 0;
+  if (list_bytes % kRecord != 0) here.fail("weight summary list is not a list of 28-byte records");
+  for (flatbuffers::uoffset_t k = 0; k < list_bytes; k += kRecord) {
+    const auto b = static_cast<uint32_t>(little_endian(*list, k, 4));
+    if (b >= buffers.summaries.size())
+      here.fail("weight summary list names buffer " + std::to_string(b) + " of " + std::to_string(buffers.summaries.size()));
+    ValueSummary& s = buffers.summaries[b];
+    s.count = static_cast<int64_t>(little_endian(*list, k + 4, 8));
+    s.zeros = static_cast<int64_t>(little_endian(*list, k + 12, 8));
+    const uint64_t bits = little_endian(*list, k + 20, 8);
+    std::memcpy(&s.log2_magnitude_sum, &bits, sizeof bits);
+    if (s.count < 0 || s.zeros < 0 || s.zeros > s.count || !(s.log2_magnitude_sum >= 0.0))
+      here.fail("weight summary of buffer " + std::to_string(b) + " is not a valid summary");
+  }
+}
+
 Model parse(const uint8_t* data, size_t size, const std::string& source) {
   const Where model_level{source};
   if (size == 0) model_level.fail("empty file");
@@ -307,9 +350,11 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
   model.version = src->version();
   model.description = text_of(src->description());
 
-  std::vector<uint64_t> buffer_bytes;
+  Buffers all_buffers;
+  std::vector<uint64_t>& buffer_bytes = all_buffers.bytes;
   if (const auto* buffers = src->buffers()) {
     buffer_bytes.reserve(buffers->size());
+    all_buffers.data.reserve(buffers->size());
     for (flatbuffers::uoffset_t b = 0; b < buffers->size(); ++b) {
       const fb::Buffer* buffer = buffers->Get(b);
       uint64_t bytes = buffer->data() ? buffer->data()->size() : 0;
@@ -322,14 +367,20 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
         bytes = buffer->size();
       }
       buffer_bytes.push_back(bytes);
+      all_buffers.data.push_back(bytes == 0 ? nullptr : buffer->offset() > 1 ? data + buffer->offset() : buffer->data()->data());
     }
   }
   model.num_buffers = buffer_bytes.size();
 
   // Buffers emptied by strip_weights still mark their tensors constant.
-  std::vector<char> stripped(buffer_bytes.size(), 0);
+  std::vector<char>& stripped = all_buffers.stripped;
+  stripped.assign(buffer_bytes.size(), 0);
   if (const auto* metadata = src->metadata()) {
     for (const fb::Metadata* entry : *metadata) {
+      if (entry->name() && entry->name()->str() == kWeightSummariesMetadata) {
+        read_summaries(*src, *entry, model_level.at(Where::Kind::kBuffer, entry->buffer()), all_buffers);
+        continue;
+      }
       if (!entry->name() || entry->name()->str() != kStrippedBuffersMetadata) continue;
       const Where here = model_level.at(Where::Kind::kBuffer, entry->buffer());
       if (entry->buffer() >= buffer_bytes.size()) here.fail("metadata " + quoted(entry->name()) + " points past the buffers");
@@ -365,7 +416,7 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
     const size_t num_tensors = tensors ? tensors->size() : 0;
     out.tensors.resize(num_tensors);
     for (size_t t = 0; t < num_tensors; ++t)
-      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), buffer_bytes, stripped,
+      read_tensor(*tensors->Get(static_cast<flatbuffers::uoffset_t>(t)), all_buffers,
                   where.at(Where::Kind::kTensor, t), out.tensors[t]);
 
     out.inputs = copy_ints(sg->inputs());

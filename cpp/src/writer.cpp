@@ -32,7 +32,7 @@ const std::set<std::string> kInt16x8Ops = {
 class Writer {
  public:
   Writer(const ModelSpec& spec, uint64_t seed, WeightType type, writer::ConstantData constants)
-      : spec_(spec), graph_(seed, type, constants) {
+      : spec_(spec), graph_(seed, type, constants, spec.weights) {
     if (spec.inputs.empty()) fail("spec", "has no inputs");
     if (spec.layers.empty()) fail("spec", "has no layers");
     graph_.reserve(spec.inputs.size(), spec.layers.size());

@@ -161,12 +161,20 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
                               int32_t channel_axis, int bits) {
   const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
   const auto count = static_cast<size_t>(elements(shape));
+  const bool per_tensor = channel_axis < 0;
+  Slices slices;
+  slices.channels = per_tensor ? size_t{1} : static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
+  slices.inner = per_tensor ? count : 1;
+  for (size_t d = static_cast<size_t>(channel_axis) + 1; !per_tensor && d < shape.size(); ++d)
+    slices.inner *= static_cast<size_t>(shape[d]);
+  slices.outer = count / (slices.channels * slices.inner);
   std::vector<float> w;
   if (sizes_only()) {
-    rng_.skip(count);
+    rng_.skip(count * draws_per_weight(weight_values_.distribution));
   } else {
     w.resize(count);
-    for (float& x : w) x = rng_.uniform(limit);
+    draw_weights(rng_, weight_values_.distribution, limit, w);
+    if (weight_values_.sparsity > 0.0) prune_weights(w, weight_values_.sparsity);
   }
   TensorDef t;
   t.name = name;
@@ -178,39 +186,19 @@ int32_t GraphBuilder::weights(const std::string& name, const Shape& shape, int64
     t.data = as_bytes(w);
     return add_tensor(std::move(t));
   }
-  // Element i = (outer, channel, inner) in row-major order around the channel axis; per tensor is
-  // one channel holding everything.
-  const bool per_tensor = channel_axis < 0;
-  const auto channels = per_tensor ? size_t{1} : static_cast<size_t>(shape[static_cast<size_t>(channel_axis)]);
-  size_t inner = per_tensor ? count : 1;
-  for (size_t d = static_cast<size_t>(channel_axis) + 1; !per_tensor && d < shape.size(); ++d)
-    inner *= static_cast<size_t>(shape[d]);
-  const size_t outer = count / (channels * inner);
   const bool wide = bits > 8;
   const auto qmax = static_cast<float>((1 << (bits - 1)) - 1);
   t.type = wide ? fb::TensorType::INT16 : fb::TensorType::INT8;
   t.quantized_dimension = per_tensor ? 0 : channel_axis;
   if (sizes_only()) {
-    t.scale.assign(channels, limit / qmax);
-    t.zero_point.assign(channels, 0);
+    t.values = expected_summary(weight_values_, slices, bits);
+    t.scale.assign(slices.channels, limit / qmax);
+    t.zero_point.assign(slices.channels, 0);
     t.data_bytes = count * (wide ? sizeof(int16_t) : sizeof(int8_t));
     return add_tensor(std::move(t));
   }
-  std::vector<float> absmax(channels, 0.0f);
-  for (size_t o = 0, i = 0; o < outer; ++o)
-    for (size_t c = 0; c < channels; ++c)
-      for (size_t k = 0; k < inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
-  std::vector<float> inverse(channels);
-  for (size_t c = 0; c < channels; ++c) {
-    t.scale.push_back(std::max(absmax[c], 1e-8f) / qmax);
-    t.zero_point.push_back(0);
-    inverse[c] = 1.0f / t.scale[c];
-  }
-  std::vector<int16_t> q(w.size());
-  for (size_t o = 0, i = 0; o < outer; ++o)
-    for (size_t c = 0; c < channels; ++c)
-      for (size_t k = 0; k < inner; ++k, ++i)
-        q[i] = static_cast<int16_t>(std::clamp(std::nearbyint(w[i] * inverse[c]), -qmax, qmax));
+  const std::vector<int16_t> q = quantize_weights(w, slices, qmax, t.scale);
+  t.zero_point.assign(slices.channels, 0);
   if (wide) {
     t.data = as_bytes(q);
   } else {
@@ -402,6 +390,7 @@ Model GraphBuilder::to_model(const std::vector<int32_t>& inputs, const std::vect
     t.data_bytes = def.data_bytes;
     t.is_constant = def.data_bytes > 0;
     t.is_variable = def.variable;
+    t.values = def.values;
     model.num_buffers += buffer_of[i] > 0;
     if (def.scale.empty()) continue;  // serialize writes no quantisation table
     t.quantization.scale = std::move(def.scale);

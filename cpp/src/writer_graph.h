@@ -2,7 +2,8 @@
 //   writer_graph.cpp   the model being written: tensors with their quantisation, operators, and
 //                      what they become: the flatbuffer, or the reader's Model without one;
 //   writer_layers.cpp  one small builder per spec op, looked up in a table by op name;
-//   writer.cpp         the spec walk: inputs, relu fusion, each layer through its builder, outputs.
+//   writer.cpp         the spec walk: inputs, relu fusion, each layer through its builder, outputs;
+//   writer_weights.cpp weight values as the spec's "weights" asks, and their expected summary.
 // Layer parameters are read through Params (writer_params.cpp), which names the layer in errors.
 #pragma once
 
@@ -42,7 +43,29 @@ struct TensorDef {
   int32_t quantized_dimension = 0;
   float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
   bool variable = false;       // state the runtime keeps between invocations (recurrent layers)
+  ValueSummary values;         // quantised weights with sizes only: expected_summary's
 };
+
+// How a weight tensor's elements fall into quantisation slices: element i = (outer, channel,
+// inner) in row-major order around the channel axis; per tensor is one channel holding everything.
+struct Slices {
+  size_t outer = 1, channels = 1, inner = 1;
+};
+
+// Generator draws per weight of distribution `d` (what sizes-only skips per weight).
+uint64_t draws_per_weight(WeightDistribution d);
+// Fills `w` with weights of distribution `d` and the variance of uniform [-limit, limit).
+void draw_weights(Rng& rng, WeightDistribution d, float limit, std::vector<float>& w);
+// Magnitude pruning: zeroes the round(size * sparsity)-ish smallest |w| (TF-MOT keeps
+// round(size * (1 - sparsity))), ties broken by index.
+void prune_weights(std::vector<float>& w, double sparsity);
+// Symmetric per-slice quantisation to [-qmax, qmax]; `scales` gets each channel's scale.
+std::vector<int16_t> quantize_weights(const std::vector<float>& w, const Slices& s, float qmax,
+                                      std::vector<float>& scales);
+// The summary (model.h) that quantising `bits`-bit weights drawn as `weights` asks is expected to
+// give, from the distribution alone: what the spec path gives weights, which it never draws.
+ValueSummary expected_summary(const SpecWeights& weights, const Slices& s, int bits);
+
 
 // A tensor's values as errors name them: "int8", or "unquantised int8" for plain integers.
 std::string value_kind(const TensorDef& t);
@@ -108,8 +131,9 @@ enum class ConstantData { kValues, kSizesOnly };
 // carry nominal quantisation scales (see weights()); everything else is as with values.
 class GraphBuilder {
  public:
-  GraphBuilder(uint64_t seed, WeightType type, ConstantData constants = ConstantData::kValues)
-      : type_(type), constants_(constants), rng_(seed ^ 0x7065726673616765ull) {}
+  GraphBuilder(uint64_t seed, WeightType type, ConstantData constants = ConstantData::kValues,
+               SpecWeights weight_values = {})
+      : type_(type), constants_(constants), weight_values_(weight_values), rng_(seed ^ 0x7065726673616765ull) {}
 
   bool int8() const { return type_ == WeightType::kInt8; }
   // 16x8: int16 activations (symmetric, zero point 0), int8 weights, int64 biases.
@@ -139,10 +163,12 @@ class GraphBuilder {
   // A tensor computed at run time that carries plain values, unquantised in every dtype: ARG_MAX's
   // int32 indices, CAST's outputs. [lo, hi] is the range of those values.
   int32_t unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo, float hi);
-  // Glorot-uniform weights; int8 and int16x8 quantise them symmetrically per slice along
+  // Weights with Glorot-uniform's variance, drawn and pruned as the spec's "weights" asks (by
+  // default Glorot-uniform, unpruned); int8 and int16x8 quantise them symmetrically per slice along
   // `channel_axis`, or per tensor when it is -1, to `bits` bits (int8 up to 8, int16 above, as
   // SVDF's time weights). Each slice's scale is its largest magnitude over the largest level; with
-  // sizes only, which draws no values, it is the Glorot limit's (the bound of that magnitude).
+  // sizes only, which draws no values, it is the Glorot limit's (the bound of uniform magnitudes),
+  // and the summary of the quantised values is expected_summary's.
   int32_t weights(const std::string& name, const Shape& shape, int64_t fan_in, int64_t fan_out,
                   int32_t channel_axis, int bits = 8);
   // Bias of `n` values (a folded batch norm's shift: small, not zero, unless `zero`); int32 (int8)
@@ -189,6 +215,7 @@ class GraphBuilder {
 
   WeightType type_;
   ConstantData constants_;
+  SpecWeights weight_values_;
   Rng rng_;
   std::vector<TensorDef> tensors_;
   std::vector<OpDef> ops_;

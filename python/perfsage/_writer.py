@@ -58,8 +58,9 @@ def spec_graph(spec: Spec, seed: int = 0, dtype: str = "int8") -> Graph:
 
     No weights are drawn and no TFLite bytes written: the writer's layers give the graph directly,
     many times faster, with the same nodes, edges, operators, features and totals bit for bit, so
-    the same predictions. Weight and bias quantisation scales (``Graph.tensors()``), which depend on
-    the drawn weights, are nominal. The graph's ``source`` is the spec's name (or ``"<spec>"``). An
+    the same predictions. What depends on the drawn weights is nominal: weight and bias quantisation
+    scales (``Graph.tensors()``), and the two weight-value feature columns, which are what the spec's
+    ``"weights"`` is expected to give (``spec_graph.h`` says how close). The graph's ``source`` is the spec's name (or ``"<spec>"``). An
     invalid spec raises :class:`PerfSageError` naming the layer, as ``build_model`` does.
     """
     return _core.spec_graph(_core_spec(spec), _check_seed(seed), dtype, _spec_name(spec) or "<spec>")

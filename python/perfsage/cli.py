@@ -32,7 +32,7 @@ from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
 from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
-from .spaces import sample, spaces
+from .spaces import WEIGHTS, sample, spaces
 
 
 def _node_rows(graph: Graph) -> List[Dict[str, Any]]:
@@ -132,6 +132,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
         for knob, choices in space.knobs.items():
             shown = ", ".join(str(c) for c in choices) if isinstance(choices, (list, tuple)) else str(choices)
             print(f"    {knob}: {shown}")
+    print("\nweights (`perfsage dataset build --weights`, `perfsage.sample(..., weights=...)`): uniform (every "
+          "model Glorot-uniform, as freshly initialised; default) or mixed (per sample, from its seed: a third "
+          "uniform, a third trained-like normal or laplace values, a third pruned to sparsity 0.3-0.95), the "
+          "spec's \"weights\" field; Vela compresses trained and pruned weights")
     return 0
 
 
@@ -258,6 +262,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         args.target,
         seed=args.seed,
         dtype=args.dtype,
+        weights=args.weights,
         workers=args.workers,
         timeout=args.timeout,
         executor=args.executor,
@@ -362,6 +367,10 @@ def _add_dataset_commands(sub: Any) -> None:
     build.add_argument("--dtype", choices=list(DTYPES), default="int8",
                        help="model type: int8 (full-integer, what NPUs run; default), float32 or int16x8 "
                             "(int16 activations, int8 weights)")
+    build.add_argument("--weights", choices=list(WEIGHTS), default="uniform",
+                       help="weight values: uniform (Glorot-uniform, as freshly initialised; default) or mixed "
+                            "(a third each uniform, trained-like normal/laplace, and pruned to sparsity 0.3-0.95; "
+                            "see `perfsage spaces`)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")

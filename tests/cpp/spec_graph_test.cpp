@@ -3,11 +3,13 @@
 // search space and every op through the same comparison.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "perfsage/error.h"
+#include "perfsage/features.h"
 #include "perfsage/json.h"
 #include "perfsage/spec_graph.h"
 
@@ -71,7 +73,9 @@ void expect_same_options(const OperatorOptions& a, const OperatorOptions& b) {
 
 // Every field of the Model but file_bytes; a constant's quantisation scale (weights, biases) may
 // be nominal on the spec path, an upper bound of the drawn one.
-void expect_same_model(const Model& spec, const Model& read) {
+// `bounded`: the written weights are uniform, so the nominal scales bound the drawn ones (normal
+// and laplace draws have no bound).
+void expect_same_model(const Model& spec, const Model& read, bool bounded) {
   EXPECT_EQ(spec.source, read.source);
   EXPECT_EQ(spec.version, read.version);
   EXPECT_EQ(spec.description, read.description);
@@ -102,7 +106,7 @@ void expect_same_model(const Model& spec, const Model& read) {
     for (size_t c = 0; c < x.quantization.scale.size(); ++c) {
       if (!y.is_constant)
         EXPECT_EQ(x.quantization.scale[c], y.quantization.scale[c]) << "channel " << c;
-      else
+      else if (bounded)
         EXPECT_GE(x.quantization.scale[c] * (1.0f + 1e-6f), y.quantization.scale[c]) << "channel " << c;
     }
   }
@@ -123,8 +127,35 @@ void expect_same_model(const Model& spec, const Model& read) {
   }
 }
 
-void expect_same_graph(const Graph& spec, const Graph& read) {
-  EXPECT_EQ(spec.node_features(), read.node_features());
+// The weight columns come from the spec's distribution on the spec path (spec_graph.h): within
+// these of the written model's for every operator, and within the second pair for operators of
+// more than 4096 weights. Every other column is equal.
+constexpr float kZeroFractionTolerance = 0.1f, kLog2MagnitudeTolerance = 0.6f;
+constexpr float kLargeZeroFractionTolerance = 0.01f, kLargeLog2MagnitudeTolerance = 0.15f;
+
+void expect_same_features(const Graph& spec, const Graph& read) {
+  const auto& names = node_feature_names();
+  const size_t F = names.size();
+  const auto column = [&](const char* name) {
+    return static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+  };
+  const size_t zeros = column("weight_zero_fraction"), log2 = column("weight_log2_magnitude");
+  const size_t params = column("param_count");
+  ASSERT_LT(log2, F);
+  ASSERT_EQ(spec.node_features().size(), read.node_features().size());
+  for (size_t v = 0; v < static_cast<size_t>(read.num_nodes()); ++v) {
+    const float* a = spec.node_features().data() + v * F;
+    const float* b = read.node_features().data() + v * F;
+    for (size_t f = 0; f < F; ++f)
+      if (f != zeros && f != log2) EXPECT_EQ(a[f], b[f]) << "node " << v << " " << names[f];
+    const bool large = b[params] > 4096.0f;
+    EXPECT_NEAR(a[zeros], b[zeros], large ? kLargeZeroFractionTolerance : kZeroFractionTolerance) << "node " << v;
+    EXPECT_NEAR(a[log2], b[log2], large ? kLargeLog2MagnitudeTolerance : kLog2MagnitudeTolerance) << "node " << v;
+  }
+}
+
+void expect_same_graph(const Graph& spec, const Graph& read, bool bounded = true) {
+  expect_same_features(spec, read);
   EXPECT_EQ(spec.graph_features(), read.graph_features());
   EXPECT_EQ(spec.edge_index(), read.edge_index());
   EXPECT_EQ(spec.op_types(), read.op_types());
@@ -147,7 +178,7 @@ void expect_same_graph(const Graph& spec, const Graph& read) {
                                   x.input_bytes, x.output_bytes, x.longest_path}),
             std::vector<int64_t>({y.macs, y.param_count, y.param_bytes, y.activation_bytes, y.peak_activation_bytes,
                                   y.input_bytes, y.output_bytes, y.longest_path}));
-  expect_same_model(spec.model(), read.model());
+  expect_same_model(spec.model(), read.model(), bounded);
 }
 
 TEST(SpecGraph, EqualsTheGraphOfTheWrittenModel) {
@@ -160,17 +191,23 @@ TEST(SpecGraph, EqualsTheGraphOfTheWrittenModel) {
       {kImageSpec, {WeightType::kInt8, WeightType::kFloat32, WeightType::kInt16x8}},
       {kSequenceSpec, {WeightType::kInt8, WeightType::kFloat32}},  // lstm, svdf, layer_norm: no 16x8
   };
+  // Every distribution, pruned or not: normal takes two draws per weight, which the spec path must
+  // skip too for the draws after the weights to match.
+  const std::vector<std::string> weights = {"", R"("weights": {"distribution": "normal", "sparsity": 0.6},)",
+                                            R"("weights": {"distribution": "laplace"},)"};
   for (const Case& c : cases)
     for (const WeightType type : c.types)
-      for (const uint64_t seed : {0ull, 11ull}) {
-        SCOPED_TRACE(std::string(c.spec).substr(10, 20) + " type " + std::to_string(static_cast<int>(type)) +
-                     " seed " + std::to_string(seed));
-        const ModelSpec spec = parse_spec(c.spec);
-        const auto bytes = build_model(spec, seed, type);
-        const auto read = load_graph(bytes.data(), bytes.size(), "m");
-        const auto built = spec_graph(spec, seed, type, "m");
-        expect_same_graph(*built, *read);
-      }
+      for (const uint64_t seed : {0ull, 11ull})
+        for (const std::string& values : weights) {
+          SCOPED_TRACE(std::string(c.spec).substr(10, 20) + " type " + std::to_string(static_cast<int>(type)) +
+                       " seed " + std::to_string(seed) + " " + values);
+          const ModelSpec spec = parse_spec("{" + values + std::string(c.spec).substr(1));
+          const auto bytes = build_model(spec, seed, type);
+          const auto read = load_graph(bytes.data(), bytes.size(), "m");
+          const auto built = spec_graph(spec, seed, type, "m");
+          expect_same_graph(*built, *read, values.find("normal") == std::string::npos &&
+                                               values.find("laplace") == std::string::npos);
+        }
 }
 
 TEST(SpecGraph, WeightScalesAreNominalAndBounded) {
@@ -235,7 +272,7 @@ TEST(SpecGraph, BatchMatchesOneAtATimeOnAnyThreadCount) {
     for (size_t i = 0; i < items.size(); ++i) {
       ASSERT_TRUE(results[i].graph) << results[i].error;
       const auto one = spec_graph(parse_spec(kinds[i]), items[i].seed, items[i].type, items[i].source);
-      EXPECT_EQ(results[i].graph->node_features(), one->node_features());
+      EXPECT_EQ(results[i].graph->node_features(), one->node_features());  // both on the spec path
       EXPECT_EQ(results[i].graph->source(), items[i].source);
     }
   }

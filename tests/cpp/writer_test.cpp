@@ -3,11 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "perfsage/error.h"
+#include "perfsage/features.h"
 #include "perfsage/graph.h"
 #include "perfsage/spec.h"
+#include "perfsage/tflite_generated.h"
 #include "perfsage/writer.h"
 
 namespace perfsage {
@@ -62,6 +67,73 @@ TEST(Writer, StrippedModelHasTheSameFeatures) {
   EXPECT_EQ(a->node_features(), b->node_features());
   EXPECT_EQ(a->graph_features(), b->graph_features());
   EXPECT_EQ(strip_weights(stripped.data(), stripped.size(), "b"), stripped);
+}
+
+// kSpec with a "weights" field.
+std::string with_weights(const std::string& weights) { return "{\"weights\": " + weights + ", " + std::string(kSpec).substr(1); }
+
+// The message of the perfsage::Error `f` throws, or "" when it throws none.
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Writer, WeightsFieldIsReadAndItsDefaultsChangeNothing) {
+  // Absent and default "weights" must give today's bytes: dataset ids rest on them.
+  const ModelSpec spec = parse_spec(with_weights(R"({"distribution": "laplace", "sparsity": 0.5})"));
+  EXPECT_EQ(spec.weights.distribution, WeightDistribution::kLaplace);
+  EXPECT_EQ(spec.weights.sparsity, 0.5);
+  const auto plain = build_model_json(kSpec, 3, WeightType::kInt8);
+  EXPECT_EQ(build_model_json(with_weights("{}"), 3, WeightType::kInt8), plain);
+  EXPECT_EQ(build_model_json(with_weights(R"({"distribution": "uniform", "sparsity": 0})"), 3, WeightType::kInt8), plain);
+  EXPECT_NE(build_model(spec, 3, WeightType::kInt8), plain);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"3", "'weights' must be an object, got a number"},
+      {R"({"distribution": "gamma"})", "weights.distribution must be 'uniform', 'normal' or 'laplace', got 'gamma'"},
+      {R"({"sparsity": 0.995})", "weights.sparsity must be a number in [0, 0.99]"},
+      {R"({"sparsity": true})", "weights.sparsity must be a number in [0, 0.99], got a boolean"},
+      {R"({"sparse": 0.5})", "weights: unknown key 'sparse'"}};
+  for (const auto& [weights, message] : bad)
+    EXPECT_NE(error_of([&] { parse_spec(with_weights(weights)); }).find(message), std::string::npos) << weights;
+}
+
+TEST(Writer, StrippedModelsKeepCheckedWeightSummaries) {
+  // Datasets store stripped models: the weight columns come from the summaries strip_weights
+  // keeps, which the reader checks as it checks everything else in a file.
+  for (const WeightType type : {WeightType::kInt8, WeightType::kInt16x8}) {
+    const auto full = build_model_json(with_weights(R"({"distribution": "normal", "sparsity": 0.7})"), 2, type);
+    const auto stripped = strip_weights(full.data(), full.size(), "t");
+    const auto a = load_graph(full.data(), full.size(), "a");
+    const auto b = load_graph(stripped.data(), stripped.size(), "b");
+    EXPECT_EQ(a->node_features(), b->node_features());
+    const auto& names = node_feature_names();
+    const size_t zeros = static_cast<size_t>(std::find(names.begin(), names.end(), "weight_zero_fraction") - names.begin());
+    EXPECT_GE(b->node_features()[zeros], 0.69f);  // the conv: 151 of its 216 weights
+  }
+  const auto full = build_model_json(with_weights(R"({"sparsity": 0.5})"), 2, WeightType::kInt8);
+  const auto stripped = strip_weights(full.data(), full.size(), "t");
+  // The summaries' records, edited through the object API.
+  const auto edited = [&](const auto& edit) {
+    std::unique_ptr<tflite::ModelT> model(tflite::GetModel(stripped.data())->UnPack());
+    for (const auto& m : model->metadata)
+      if (m->name == kWeightSummariesMetadata) edit(model->buffers[m->buffer]->data);
+    flatbuffers::FlatBufferBuilder fbb;
+    tflite::FinishModelBuffer(fbb, tflite::Model::Pack(fbb, model.get()));
+    return std::vector<uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  };
+  const auto truncated = edited([](std::vector<uint8_t>& records) { records.pop_back(); });
+  EXPECT_NE(error_of([&] { read_model(truncated.data(), truncated.size(), "m"); }).find("not a list of 28-byte records"),
+            std::string::npos);
+  const auto too_many_zeros = edited([](std::vector<uint8_t>& records) { records[12 + 7] = 0x7f; });
+  EXPECT_NE(error_of([&] { read_model(too_many_zeros.data(), too_many_zeros.size(), "m"); }).find("not a valid summary"),
+            std::string::npos);
+  const auto past = edited([](std::vector<uint8_t>& records) { records[3] = 0x7f; });
+  EXPECT_NE(error_of([&] { read_model(past.data(), past.size(), "m"); }).find("names buffer"), std::string::npos);
 }
 
 TEST(Writer, RecurrentLayersKeepTheirStateInVariableTensors) {

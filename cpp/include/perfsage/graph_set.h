@@ -14,7 +14,10 @@ class Graph;
 
 // One graph as the network reads it: views of arrays owned elsewhere.
 struct GraphInput {
-  const float* node_features = nullptr;  // [num_nodes, F], row-major
+  const float* node_features = nullptr;  // [num_nodes, F], row-major: F columns of each stride-long row
+  // Floats from one node's row to the next (0: the network's F). A network reads the first F
+  // columns, so a network of an older feature schema reads a newer schema's rows (features.h).
+  int64_t node_feature_stride = 0;
   const int32_t* op_types = nullptr;     // [num_nodes]
   const int64_t* edges = nullptr;        // [2, num_edges]: sources, then destinations
   const float* graph_features = nullptr; // [G]

@@ -32,6 +32,21 @@ struct Quantization {
   bool per_channel() const { return scale.size() > 1; }
 };
 
+// What the weight features (features.h) read of a constant tensor's stored integers: how many
+// there are, how many are exactly 0, and the sum of log2(1 + |q|) over them. int8 values count as
+// stored; int16 values are divided by 256 first, so that both measure 8-bit levels. Zero points are
+// ignored: TFLite's integer weights are symmetric. `count` is 0 for a tensor with no such values:
+// not constant, float or another type, or emptied by strip_weights without a summary kept.
+struct ValueSummary {
+  int64_t count = 0;
+  int64_t zeros = 0;
+  double log2_magnitude_sum = 0.0;
+};
+
+// The summary of `bytes` bytes of `dtype` values (int8 or int16, little-endian; an empty summary
+// for any other type). A trailing partial value is ignored.
+ValueSummary summarize_values(const uint8_t* data, size_t bytes, DType dtype);
+
 struct Tensor {
   std::string name;
   std::vector<int32_t> shape;            // static shape; dynamic dimensions are 1 here
@@ -44,6 +59,7 @@ struct Tensor {
   bool is_variable = false;              // stateful (e.g. LSTM state)
   bool is_sparse = false;
   Quantization quantization;
+  ValueSummary values;                   // of its constant int8/int16 data (see ValueSummary)
 
   int64_t num_elements() const;  // product of shape (1 for a scalar)
   int64_t num_bytes() const;     // num_elements at the dtype's storage size, rounded up

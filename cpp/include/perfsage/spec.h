@@ -5,11 +5,20 @@
 //     "name": "kws-17",                                   optional
 //     "inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],  NHWC for images; any rank >= 1
 //     "layers": [ {"name": "c1", "op": "conv2d", "inputs": ["x"], ...params}, ... ],
-//     "outputs": ["softmax"]                               optional: default the last layer
+//     "outputs": ["softmax"],                              optional: default the last layer
+//     "weights": {"distribution": "normal", "sparsity": 0.5}  optional: see below
 //   }
 // An input may give "range": [lo, hi], the float values it spans (default [-1, 1]), which set its
 // int8 scale and zero point: a streaming model's saved state spans what the layer that writes it
 // gives.
+// "weights" says what the writer's weight values look like (writer.h), both keys optional:
+//   distribution  ["uniform"] | "normal" | "laplace": each weight tensor's values, all three with
+//                 the variance of Glorot-uniform (a freshly initialised Keras layer's); normal and
+//                 laplace are shaped as trained weights are
+//   sparsity      [0] in [0, 0.99]: the fraction of each weight tensor zeroed by magnitude pruning
+//                 (the smallest magnitudes, as TF-MOT prunes), before quantisation
+// Biases, prelu slopes and layer norm constants keep their values whatever "weights" says. A spec
+// without "weights" and one with the defaults give the same bytes.
 // Layers are listed in execution order. "inputs" names earlier layers or spec inputs; when omitted
 // it is the previous layer (the first layer: the first input). Names must be unique; when a name
 // is omitted, the layer is called "<op>_<index>".
@@ -117,11 +126,23 @@ struct SpecLayer {
   std::map<std::string, JsonValue> params;  // everything but name, op and inputs
 };
 
+enum class WeightDistribution { kUniform, kNormal, kLaplace };
+
+// The spec's "weights": how the writer draws weight values.
+struct SpecWeights {
+  WeightDistribution distribution = WeightDistribution::kUniform;
+  double sparsity = 0.0;  // in [0, kMaxSparsity]
+};
+
+// The largest "sparsity" a spec may ask for: a tensor keeps at least 1% of its weights.
+constexpr double kMaxSparsity = 0.99;
+
 struct ModelSpec {
   std::string name;
   std::vector<SpecInput> inputs;
   std::vector<SpecLayer> layers;
   std::vector<std::string> outputs;
+  SpecWeights weights;
 };
 
 // Reads a spec from JSON; structural problems (missing fields, wrong types) are errors naming the

@@ -3,7 +3,15 @@
 // build_model draws every weight and serialises a flatbuffer that load_graph parses again; a
 // prediction reads neither the weights' values nor the file. spec_graph builds the same Model in
 // memory (writer.h: spec_model) and gives the Graph load_graph(build_model(spec, seed, type))
-// gives: the same nodes, edges, op types and names, features and totals, bit for bit.
+// gives: the same nodes, edges, op types and names, features and totals, bit for bit, but for the
+// two weight columns (features.h), which summarise drawn values. The spec path draws none (that
+// per-weight work would double its time on small models); it gives each quantised weight tensor
+// the summary its spec's "weights" (distribution, sparsity) is expected to give at its slice size
+// and bits (writer_weights.cpp: expected_summary), the same whatever the seed. The tests hold the
+// two within 0.1 (weight_zero_fraction) and 0.6 (weight_log2_magnitude, in bits) of the written
+// model's for every operator, and within 0.01 and 0.15 for operators of more than 4096 weights,
+// where sampling noise is small: the layers whose weights are worth compressing. Operators without
+// integer weights get 0 on both paths.
 #pragma once
 
 #include <cstdint>

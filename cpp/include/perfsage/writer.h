@@ -14,8 +14,10 @@
 // Activation ranges are estimated from the weights' statistics, not calibrated on data.
 //
 // Weights are Glorot-uniform (Keras's default initialiser) from a generator seeded with `seed`,
-// so sizes and compressibility are those of a freshly initialised model. The same spec, seed and
-// dtype always give identical bytes.
+// so sizes and compressibility are those of a freshly initialised model, unless the spec's
+// "weights" (spec.h) asks for normal or laplace values of the same variance, or for magnitude
+// pruning: trained and pruned models, whose weights a compiler like Vela compresses. The same
+// spec, seed and dtype always give identical bytes.
 #pragma once
 
 #include <cstdint>
@@ -41,18 +43,22 @@ std::vector<uint8_t> build_model_json(const std::string& spec_json, uint64_t see
 // The Model that read_model(build_model(spec, seed, type), source) gives, built without drawing
 // weights or writing a flatbuffer: the same tensors (names, shapes, types, buffers and their sizes,
 // activation quantisation), operators and options, so the same Graph, features and predictions.
-// Two things differ, neither read by features or predictions: file_bytes is 0 (there is no file),
-// and weight and bias scales are nominal (a weight slice's scale is its Glorot limit over the
-// largest level, not its largest drawn magnitude; a bias's follows from it). Bad specs fail as in
-// build_model.
+// Three things differ: file_bytes is 0 (there is no file), weight and bias scales are nominal (a
+// weight slice's scale is its Glorot limit over the largest level, not its largest drawn magnitude;
+// a bias's follows from it), neither read by features or predictions, and large quantised weight
+// tensors carry an expected ValueSummary rather than their values' (see spec_graph.h). Bad specs
+// fail as in build_model.
 Model spec_model(const ModelSpec& spec, uint64_t seed, WeightType type, const std::string& source);
 
 // Name of the metadata entry listing the buffers strip_weights emptied (little-endian uint32s).
 constexpr const char* kStrippedBuffersMetadata = "perfsage.stripped_buffers";
+// Name of the metadata entry keeping the ValueSummary (model.h) of each emptied int8/int16 buffer:
+// 28-byte little-endian records of buffer u32, count u64, zeros u64, log2_magnitude_sum float64.
+constexpr const char* kWeightSummariesMetadata = "perfsage.weight_summaries";
 
 // A copy of a model with every constant buffer emptied but every shape kept, so a dataset can
 // store graphs in a few KB; the reader still treats the emptied tensors as constants and gives
-// the same features. Stripping a stripped model returns it unchanged. Throws perfsage::Error
+// the same features (the weight features from the summaries it keeps of integer buffers). Stripping a stripped model returns it unchanged. Throws perfsage::Error
 // (naming `source`) if the bytes are not a valid model.
 std::vector<uint8_t> strip_weights(const uint8_t* data, size_t size, const std::string& source);
 

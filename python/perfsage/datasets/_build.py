@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .._io import PathLike, __version__
 from .._writer import DTYPES
 from ..labelers import get_labeler
-from ..spaces import sample
+from ..spaces import WEIGHTS, sample
 from ._ids import canonical_spec, spec_id
 from ._runner import Result, default_workers, run_dask, run_local
 from ._schema import Targets
@@ -47,15 +47,18 @@ class BuildSummary:
         return self.already_stored + self.labelled >= self.planned
 
 
-def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[str, Any]]:
-    """The models a job labels: ``sample(space, n, seed, dtype)`` of each space, interleaved.
+def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8",
+         weights: str = "uniform") -> List[Dict[str, Any]]:
+    """The models a job labels: ``sample(space, n, seed, dtype, weights)`` of each space, interleaved.
 
     Interleaving (one model of each space in turn) means a job stopped early still holds every
     space in equal measure. Each item has its content id and its spec as canonical JSON.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    per_space = [sample(space, n, seed, dtype) for space in spaces]
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    per_space = [sample(space, n, seed, dtype, weights) for space in spaces]
     items: List[Dict[str, Any]] = []
     seen = set()
     for i in range(n):
@@ -221,6 +224,7 @@ def build_dataset(
     *,
     seed: int = 0,
     dtype: str = "int8",
+    weights: str = "uniform",
     workers: int = 0,
     timeout: float = 600.0,
     executor: str = "local",
@@ -236,7 +240,8 @@ def build_dataset(
     """Labels ``n`` models of each of ``spaces`` on ``targets`` into the dataset directory ``out``.
 
     ``targets`` are labeller names (``"ethos-u55-256"``; ``labeler_options`` go to their
-    constructors) or Labeler objects.
+    constructors) or Labeler objects. ``weights`` is how the models' weight values are drawn
+    (:func:`perfsage.spaces.sample`): ``"uniform"`` or ``"mixed"``.
 
     Resumes: ids already in ``out`` are skipped (rows with errors too, unless ``retry_errors``).
     ``workers=0`` uses every core; ``timeout`` (seconds) bounds one model's build and labels.
@@ -252,9 +257,9 @@ def build_dataset(
     labelers = make_labelers(targets, labeler_options)
     return run_job(
         out,
-        plan(spaces, n, seed, dtype),
+        plan(spaces, n, seed, dtype, weights),
         labelers,
-        f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype})",
+        f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype}{', mixed weights' if weights == 'mixed' else ''})",
         workers=workers,
         timeout=timeout,
         executor=executor,

@@ -11,11 +11,15 @@
 Sample ``i`` of ``sample(space, n, seed)`` is drawn from a generator seeded with a value derived
 from ``(seed, i)`` alone, recorded as the item's ``"seed"``: it is the same whatever ``n`` is, and
 ``get_space(space).sample_spec(numpy.random.default_rng(item["seed"]))`` draws it again.
+
+``sample(..., weights="mixed")`` also sets each spec's ``"weights"`` (how the writer draws weight
+values: distribution and pruning sparsity) from a second generator seeded by the item's seed, so
+that a data set holds trained-like and pruned models too (see :func:`weights_spec`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -47,7 +51,15 @@ __all__ = [
     "sample",
     "sample_seed",
     "spaces",
+    "weights_spec",
+    "WEIGHTS",
 ]
+
+# What sample(..., weights=...) takes: "uniform" (every spec without "weights": the writer's
+# Glorot-uniform, unpruned) or "mixed" (weights_spec's mix).
+WEIGHTS = ("uniform", "mixed")
+# Keeps the weights' generator apart from the spec's, which is seeded by the item's seed alone.
+_WEIGHTS_STREAM = 0x77656967
 
 _SPACES: Dict[str, SearchSpace] = {
     m.SPACE.name: m.SPACE
@@ -82,7 +94,24 @@ def _non_negative_int(value: Any, what: str) -> int:
     return int(value)
 
 
-def sample(space: str, n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[str, Any]]:
+def weights_spec(item_seed: int) -> Optional[Dict[str, Any]]:
+    """The ``"weights"`` a ``weights="mixed"`` sample with seed ``item_seed`` gets: a third none
+    (``None``: Glorot-uniform, as a freshly initialised model), a third trained-like (``normal`` or
+    ``laplace`` values, unpruned) and a third pruned (``normal`` or ``laplace``, sparsity uniform
+    in [0.3, 0.95], rounded to 3 decimals). Vela compresses the weights of the last two; their
+    weight-bound layers run faster than the shapes alone say."""
+    rng = np.random.default_rng([_non_negative_int(item_seed, "item_seed"), _WEIGHTS_STREAM])
+    kind = int(rng.integers(3))
+    distribution = "normal" if rng.random() < 0.5 else "laplace"
+    sparsity = round(float(rng.uniform(0.3, 0.95)), 3)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return {"distribution": distribution}
+    return {"distribution": distribution, "sparsity": sparsity}
+
+
+def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
@@ -91,8 +120,12 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[
     builds in both (the same specs); ``"int16x8"`` redraws, from the same generator, any draw with a
     layer the writer has no 16x8 kernel for, so its sample ``i`` is the int8 one when that has none.
     A space made only of such draws (``super_resolution``: depth-to-space; ``transformer``: layer
-    norms) raises ``RuntimeError``.
+    norms) raises ``RuntimeError``. ``weights`` is ``"uniform"`` (no spec has ``"weights"``) or
+    ``"mixed"`` (each spec gets :func:`weights_spec` of its seed when that is not ``None``); the
+    layers drawn are the same either way.
     """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
@@ -101,5 +134,9 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8") -> List[Dict[
     for i in range(n):
         item_seed = sample_seed(seed, i)
         spec = search_space.sample_spec(np.random.default_rng(item_seed), ops)
-        items.append({"space": space, "seed": item_seed, "spec": {"name": f"{space}-{item_seed}", **spec}})
+        spec = {"name": f"{space}-{item_seed}", **spec}
+        values = weights_spec(item_seed) if weights == "mixed" else None
+        if values is not None:
+            spec["weights"] = values
+        items.append({"space": space, "seed": item_seed, "spec": spec})
     return items

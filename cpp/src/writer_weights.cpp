@@ -1,0 +1,185 @@
+// Weight values as a spec's "weights" asks (spec.h): the distribution, magnitude pruning, per-slice
+// quantisation, and the expected summary of quantised values that the spec path gives tensors too
+// large to draw.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <tuple>
+#include <utility>
+
+#include "writer_graph.h"
+
+namespace perfsage::writer {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// The magnitude |w| of a weight in units of its distribution's own scale (uniform: the limit;
+// normal: sigma; laplace: b): its CDF and quantile. Uniform |w| is uniform on [0, 1], normal |w|
+// half-normal, laplace |w| exponential.
+double magnitude_cdf(WeightDistribution d, double x) {
+  if (x <= 0.0) return 0.0;
+  switch (d) {
+    case WeightDistribution::kUniform: return std::min(x, 1.0);
+    case WeightDistribution::kNormal: return std::erf(x / std::sqrt(2.0));
+    case WeightDistribution::kLaplace: return -std::expm1(-x);
+  }
+  return 0.0;
+}
+
+double magnitude_quantile(WeightDistribution d, double u) {
+  switch (d) {
+    case WeightDistribution::kUniform: return u;
+    case WeightDistribution::kLaplace: return -std::log1p(-u);
+    case WeightDistribution::kNormal: break;
+  }
+  // The half-normal has no closed-form quantile; bisection to double precision is cheap enough
+  // for the few calls a tensor makes.
+  double lo = 0.0, hi = 40.0;
+  for (int i = 0; i < 80; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (magnitude_cdf(d, mid) < u ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// How many weights of `count` pruning zeroes: TF-MOT keeps round(count * (1 - sparsity)).
+size_t pruned_count(size_t count, double sparsity) {
+  const auto kept = static_cast<size_t>(std::llround(static_cast<double>(count) * (1.0 - sparsity)));
+  return count - std::min(kept, count);
+}
+
+}  // namespace
+
+uint64_t draws_per_weight(WeightDistribution d) { return d == WeightDistribution::kNormal ? 2 : 1; }
+
+void draw_weights(Rng& rng, WeightDistribution d, float limit, std::vector<float>& w) {
+  switch (d) {
+    case WeightDistribution::kUniform:
+      for (float& x : w) x = rng.uniform(limit);
+      return;
+    case WeightDistribution::kNormal: {
+      // Box-Muller, one value per pair of draws (the cosine branch), so that every weight takes
+      // the same number of draws and skipping stays a multiply.
+      const double sigma = limit / std::sqrt(3.0);
+      for (float& x : w) {
+        const double radius = std::sqrt(-2.0 * std::log(1.0 - rng.unit()));
+        x = static_cast<float>(sigma * radius * std::cos(2.0 * kPi * rng.unit()));
+      }
+      return;
+    }
+    case WeightDistribution::kLaplace: {
+      // Inverse CDF: u in [0, 1) gives 1 - 2|u - 1/2| in (0, 1], so the log is finite.
+      const double b = limit / std::sqrt(6.0);
+      for (float& x : w) {
+        const double v = rng.unit() - 0.5;
+        x = static_cast<float>((v < 0.0 ? b : -b) * std::log(1.0 - 2.0 * std::abs(v)));
+      }
+      return;
+    }
+  }
+}
+
+void prune_weights(std::vector<float>& w, double sparsity) {
+  const size_t zeroed = pruned_count(w.size(), sparsity);
+  if (zeroed == 0) return;
+  // Ties in magnitude go by index, so the same values always lose the same weights.
+  std::vector<uint32_t> order(w.size());
+  std::iota(order.begin(), order.end(), 0u);
+  const auto smaller = [&w](uint32_t a, uint32_t b) {
+    const float ma = std::abs(w[a]), mb = std::abs(w[b]);
+    return ma < mb || (ma == mb && a < b);
+  };
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(zeroed - 1), order.end(), smaller);
+  for (size_t i = 0; i < zeroed; ++i) w[order[i]] = 0.0f;
+}
+
+std::vector<int16_t> quantize_weights(const std::vector<float>& w, const Slices& s, float qmax,
+                                      std::vector<float>& scales) {
+  std::vector<float> absmax(s.channels, 0.0f);
+  for (size_t o = 0, i = 0; o < s.outer; ++o)
+    for (size_t c = 0; c < s.channels; ++c)
+      for (size_t k = 0; k < s.inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
+  std::vector<float> inverse(s.channels);
+  scales.clear();
+  for (size_t c = 0; c < s.channels; ++c) {
+    scales.push_back(std::max(absmax[c], 1e-8f) / qmax);
+    inverse[c] = 1.0f / scales[c];
+  }
+  std::vector<int16_t> q(w.size());
+  for (size_t o = 0, i = 0; o < s.outer; ++o)
+    for (size_t c = 0; c < s.channels; ++c)
+      for (size_t k = 0; k < s.inner; ++k, ++i)
+        q[i] = static_cast<int16_t>(std::clamp(std::nearbyint(w[i] * inverse[c]), -qmax, qmax));
+  return q;
+}
+
+namespace {
+
+// The expected fraction of zero levels and mean log2(1 + |level|) of a slice of `per_slice`
+// weights of distribution `d`, pruned at magnitude `threshold` and quantised to +-qmax by the
+// slice's largest magnitude. That largest magnitude M sits at the top level, and the slice's other
+// values are the distribution below M; M itself varies from slice to slice (much, for few values
+// per slice), so the figures average kMaxQuantiles quantiles of its distribution, G(x)^per_slice,
+// some of which a high sparsity prunes with the rest of the slice.
+std::pair<double, double> slice_expectation(WeightDistribution d, double threshold, double per_slice, int qmax,
+                                            bool int8_levels) {
+  constexpr int kMaxQuantiles = 8;
+  const double others = (per_slice - 1.0) / per_slice;
+  const auto level_log2 = [int8_levels](int m) { return std::log2(1.0 + (int8_levels ? m : m / 256.0)); };
+  double zeros = 0.0, log2_sum = 0.0;
+  for (int k = 0; k < kMaxQuantiles; ++k) {
+    const double largest = magnitude_quantile(d, std::pow((k + 0.5) / kMaxQuantiles, 1.0 / per_slice));
+    if (largest <= threshold) {  // pruning took the whole slice (few values per slice, high sparsity)
+      zeros += 1.0;
+      continue;
+    }
+    const double below_largest = magnitude_cdf(d, largest);
+    const double step = largest / qmax;
+    // The other values' CDF at the edge x of a level; pruned magnitudes (below the threshold)
+    // are level 0 whatever their size.
+    const auto cdf = [&](double x) {
+      return below_largest > 0.0 ? std::min(magnitude_cdf(d, std::max(x, threshold)) / below_largest, 1.0) : 1.0;
+    };
+    double below = cdf(0.5 * step);
+    double slice_log2 = 0.0;
+    for (int m = 1; m < qmax; ++m) {
+      const double upper = cdf((m + 0.5) * step);
+      slice_log2 += (upper - below) * level_log2(m);
+      below = upper;
+    }
+    slice_log2 += (1.0 - below) * level_log2(qmax);
+    zeros += others * cdf(0.5 * step);
+    log2_sum += others * slice_log2 + (1.0 - others) * level_log2(qmax);
+  }
+  return {zeros / kMaxQuantiles, log2_sum / kMaxQuantiles};
+}
+
+}  // namespace
+
+ValueSummary expected_summary(const SpecWeights& weights, const Slices& s, int bits) {
+  const size_t count = s.outer * s.channels * s.inner;
+  ValueSummary out;
+  if (count == 0) return out;
+  const size_t per_slice = count / s.channels;
+  // The figures depend on the distribution, sparsity, slice size and bits only: a NAS loop's
+  // models repeat them across layers and candidates, so each thread keeps what it computed.
+  using Key = std::tuple<int, double, size_t, int>;
+  thread_local std::map<Key, std::pair<double, double>> cache;
+  const Key key{static_cast<int>(weights.distribution), weights.sparsity, per_slice, bits};
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    if (cache.size() >= 65536) cache.clear();  // bounded whatever the mix of sparsities
+    const double threshold =
+        weights.sparsity > 0.0 ? magnitude_quantile(weights.distribution, weights.sparsity) : 0.0;
+    it = cache.emplace(key, slice_expectation(weights.distribution, threshold, static_cast<double>(per_slice),
+                                              (1 << (bits - 1)) - 1, bits <= 8)).first;
+  }
+  out.count = static_cast<int64_t>(count);
+  out.zeros = std::llround(it->second.first * static_cast<double>(count));
+  out.log2_magnitude_sum = it->second.second * static_cast<double>(count);
+  return out;
+}
+
+}  // namespace perfsage::writer
