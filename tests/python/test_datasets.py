@@ -124,6 +124,28 @@ def test_graphs_come_from_stored_tflite_or_are_rebuilt_from_the_spec(tmp_path: P
     assert graphs[2] is None
 
 
+def test_rows_stripped_before_weight_summaries_get_their_weight_statistics_from_the_spec(tmp_path: Path) -> None:
+    # Why: datasets labelled before strip_weights kept weight summaries store models whose weight
+    # columns read 0; trained on as they are, "0" would mean uniform weights, which no real model
+    # shows. A renamed metadata entry makes a file of that age (same length, still valid).
+    rows = _rows(space="kws", n=3)
+    names = perfsage._core.node_feature_names()
+    columns = [names.index("weight_zero_fraction"), names.index("weight_log2_magnitude")]
+    current = [perfsage.load_tflite(row["tflite"]).node_features[:, columns] for row in rows]
+    for row in rows[:2]:
+        row["tflite"] = row["tflite"].replace(b"perfsage.weight_summaries", b"perfsage.weight_summarieX")
+    rows[1]["spec"] = None  # nothing to rebuild it from: it keeps what the file says
+    assert not perfsage.load_tflite(rows[0]["tflite"]).node_features[:, columns].any()
+    with ShardWriter(tmp_path / "d", TARGETS) as writer:
+        writer.write(rows)
+    graphs = open_dataset(tmp_path / "d").graphs(threads=2)
+    spec_path = perfsage.spec_graph(rows[0]["spec"], seed=rows[0]["seed"]).node_features
+    np.testing.assert_array_equal(graphs[0].node_features, spec_path)
+    np.testing.assert_allclose(graphs[0].node_features[:, columns], current[0], atol=0.6)
+    assert not graphs[1].node_features[:, columns].any()
+    np.testing.assert_array_equal(graphs[2].node_features[:, columns], current[2])
+
+
 def test_latest_shard_wins_for_a_repeated_id(tmp_path: Path) -> None:
     # What --retry-errors and an interrupted consolidation leave behind.
     rows = _rows(n=2, errors=2)

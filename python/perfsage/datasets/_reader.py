@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from .._core import Graph
+from .._core import Graph, node_feature_names
 from .._graphs import load_many, load_tflite
 from .._io import PathLike
-from .._writer import build_model
+from .._writer import build_model, spec_graphs
 from ._parquet import open_parquet, read_columns, shard_files
 from ._schema import (
     MANIFEST_NAME,
@@ -29,6 +29,10 @@ from ._schema import (
     node_columns_of,
     read_manifest,
 )
+
+# Operators whose weights always have a summary in a model stripped by this perfsage (int8 and
+# 16x8 models): all-zero statistics there mean a file stripped before summaries were kept.
+_WEIGHTED_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"]
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -260,6 +264,7 @@ class Dataset:
             for i, graph in zip(have, loaded):
                 graphs[i] = graph
         specs, seeds, dtypes = self.specs, self.seeds, self._column("dtype")
+        self._refresh_weight_statistics(graphs, have, specs, seeds, dtypes, threads)
         rebuild = [i for i, b in enumerate(stored) if b is None and specs[i] is not None]
 
         def make(i: int) -> Optional[Graph]:
@@ -275,6 +280,31 @@ class Dataset:
                 for i, graph in zip(rebuild, pool.map(make, rebuild)):
                     graphs[i] = graph
         return graphs
+
+    @staticmethod
+    def _refresh_weight_statistics(graphs: List[Optional[Graph]], have: Sequence[int], specs: Sequence[Any],
+                                   seeds: Sequence[Any], dtypes: Sequence[str], threads: int) -> None:
+        """Stored models stripped before perfsage kept weight summaries (feature schema 1) read as
+        weightless: their weight-statistics columns are 0 where the weights were uniform draws. Rows
+        with a spec get their graph from the spec path instead, whose columns estimate those of the
+        spec's declared weights, so that old and new rows agree."""
+        names = node_feature_names()
+        zeros, magnitude, params = (names.index(n) for n in ("weight_zero_fraction", "weight_log2_magnitude",
+                                                             "param_count"))
+        stale: Dict[str, List[int]] = {}
+        for i in have:
+            graph = graphs[i]
+            if graph is None or specs[i] is None or dtypes[i] == "float32":
+                continue
+            x = graph.node_features
+            weighted = np.isin(graph.op_names, _WEIGHTED_OPS) & (x[:, params] > 0)
+            if np.any(weighted & (x[:, zeros] == 0) & (x[:, magnitude] == 0)):
+                stale.setdefault(dtypes[i], []).append(i)
+        for dtype, rows in stale.items():
+            items = [{"spec": specs[i], "seed": int(seeds[i] or 0)} for i in rows]
+            for i, graph in zip(rows, spec_graphs(items, dtype=dtype, threads=threads, on_error="none")):
+                if graph is not None:
+                    graphs[i] = graph
 
     def table(self, tflite: bool = True) -> "pa.Table":
         """The rows as a pyarrow Table (with the ``tflite`` column unless ``tflite=False``)."""
