@@ -14,7 +14,12 @@
 #                                     (a zoo model labels about 10x faster than a whole architecture,
 #                                     and prices more operator shapes); motifs (MOTIFS_N, default
 #                                     8,000, int8: the blocks real models repeat, one to four in a
-#                                     row, each at its own sizes); then 16x8 (int16 activations,
+#                                     row, each at its own sizes); the same spaces' first MIXED_N
+#                                     samples each (default 6,000) with weights drawn as `--weights
+#                                     mixed` draws them (a third uniform: the rows already stored;
+#                                     a third trained-like normal or laplace; a third pruned to
+#                                     30-95% zeros), whose Vela weight compression the uniform
+#                                     draws never show; then 16x8 (int16 activations,
 #                                     int8 weights, as audio models are quantised): X16_N (default
 #                                     3,000) each of op_zoo and recurrent_audio; and the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
@@ -28,8 +33,8 @@
 #
 # A space's first n samples do not depend on n, so a larger --other-n later only adds models.
 #
-# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--x16-n N]
-#                                        [--paper-n-per-space N]
+# Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--mixed-n N]
+#                                        [--x16-n N] [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
 set -euo pipefail
@@ -39,6 +44,7 @@ ZOO_N=40000
 ZOO2_N=12000
 OTHER_N=2000
 MOTIFS_N=8000
+MIXED_N=6000
 X16_N=3000
 PAPER_N=5250
 WORKERS=0
@@ -50,6 +56,7 @@ while [ $# -gt 0 ]; do
     --zoo2-n) ZOO2_N="$2"; shift 2 ;;
     --other-n) OTHER_N="$2"; shift 2 ;;
     --motifs-n) MOTIFS_N="$2"; shift 2 ;;
+    --mixed-n) MIXED_N="$2"; shift 2 ;;
     --x16-n) X16_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
@@ -81,6 +88,9 @@ perfsage dataset build --space op_zoo --n "$ZOO2_N" --seed "$((SEED + 1))" --dty
 stamp "   motifs ($MOTIFS_N) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space motifs --n "$MOTIFS_N" --seed "$SEED" --dtype int8 "${TARGETS[@]}" --per-operator \
   --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   op_zoo and motifs with mixed weights ($MIXED_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space motifs --n "$MIXED_N" --seed "$SEED" --weights mixed --dtype int8 \
+  "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 stamp "   16x8: op_zoo and recurrent_audio ($X16_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$X16_N" --seed "$SEED" --dtype int16x8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
