@@ -142,12 +142,19 @@ def _as_node_labels(node_labels: Any, graphs: Sequence[Graph], targets: Sequence
 
 def dataset_operator_labels(dataset: Any, targets: Sequence[str]) -> Optional[NodeLabels]:
     """Per-operator labels [num_nodes, targets] of each row of ``dataset`` for the targets it has
-    them for (NaN columns for the others); None when it has none for any target."""
+    them for (NaN columns for the others); None when it has none for any target.
+
+    A row whose operators' labels do not add up to its model label (within 1%) gets a NaN column
+    for that target, so it trains on the model label alone: Vela runs some operations it adds
+    itself, e.g. those lowering an NPU ARG_MAX, with no source operator, so their cost is in the
+    model's label and in no operator's, and a per-operator loss would teach those operators to
+    cost nothing."""
     columns = []
     for name in targets:
         target, _, metric = name.rpartition("/")
         has = metric in dataset.targets.get(target, {}).get("node_metrics", {})
-        columns.append(dataset.node_labels(target, metric) if has else None)
+        columns.append(_attributed(dataset.node_labels(target, metric), dataset.labels([name])[:, 0]) if has
+                       else None)
     if all(c is None for c in columns):
         return None
     out: NodeLabels = []
@@ -160,6 +167,18 @@ def dataset_operator_labels(dataset: Any, targets: Sequence[str]) -> Optional[No
         n = len(present[0])
         out.append(np.stack([v if v is not None and len(v) == n else np.full(n, np.nan, np.float32)
                              for v in values], axis=1).astype(np.float32))
+    return out
+
+
+def _attributed(node_labels: List[Optional[np.ndarray]], totals: np.ndarray) -> List[Optional[np.ndarray]]:
+    """``node_labels`` with rows whose finite labels miss the finite positive ``totals`` by more
+    than 1% replaced by NaN (see :func:`dataset_operator_labels`)."""
+    out = list(node_labels)
+    for row, (labels, total) in enumerate(zip(node_labels, totals)):
+        if labels is None or not np.isfinite(total) or total <= 0 or not np.all(np.isfinite(labels)):
+            continue
+        if abs(float(np.sum(labels, dtype=np.float64)) - float(total)) > 0.01 * float(total):
+            out[row] = np.full(len(labels), np.nan, np.float32)
     return out
 
 

@@ -179,3 +179,36 @@ def test_bad_inputs_are_named(trained, kws_graphs):
 def test_provenance_is_json(trained):
     json.dumps(trained.provenance)
     assert trained.provenance["perfsage_version"] == perfsage.__version__
+
+
+class _OperatorLabelled:
+    """A dataset's per-operator interface: two rows of ``dev`` latency with operator labels."""
+
+    targets = {"dev": {"node_metrics": {"latency_ms": "ms"}}}
+
+    def __init__(self, totals, node_labels):
+        self._totals, self._nodes = np.asarray(totals, dtype=np.float64), node_labels
+
+    def __len__(self):
+        return len(self._totals)
+
+    def labels(self, columns):
+        assert columns == ["dev/latency_ms"]
+        return self._totals[:, None]
+
+    def node_labels(self, target, metric):
+        assert (target, metric) == ("dev", "latency_ms")
+        return self._nodes
+
+
+def test_operator_labels_that_miss_the_model_label_train_on_the_model_label_alone() -> None:
+    # Why: Vela's operations without a source operator (an NPU ARG_MAX's lowering) are in the
+    # model's label and in no operator's; a per-operator loss would price that operator at 0.
+    rows = [np.array([1.0, 2.0], np.float32), np.array([0.0], np.float32), np.array([0.5, 0.5], np.float32), None]
+    dataset = _OperatorLabelled([3.0, 0.01387, 1.004, 2.0], rows)
+    labels = perfsage._predictor.dataset_operator_labels(dataset, ["dev/latency_ms", "other/latency_ms"])
+    np.testing.assert_array_equal(labels[0][:, 0], [1.0, 2.0])
+    assert np.isnan(labels[1][:, 0]).all()  # 0 of 0.01387 ms attributed
+    np.testing.assert_array_equal(labels[2][:, 0], [0.5, 0.5])  # within 1%
+    assert labels[3] is None
+    assert np.isnan(labels[0][:, 1]).all()  # a target without operator labels
