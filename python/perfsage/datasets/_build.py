@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .._io import PathLike, __version__
 from .._writer import DTYPES
 from ..labelers import get_labeler
-from ..spaces import WEIGHTS, sample
+from ..spaces import sample
 from ._ids import canonical_spec, spec_id
 from ._runner import Result, default_workers, run_dask, run_local
 from ._schema import Targets
@@ -56,8 +56,6 @@ def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8",
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     per_space = [sample(space, n, seed, dtype, weights) for space in spaces]
     items: List[Dict[str, Any]] = []
     seen = set()

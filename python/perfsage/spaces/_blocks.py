@@ -9,6 +9,7 @@ hard-swish, which TFLite cannot fuse, is a layer of its own.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
@@ -25,6 +26,11 @@ def choice(rng: np.random.Generator, options: Sequence[T]) -> T:
     """One of ``options``, uniformly, keeping its Python type (``rng.choice`` returns numpy
     scalars, which are not JSON-serialisable)."""
     return options[int(rng.integers(len(options)))]
+
+
+def log_uniform(rng: np.random.Generator, low: int, high: int) -> int:
+    """An integer between ``low`` and ``high``, uniform in log space (as many 2-4 as 200-400)."""
+    return int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

@@ -37,12 +37,11 @@ the mean over the spatial or time axes. A sample ends with a classifier or with 
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Dict, List
 
 import numpy as np
 
-from ._blocks import basic_block, choice, classifier, conv, dense, gru, inverted_residual, make_divisible
+from ._blocks import basic_block, choice, classifier, conv, dense, gru, inverted_residual, log_uniform, make_divisible
 from ._blocks import separable as separable_block
 from ._builder import SpecBuilder
 from ._space import SearchSpace
@@ -86,10 +85,6 @@ MAX_TOKENS = 256
 MAX_ROW_FEATURES = 2048
 
 
-def _log_uniform(rng: np.random.Generator, low: int, high: int) -> int:
-    """An integer between ``low`` and ``high``, uniform in log space."""
-    return int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
-
 
 def _stride(b: SpecBuilder, x: str, rng: np.random.Generator) -> int:
     """1 or 2, never 2 on a map smaller than 4 in height or width."""
@@ -98,7 +93,7 @@ def _stride(b: SpecBuilder, x: str, rng: np.random.Generator) -> int:
 
 
 def _stem(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
-    filters = _log_uniform(rng, 4, 64)
+    filters = log_uniform(rng, 4, 64)
     kernel = choice(rng, KNOBS["stem.kernel"])
     stride = _stride(b, x, rng)
     act = choice(rng, ("relu", "relu6", "none"))
@@ -116,13 +111,13 @@ def _separable(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> s
     kernel = choice(rng, (3, 3, 5))
     act = choice(rng, ("relu", "relu6"))
     for i in range(choice(rng, (1, 2, 3))):
-        x = separable_block(b, x, f"{name}_{i}", _log_uniform(rng, 8, 512), kernel,
+        x = separable_block(b, x, f"{name}_{i}", log_uniform(rng, 8, 512), kernel,
                             _stride(b, x, rng) if i == 0 else 1, act=act)
     return x
 
 
 def _inverted_residual(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
-    out = make_divisible(_log_uniform(rng, 8, 320))
+    out = make_divisible(log_uniform(rng, 8, 320))
     kernel, expansion = choice(rng, KNOBS["kernel"]), choice(rng, KNOBS["inverted_residual.expansion"])
     se, act = bool(rng.random() < 0.5), choice(rng, KNOBS["activation"])
     for i in range(choice(rng, (1, 2, 3))):
@@ -131,7 +126,7 @@ def _inverted_residual(b: SpecBuilder, x: str, rng: np.random.Generator, name: s
 
 
 def _bottleneck(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
-    width = _log_uniform(rng, 8, 256)
+    width = log_uniform(rng, 8, 256)
     stride = _stride(b, x, rng)
     if choice(rng, KNOBS["bottleneck.kind"]) == "basic":
         return basic_block(b, x, name, width, choice(rng, (3, 3, 5)), stride, act="relu")
@@ -145,7 +140,7 @@ def _bottleneck(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> 
 
 def _decoder(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
     _, h, w, _ = b.shape(x)
-    filters = _log_uniform(rng, 4, 256)
+    filters = log_uniform(rng, 4, 256)
     down = x
     if h >= 4 and w >= 4 and h % 2 == 0 and w % 2 == 0:
         down = conv(b, x, f"{name}_down", filters, 3, 2, act="relu")
@@ -185,7 +180,7 @@ def _attention(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> s
 def _mlp(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
     act = choice(rng, KNOBS["mlp.activation"])
     for i in range(choice(rng, KNOBS["mlp.layers"])):
-        units = _log_uniform(rng, 8, 1024)
+        units = log_uniform(rng, 8, 1024)
         if act in ("relu", "relu6", "none"):
             x = dense(b, x, f"{name}_{i}", units, act=act)
         else:
@@ -203,24 +198,24 @@ def _conv1d(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
     if rng.random() < 0.3:
         y = b.add("depthwise_conv2d", y, f"{name}_dw", activation=act, **window)
     else:
-        y = b.add("conv2d", y, f"{name}_conv", filters=_log_uniform(rng, 8, 256), activation=act, **window)
+        y = b.add("conv2d", y, f"{name}_conv", filters=log_uniform(rng, 8, 256), activation=act, **window)
     return b.add("squeeze", y, f"{name}_squeeze", axes=[2])
 
 
 def _recurrent(b: SpecBuilder, x: str, rng: np.random.Generator, name: str) -> str:
     shape = b.shape(x)
     if len(shape) == 2:
-        return b.add("svdf", x, name, units=_log_uniform(rng, 16, 256), memory=choice(rng, (4, 8, 16, 32)),
+        return b.add("svdf", x, name, units=log_uniform(rng, 16, 256), memory=choice(rng, (4, 8, 16, 32)),
                      rank=choice(rng, (1, 2)))
     steps = shape[1]
     cell = "gru" if steps <= MAX_GRU_STEPS and rng.random() < 0.4 else "lstm"
     sequences = bool(rng.random() < 0.6)
     if cell == "gru":
-        return gru(b, x, name, _log_uniform(rng, 16, 128), return_sequences=sequences)[0]
+        return gru(b, x, name, log_uniform(rng, 16, 128), return_sequences=sequences)[0]
     if steps > MAX_LSTM_STEPS:
         x = b.add("strided_slice", x, f"{name}_recent", begin=[0, steps - MAX_LSTM_STEPS, 0],
                   end=[1, steps, shape[2]])
-    return b.add("lstm", x, name, units=_log_uniform(rng, 16, 256), **({} if sequences else {"return_sequences": False}))
+    return b.add("lstm", x, name, units=log_uniform(rng, 16, 256), **({} if sequences else {"return_sequences": False}))
 
 
 BUILDERS: Dict[str, Callable[[SpecBuilder, str, np.random.Generator, str], str]] = {
@@ -257,12 +252,12 @@ def _to_rank(b: SpecBuilder, x: str, rng: np.random.Generator, motif: str, name:
 
 def _input(rng: np.random.Generator, motif: str) -> List[int]:
     if RANKS[motif] == (4,):
-        h = _log_uniform(rng, 8, 224)
-        w = h if rng.random() < 0.7 else _log_uniform(rng, 4, 224)
-        return [1, h, w, choice(rng, (1, 1, 3)) if motif == "stem" else _log_uniform(rng, 4, 256)]
+        h = log_uniform(rng, 8, 224)
+        w = h if rng.random() < 0.7 else log_uniform(rng, 4, 224)
+        return [1, h, w, choice(rng, (1, 1, 3)) if motif == "stem" else log_uniform(rng, 4, 256)]
     if 3 in RANKS[motif] and (2 not in RANKS[motif] or rng.random() < 0.5):
-        return [1, _log_uniform(rng, 1, 128), _log_uniform(rng, 8, 256)]
-    return [1, _log_uniform(rng, 8, 2048)]
+        return [1, log_uniform(rng, 1, 128), log_uniform(rng, 8, 256)]
+    return [1, log_uniform(rng, 8, 2048)]
 
 
 def build(rng: np.random.Generator) -> SpecBuilder:

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._blocks import choice
+from ._blocks import choice, log_uniform
 from ._builder import SpecBuilder
 from ._space import SearchSpace
 
@@ -30,15 +30,11 @@ ACTS = ("none", "relu", "relu6")
 KERNELS = (1, 2, 3, 5, 7)
 
 
-def _log_uniform(rng: np.random.Generator, low: int, high: int) -> int:
-    """An integer between ``low`` and ``high``, uniform in log space (as many 2-4 as 200-400)."""
-    return int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
-
 
 def _image_input(rng: np.random.Generator) -> List[int]:
-    h = _log_uniform(rng, 1, 224)
-    w = h if rng.random() < 0.7 else _log_uniform(rng, 1, 224)
-    return [1, h, w, _log_uniform(rng, 1, 512)]
+    h = log_uniform(rng, 1, 224)
+    w = h if rng.random() < 0.7 else log_uniform(rng, 1, 224)
+    return [1, h, w, log_uniform(rng, 1, 512)]
 
 
 def _input_shape(rng: np.random.Generator) -> List[int]:
@@ -47,8 +43,8 @@ def _input_shape(rng: np.random.Generator) -> List[int]:
     if kind < 0.7:
         return _image_input(rng)
     if kind < 0.9:
-        return [1, _log_uniform(rng, 1, 256), _log_uniform(rng, 2, 512)]
-    return [1, _log_uniform(rng, 2, 2048)]
+        return [1, log_uniform(rng, 1, 256), log_uniform(rng, 2, 512)]
+    return [1, log_uniform(rng, 2, 2048)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ def _conv(b, x, rng, name, keep):
     window = _window(rng, b, x, keep)
     if window is None:
         return None
-    filters = b.channels(x) if keep else _log_uniform(rng, 1, 512)
+    filters = b.channels(x) if keep else log_uniform(rng, 1, 512)
     return b.add("conv2d", x, name, filters=filters, **window, **_act(rng))
 
 
@@ -109,7 +105,7 @@ def _transpose_conv(b, x, rng, name, keep):
     stride = choice(rng, (1, 2, 2))
     if h * stride > 448 or w * stride > 448:
         stride = 1
-    return b.add("transpose_conv2d", x, name, filters=_log_uniform(rng, 1, 256), kernel=choice(rng, (2, 3, 4, 5)),
+    return b.add("transpose_conv2d", x, name, filters=log_uniform(rng, 1, 256), kernel=choice(rng, (2, 3, 4, 5)),
                  stride=stride)
 
 
@@ -127,7 +123,7 @@ def _pool(op):
 
 
 def _dense(b, x, rng, name, keep):
-    units = b.channels(x) if keep else _log_uniform(rng, 1, 1024)
+    units = b.channels(x) if keep else log_uniform(rng, 1, 1024)
     return b.add("dense", x, name, units=units, **_act(rng))
 
 
@@ -140,7 +136,7 @@ def _lstm(b, x, rng, name, keep):
     _, steps, features = b.shape(x)
     if steps > _MAX_LSTM_STEPS:
         return None
-    units = features if keep else _log_uniform(rng, 4, 512)
+    units = features if keep else log_uniform(rng, 4, 512)
     last = {} if keep or rng.random() < 0.5 else {"return_sequences": False}
     return b.add("lstm", x, name, units=units, **last)
 
@@ -156,7 +152,7 @@ def _svdf(b, x, rng, name, keep):
             x = b.add("strided_slice", x, f"{name}_newest", begin=[0, steps - 1, 0], end=[1, steps, features])
             steps = 1
         x = b.add("reshape", x, f"{name}_frame", shape=[1, steps * features])
-    units = b.channels(x) if keep else _log_uniform(rng, 4, 256)
+    units = b.channels(x) if keep else log_uniform(rng, 4, 256)
     return b.add("svdf", x, name, units=units, memory=choice(rng, (2, 4, 8, 16, 32)), rank=choice(rng, (1, 2)))
 
 
@@ -301,7 +297,7 @@ def _gather(b, x, rng, name, keep):
         return None
     shape = b.shape(x)
     axis = choice(rng, list(range(1, len(shape))))
-    indices = [int(i) for i in rng.integers(0, shape[axis], size=_log_uniform(rng, 1, 64))]
+    indices = [int(i) for i in rng.integers(0, shape[axis], size=log_uniform(rng, 1, 64))]
     return b.add("gather", x, name, axis=axis, indices=indices)
 
 
@@ -410,7 +406,7 @@ def _depth_to_space(b, x, rng, name, keep):
         return None
     block = choice(rng, (2, 3))
     if b.channels(x) % (block * block):
-        x = b.add("conv2d", x, f"{name}_in", filters=block * block * _log_uniform(rng, 1, 32), kernel=1)
+        x = b.add("conv2d", x, f"{name}_in", filters=block * block * log_uniform(rng, 1, 32), kernel=1)
     return b.add("depth_to_space", x, name, block_size=block)
 
 
