@@ -333,6 +333,47 @@ py::dict stats_dict(const perfsage::EpochStats& s) {
   return d;
 }
 
+perfsage::EpochStats stats_from_dict(const py::dict& d) {
+  perfsage::EpochStats s;
+  s.epoch = d["epoch"].cast<int32_t>();
+  s.train_loss = d["train_loss"].cast<double>();
+  s.val_loss = d["val_loss"].cast<double>();
+  s.val_mape = d["val_mape"].cast<std::vector<double>>();
+  s.lr = d["lr"].cast<double>();
+  s.grad_norm = d["grad_norm"].cast<double>();
+  s.seconds = d["seconds"].cast<double>();
+  s.best = d["best"].cast<bool>();
+  return s;
+}
+
+py::array_t<float> flat_array(const std::vector<float>& values) {
+  py::array_t<float> a(static_cast<py::ssize_t>(values.size()));
+  if (!values.empty()) std::memcpy(a.mutable_data(), values.data(), values.size() * sizeof(float));
+  return a;
+}
+
+std::vector<float> flat_vector(const py::handle& obj, const std::string& what) {
+  const auto a = float_array(obj, what, {-1});
+  return std::vector<float>(a.data(), a.data() + a.shape(0));
+}
+
+perfsage::TrainState train_state_from_dict(const py::dict& d) {
+  perfsage::TrainState t;
+  for (const char* key : {"epochs_done", "step", "best_loss", "best_epoch", "stopped_early", "history", "m",
+                          "v", "best_params"})
+    if (!d.contains(key)) throw py::value_error(std::string("training state: '") + key + "' is missing");
+  t.epochs_done = d["epochs_done"].cast<int32_t>();
+  t.step = d["step"].cast<int64_t>();
+  t.best_loss = d["best_loss"].cast<double>();
+  t.result.best_epoch = d["best_epoch"].cast<int32_t>();
+  t.result.stopped_early = d["stopped_early"].cast<bool>();
+  for (const auto& s : d["history"].cast<py::list>()) t.result.history.push_back(stats_from_dict(s.cast<py::dict>()));
+  t.m = flat_vector(d["m"], "training state 'm'");
+  t.v = flat_vector(d["v"], "training state 'v'");
+  t.best_params = flat_vector(d["best_params"], "training state 'best_params'");
+  return t;
+}
+
 std::vector<float>* normalization_field(perfsage::Normalization& n, const std::string& name) {
   if (name == "node_mean") return &n.node_mean;
   if (name == "node_std") return &n.node_std;
@@ -663,6 +704,32 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
       py::arg("data"), py::arg("source") = "<bytes>",
       "Copy of a TFLite model with constant buffers emptied and every shape kept.");
 
+  py::class_<perfsage::TrainState>(m, "TrainState",
+                                   "Where a training run stands after its last whole epoch (Network.train's `state`):\n"
+                                   "with the weights of that moment, enough to go on from there bit for bit.")
+      .def(py::init([](const py::object& values) {
+             return values.is_none() ? perfsage::TrainState{} : train_state_from_dict(values.cast<py::dict>());
+           }),
+           py::arg("values") = py::none(),
+           "A run's start (no epochs done), or the state to_dict gave, checked against the network when\n"
+           "training starts.")
+      .def_readonly("epochs_done", &perfsage::TrainState::epochs_done)
+      .def("to_dict", [](const perfsage::TrainState& t) {
+        py::dict d;
+        d["epochs_done"] = t.epochs_done;
+        d["step"] = t.step;
+        d["best_loss"] = t.best_loss;
+        d["best_epoch"] = t.result.best_epoch;
+        d["stopped_early"] = t.result.stopped_early;
+        py::list history;
+        for (const auto& s : t.result.history) history.append(stats_dict(s));
+        d["history"] = history;
+        d["m"] = flat_array(t.m);
+        d["v"] = flat_array(t.v);
+        d["best_params"] = flat_array(t.best_params);
+        return d;
+      }, "Its fields: counters, history (a dict per epoch) and float32 arrays m, v, best_params.");
+
   py::class_<perfsage::TrainOptions> train_options(m, "TrainOptions", "Optimiser and training-loop settings.");
   train_options.def(py::init<>())
       .def("validate", &perfsage::TrainOptions::validate, "Raises PerfSageError naming a bad field.");
@@ -877,7 +944,7 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
       .def("train", [](SharedNetwork& n, const perfsage::GraphSet& train, const py::handle& train_labels,
                        const perfsage::GraphSet* val, const py::handle& val_labels,
                        perfsage::TrainOptions options, const py::object& on_epoch,
-                       const py::object& on_batch) {
+                       const py::object& on_batch, perfsage::TrainState* state) {
         // `options` is a copy (taken by value): the caller's object may change while this trains.
         const py::ssize_t T = n.config().num_targets;
         const auto y = float_array(train_labels, "train_labels", {static_cast<py::ssize_t>(train.size()), T});
@@ -909,7 +976,7 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
         perfsage::TrainResult result;
         {
           py::gil_scoped_release release;
-          result = n.train(train, y.data(), val, val ? vy.data() : nullptr, options, epoch_cb, batch_cb);
+          result = n.train(train, y.data(), val, val ? vy.data() : nullptr, options, epoch_cb, batch_cb, state);
         }
         if (callback_error) std::rethrow_exception(callback_error);
         py::list history;
@@ -921,9 +988,10 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
         out["interrupted"] = result.interrupted;
         return out;
       }, py::arg("train"), py::arg("train_labels"), py::arg("val").none(true), py::arg("val_labels"), py::arg("options"),
-         py::arg("on_epoch") = py::none(), py::arg("on_batch") = py::none(),
+         py::arg("on_epoch") = py::none(), py::arg("on_batch") = py::none(), py::arg("state").none(true) = py::none(),
          "Trains with the GIL released; callbacks get the GIL back on this thread and may predict,\n"
-         "read parameters or save (they see the weights of the last finished batch).")
+         "read parameters or save (they see the weights of the last finished batch). With `state`\n"
+         "(a TrainState), a run with epochs done goes on after them, and the state follows the run.")
       .def("to_bytes", [](const SharedNetwork& n, const std::vector<std::string>& names,
                           const std::vector<std::string>& units, const perfsage::TrainOptions& options,
                           const std::string& provenance) {

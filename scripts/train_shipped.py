@@ -7,7 +7,10 @@ Each target trains from its recipe (perfsage/_recipes.py) on a seeded random 80/
 dataset's labelled rows: 80% to train, 10% to stop early, and 10% held out, on which the accuracy
 is measured and stored in the predictor's provenance (`perfsage evaluate` uses the same split, so
 its random-split numbers are those of the shipped files). A target whose file exists is skipped
-unless --force: a killed run resumes with the next target.
+unless --force. A target's training writes its state after every epoch to --state-dir (default
+.cache/train_shipped/), so a run that is killed resumes inside the target it was training, at the
+epoch after the last one it finished; a finished target's state file is deleted once its predictor
+is saved.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from pathlib import Path
 from perfsage._recipes import SHIPPED_TARGETS, train_on_random_split
 from perfsage.datasets import open_dataset
 
-OUT = Path(__file__).resolve().parents[1] / "python" / "perfsage" / "predictors"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "python" / "perfsage" / "predictors"
 
 
 def main() -> int:
@@ -32,6 +36,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--force", action="store_true", help="retrain targets whose file exists")
+    ap.add_argument("--state-dir", default=str(ROOT / ".cache" / "train_shipped"),
+                    help="where a target's training state is kept while it trains (default: %(default)s)")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -44,9 +50,13 @@ def main() -> int:
     started = time.time()
     graphs = dataset.graphs(threads=args.threads)
     print(f"{args.dataset}: {len(graphs)} graphs in {time.time() - started:.0f} s", file=sys.stderr)
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
     for target in targets:
-        p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads)
+        state = state_dir / f"{target}-seed{args.seed}.npz"
+        p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads, checkpoint=state)
         p.save(out / f"{target}.psage")
+        state.unlink()
         print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": p.provenance["test"]}),
               flush=True)
     return 0

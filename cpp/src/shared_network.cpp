@@ -72,7 +72,8 @@ void SharedNetwork::fit_normalization(const std::vector<GraphInput>& graphs, con
 
 TrainResult SharedNetwork::train(const GraphSet& train_set, const float* train_labels, const GraphSet* val,
                                  const float* val_labels, const TrainOptions& options,
-                                 const EpochCallback& on_epoch, const BatchCallback& on_batch) {
+                                 const EpochCallback& on_epoch, const BatchCallback& on_batch,
+                                 TrainState* state) {
   std::shared_ptr<const SageNetwork> base;
   {
     std::lock_guard<std::mutex> writing(write_mutex_);
@@ -101,7 +102,7 @@ TrainResult SharedNetwork::train(const GraphSet& train_set, const float* train_l
   };
   TrainResult result;
   try {
-    result = perfsage::train(work, train_set, train_labels, val, val_labels, options, on_epoch, batch);
+    result = perfsage::train(work, train_set, train_labels, val, val_labels, options, on_epoch, batch, state);
   } catch (...) {
     // As training in place did: the network keeps the weights of the last finished batch.
     publish_work();

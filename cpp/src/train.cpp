@@ -97,9 +97,28 @@ Evaluation evaluate(const SageNetwork& net, const GraphSet& set, const float* la
   return ev;
 }
 
+void TrainState::validate(int64_t num_params, int32_t epochs) const {
+  auto fail = [](const std::string& field, const std::string& why) {
+    throw Error("training state: " + field + " " + why + " (is it from another network or run?)");
+  };
+  if (epochs_done < 0 || epochs_done > epochs)
+    fail("epochs_done", "is " + std::to_string(epochs_done) + ", the run has " + std::to_string(epochs) + " epochs");
+  if (step < 0) fail("step", "is negative");
+  const std::string size = "has the network's " + std::to_string(num_params) + " values";
+  if (static_cast<int64_t>(m.size()) != num_params) fail("m", "has " + std::to_string(m.size()) + " values, not " + size.substr(8));
+  if (static_cast<int64_t>(v.size()) != num_params) fail("v", "has " + std::to_string(v.size()) + " values, not " + size.substr(8));
+  if (!best_params.empty() && static_cast<int64_t>(best_params.size()) != num_params)
+    fail("best_params", "has " + std::to_string(best_params.size()) + " values, not " + size.substr(8));
+  if (static_cast<int64_t>(result.history.size()) != epochs_done)
+    fail("history", "has " + std::to_string(result.history.size()) + " epochs, not epochs_done = " +
+                        std::to_string(epochs_done));
+  if (result.best_epoch < 0 || result.best_epoch > epochs_done)
+    fail("best_epoch", "is " + std::to_string(result.best_epoch) + ", outside 0.." + std::to_string(epochs_done));
+}
+
 TrainResult train(SageNetwork& net, const GraphSet& train_set, const float* train_labels,
                   const GraphSet* val, const float* val_labels, const TrainOptions& o,
-                  const EpochCallback& on_epoch, const BatchCallback& on_batch) {
+                  const EpochCallback& on_epoch, const BatchCallback& on_batch, TrainState* state) {
   o.validate();
   net.check_normalization();
   const int64_t T = net.config().num_targets;
@@ -139,7 +158,23 @@ TrainResult train(SageNetwork& net, const GraphSet& train_set, const float* trai
   std::vector<float> best_params;
   double best_loss = std::numeric_limits<double>::infinity();
   int64_t step = 0;
-  for (int32_t epoch = 1; epoch <= o.epochs; ++epoch) {
+  int32_t first_epoch = 1;
+  if (state && state->epochs_done > 0) {
+    state->validate(static_cast<int64_t>(P), o.epochs);
+    m = state->m;
+    v = state->v;
+    best_params = state->best_params;
+    best_loss = state->best_loss;
+    step = state->step;
+    result = state->result;
+    result.interrupted = false;
+    first_epoch = state->epochs_done + 1;
+    // Each epoch shuffles the previous epoch's order: replaying the shuffles gives the next epoch
+    // the order it had (n draws each; far cheaper than an epoch).
+    for (int32_t e = 0; e < state->epochs_done; ++e) rng.shuffle(order);
+    if (result.stopped_early) first_epoch = o.epochs + 1;
+  }
+  for (int32_t epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     const auto started = std::chrono::steady_clock::now();
     rng.shuffle(order);
     double loss_sum = 0.0, norm_sum = 0.0, lr = o.lr;
@@ -230,15 +265,23 @@ TrainResult train(SageNetwork& net, const GraphSet& train_set, const float* trai
     }
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     result.history.push_back(stats);
-    if (result.interrupted) break;
+    if (result.interrupted) break;  // a partial epoch: the state stays at the last whole one
+    const bool stop_early = has_val && o.patience > 0 && epoch - result.best_epoch >= o.patience;
+    result.stopped_early = stop_early;
+    if (state) {
+      state->epochs_done = epoch;
+      state->step = step;
+      state->m = m;
+      state->v = v;
+      if (stats.best) state->best_params = best_params;
+      state->best_loss = best_loss;
+      state->result = result;
+    }
     if (on_epoch && !on_epoch(stats)) {
       result.interrupted = true;
       break;
     }
-    if (has_val && o.patience > 0 && epoch - result.best_epoch >= o.patience) {
-      result.stopped_early = true;
-      break;
-    }
+    if (stop_early) break;
   }
   if (!best_params.empty()) params = std::move(best_params);
   return result;

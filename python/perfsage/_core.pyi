@@ -103,6 +103,19 @@ def layer_ops(dtype: str) -> list[str]:
 def strip_weights(data: object, source: str = '<bytes>') -> bytes:
     """Copy of a TFLite model with constant buffers emptied and every shape kept."""
 
+class TrainState:
+    """Where a training run stands after its last whole epoch (Network.train's `state`):
+    with the weights of that moment, enough to go on from there bit for bit.
+    """
+    def __init__(self, values: object = None) -> None:
+        """A run's start (no epochs done), or the state to_dict gave, checked against the network when
+        training starts.
+        """
+    @property
+    def epochs_done(self) -> int: ...
+    def to_dict(self) -> dict:
+        """Its fields: counters, history (a dict per epoch) and float32 arrays m, v, best_params."""
+
 class TrainOptions:
     """Optimiser and training-loop settings."""
     def __init__(self) -> None: ...
@@ -234,9 +247,10 @@ class Network:
         """Additive readout only: (prediction [targets], each operator's cost [num_nodes, targets], the graph's constant [targets]); a sum target's prediction is the costs' sum plus the constant."""
     def loss_and_gradients(self, graphs: collections.abc.Sequence, labels: object, precision: str = 'float32', node_labels: object = None) -> tuple:
         """(mean loss, raw outputs [n, targets], gradients by parameter name); node_labels: per graph None or float32 [num_nodes, targets] per-operator labels (the additive readout's node loss)."""
-    def train(self, train: GraphSet, train_labels: object, val: GraphSet, val_labels: object, options: TrainOptions, on_epoch: object = None, on_batch: object = None) -> dict:
+    def train(self, train: GraphSet, train_labels: object, val: GraphSet, val_labels: object, options: TrainOptions, on_epoch: object = None, on_batch: object = None, state: TrainState = None) -> dict:
         """Trains with the GIL released; callbacks get the GIL back on this thread and may predict,
-        read parameters or save (they see the weights of the last finished batch).
+        read parameters or save (they see the weights of the last finished batch). With `state`
+        (a TrainState), a run with epochs done goes on after them, and the state follows the run.
         """
     def to_bytes(self, target_names: collections.abc.Sequence[str], target_units: collections.abc.Sequence[str], options: TrainOptions, provenance_json: str) -> bytes:
         """The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h)."""

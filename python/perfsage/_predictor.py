@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _core, _domain
+from . import _core, _domain, _resume
 from ._core import Graph, PerfSageError
 from ._graphs import batch_graphs, check_threads, load_many, model_source
 from ._io import __version__, atomic_write_bytes, utc_timestamp
@@ -323,7 +323,8 @@ class Predictor:
 
     def fit(self, train: Data, val: Optional[Data] = None, epochs: int = 100,
             callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
-            threads: int = 0, progress: bool = True) -> "Predictor":
+            threads: int = 0, progress: bool = True,
+            checkpoint: Optional[Union[str, os.PathLike]] = None) -> "Predictor":
         """Trains on ``train``: a dataset path, or ``(graphs, labels)``, or ``(graphs, labels,
         operator_labels)`` with one ``[num_nodes, targets]`` array (or None) per graph.
 
@@ -338,6 +339,12 @@ class Predictor:
         normalisation. The GIL is released while the C++ core trains; other threads, and ``callback``
         itself, may predict, read parameters or save meanwhile (they see the weights of the last
         finished batch), while changing the weights during ``fit`` raises ``PerfSageError``.
+
+        ``checkpoint``: a file that fit rewrites after every epoch with the weights and the
+        optimiser's state, so a run that is stopped (killed, Ctrl-C, the end of a session) goes on
+        where it stopped when fit is called again with the same path, data and hyperparameters,
+        and ends with the weights an uninterrupted run reaches. A path holding another run's
+        state raises ValueError. A finished run's file is kept: fitting again returns at once.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
@@ -371,13 +378,24 @@ class Predictor:
         node_labelled = sum(1 for x in node_labels or [] if x is not None)
         domain = _domain.summarize(graphs)
         del graphs, val_graphs  # the sets hold what training needs; let the Graphs go
+        state, data_fingerprint = None, ""
+        if checkpoint is not None:
+            data_fingerprint = _resume.fingerprint(labels, node_labelled, val_labels)
+            if os.path.exists(checkpoint):
+                self._network, state = _resume.read(checkpoint, self, epochs, data_fingerprint)
+                self._initialized = True
+            else:
+                state = _core.TrainState()
+        resumed_after = state.epochs_done if state is not None else 0
         if not self._initialized:
             self._initialize(train_set, labels)
         self._options.epochs = int(epochs)
         self._options.threads = int(threads)
-        bar = _ProgressBar(int(epochs)) if progress else None
+        bar = _ProgressBar(int(epochs) - resumed_after) if progress else None
 
         def on_epoch(stats: Dict[str, Any]) -> bool:
+            if checkpoint is not None:
+                _resume.write(checkpoint, self, state, epochs, data_fingerprint)
             if bar:
                 bar.epoch(stats)
             if callback is not None:
@@ -386,7 +404,7 @@ class Predictor:
 
         try:
             result = self._network.train(train_set, labels, val_set, val_labels, self._options, on_epoch,
-                                         bar.batch if bar else None)
+                                         bar.batch if bar else None, state)
         finally:
             if bar:
                 bar.close()
@@ -406,6 +424,7 @@ class Predictor:
             "best_epoch": result["best_epoch"],
             "stopped_early": result["stopped_early"],
             "interrupted": result["interrupted"],
+            **({"resumed_after_epoch": resumed_after} if resumed_after else {}),
             "best_val_mape": dict(zip(self._targets, best["val_mape"])) if best else {},
             "seconds": round(time.time() - started, 3),
             "validation_split": self._validation_split,

@@ -90,13 +90,13 @@ def split_record(recipe: Recipe, split: Split, seed: int, dataset_name: str) -> 
 
 
 def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
-                          progress: bool = True) -> Predictor:
+                          progress: bool = True, checkpoint: Any = None) -> Predictor:
     """Trains ``target``'s recipe on the seeded random split of ``dataset`` (its ``graphs`` loaded
     in row order), scores it on the split's test rows and records split, recipe and scores in the
     predictor's provenance, which ``perfsage evaluate --predictors`` checks before reusing it.
     How the shipped predictors are made (scripts/train_shipped.py). The split is the one
     ``perfsage evaluate``'s random split draws, so the evaluation's numbers are those of the
-    shipped files."""
+    shipped files. ``checkpoint``: ``Predictor.fit``'s, a file that lets a stopped run resume."""
     recipe = recipe_for(target)
     labels = dataset.labels(recipe.columns)
     split = random_split(usable_rows(labels), seed)
@@ -107,7 +107,8 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     def part(rows: np.ndarray) -> Tuple[Any, ...]:
         return ([graphs[i] for i in rows], labels[rows], None if ops is None else [ops[i] for i in rows])
 
-    p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress)
+    p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress,
+          checkpoint=checkpoint)
     y = labels[split.test]
     ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
     p.provenance.update({

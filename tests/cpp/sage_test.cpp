@@ -514,6 +514,51 @@ TEST(SageTrain, CallbackCanStopAndBadLabelsAreNamed) {
   }
 }
 
+TEST(SageTrain, AResumedRunReachesTheUninterruptedWeights) {
+  // A run stopped after an epoch and continued from its TrainState and that epoch's weights (in a
+  // new network, as another process would) must end bit-identical to one that never stopped,
+  // with validation (best-epoch weights) and a batch size that leaves a short last batch.
+  const TrainingData d = training_data(70, 1), v = training_data(20, 3);
+  TrainOptions o;
+  o.epochs = 6;
+  o.batch_size = 20;
+  o.threads = 2;
+  o.seed = 5;
+  SageNetwork whole = untrained(d, 5);
+  const TrainResult full = train(whole, d.set, d.labels.data(), &v.set, v.labels.data(), o);
+
+  SageNetwork first = untrained(d, 5);
+  TrainState state;
+  std::vector<float> saved;
+  train(first, d.set, d.labels.data(), &v.set, v.labels.data(), o,
+        [&](const EpochStats& s) {
+          saved = first.parameters();
+          return s.epoch < 4;
+        },
+        nullptr, &state);
+  ASSERT_EQ(state.epochs_done, 4);
+  SageNetwork second = untrained(d, 77);
+  second.parameters() = saved;
+  const TrainResult rest = train(second, d.set, d.labels.data(), &v.set, v.labels.data(), o, nullptr, nullptr, &state);
+  EXPECT_EQ(second.parameters(), whole.parameters());
+  ASSERT_EQ(rest.history.size(), full.history.size());
+  for (size_t i = 0; i < full.history.size(); ++i) EXPECT_EQ(rest.history[i].train_loss, full.history[i].train_loss);
+  EXPECT_EQ(rest.best_epoch, full.best_epoch);
+  EXPECT_EQ(state.epochs_done, 6);
+
+  // A state that does not fit the network or the run is named, not used.
+  TrainState wrong = state;
+  wrong.m.pop_back();
+  try {
+    train(second, d.set, d.labels.data(), &v.set, v.labels.data(), o, nullptr, nullptr, &wrong);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("training state: m has"), std::string::npos) << e.what();
+  }
+  o.epochs = 3;
+  EXPECT_THROW(train(second, d.set, d.labels.data(), &v.set, v.labels.data(), o, nullptr, nullptr, &state), Error);
+}
+
 TEST(SharedNetwork, TrainsBitIdenticallyToTrainingInPlace) {
   // Training a private copy and publishing it must not change the arithmetic.
   const TrainingData d = training_data(70, 1);

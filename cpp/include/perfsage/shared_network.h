@@ -54,7 +54,8 @@ class SharedNetwork {
   // run on the calling thread with no lock of this object held.
   TrainResult train(const GraphSet& train_set, const float* train_labels, const GraphSet* val,
                     const float* val_labels, const TrainOptions& options,
-                    const EpochCallback& on_epoch = nullptr, const BatchCallback& on_batch = nullptr);
+                    const EpochCallback& on_epoch = nullptr, const BatchCallback& on_batch = nullptr,
+                    TrainState* state = nullptr);
 
  private:
   // Runs `change` on a copy of the current network and publishes the copy; `what` names the

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,22 @@ struct TrainResult {
   bool interrupted = false;          // a callback asked to stop
 };
 
+// Where a run stands after its last finished epoch: with the network's weights of that moment, all
+// train() needs to go on from there, in this process or another (Predictor.fit's `checkpoint` file
+// saves both), with the weights an uninterrupted run would have reached, bit for bit. train()
+// updates it after every epoch, before the epoch callback, so a callback that saves the network
+// and the state saves a matching pair.
+struct TrainState {
+  int32_t epochs_done = 0;
+  int64_t step = 0;                 // optimiser steps taken (Adam's bias correction, the schedule)
+  std::vector<float> m, v;          // Adam's moments, in layout order
+  std::vector<float> best_params;   // the best validation epoch's weights; empty: none yet
+  double best_loss = std::numeric_limits<double>::infinity();
+  TrainResult result;               // history, best_epoch, stopped_early so far
+
+  void validate(int64_t num_params, int32_t epochs) const;  // throws perfsage::Error naming the field
+};
+
 // Called on the calling thread after each epoch; returning false stops training.
 using EpochCallback = std::function<bool(const EpochStats&)>;
 // Called on the calling thread after each batch (batch index in the epoch, batches per epoch);
@@ -80,10 +97,13 @@ using BatchCallback = std::function<bool(int64_t, int64_t)>;
 
 // Trains `net` in place. Labels are row-major [graphs, num_targets] with NaN for missing values.
 // The normalisation must already be fitted (normally on `train`). With validation data, the
-// network ends with the weights of the best validation epoch.
+// network ends with the weights of the best validation epoch. With `state`, a run whose state has
+// epochs done continues after them (the network must hold the weights saved with that state; the
+// data and options must be the run's own) and the state follows the run.
 TrainResult train(SageNetwork& net, const GraphSet& train, const float* train_labels,
                   const GraphSet* val, const float* val_labels, const TrainOptions& options,
-                  const EpochCallback& on_epoch = nullptr, const BatchCallback& on_batch = nullptr);
+                  const EpochCallback& on_epoch = nullptr, const BatchCallback& on_batch = nullptr,
+                  TrainState* state = nullptr);
 
 // Loss and per-target MAPE of the network's predictions on a set (for validation and reports).
 struct Evaluation {
