@@ -102,7 +102,8 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     split = random_split(usable_rows(labels), seed)
     p = Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns], seed=seed,
                   **recipe.hyperparameters)
-    ops = dataset_operator_labels(dataset, recipe.columns) if p.is_additive else None
+    ops = (dataset_operator_labels(dataset, recipe.columns, [None if g is None else g.op_names for g in graphs])
+           if p.is_additive else None)
 
     def part(rows: np.ndarray) -> Tuple[Any, ...]:
         return ([graphs[i] for i in rows], labels[rows], None if ops is None else [ops[i] for i in rows])

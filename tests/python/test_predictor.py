@@ -184,10 +184,10 @@ def test_provenance_is_json(trained):
 class _OperatorLabelled:
     """A dataset's per-operator interface: two rows of ``dev`` latency with operator labels."""
 
-    targets = {"dev": {"node_metrics": {"latency_ms": "ms"}}}
-
-    def __init__(self, totals, node_labels):
-        self._totals, self._nodes = np.asarray(totals, dtype=np.float64), node_labels
+    def __init__(self, totals, node_labels, placement=None):
+        self._totals, self._nodes, self._placement = np.asarray(totals, dtype=np.float64), node_labels, placement
+        metrics = {"latency_ms": "ms", **({"placement": ""} if placement is not None else {})}
+        self.targets = {"dev": {"node_metrics": metrics}}
 
     def __len__(self):
         return len(self._totals)
@@ -197,8 +197,8 @@ class _OperatorLabelled:
         return self._totals[:, None]
 
     def node_labels(self, target, metric):
-        assert (target, metric) == ("dev", "latency_ms")
-        return self._nodes
+        assert target == "dev" and metric in ("latency_ms", "placement")
+        return self._nodes if metric == "latency_ms" else self._placement
 
 
 def test_operator_labels_that_miss_the_model_label_train_on_the_model_label_alone() -> None:
@@ -212,3 +212,24 @@ def test_operator_labels_that_miss_the_model_label_train_on_the_model_label_alon
     np.testing.assert_array_equal(labels[2][:, 0], [0.5, 0.5])  # within 1%
     assert labels[3] is None
     assert np.isnan(labels[0][:, 1]).all()  # a target without operator labels
+
+
+def test_what_vela_lowered_without_a_source_goes_to_the_operator_it_placed_nowhere() -> None:
+    # Why: an NPU ARG_MAX has no Vela row of its own (placement "none"); its cost is the model's
+    # label minus its operators'. A CPU ARG_MAX (placement "cpu") or a RESHAPE Vela removed
+    # ("none", not a lowering op) takes nothing; a gap no such operator explains stays NaN.
+    npu, cpu, none = 0.0, 1.0, 2.0
+    rows = [np.array([1.0, 0.0, 0.0], np.float32), np.array([1.0, 0.0], np.float32),
+            np.array([1.0, 0.0], np.float32), np.array([1.0, 0.0, 0.0], np.float32)]
+    placement = [np.array([npu, none, none]), np.array([npu, cpu]), np.array([npu, none]),
+                 np.array([npu, none, none])]
+    names = [["CONV_2D", "ARG_MAX", "RESHAPE"], ["CONV_2D", "ARG_MAX"], ["CONV_2D", "RESHAPE"],
+             ["CONV_2D", "ARG_MAX", "ARG_MAX"]]
+    dataset = _OperatorLabelled([1.5, 1.0, 1.5, 1.5], rows, placement)
+    labels = perfsage._predictor.dataset_operator_labels(dataset, ["dev/latency_ms"], names)
+    np.testing.assert_allclose(labels[0][:, 0], [1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(labels[1][:, 0], [1.0, 0.0])
+    assert np.isnan(labels[2][:, 0]).all()
+    np.testing.assert_allclose(labels[3][:, 0], [1.0, 0.25, 0.25])
+    # Without the operator types, the first row cannot be attributed and trains on its model label.
+    assert np.isnan(perfsage._predictor.dataset_operator_labels(dataset, ["dev/latency_ms"])[0]).all()

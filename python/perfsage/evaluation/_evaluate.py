@@ -159,7 +159,9 @@ class LabelledRows:
     def operator_rows(self, target: str, rows: np.ndarray) -> Optional[List[Optional[np.ndarray]]]:
         """The per-operator labels of ``rows`` for ``target``, or None if the dataset has none."""
         if target not in self.operator_labels:
-            self.operator_labels[target] = dataset_operator_labels(self.dataset, self._columns[target])
+            self.graphs(np.empty(0, np.int64))  # loads them: their operator types place Vela's source-less costs
+            self.operator_labels[target] = dataset_operator_labels(
+                self.dataset, self._columns[target], [None if g is None else g.op_names for g in self._graphs])
         labels = self.operator_labels[target]
         return None if labels is None else [labels[r] for r in np.asarray(rows).tolist()]
 
