@@ -124,6 +124,30 @@ def test_graphs_come_from_stored_tflite_or_are_rebuilt_from_the_spec(tmp_path: P
     assert graphs[2] is None
 
 
+def test_graphs_of_a_subset_across_shards_are_those_rows_graphs(tmp_path: Path) -> None:
+    # graphs() reads the stored models one shard at a time (all of a large dataset's at once took
+    # 20 GB): rows picked out of order from several shards, a repeated id whose latest shard wins,
+    # and a row rebuilt from its spec must each get their own graph.
+    rows = _rows(n=6)
+    rows[4]["tflite"] = None
+    with ShardWriter(tmp_path / "d", TARGETS) as writer:
+        writer.write(rows[:2])
+        writer.write(rows[2:4])
+        writer.write(rows[4:])
+        writer.write([rows[1]])
+    ds = open_dataset(tmp_path / "d")
+    by_id = {r["id"]: r for r in rows}
+    pick = [5, 0, 4, 2, 1]
+    subset = ds.select(pick)
+    graphs = subset.graphs(threads=2)
+    for graph, row_id in zip(graphs, subset.ids):
+        row = by_id[row_id]
+        expected = perfsage.load_tflite(row["tflite"] if row["tflite"] is not None else
+                                        perfsage.build_model(row["spec"], seed=row["seed"]))
+        assert _features(graph) == _features(expected), row_id
+    assert [_features(g) for g in graphs] == [_features(g) for g in (ds.graphs()[i] for i in pick)]
+
+
 def test_rows_stripped_before_weight_summaries_get_their_weight_statistics_from_the_spec(tmp_path: Path) -> None:
     # Why: datasets labelled before strip_weights kept weight summaries store models whose weight
     # columns read 0; trained on as they are, "0" would mean uniform weights, which no real model

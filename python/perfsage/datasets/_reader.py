@@ -7,7 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -85,6 +85,23 @@ class _Files:
         return pa.concat_tables(tables)
 
 
+def _values_at(column: "pa.ChunkedArray", positions: np.ndarray) -> List[Any]:
+    """``column``'s values at ``positions`` as Python objects, converting only those rows (the
+    whole column of a 100,000-model dataset as Python bytes is many GB). Chunk by chunk: one take()
+    over the column would concatenate its chunks into one binary array, whose 32-bit offsets
+    overflow past 2 GiB (a 21,000-model dataset's models are more than that)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    out: List[Any] = [None] * len(positions)
+    starts = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    which = np.searchsorted(starts, positions, side="right") - 1
+    for c in np.unique(which).tolist():
+        picked = np.flatnonzero(which == c)
+        values = column.chunks[c].take(positions[picked] - starts[c]).to_pylist()
+        for k, value in zip(picked.tolist(), values):
+            out[k] = value
+    return out
+
+
 def _last_occurrence(ids: Sequence[str]) -> np.ndarray:
     last: Dict[str, int] = {}
     for position, row_id in enumerate(ids):
@@ -95,8 +112,9 @@ def _last_occurrence(ids: Sequence[str]) -> np.ndarray:
 class Dataset:
     """A labelled dataset: one row per model, read from a shard directory or one Parquet file.
 
-    Everything but the ``tflite`` column is read when the dataset is opened; the TFLite bytes are
-    read only by :meth:`graphs` and :meth:`table`, so labels of a large dataset load quickly.
+    Everything but the ``tflite``, per-operator and ``provenance`` columns is read when the dataset
+    is opened; those are read when first needed (the models one file at a time by :meth:`graphs`),
+    so labels of a large dataset load quickly.
     """
 
     def __init__(self, files: _Files, table: "pa.Table", positions: np.ndarray) -> None:
@@ -163,7 +181,7 @@ class Dataset:
 
     @property
     def provenance(self) -> List[Dict[str, Any]]:
-        return [json.loads(p) if p else {} for p in self._column("provenance")]
+        return [json.loads(p) if p else {} for p in self._stored_column("provenance")]
 
     @property
     def targets(self) -> Dict[str, Dict[str, Any]]:
@@ -220,8 +238,7 @@ class Dataset:
         labels are most of a large dataset's bytes)."""
         if name not in self._lazy:
             self._lazy[name] = self._files.read([name]).column(name)
-        values = self._lazy[name].to_pylist()
-        return [values[p] for p in self._positions]
+        return _values_at(self._lazy[name], self._positions)
 
     def _resolve_columns(self, columns: List[str]) -> List[str]:
         resolved: List[str] = []
@@ -241,10 +258,22 @@ class Dataset:
             return [None] * self.num_rows
         if self._tflite is None:
             self._tflite = self._files.read(["tflite"]).column("tflite")
-        # Row by row from the chunks: a take() would concatenate them into one binary array, whose
-        # 32-bit offsets overflow past 2 GiB (a 21,000-model dataset's models are more than that).
-        values = self._tflite.to_pylist()
-        return [values[p] for p in self._positions]
+        return _values_at(self._tflite, self._positions)
+
+    def _stored_models(self) -> Iterator[Tuple[np.ndarray, List[Optional[bytes]]]]:
+        """(rows, their stored TFLite bytes or None) one Parquet file at a time, so that only one
+        file's models are in memory at once (all of a 100,000-model dataset's are several GB)."""
+        if not self._files.has_tflite or self.num_rows == 0:
+            return
+        if self._tflite is not None:  # already read (table() does)
+            yield np.arange(self.num_rows), _values_at(self._tflite, self._positions)
+            return
+        starts = np.cumsum([0] + [open_parquet(f).metadata.num_rows for f in self._files.files])
+        which = np.searchsorted(starts, self._positions, side="right") - 1
+        for f in np.unique(which).tolist():
+            rows = np.flatnonzero(which == f)
+            column = read_columns(self._files.files[f], ["tflite"]).column("tflite")
+            yield rows, _values_at(column, self._positions[rows] - starts[f])
 
     def graphs(self, threads: int = 0) -> List[Optional[Graph]]:
         """One :class:`perfsage.Graph` per row, in row order.
@@ -256,16 +285,20 @@ class Dataset:
         """
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
             raise ValueError(f"threads must be a non-negative int (0: all cores), got {threads!r}")
-        stored = self._tflite_values()
         graphs: List[Optional[Graph]] = [None] * self.num_rows
-        have = [i for i, b in enumerate(stored) if b is not None]
-        if have:
-            loaded = load_many([stored[i] for i in have], threads=threads, on_error="none")
-            for i, graph in zip(have, loaded):
-                graphs[i] = graph
+        have: List[int] = []
+        for rows, stored in self._stored_models():
+            present = [k for k, b in enumerate(stored) if b is not None]
+            loaded = load_many([stored[k] for k in present], threads=threads, on_error="none") if present else []
+            for k, graph in zip(present, loaded):
+                graphs[int(rows[k])] = graph
+            have.extend(int(rows[k]) for k in present)
+            del stored, loaded
+        have.sort()
+        stored_rows = set(have)
         specs, seeds, dtypes = self.specs, self.seeds, self._column("dtype")
         self._refresh_weight_statistics(graphs, have, specs, seeds, dtypes, threads)
-        rebuild = [i for i, b in enumerate(stored) if b is None and specs[i] is not None]
+        rebuild = [i for i in range(self.num_rows) if i not in stored_rows and specs[i] is not None]
 
         def make(i: int) -> Optional[Graph]:
             # build_model and load_tflite release the GIL, so threads run them in parallel; the
@@ -309,15 +342,18 @@ class Dataset:
     def table(self, tflite: bool = True) -> "pa.Table":
         """The rows as a pyarrow Table (with the ``tflite`` column unless ``tflite=False``)."""
         pa, _ = arrow()
-        table = self._table
-        schema = make_schema(self._files.targets)
-        for name in self._node_columns():
-            position = table.schema.get_field_index("provenance")
-            table = table.add_column(position, name, pa.array(self._stored_column(name), type=schema.field(name).type))
-        if tflite and self._files.has_tflite:
-            column = pa.array(self._tflite_values(), type=pa.binary())
-            table = table.add_column(table.schema.get_field_index("dtype") + 1, "tflite", column)
-        return table.replace_schema_metadata(self._table.schema.metadata)
+        names, arrays = [], []
+        for field in make_schema(self._files.targets):
+            if field.name == "tflite":
+                if not (tflite and self._files.has_tflite):
+                    continue
+                arrays.append(pa.array(self._tflite_values(), type=pa.binary()))
+            elif field.name in self._table.column_names:
+                arrays.append(self._table.column(field.name))
+            else:  # read when first needed: per-operator labels, provenance
+                arrays.append(pa.array(self._stored_column(field.name), type=field.type))
+            names.append(field.name)
+        return pa.Table.from_arrays(arrays, names=names).replace_schema_metadata(self._table.schema.metadata)
 
     def select(self, rows: Union[np.ndarray, Sequence[int]]) -> "Dataset":
         """The dataset restricted to ``rows`` (indices, or a boolean mask of ``num_rows``)."""
@@ -345,7 +381,9 @@ def open_dataset(path: PathLike) -> Dataset:
     for attempt in range(3):
         try:
             files = _Files(path)
-            columns = [c for c in REQUIRED_COLUMNS if c != "tflite"] + list(files.units)
+            # The models, and each row's provenance (a tenth of a large dataset's other bytes), are
+            # read when first needed.
+            columns = [c for c in REQUIRED_COLUMNS if c not in ("tflite", "provenance")] + list(files.units)
             table = files.read(columns)
             break
         except FileNotFoundError:
