@@ -457,6 +457,22 @@ def test_info_counts_errors_and_label_ranges(tmp_path: Path, capsys) -> None:
     assert "latency_ms [ms]" in text and "spaces: kws 5" in text
 
 
+def test_info_counts_operator_types_chunk_by_chunk(tmp_path: Path, monkeypatch) -> None:
+    # It holds one chunk of graphs at a time (a 100,000-model dataset's all at once is many GB);
+    # chunks of 2 rows must count as one pass does: labelled rows only, each model once per type.
+    rows = _rows(space="op_zoo", n=7, errors=1)
+    with ShardWriter(tmp_path / "d", TARGETS) as writer:
+        writer.write(rows)
+    expected: Dict[str, int] = {}
+    for row in rows[1:]:
+        for op in set(perfsage.load_tflite(row["tflite"]).op_names):
+            expected[op] = expected.get(op, 0) + 1
+    import perfsage.datasets._info as info_module
+
+    monkeypatch.setattr(info_module, "_OPS_CHUNK", 2)
+    assert dataset_info(tmp_path / "d", op_types=True)["op_types"] == expected
+
+
 def test_cli_reports_a_foreign_parquet_file_in_one_line(tmp_path: Path, capsys) -> None:
     foreign = tmp_path / "f.parquet"
     pq.write_table(pa.table({"x": [1]}), foreign)

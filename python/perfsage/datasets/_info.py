@@ -18,6 +18,10 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
 
 
+# Rows whose graphs ``dataset_info(op_types=True)`` holds at once.
+_OPS_CHUNK = 5000
+
+
 def dataset_info(path: PathLike, op_types: bool = False, threads: int = 0) -> Dict[str, Any]:
     """Rows, spaces, dtypes, targets and metrics with units and label ranges, errors by kind; with
     ``op_types``, how many labelled models hold each TFLite operator type (reads every model)."""
@@ -65,9 +69,11 @@ def dataset_info(path: PathLike, op_types: bool = False, threads: int = 0) -> Di
     ops: Dict[str, int] = {}
     if op_types:
         counts: collections.Counter = collections.Counter()
-        for graph in dataset.select(ok).graphs(threads=threads):
-            if graph is not None:
-                counts.update(set(graph.op_names))
+        rows = np.flatnonzero(ok)
+        for start in range(0, len(rows), _OPS_CHUNK):  # a chunk's graphs at a time: bounded memory
+            for graph in dataset.select(rows[start:start + _OPS_CHUNK]).graphs(threads=threads):
+                if graph is not None:
+                    counts.update(set(graph.op_names))
         ops = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return {
         "path": str(resolved),
