@@ -158,16 +158,46 @@ def test_rows_stripped_before_weight_summaries_get_their_weight_statistics_from_
     current = [perfsage.load_tflite(row["tflite"]).node_features[:, columns] for row in rows]
     for row in rows[:2]:
         row["tflite"] = row["tflite"].replace(b"perfsage.weight_summaries", b"perfsage.weight_summarieX")
-    rows[1]["spec"] = None  # nothing to rebuild it from: it keeps what the file says
+    rows[1]["spec"] = None  # nothing to rebuild it from: it keeps what the file says, with a warning
     assert not perfsage.load_tflite(rows[0]["tflite"]).node_features[:, columns].any()
     with ShardWriter(tmp_path / "d", TARGETS) as writer:
         writer.write(rows)
-    graphs = open_dataset(tmp_path / "d").graphs(threads=2)
+    with pytest.warns(UserWarning, match="were stored before perfsage kept weight statistics"):
+        graphs = open_dataset(tmp_path / "d").graphs(threads=2)
     spec_path = perfsage.spec_graph(rows[0]["spec"], seed=rows[0]["seed"]).node_features
     np.testing.assert_array_equal(graphs[0].node_features, spec_path)
     np.testing.assert_allclose(graphs[0].node_features[:, columns], current[0], atol=0.6)
     assert not graphs[1].node_features[:, columns].any()
     np.testing.assert_array_equal(graphs[2].node_features[:, columns], current[2])
+
+
+def test_rows_labelled_from_files_before_weight_summaries_get_them_from_those_files(tmp_path: Path) -> None:
+    # Why: real models labelled from files before summaries existed read 0 in both weight columns,
+    # and a schema-2 predictor took them for compressible weights (flash bytes predicted at 0.61x
+    # of Vela's on the real-model set). The file the row was labelled from restores them; a row
+    # whose file is gone or changed is named in a warning.
+    import hashlib
+
+    rows = _rows(space="kws", n=3)
+    names = perfsage._core.node_feature_names()
+    columns = [names.index("weight_zero_fraction"), names.index("weight_log2_magnitude")]
+    models = tmp_path / "models"
+    models.mkdir()
+    for k, row in enumerate(rows):
+        full = perfsage.build_model(row["spec"], seed=row["seed"])
+        (models / f"m{k}.tflite").write_bytes(full)
+        row["provenance"] = json.dumps({"file": f"models/m{k}.tflite", "file_sha256": hashlib.sha256(full).hexdigest()})
+        row["tflite"] = row["tflite"].replace(b"perfsage.weight_summaries", b"perfsage.weight_summarieX")
+        row["spec"] = None
+    (models / "m2.tflite").write_bytes(b"changed since")
+    with ShardWriter(tmp_path / "d", TARGETS) as writer:
+        writer.write(rows)
+    with pytest.warns(UserWarning, match=r"1 row\(s\) \(e\.g\. id .*\) were stored before perfsage kept weight"):
+        graphs = open_dataset(tmp_path / "d").graphs(threads=2)
+    restored = perfsage.load_tflite((models / "m0.tflite").read_bytes()).node_features
+    np.testing.assert_array_equal(graphs[0].node_features, restored)
+    assert graphs[1].node_features[:, columns].any()
+    assert not graphs[2].node_features[:, columns].any()
 
 
 def test_latest_shard_wins_for_a_repeated_id(tmp_path: Path) -> None:

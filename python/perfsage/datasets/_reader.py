@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -314,30 +316,68 @@ class Dataset:
                     graphs[i] = graph
         return graphs
 
-    @staticmethod
-    def _refresh_weight_statistics(graphs: List[Optional[Graph]], have: Sequence[int], specs: Sequence[Any],
+    def _refresh_weight_statistics(self, graphs: List[Optional[Graph]], have: Sequence[int], specs: Sequence[Any],
                                    seeds: Sequence[Any], dtypes: Sequence[str], threads: int) -> None:
         """Stored models stripped before perfsage kept weight summaries (feature schema 1) read as
-        weightless: their weight-statistics columns are 0 where the weights were uniform draws. Rows
-        with a spec get their graph from the spec path instead, whose columns estimate those of the
-        spec's declared weights, so that old and new rows agree."""
+        weightless: their weight-statistics columns are 0, which no real model shows. Rows with a
+        spec get their graph from the spec path instead, whose columns estimate those of the spec's
+        declared weights, so that old and new rows agree. Rows labelled from a file (``dataset
+        label`` records it in the provenance) get theirs from that file when it is still there with
+        the same content; any other such row is named in a warning."""
         names = node_feature_names()
         zeros, magnitude, params = (names.index(n) for n in ("weight_zero_fraction", "weight_log2_magnitude",
                                                              "param_count"))
         stale: Dict[str, List[int]] = {}
+        orphans: List[int] = []
         for i in have:
             graph = graphs[i]
-            if graph is None or specs[i] is None or dtypes[i] == "float32":
+            if graph is None or dtypes[i] == "float32":
                 continue
             x = graph.node_features
             weighted = np.isin(graph.op_names, _WEIGHTED_OPS) & (x[:, params] > 0)
             if np.any(weighted & (x[:, zeros] == 0) & (x[:, magnitude] == 0)):
-                stale.setdefault(dtypes[i], []).append(i)
+                if specs[i] is None:
+                    orphans.append(i)
+                else:
+                    stale.setdefault(dtypes[i], []).append(i)
+        if orphans:
+            self._reload_from_source_files(graphs, orphans)
         for dtype, rows in stale.items():
             items = [{"spec": specs[i], "seed": int(seeds[i] or 0)} for i in rows]
             for i, graph in zip(rows, spec_graphs(items, dtype=dtype, threads=threads, on_error="none")):
                 if graph is not None:
                     graphs[i] = graph
+
+    def _reload_from_source_files(self, graphs: List[Optional[Graph]], rows: Sequence[int]) -> None:
+        """Graphs of ``rows`` from the model files they were labelled from (provenance ``file``,
+        checked against ``file_sha256``; a relative path is tried from the working directory and
+        from each folder above the dataset), or a warning naming the rows left as they are."""
+        provenance = self._stored_column("provenance")
+        bases = [Path.cwd(), *Path(self.path).resolve().parents]
+        missing = []
+        for i in rows:
+            record = json.loads(provenance[i]) if provenance[i] else {}
+            name, digest = record.get("file"), record.get("file_sha256")
+            found = None
+            if isinstance(name, str) and isinstance(digest, str):
+                for candidate in ([Path(name)] if Path(name).is_absolute() else [b / name for b in bases]):
+                    if candidate.is_file():
+                        data = candidate.read_bytes()
+                        if hashlib.sha256(data).hexdigest() == digest:
+                            found = data
+                            break
+            if found is None:
+                missing.append(i)
+            else:
+                graphs[i] = load_tflite(found)
+        if missing:
+            ids = self.ids
+            warnings.warn(
+                f"{self.path}: {len(missing)} row(s) (e.g. id {ids[missing[0]]}) were stored before perfsage kept "
+                "weight statistics, and neither a spec nor the model file they were labelled from (with the same "
+                "content) is there to restore them: their weight_zero_fraction and weight_log2_magnitude read 0, "
+                "which predictors trained on feature schema 2 do not expect. Label those models again.",
+                stacklevel=3)
 
     def table(self, tflite: bool = True) -> "pa.Table":
         """The rows as a pyarrow Table (with the ``tflite`` column unless ``tflite=False``)."""
