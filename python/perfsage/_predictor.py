@@ -20,6 +20,7 @@ from ._graphs import batch_graphs, check_threads, load_many, model_source
 from ._io import __version__, atomic_write_bytes, utc_timestamp
 from ._split import validation_split
 from ._writer import build_spec_graphs, spec_item
+from .labelers.vela_layers import PLACEMENTS
 from .datasets import open_dataset
 
 _SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
@@ -189,8 +190,6 @@ def _attributed(node_labels: List[Optional[np.ndarray]], totals: np.ndarray,
     """``node_labels`` with the source-less remainder given to its operators (see
     :func:`dataset_operator_labels`) and rows that still miss the finite positive ``totals`` by
     more than 1% replaced by NaN."""
-    from .labelers.vela_layers import PLACEMENTS
-
     nowhere = float(PLACEMENTS.index("none"))
     out = list(node_labels)
     for row, (labels, total) in enumerate(zip(node_labels, totals)):

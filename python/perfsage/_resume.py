@@ -81,12 +81,10 @@ def read(path: "os.PathLike[str] | str", predictor: "Predictor", epochs: int, da
     if differences:
         raise ValueError(f"fit: checkpoint {os.fspath(path)} is another run's (" + "; ".join(differences) +
                          "); use another path, or delete it to start this run afresh")
-    from ._predictor import Predictor
-
-    saved = Predictor.from_bytes(saved_bytes, os.fspath(path))
+    network = _core.read_checkpoint(saved_bytes, os.fspath(path))["network"]
     state = _core.TrainState({**{k: meta[k] for k in ("epochs_done", "step", "best_loss", "best_epoch",
                                                                "stopped_early", "history")}, **arrays})
-    return saved._network, state
+    return network, state
 
 
 def _comparable(hyperparameters: Dict[str, Any]) -> Dict[str, Any]:
