@@ -165,14 +165,23 @@ def test_predictions_from_specs_equal_predictions_from_models() -> None:
     models = [perfsage.build_model(item["spec"], seed=item["seed"]) for item in items]
     for name in perfsage.shipped_predictors():
         predictor = perfsage.load_predictor(name)
+        # A feature-schema-1 network reads no weight statistics, so the spec path predicts what
+        # the model does to the bit; a schema-2 one reads the two weight columns, which the spec
+        # path estimates (spec_graph.h: within 0.0039 and 0.09 of the written model's), so to 1%.
+        if b'"feature_schema_version":1' in predictor.to_bytes():
+            same = np.array_equal
+        else:
+            def same(a, b):
+                return np.allclose(a, b, rtol=1e-2, atol=0)
         expected = predictor.predict(models, threads=1)
-        assert np.array_equal(predictor.predict(items, threads=2), expected), name
-        assert np.array_equal(predictor.predict([item["spec"] for item in items], threads=1),
-                              predictor.predict([perfsage.build_model(item["spec"]) for item in items])), name
+        assert same(predictor.predict(items, threads=2), expected), name
+        assert same(predictor.predict([item["spec"] for item in items], threads=1),
+                    predictor.predict([perfsage.build_model(item["spec"]) for item in items])), name
         # One spec alone, and specs mixed with models in one call.
-        assert np.array_equal(predictor.predict(items[0]), expected[:1]), name
+        assert same(predictor.predict(items[0]), expected[:1]), name
         mixed = [items[0], models[1], perfsage.load_tflite(models[2])]
-        assert np.array_equal(predictor.predict(mixed), expected[:3]), name
+        assert same(predictor.predict(mixed), expected[:3]), name
+        # Float models have no integer weights: both columns are 0 on either path.
         float_spec = perfsage.sample("kws", 1, seed=4)[0]
         assert np.array_equal(predictor.predict(float_spec, dtype="float32"),
                               predictor.predict(perfsage.build_model(float_spec["spec"], seed=float_spec["seed"],

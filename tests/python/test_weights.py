@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
@@ -204,16 +205,25 @@ def test_a_pruned_real_model_has_mostly_zero_convolution_weights(models_dir: Pat
         assert np.max(other[[i for i, op in enumerate(dense.op_names) if op == "CONV_2D"], 0]) < 0.2
 
 
+# A predictor as perfsage shipped it before feature schema 2 (the ethos-u55-256 file of commit
+# 34abd69, trained on schema 1): what users' own schema-1 checkpoints must keep doing.
+SCHEMA_1_CHECKPOINT = Path(__file__).parent / "data" / "schema1-ethos-u55-256.psage"
+
+
+def _schema_1_checkpoints() -> List[Path]:
+    shipped = [Path(perfsage.__file__).parent / "predictors" / f"{name}.psage" for name in perfsage.shipped_predictors()]
+    return [SCHEMA_1_CHECKPOINT] + [p for p in shipped if b'"feature_schema_version":1' in p.read_bytes()]
+
+
 def test_schema_1_predictors_ignore_the_weight_columns() -> None:
     # A schema-1 network reads the first node columns only: a pruned model of the same shapes
     # gets the same prediction, to the bit.
     models = [perfsage.build_model(DENSE, seed=7), perfsage.build_model(with_weights(DENSE, PRUNED), seed=7)]
     assert not np.array_equal(perfsage.load_tflite(models[0]).node_features,
                               perfsage.load_tflite(models[1]).node_features)
-    for name in perfsage.shipped_predictors():
-        predictor = perfsage.load_predictor(name)
-        predictions = predictor.predict(models)
-        assert np.array_equal(predictions[0], predictions[1]), name
+    for path in _schema_1_checkpoints():
+        predictions = perfsage.load_predictor(path).predict(models)
+        assert np.array_equal(predictions[0], predictions[1]), path.name
 
 
 def fnv1a64(data: bytes) -> int:
@@ -233,9 +243,15 @@ def with_schema(checkpoint: bytes, schema: int) -> bytes:
     return checkpoint[:24] + fnv1a64(bytes(payload)).to_bytes(8, "little") + bytes(payload)
 
 
-def test_shipped_schema_1_checkpoints_load_save_and_refuse_newer_schemas(tmp_path: Path) -> None:
+def test_shipped_checkpoints_save_again_bit_for_bit() -> None:
     for name in perfsage.shipped_predictors():
         path = Path(perfsage.__file__).parent / "predictors" / f"{name}.psage"
+        assert perfsage.load_predictor(path).to_bytes() == path.read_bytes(), name
+
+
+def test_schema_1_checkpoints_load_save_and_refuse_newer_schemas(tmp_path: Path) -> None:
+    for path in _schema_1_checkpoints():
+        name = path.stem
         data = path.read_bytes()
         assert b'"feature_schema_version":1' in data
         predictor = perfsage.load_predictor(path)
