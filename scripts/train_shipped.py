@@ -28,6 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "python" / "perfsage" / "predictors"
 
 
+def _epoch_line(target: str):
+    def line(stats: dict) -> None:
+        mape = ", ".join(f"{v:.4f}" for v in stats["val_mape"])
+        print(f"{target} epoch {stats['epoch']}: loss {stats['train_loss']:.4g}, val {stats['val_loss']:.4g} "
+              f"(MAPE {mape}){' best' if stats['best'] else ''}, {stats['seconds']:.0f} s", file=sys.stderr, flush=True)
+    return line
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset")
@@ -54,7 +62,10 @@ def main() -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     for target in targets:
         state = state_dir / f"{target}-seed{args.seed}.npz"
-        p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads, checkpoint=state)
+        # A progress bar on a terminal; in a log file (a background run), one line per epoch.
+        interactive = sys.stderr.isatty()
+        p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads, checkpoint=state,
+                                  progress=interactive, callback=None if interactive else _epoch_line(target))
         p.save(out / f"{target}.psage")
         state.unlink()
         print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": p.provenance["test"]}),

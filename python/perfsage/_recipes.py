@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -96,13 +96,15 @@ def split_record(recipe: Recipe, split: Split, seed: int, dataset_name: str) -> 
 
 
 def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
-                          progress: bool = True, checkpoint: Any = None) -> Predictor:
+                          progress: bool = True, checkpoint: Any = None,
+                          callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None) -> Predictor:
     """Trains ``target``'s recipe on the seeded random split of ``dataset`` (its ``graphs`` loaded
     in row order), scores it on the split's test rows and records split, recipe and scores in the
     predictor's provenance, which ``perfsage evaluate --predictors`` checks before reusing it.
     How the shipped predictors are made (scripts/train_shipped.py). The split is the one
     ``perfsage evaluate``'s random split draws, so the evaluation's numbers are those of the
-    shipped files. ``checkpoint``: ``Predictor.fit``'s, a file that lets a stopped run resume."""
+    shipped files. ``checkpoint`` and ``callback``: ``Predictor.fit``'s (a file that lets a stopped
+    run resume; a function given each epoch's metrics)."""
     recipe = recipe_for(target)
     labels = dataset.labels(recipe.columns)
     split = random_split(usable_rows(labels), seed)
@@ -115,7 +117,7 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
         return ([graphs[i] for i in rows], labels[rows], None if ops is None else [ops[i] for i in rows])
 
     p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress,
-          checkpoint=checkpoint)
+          checkpoint=checkpoint, callback=callback)
     y = labels[split.test]
     ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
     p.provenance.update({

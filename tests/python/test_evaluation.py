@@ -451,6 +451,25 @@ def test_goals_are_judged_from_the_numbers() -> None:
     assert "loso[a] latency_ms: lookup 5.00% vs perfsage 6.00%" in beats["detail"]
 
 
+def test_train_shipped_script_logs_epochs_keeps_state_while_training_and_skips_done_targets(
+        tiny, tmp_path: Path) -> None:
+    # The script the shipped predictors come from: run in the background, its log gets one line
+    # per epoch (not a progress bar); the resume file exists only while a target trains.
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_shipped.py"
+    argv = [sys.executable, str(script), str(tiny["data"]), "--target", "dev", "--out", str(tmp_path / "out"),
+            "--state-dir", str(tmp_path / "state"), "--threads", "2"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "dev epoch 1: loss " in run.stderr and "training:" not in run.stderr
+    assert json.loads(run.stdout.splitlines()[-1])["target"] == "dev"
+    assert (tmp_path / "out" / "dev.psage").is_file() and not list((tmp_path / "state").iterdir())
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "every predictor file exists" in again.stderr
+
+
 def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp_path: Path) -> None:
     from perfsage._recipes import train_on_random_split
     from perfsage.evaluation import EvaluationError
