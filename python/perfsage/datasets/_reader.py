@@ -92,16 +92,23 @@ def _values_at(column: "pa.ChunkedArray", positions: np.ndarray) -> List[Any]:
     whole column of a 100,000-model dataset as Python bytes is many GB). Chunk by chunk: one take()
     over the column would concatenate its chunks into one binary array, whose 32-bit offsets
     overflow past 2 GiB (a 21,000-model dataset's models are more than that)."""
-    positions = np.asarray(positions, dtype=np.int64)
     out: List[Any] = [None] * len(positions)
-    starts = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
-    which = np.searchsorted(starts, positions, side="right") - 1
-    for c in np.unique(which).tolist():
-        picked = np.flatnonzero(which == c)
-        values = column.chunks[c].take(positions[picked] - starts[c]).to_pylist()
-        for k, value in zip(picked.tolist(), values):
+    for c, picked, local in _by_part([len(chunk) for chunk in column.chunks], positions):
+        for k, value in zip(picked.tolist(), column.chunks[c].take(local).to_pylist()):
             out[k] = value
     return out
+
+
+def _by_part(sizes: Sequence[int], positions: np.ndarray) -> Iterator[Tuple[int, np.ndarray, np.ndarray]]:
+    """For parts of ``sizes`` rows laid end to end (a column's chunks, a dataset's files) and
+    ``positions`` into them: (part, indices into ``positions`` that fall in it, their offsets
+    within it), once per part that has any."""
+    positions = np.asarray(positions, dtype=np.int64)
+    starts = np.cumsum([0] + list(sizes))
+    which = np.searchsorted(starts, positions, side="right") - 1
+    for part in np.unique(which).tolist():
+        picked = np.flatnonzero(which == part)
+        yield part, picked, positions[picked] - starts[part]
 
 
 def _last_occurrence(ids: Sequence[str]) -> np.ndarray:
@@ -270,12 +277,9 @@ class Dataset:
         if self._tflite is not None:  # already read (table() does)
             yield np.arange(self.num_rows), _values_at(self._tflite, self._positions)
             return
-        starts = np.cumsum([0] + [open_parquet(f).metadata.num_rows for f in self._files.files])
-        which = np.searchsorted(starts, self._positions, side="right") - 1
-        for f in np.unique(which).tolist():
-            rows = np.flatnonzero(which == f)
-            column = read_columns(self._files.files[f], ["tflite"]).column("tflite")
-            yield rows, _values_at(column, self._positions[rows] - starts[f])
+        sizes = [open_parquet(f).metadata.num_rows for f in self._files.files]
+        for f, rows, local in _by_part(sizes, self._positions):
+            yield rows, _values_at(read_columns(self._files.files[f], ["tflite"]).column("tflite"), local)
 
     def graphs(self, threads: int = 0) -> List[Optional[Graph]]:
         """One :class:`perfsage.Graph` per row, in row order.
