@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -32,70 +33,79 @@ void sgemm_generic(bool trans_a, int64_t m, int64_t n, int64_t k, const float* a
 
 #ifdef PERFSAGE_HAVE_AVX2_KERNEL
 
-// Four rows of C at a time, 16 columns (two 8-float registers) per block: eight accumulators
-// stay in registers across the whole k loop, each step loading two B vectors and broadcasting
-// four A values into eight FMAs.
+template <bool Masked>
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 load_avx2(const float* x, __m256i mask) {
+  if constexpr (Masked)
+    return _mm256_maskload_ps(x, mask);
+  else
+    return _mm256_loadu_ps(x);
+}
+
+// Register blocks of R rows of C by V vectors of 8 columns: R*V accumulators stay in registers
+// across the whole k loop, each step loading V vectors of B and broadcasting R values of A into R*V
+// FMAs. Every element of C is accumulated over p in increasing order with one FMA per step, in any
+// block shape, so the blocking never changes a result. With a mask (V = 1), only the lanes it sets
+// are read from B and C and written to C: the last columns when n is not a multiple of 8.
+template <int R, int V, bool Masked = false>
+__attribute__((target("avx2,fma"), always_inline)) inline void block_avx2(
+    int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* b, int64_t ldb, float* c,
+    int64_t ldc, bool accumulate, __m256i mask = __m256i()) {
+  static_assert(!Masked || V == 1, "a masked block is one vector wide");
+  __m256 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = accumulate ? load_avx2<Masked>(c + r * ldc + 8 * v, mask) : _mm256_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const float* brow = b + p * ldb;
+    __m256 bv[V];
+    for (int v = 0; v < V; ++v) bv[v] = load_avx2<Masked>(brow + 8 * v, mask);
+    const float* ap = a + p * a_col;
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(ap + r * a_row);
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) {
+      if constexpr (Masked)
+        _mm256_maskstore_ps(c + r * ldc, mask, acc[r][v]);
+      else
+        _mm256_storeu_ps(c + r * ldc + 8 * v, acc[r][v]);
+    }
+}
+
+// Rows [i0, i1) of one strip of 8*V columns starting at column j (of `width` < 8 columns, masked,
+// when Masked): six rows at a time (twelve accumulators for V = 2, enough to hide the FMA latency
+// of two pipes), then one by one.
+template <int V, bool Masked = false>
+__attribute__((target("avx2,fma"), always_inline)) inline void strip_avx2(
+    int64_t i0, int64_t i1, int64_t j, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+    const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int64_t width = 8) {
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(width)),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  int64_t i = i0;
+  for (; i + 6 <= i1; i += 6)
+    block_avx2<6, V, Masked>(k, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate, mask);
+  for (; i < i1; ++i)
+    block_avx2<1, V, Masked>(k, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate, mask);
+}
+
+// Rows are taken in chunks of kRowChunk; within a chunk, strip by strip of 16 columns, so that one
+// strip of B (k x 16 floats) stays in L1 while every row of the chunk passes over it, and the chunk
+// of A stays in L2 across the strips.
+constexpr int64_t kRowChunk = 96;
+
 __attribute__((target("avx2,fma"))) void sgemm_avx2(bool trans_a, int64_t m, int64_t n, int64_t k,
                                                      const float* a, int64_t lda, const float* b,
                                                      int64_t ldb, float* c, int64_t ldc,
                                                      bool accumulate) {
   const int64_t a_row = trans_a ? 1 : lda;  // step between consecutive rows i of op(A)
   const int64_t a_col = trans_a ? lda : 1;  // step between consecutive columns p of op(A)
-  int64_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const float* a0 = a + i * a_row;
-    float* c0 = c + i * ldc;
+  for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
+    const int64_t i1 = std::min(m, i0 + kRowChunk);
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-      __m256 acc[4][2];
-      for (int r = 0; r < 4; ++r)
-        for (int h = 0; h < 2; ++h)
-          acc[r][h] = accumulate ? _mm256_loadu_ps(c0 + r * ldc + j + 8 * h) : _mm256_setzero_ps();
-      for (int64_t p = 0; p < k; ++p) {
-        const float* brow = b + p * ldb + j;
-        const __m256 b0 = _mm256_loadu_ps(brow), b1 = _mm256_loadu_ps(brow + 8);
-        const float* ap = a0 + p * a_col;
-        for (int r = 0; r < 4; ++r) {
-          const __m256 av = _mm256_broadcast_ss(ap + r * a_row);
-          acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-          acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-        }
-      }
-      for (int r = 0; r < 4; ++r)
-        for (int h = 0; h < 2; ++h) _mm256_storeu_ps(c0 + r * ldc + j + 8 * h, acc[r][h]);
-    }
-    for (; j + 8 <= n; j += 8) {
-      __m256 acc[4];
-      for (int r = 0; r < 4; ++r) acc[r] = accumulate ? _mm256_loadu_ps(c0 + r * ldc + j) : _mm256_setzero_ps();
-      for (int64_t p = 0; p < k; ++p) {
-        const __m256 bv = _mm256_loadu_ps(b + p * ldb + j);
-        const float* ap = a0 + p * a_col;
-        for (int r = 0; r < 4; ++r) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + r * a_row), bv, acc[r]);
-      }
-      for (int r = 0; r < 4; ++r) _mm256_storeu_ps(c0 + r * ldc + j, acc[r]);
-    }
-    for (; j < n; ++j)
-      for (int r = 0; r < 4; ++r) {
-        float s = accumulate ? c0[r * ldc + j] : 0.0f;
-        for (int64_t p = 0; p < k; ++p) s += a0[r * a_row + p * a_col] * b[p * ldb + j];
-        c0[r * ldc + j] = s;
-      }
-  }
-  for (; i < m; ++i) {
-    const float* a0 = a + i * a_row;
-    float* crow = c + i * ldc;
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-      __m256 acc = accumulate ? _mm256_loadu_ps(crow + j) : _mm256_setzero_ps();
-      for (int64_t p = 0; p < k; ++p)
-        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + p * a_col), _mm256_loadu_ps(b + p * ldb + j), acc);
-      _mm256_storeu_ps(crow + j, acc);
-    }
-    for (; j < n; ++j) {
-      float s = accumulate ? crow[j] : 0.0f;
-      for (int64_t p = 0; p < k; ++p) s += a0[p * a_col] * b[p * ldb + j];
-      crow[j] = s;
-    }
+    for (; j + 16 <= n; j += 16) strip_avx2<2>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    for (; j + 8 <= n; j += 8) strip_avx2<1>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    if (j < n) strip_avx2<1, true>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate, n - j);
   }
 }
 

@@ -16,9 +16,9 @@ TEST(Kernels, EveryAvailableKernelMatchesADoubleReference) {
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (Isa isa : {Isa::kGeneric, Isa::kAvx2Fma}) {
     if (!isa_available(isa)) continue;
-    for (int m : {1, 3, 4, 5, 9, 33})
-      for (int n : {1, 7, 8, 15, 16, 17, 40})
-        for (int k : {0, 1, 5, 64})
+    for (int m : {1, 3, 4, 5, 6, 7, 9, 13, 33, 97, 200})
+      for (int n : {1, 7, 8, 15, 16, 17, 24, 40, 130})
+        for (int k : {0, 1, 5, 64, 130})
           for (bool trans : {false, true})
             for (bool accumulate : {false, true}) {
               SCOPED_TRACE(std::string(to_string(isa)) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
