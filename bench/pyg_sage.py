@@ -5,7 +5,10 @@ defined for perfsage (slog-standardised node features concatenated with an op-ty
 K GraphSAGE layers aggregating predecessors and/or successors, layer norm, residual, a
 sum/mean/max readout with slog on the sum, optionally R learned log-sum-exp readout channels,
 standardised graph features, an MLP head, and
-``exp(o * target_std + target_mean)`` as the prediction) with stock PyG pieces:
+``exp(o * target_std + target_mean)`` as the prediction; or, with ``readout="additive"``, the
+head run on every node's ``[h_K | h_0]`` and the graph the sum of the nodes' costs plus a learnt
+constant, or their maximum for a peak target, as cpp/include/perfsage/sage.h defines it) with
+stock PyG pieces:
 
 * ``torch_geometric.nn.SAGEConv`` does the aggregation and the two linear maps of one direction:
   ``out_i = lin_l(AGG_{j in N(i)} h_j) + lin_r(h_i)``, with ``lin_l`` carrying the bias, exactly
@@ -40,6 +43,7 @@ NUM_OP_TYPES = 210
 LN_EPS = 1e-5
 AGGREGATORS = ("mean", "sum", "max")
 DIRECTIONS = ("in", "out", "both")
+READOUTS = ("lse", "additive")
 
 
 def slog(v: Tensor) -> Tensor:
@@ -75,6 +79,11 @@ class PygSage(torch.nn.Module):
         readout_channels: int = 0,
         head_layers: int = 2,
         head_hidden: int = 64,
+        readout: str = "lse",
+        family_dim: int = 0,
+        families: Optional[Sequence[int]] = None,
+        max_targets: int = 0,
+        node_graph_context: bool = True,
     ) -> None:
         super().__init__()
         if aggregator not in AGGREGATORS:
@@ -87,17 +96,31 @@ class PygSage(torch.nn.Module):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if readout_channels < 0:
             raise ValueError(f"readout_channels must be >= 0, got {readout_channels}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if family_dim > 0 and families is None:
+            raise ValueError("family_dim > 0 needs families: each op type's family (perfsage._core.op_families())")
         self.layers = layers
         self.hidden = hidden
         self.direction = direction
         self.residual = residual
         self.head_layers = head_layers
+        self.additive = readout == "additive"
+        self.node_graph_context = node_graph_context
         self.embedding = torch.nn.Embedding(NUM_OP_TYPES, embedding_dim)
+        self.family_embedding = None
+        if family_dim > 0:
+            table = torch.tensor(list(families), dtype=torch.long)  # type: ignore[arg-type]
+            self.register_buffer("family_of_op", table)
+            self.family_embedding = torch.nn.Embedding(int(table.max()) + 1, family_dim)
+        input_width = num_node_features + embedding_dim + family_dim
+        # Peak targets (bit t of max_targets) take the maximum over the nodes; the others the sum.
+        self.register_buffer("is_max", torch.tensor([bool(max_targets >> t & 1) for t in range(num_targets)]))
         self.conv_in = torch.nn.ModuleList()
         self.conv_out = torch.nn.ModuleList()
         self.norms = torch.nn.ModuleList()
         for k in range(layers):
-            width = num_node_features + embedding_dim if k == 0 else hidden
+            width = input_width if k == 0 else hidden
             if direction in ("in", "both"):
                 self.conv_in.append(SAGEConv(width, hidden, aggr=aggregator))
             if direction in ("out", "both"):
@@ -108,9 +131,14 @@ class PygSage(torch.nn.Module):
             self.norms.append(torch.nn.LayerNorm(hidden, eps=LN_EPS) if layer_norm else torch.nn.Identity())
         # Optional learned readout: R linear node scores, each pooled per graph by log-sum-exp (a soft
         # max over the nodes), beside the fixed sum/mean/max.
-        self.readout = torch.nn.Linear(hidden, readout_channels) if readout_channels > 0 else None
-        widths = ([3 * hidden + readout_channels + num_graph_features] + [head_hidden] * (head_layers - 1)
-                  + [num_targets])
+        self.readout = torch.nn.Linear(hidden, readout_channels) if readout_channels > 0 and not self.additive else None
+        if self.additive:
+            # The per-node head reads [h_K | h_0 | graph features]; the graph adds a learnt constant.
+            self.constant = torch.nn.Parameter(torch.zeros(num_targets))
+            first = hidden + input_width + (num_graph_features if node_graph_context else 0)
+        else:
+            first = 3 * hidden + readout_channels + num_graph_features
+        widths = [first] + [head_hidden] * (head_layers - 1) + [num_targets]
         self.head = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         # Statistics fitted on the training set, not trained: buffers (saved, never optimised).
         self.register_buffer("node_mean", torch.zeros(num_node_features))
@@ -124,7 +152,11 @@ class PygSage(torch.nn.Module):
                 batch: Optional[Tensor] = None, num_graphs: Optional[int] = None) -> Tensor:
         """Raw outputs o [B, T] from raw features x [N, F], op_type [N], edge_index [2, E] and
         graph_features [B, G]; batch None means one graph (PyG's pools accept that)."""
-        h = torch.cat([(slog(x) - self.node_mean) / self.node_std, self.embedding(op_type)], dim=1)
+        parts = [(slog(x) - self.node_mean) / self.node_std, self.embedding(op_type)]
+        if self.family_embedding is not None:
+            parts.append(self.family_embedding(self.family_of_op[op_type]))
+        h = h0 = torch.cat(parts, dim=1)
+        context = (slog(graph_features) - self.graph_mean) / self.graph_std
         for k in range(self.layers):
             if self.direction == "in":
                 z = self.conv_in[k](h, edge_index)
@@ -134,17 +166,37 @@ class PygSage(torch.nn.Module):
                 z = self.conv_in[k](h, edge_index) + self.conv_out[k](h, edge_index)
             u = torch.relu(self.norms[k](z))
             h = h + u if self.residual and k >= 1 else u
+        if self.additive:
+            return self.additive_readout(h, h0, context, batch, num_graphs)
         pooled = [slog(global_add_pool(h, batch, num_graphs)), global_mean_pool(h, batch, num_graphs),
                   global_max_pool(h, batch, num_graphs)]
         if self.readout is not None:
             pooled.append(graph_logsumexp(self.readout(h), batch, num_graphs))
         readout = torch.cat(pooled, dim=1)
-        z = torch.cat([readout, (slog(graph_features) - self.graph_mean) / self.graph_std], dim=1)
+        return self.run_head(torch.cat([readout, context], dim=1))
+
+    def run_head(self, z: Tensor) -> Tensor:
         for j, linear in enumerate(self.head):
             z = linear(z)
             if j < self.head_layers - 1:
                 z = torch.relu(z)
         return z
+
+    def additive_readout(self, h: Tensor, h0: Tensor, context: Tensor, batch: Optional[Tensor],
+                         num_graphs: Optional[int]) -> Tensor:
+        """Every node's head output o_node [N, T]; per graph, a sum target's
+        o = log(sum_i exp(std o_node_i) + exp(std k)) / std, a peak target's max(max_i o_node_i, k)."""
+        if batch is None:
+            batch = torch.zeros(h.shape[0], dtype=torch.long)
+            num_graphs = 1
+        parts = [h, h0] + ([context[batch]] if self.node_graph_context else [])
+        scaled = self.run_head(torch.cat(parts, dim=1)) * self.target_std
+        constant = self.constant * self.target_std
+        top = torch.maximum(global_max_pool(scaled, batch, num_graphs), constant).detach()
+        total = global_add_pool(torch.exp(scaled - top[batch]), batch, num_graphs) + torch.exp(constant - top)
+        summed = top + torch.log(total)
+        peak = torch.maximum(global_max_pool(scaled, batch, num_graphs), constant)
+        return torch.where(self.is_max, peak, summed) / self.target_std
 
     def forward_data(self, data: Data) -> Tensor:
         """Raw outputs for one Data from :func:`to_data`, or a Batch of them."""
@@ -163,6 +215,8 @@ class PygSage(torch.nn.Module):
         """perfsage's parameter names mapped to this model's parameters, with whether the perfsage
         array is the transpose (perfsage stores weights [in, out], torch.nn.Linear [out, in])."""
         layout: Dict[str, Tuple[torch.nn.Parameter, bool]] = {"embedding": (self.embedding.weight, False)}
+        if self.family_embedding is not None:
+            layout["family_embedding"] = (self.family_embedding.weight, False)
         for k in range(self.layers):
             # The conv that owns the root weight and bias: the predecessor one unless direction == "out".
             root = self.conv_in[k] if self.direction in ("in", "both") else self.conv_out[k]
@@ -175,6 +229,8 @@ class PygSage(torch.nn.Module):
             if isinstance(self.norms[k], torch.nn.LayerNorm):
                 layout[f"sage{k}.ln_gain"] = (self.norms[k].weight, False)
                 layout[f"sage{k}.ln_bias"] = (self.norms[k].bias, False)
+        if self.additive:
+            layout["readout.constant"] = (self.constant, False)
         if self.readout is not None:
             layout["readout.weight"] = (self.readout.weight, True)
             layout["readout.bias"] = (self.readout.bias, False)
