@@ -32,6 +32,7 @@ from perfsage.evaluation import _gcn as gcn  # noqa: E402
 from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
 from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
+from perfsage.evaluation import _lookup  # noqa: E402
 from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
 
@@ -219,6 +220,41 @@ def test_lookup_recovers_known_per_operator_costs() -> None:
     assert method.last_prediction["nodes_by_table"] == {"kernel": len(owner), "op_type": 0, "global": 0}
     np.testing.assert_allclose(node_costs[:, 0], np.concatenate(_true_op_costs(test)), rtol=1e-6)
     np.testing.assert_allclose(method.predict(test)[:, 0], [c.sum() for c in _true_op_costs(test)], rtol=1e-6)
+
+
+def test_lookup_fits_each_kernel_on_its_operators_labels_where_they_exist() -> None:
+    # nn-Meter's way: each kernel from its own operators' labels. Column 0 has per-operator labels
+    # (and a model label that is not their sum, which this fit must not read); column 1 has none
+    # and is fitted jointly on the model labels, as before.
+    rng = np.random.default_rng(1)
+    graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(120)]
+    train, test = graphs[:100], graphs[100:]
+    costs = _true_op_costs(train)
+    y = np.array([[1.7 * c.sum(), c.sum()] for c in costs])
+    operator_labels = [np.column_stack([c, np.full(len(c), np.nan)]) for c in costs]
+    operator_labels[3] = None  # a row without per-operator labels is left out of that fit
+    method = LookupMethod(["dev/latency_ms", "dev/peak_sram_bytes"], ["ms", "bytes"])
+    info = method.fit((train, y), (train[:5], y[:5]), operator_labels=(operator_labels, None))
+    assert info["fitted_on_operator_labels"] == ["dev/latency_ms"]
+    truth = np.concatenate(_true_op_costs(test))
+    np.testing.assert_allclose(method.graph_operator_costs(test[0])[:, 0], _true_op_costs(test[:1])[0], rtol=1e-6)
+    node_costs, _ = method.operator_costs(test)
+    np.testing.assert_allclose(node_costs[:, 0], truth, rtol=1e-6)  # not 1.7x: the model labels were not used
+    np.testing.assert_allclose(node_costs[:, 1], truth, rtol=1e-6)  # the joint fit recovers them too
+    with pytest.raises(ValueError, match="per-operator labels of shape"):
+        method.fit((train, y), (train[:5], y[:5]), operator_labels=([c[:, None] for c in costs], None))
+
+
+def test_lookup_joint_fit_samples_its_rows_above_the_cap(monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(60)]
+    y = np.array([c.sum() for c in _true_op_costs(graphs)])[:, None]
+    monkeypatch.setattr(_lookup, "JOINT_MAX_ROWS", 40)
+    method = LookupMethod(["dev/latency_ms"], ["ms"])
+    info = method.fit((graphs, y), (graphs[:5], y[:5]))
+    assert info["joint_fit_rows"] == 40
+    # Exact costs are recovered from any 40 of the models.
+    np.testing.assert_allclose(method.predict(graphs)[:, 0], y[:, 0], rtol=1e-6)
 
 
 def test_lookup_falls_back_for_unseen_kernels_and_round_trips(tmp_path: Path, small_graphs) -> None:
