@@ -33,7 +33,7 @@ from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
 from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
 from perfsage.evaluation import _lookup  # noqa: E402
-from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS  # noqa: E402
+from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS, OperatorLookupMethod  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -222,25 +222,27 @@ def test_lookup_recovers_known_per_operator_costs() -> None:
     np.testing.assert_allclose(method.predict(test)[:, 0], [c.sum() for c in _true_op_costs(test)], rtol=1e-6)
 
 
-def test_lookup_fits_each_kernel_on_its_operators_labels_where_they_exist() -> None:
+def test_lookup_ops_fits_each_kernel_on_its_operators_labels_where_they_exist() -> None:
     # nn-Meter's way: each kernel from its own operators' labels. Column 0 has per-operator labels
     # (and a model label that is not their sum, which this fit must not read); column 1 has none
-    # and is fitted jointly on the model labels, as before.
+    # and is fitted jointly on the model labels, as lookup does.
     rng = np.random.default_rng(1)
     graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(120)]
     train, test = graphs[:100], graphs[100:]
     costs = _true_op_costs(train)
     y = np.array([[1.7 * c.sum(), c.sum()] for c in costs])
-    operator_labels = [np.column_stack([c, np.full(len(c), np.nan)]) for c in costs]
+    operator_labels: List[Any] = [np.column_stack([c, np.full(len(c), np.nan)]) for c in costs]
     operator_labels[3] = None  # a row without per-operator labels is left out of that fit
-    method = LookupMethod(["dev/latency_ms", "dev/peak_sram_bytes"], ["ms", "bytes"])
+    method = OperatorLookupMethod(["dev/latency_ms", "dev/peak_sram_bytes"], ["ms", "bytes"])
     info = method.fit((train, y), (train[:5], y[:5]), operator_labels=(operator_labels, None))
     assert info["fitted_on_operator_labels"] == ["dev/latency_ms"]
     truth = np.concatenate(_true_op_costs(test))
-    np.testing.assert_allclose(method.graph_operator_costs(test[0])[:, 0], _true_op_costs(test[:1])[0], rtol=1e-6)
     node_costs, _ = method.operator_costs(test)
-    np.testing.assert_allclose(node_costs[:, 0], truth, rtol=1e-6)  # not 1.7x: the model labels were not used
+    np.testing.assert_allclose(node_costs[:, 0], truth, rtol=1e-6)  # not 1.7x: the model labels were not read
     np.testing.assert_allclose(node_costs[:, 1], truth, rtol=1e-6)  # the joint fit recovers them too
+    np.testing.assert_allclose(method.graph_operator_costs(test[0])[:, 0], _true_op_costs(test[:1])[0], rtol=1e-6)
+    method.fit((train, y), (train[:5], y[:5]))  # without any: every metric jointly, as lookup
+    np.testing.assert_allclose(method.operator_costs(test)[0][:, 0], 1.7 * truth, rtol=1e-6)
     with pytest.raises(ValueError, match="per-operator labels of shape"):
         method.fit((train, y), (train[:5], y[:5]), operator_labels=([c[:, None] for c in costs], None))
 
@@ -252,9 +254,10 @@ def test_lookup_joint_fit_samples_its_rows_above_the_cap(monkeypatch) -> None:
     monkeypatch.setattr(_lookup, "JOINT_MAX_ROWS", 40)
     method = LookupMethod(["dev/latency_ms"], ["ms"])
     info = method.fit((graphs, y), (graphs[:5], y[:5]))
-    assert info["joint_fit_rows"] == 40
-    # Exact costs are recovered from any 40 of the models.
+    assert info["fit_rows"] == 40
+    # Exact costs are recovered from any 40 of the models, operator by operator.
     np.testing.assert_allclose(method.predict(graphs)[:, 0], y[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(method.graph_operator_costs(graphs[0])[:, 0], _true_op_costs(graphs[:1])[0], rtol=1e-6)
 
 
 def test_lookup_falls_back_for_unseen_kernels_and_round_trips(tmp_path: Path, small_graphs) -> None:
@@ -388,7 +391,7 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
     assert (out / "report.md").is_file() and (out / "predictors" / "dev.psage").is_file()
     report = json.loads((out / "report.json").read_text())
     labels = ["random", "loso[kws]", "loso[super_resolution]", "fewshot[k=10]", "real"]
-    methods = ["perfsage", "loglinear", "lookup", "gcn"]
+    methods = ["perfsage", "loglinear", "lookup", "lookup_ops", "gcn"]
     assert sorted((u["label"], u["method"]) for u in report["units"]) == sorted(itertools.product(labels, methods))
     for unit in report["units"]:
         assert set(unit["metrics"]) == {"latency_ms"}  # the recipe of an unknown target: latency only
@@ -400,8 +403,8 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
     assert report["units"] and report["goals"][-1]["goal"].startswith("perfsage beats every baseline")
     assert {p for p in report["plots"]} == {f"{k}_dev.png" for k in ("predicted_vs_true", "error_cdf", "error_vs_size")}
     assert all((out / p).stat().st_size > 1000 for p in report["plots"])
-    assert "| latency_ms | lookup |" in (out / "report.md").read_text()
-    assert first.count(": finished in ") == 20
+    assert "| latency_ms | lookup |" in (out / "report.md").read_text() and "| latency_ms | lookup_ops |" in (out / "report.md").read_text()
+    assert first.count(": finished in ") == 25
     loaded = perfsage.load_predictor(out / "predictors" / "dev.psage")
     assert loaded.output_names == ["dev/latency_ms"]
 
@@ -409,7 +412,7 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
     stamps = {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")}
     assert _cli(_argv(tiny, out)) == 0
     second = capsys.readouterr().err
-    assert second.count("done before") == 20 and ": started" not in second
+    assert second.count("done before") == 25 and ": started" not in second
     assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")} == stamps
 
     # A unit lost in a kill is the only one redone; other perfsage epochs redo exactly perfsage's units.

@@ -11,7 +11,7 @@ import numpy as np
 from .._core import Graph
 from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor
 from ._gcn import GCNMethod
-from ._lookup import LookupMethod
+from ._lookup import LookupMethod, OperatorLookupMethod
 from ._method import Labelled, Method, check_labels, graph_size_features, load_arrays, save_arrays
 
 
@@ -113,12 +113,12 @@ class LogLinearMethod(Method):
 
 
 def method_names() -> List[str]:
-    return ["perfsage", "loglinear", "lookup", "gcn"]
+    return ["perfsage", "loglinear", "lookup", "lookup_ops", "gcn"]
 
 
 def method_class(name: str) -> type:
     """The Method subclass called ``name``."""
-    classes = {c.name: c for c in (PerfSageMethod, LogLinearMethod, LookupMethod, GCNMethod)}
+    classes = {c.name: c for c in (PerfSageMethod, LogLinearMethod, LookupMethod, OperatorLookupMethod, GCNMethod)}
     if name not in classes:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(method_names())}")
     return classes[name]

@@ -25,7 +25,7 @@ _IQR_PER_SIGMA = 2 * 0.6744897501960817
 _MEAN_ABS_PER_SIGMA = math.sqrt(2 / math.pi)
 NOISE_PER_SPREAD = _MEAN_ABS_PER_SIGMA / _IQR_PER_SIGMA  # ≈ 0.5916
 
-BASELINES = ("loglinear", "lookup", "gcn")
+BASELINES = ("loglinear", "lookup", "lookup_ops", "gcn")
 
 
 # ----------------------------------------------------------------------------------------------

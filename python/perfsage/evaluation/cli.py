@@ -48,7 +48,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evaluate",
         help="accuracy of perfsage against baselines on the protocol's splits (report, JSON, plots)",
         description="Trains perfsage (from the target's recipe) and the baselines (log-linear MACs/params "
-        "regression, nn-Meter-style kernel lookup table, BRP-NAS-style GCN) on the same rows of each split, "
+        "regression, nn-Meter-style kernel lookup table fitted on model labels (lookup) or on per-operator labels "
+        "(lookup_ops), BRP-NAS-style GCN) on the same rows of each split, "
         "scores them (MAPE, RMSPE, within ±5%/±10%, Spearman, Kendall) and writes OUT/report.md, "
         "OUT/report.json and plots. Every finished unit is saved under OUT/units at once: run the same "
         "command again to resume after a kill.",
