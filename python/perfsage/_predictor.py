@@ -621,7 +621,7 @@ class Explanation:
 
 # Targets with a predictor file inside the package (python/perfsage/predictors/{target}.psage),
 # trained by scripts/train_shipped.py from their recipes (_recipes.py).
-SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512")
+SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512", "ethos-u55-128", "ethos-u65-256")
 
 
 def shipped_predictors() -> List[str]:
