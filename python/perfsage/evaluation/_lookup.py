@@ -14,7 +14,9 @@ seeded sample of them.
 measurements: where the training rows have per-operator labels for a metric (Vela's per-layer
 estimates), each key's coefficients by NNLS on its own operators' labels, each operator's error
 relative to its model's label (the error it adds to its model's relative error); metrics without
-them (peak memory) are fitted jointly as above. Measured once on 2,400 world models
+them (peak memory) are fitted jointly as above but with the op type as the key: Lawson-Hanson on the
+2,000-4,000 columns of the kernel keys of the world data solves a new system at every step and took
+5 minutes and more per fit here. Measured once on 2,400 world models
 (ethos-u55-256, 600 held out): latency MAPE 25% against the joint fit's 31%, energy 29% against
 38%, but off-chip flash 261% against 146% (a model's flash traffic is not only its operators'
 weights). Relative to each operator's own label instead, latency was 31%.
@@ -138,6 +140,9 @@ class LookupMethod(Method):
     name = "lookup"
     # Given per-operator labels only to score its operator costs against them (the fit reads model labels).
     uses_operator_labels = True
+    # Whether metrics fitted jointly on model labels get a kernel-level table (else their kernels
+    # take their op type's coefficients).
+    joint_kernel_level = True
     summary = (
         "nn-Meter-style kernel lookup table: model cost = Σ over its operators of a per-kernel cost "
         "c0 + c1·MACs + c2·activation bytes + c3·parameter bytes, kernel key = op type + kernel size, stride, "
@@ -188,7 +193,7 @@ class LookupMethod(Method):
                 nodes = complete[owner, j]
                 coefficients[j] = _operator_fit(ids[nodes], len(table), costs[nodes],
                                                 node_y[nodes, j], y[owner[nodes], j])  # type: ignore[index]
-            if joint:
+            if joint and (level != "kernel" or self.joint_kernel_level):
                 design = _design(ids[sample_nodes], costs[sample_nodes], sample_owner, len(rows), len(table))
                 for j in joint:
                     x, _ = nnls(design / y[rows, j:j + 1], np.ones(len(rows)), ridge=RIDGE)
@@ -196,6 +201,10 @@ class LookupMethod(Method):
             self.tables[level] = table
             self.coefficients[level] = coefficients
             info[f"{level}_keys"] = int(len(table))
+        if joint and not self.joint_kernel_level:
+            op_type = _ids_of(self.tables["op_type"], _level_keys(self.tables["kernel"], "op_type"))
+            for j in joint:
+                self.coefficients["kernel"][j] = self.coefficients["op_type"][j, op_type]
         info["nonzero_coefficients"] = int(np.count_nonzero(self.coefficients["kernel"]))
         if node_y is not None:
             info["fitted_on_operator_labels"] = [self.columns[j] for j in by_operator]
@@ -266,14 +275,17 @@ class OperatorLookupMethod(LookupMethod):
     """The kernel table fitted from per-operator labels where they exist (see the module docstring)."""
 
     name = "lookup_ops"
+    joint_kernel_level = False
     summary = (
         "the same kernel table fitted as nn-Meter fits it, from kernel measurements: for a metric with "
         "per-operator labels (Vela's per-layer estimates) each kernel's coefficients by NNLS on its own "
         "operators' labels, each operator's error relative to its model's label; metrics without them (peak "
-        "memory) fitted jointly on model labels as lookup does.")
+        "memory) fitted jointly on model labels with the op type as the key (a joint fit over thousands of "
+        "kernel columns takes minutes per split here).")
 
     def config(self) -> Dict[str, Any]:
-        return {**super().config(), "operator_labels": "per-kernel NNLS, error relative to the model label"}
+        return {**super().config(), "operator_labels": "per-kernel NNLS, error relative to the model label",
+                "joint_fit_key": "op_type"}
 
     def fit(self, train: Labelled, val: Labelled, progress: bool = False,
             operator_labels: Optional[Tuple[Any, Any]] = None) -> Dict[str, Any]:
