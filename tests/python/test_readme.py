@@ -48,7 +48,7 @@ class Handling:
 
 RUN = Handling()
 BUILD_KWS = "perfsage dataset build --space kws --n 5000 --target ethos-u55-256 --out kws.parquet"
-EVALUATE_SKIP = "trains perfsage and three baselines for about 2 h (perfsage evaluate is tested in test_evaluation.py)"
+EVALUATE_SKIP = "needs the world data and trains for hours (perfsage evaluate is tested in test_evaluation.py)"
 
 HANDLING: Dict[str, Handling] = {
     # Predicting with the shipped predictors
@@ -72,9 +72,13 @@ HANDLING: Dict[str, Handling] = {
     "perfsage dataset label MODELS_DIR more.tflite --target ethos-u55-256 --out my-models.parquet":
         Handling(needs=("vela",)),
     # How accurate it is: the committed reports
-    "perfsage evaluate datasets/paper-ethos-u.parquet --target ethos-u55-256 --target ethos-u65-512 "
-    "--out reports/ethos-u --real datasets/real-models.parquet --predictors python/perfsage/predictors "
-    "--loso-epochs 40 --gcn-epochs 30": Handling(skip=EVALUATE_SKIP),
+    "perfsage evaluate datasets/world-ethos-u.parquet --target ethos-u55-128 --target ethos-u55-256 "
+    "--target ethos-u65-512 --target ethos-u65-256 --splits random,real --real datasets/real-models.parquet "
+    "--predictors python/perfsage/predictors --methods perfsage,loglinear,lookup_ops --out reports/world-ethos-u":
+        Handling(skip=EVALUATE_SKIP),
+    "perfsage evaluate datasets/world-ethos-u.parquet --target ethos-u55-256 --splits random,loso,ophold "
+    "--methods perfsage,loglinear,lookup_ops --limit 12000 --out reports/world-generalisation":
+        Handling(skip=EVALUATE_SKIP),
     "perfsage evaluate datasets/nb201.parquet --target nb201-raspi4 --target nb201-pixel3 "
     "--target nb201-gold_6226 --target nb201-titan_rtx_1 --splits fewshot --out reports/nb201 --gcn-epochs 30":
         Handling(skip=EVALUATE_SKIP),
