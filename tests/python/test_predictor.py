@@ -233,3 +233,20 @@ def test_what_vela_lowered_without_a_source_goes_to_the_operator_it_placed_nowhe
     np.testing.assert_allclose(labels[3][:, 0], [1.0, 0.25, 0.25])
     # Without the operator types, the first row cannot be attributed and trains on its model label.
     assert np.isnan(perfsage._predictor.dataset_operator_labels(dataset, ["dev/latency_ms"])[0]).all()
+
+
+def test_peak_dram_is_a_sum_over_operators_and_other_peaks_a_maximum() -> None:
+    # On the Ethos-U65 with dedicated SRAM every weight lives in DRAM: its peak is a sum.
+    from perfsage._predictor import max_targets_mask
+
+    targets = ["ethos-u65-256/latency_ms", "ethos-u65-256/peak_sram_bytes", "ethos-u65-256/peak_dram_bytes"]
+    assert max_targets_mask(targets) == 0b010
+    graphs = perfsage.load_many([perfsage.build_model(item["spec"], seed=item["seed"])
+                                 for item in perfsage.sample("kws", 8, 0)])
+    labels = np.array([[1.0 + g.num_nodes, 1e4, 1e5 + g.num_nodes] for g in graphs], dtype=np.float32)
+    p = perfsage.Predictor(targets, readout="additive", family_dim=4, seed=0).initialize(graphs, labels)
+    p.set_parameters({k: v + 0.05 * np.random.default_rng(0).standard_normal(v.shape)
+                      for k, v in p.parameters().items()})
+    prediction, costs, constant = p.operator_costs(graphs[0])
+    np.testing.assert_allclose(prediction[1], max(costs[:, 1].max(), constant[1]), rtol=1e-5)
+    np.testing.assert_allclose(prediction[2], costs[:, 2].sum() + constant[2], rtol=1e-4)
