@@ -532,6 +532,22 @@ def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp
     assert unit["fit"]["reused"] == str(shipped / "dev.psage")
     assert unit["metrics"]["latency_ms"]["mape"] == pytest.approx(100 * p.provenance["test"]["dev/latency_ms"]["mape"],
                                                                  rel=1e-4)
+    # The real split scores that file too; another file (a retrained predictor) is scored again on
+    # both splits rather than leaving the real split's record of the old one in the report.
+    with_real = argv + ["--splits", "random,real", "--real", str(tiny["real"]), "--out", str(tmp_path / "eval")]
+    assert _cli(with_real) == 0
+    real = {u["split"]: u for u in json.loads((tmp_path / "eval" / "report.json").read_text())["units"]}["real"]
+    np.testing.assert_allclose(real["metrics"]["latency_ms"]["n"], open_dataset(tiny["real"]).num_rows)
+    retrained = perfsage.load_predictor(shipped / "dev.psage")  # same split and recipe, other weights
+    retrained.set_parameters({k: 1.1 * v for k, v in retrained.parameters().items()})
+    retrained.save(shipped / "dev.psage")
+    assert _cli(with_real) == 0
+    again = {u["split"]: u for u in json.loads((tmp_path / "eval" / "report.json").read_text())["units"]}
+    real_data = open_dataset(tiny["real"])
+    expected = accuracy(real_data.labels(["dev/latency_ms"])[:, 0],
+                        retrained.predict(real_data.graphs(threads=2))[:, 0].astype(np.float64))
+    assert again["real"]["metrics"]["latency_ms"]["mape"] == pytest.approx(expected["mape"], rel=1e-4)
+    assert again["real"]["metrics"]["latency_ms"]["mape"] != pytest.approx(real["metrics"]["latency_ms"]["mape"])
     p.provenance["split"]["seed"] = 1  # a predictor of another split is refused, not scored
     p.save(shipped / "dev.psage")
     with pytest.raises(EvaluationError, match="split"):

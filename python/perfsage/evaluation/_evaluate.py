@@ -343,6 +343,11 @@ class Runner:
         if split.name == "real":
             real = self.test_data(split)
             config.update(real_dataset=real.path, real_rows=int(real.dataset.num_rows))
+            # The real split scores the random split's model: a new model (retrained, or another
+            # --predictors file) makes its record stale.
+            model = model_path(self.out, unit.target, method)
+            if model.exists():
+                config["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         if reused is not None:
             config["predictor_sha256"] = hashlib.sha256(reused.read_bytes()).hexdigest()[:16]
         return json.loads(json.dumps(json_safe(config)))
