@@ -4,11 +4,11 @@
 Both sides run the same architecture with the same parameters on the same graphs: by default the
 network the ethos-u predictors ship with (perfsage.NETWORK_DEFAULTS with the additive readout of
 perfsage._recipes.ADDITIVE: a head on every operator, the graph the sum of their costs or, for the
-peak target, their maximum), or with ``--network lse`` the library's default log-sum-exp readout. The PyG model (bench/pyg_sage.py: stock SAGEConv, torch.nn.LayerNorm, global pools) is
-loaded with ``Predictor.parameters()`` and ``Predictor.normalization()``. Before anything is timed
-the script checks that the two agree: predictions at batch 1 and batched (float32, rtol 1e-4), and
-the raw outputs, the loss and every gradient (float64 on both sides, rtol 1e-6). Only then does it
-measure.
+peak target, their maximum), or with ``--network lse`` the library's default log-sum-exp readout.
+The PyG model (bench/pyg_sage.py: stock SAGEConv, torch.nn.LayerNorm, global pools) is loaded with
+``Predictor.parameters()`` and ``Predictor.normalization()``. Before anything is timed the script
+checks that the two agree: predictions at batch 1 and batched (float32, rtol 1e-4), and the raw
+outputs, the loss and every gradient (float64 on both sides, rtol 1e-6). Only then does it measure.
 
 Graphs: image_classification samples from perfsage.sample whose spec has 40..60 layers (in this
 space one layer is one operator node), built as int8 TFLite, weights stripped, read with

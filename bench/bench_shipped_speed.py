@@ -68,9 +68,8 @@ def worker(predictor: str, directory: str, threads: int) -> int:
 
 
 def start(python: str, predictor: str, directory: str, threads: int) -> subprocess.Popen:
-    proc = subprocess.Popen([python, __file__, "--worker", predictor, directory, "--threads", str(threads)],
+    return subprocess.Popen([python, __file__, "--worker", predictor, directory, "--threads", str(threads)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return proc
 
 
 def ask(proc: subprocess.Popen, message: str) -> Dict[str, Any]:
@@ -104,7 +103,8 @@ def main() -> int:
                  "after": start(sys.executable, args.target, directory, args.threads)}
         try:
             # The first line of each worker says it has loaded everything.
-            ready = {name: json.loads(proc.stdout.readline() or "{}") for name, proc in sides.items()}  # type: ignore[union-attr]
+            ready = {name: json.loads(proc.stdout.readline() or "{}")  # type: ignore[union-attr]
+                     for name, proc in sides.items()}
             for name, info in ready.items():
                 if not info.get("ready"):
                     raise SystemExit(f"the {name} worker did not start")

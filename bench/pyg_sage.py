@@ -192,10 +192,10 @@ class PygSage(torch.nn.Module):
         parts = [h, h0] + ([context[batch]] if self.node_graph_context else [])
         scaled = self.run_head(torch.cat(parts, dim=1)) * self.target_std
         constant = self.constant * self.target_std
-        top = torch.maximum(global_max_pool(scaled, batch, num_graphs), constant).detach()
+        peak = torch.maximum(global_max_pool(scaled, batch, num_graphs), constant)
+        top = peak.detach()  # the log-sum-exp's shift: its gradient cancels exactly
         total = global_add_pool(torch.exp(scaled - top[batch]), batch, num_graphs) + torch.exp(constant - top)
         summed = top + torch.log(total)
-        peak = torch.maximum(global_max_pool(scaled, batch, num_graphs), constant)
         return torch.where(self.is_max, peak, summed) / self.target_std
 
     def forward_data(self, data: Data) -> Tensor:

@@ -53,7 +53,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_avx2(
   static_assert(!Masked || V == 1, "a masked block is one vector wide");
   __m256 acc[R][V];
   for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v) acc[r][v] = accumulate ? load_avx2<Masked>(c + r * ldc + 8 * v, mask) : _mm256_setzero_ps();
+    for (int v = 0; v < V; ++v)
+      acc[r][v] = accumulate ? load_avx2<Masked>(c + r * ldc + 8 * v, mask) : _mm256_setzero_ps();
   for (int64_t p = 0; p < k; ++p) {
     const float* brow = b + p * ldb;
     __m256 bv[V];

@@ -98,7 +98,6 @@ def _ids_of(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return ids[inverse.ravel()] if len(unique) else np.empty(0, dtype=np.int64)
 
 
-
 def _operator_fit(ids: np.ndarray, n_keys: int, costs: np.ndarray, labels: np.ndarray,
                   model_labels: np.ndarray) -> np.ndarray:
     """``[keys, terms]``: each key's non-negative coefficients fitted on its own operators' labels,
