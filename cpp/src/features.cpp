@@ -71,7 +71,9 @@ CostKind cost_kind(int32_t code) {
   X(keep_dims) X(block_size) X(adj_x) X(adj_y) X(align_corners) X(half_pixel_centers)          \
   X(num_splits) X(macs) X(param_count) X(param_bytes) X(input_activation_bytes)                \
   X(output_activation_bytes) X(subgraph) X(call_depth)                                        \
-  X(weight_zero_fraction) X(weight_log2_magnitude)
+  X(weight_zero_fraction) X(weight_log2_magnitude)                                              \
+  X(in_c_pad8) X(in_c_pad16) X(out_c_pad8) X(out_c_pad16) X(out_w_pad8)                       \
+  X(padded_macs) X(padded_in_elements) X(padded_out_elements)
 
 #define PERFSAGE_GRAPH_COLUMNS(X)                                                              \
   X(num_nodes) X(num_edges) X(num_subgraphs) X(num_tensors) X(num_constant_tensors)            \
@@ -95,6 +97,22 @@ std::array<int64_t, 4> rank4(const std::vector<int32_t>& shape) {
   for (size_t i = 0; i + 3 < rank; ++i) out[0] *= shape[i];
   for (size_t i = 1; i < 4; ++i) out[i] = shape[rank - 4 + i];
   return out;
+}
+
+// How much a dimension grows when rounded up to a multiple of m (1 when it is one already; 0 for 0).
+double pad_ratio(int64_t x, int64_t m) {
+  return x > 0 ? static_cast<double>((x + m - 1) / m * m) / static_cast<double>(x) : 0.0;
+}
+
+// Whether the op's MACs reduce over its input's last dimension (so its padding multiplies them).
+bool reduces_over_input_channels(CostKind kind) {
+  switch (kind) {
+    case CostKind::kConv: case CostKind::kTransposeConv: case CostKind::kConv3d: case CostKind::kConv3dTranspose:
+    case CostKind::kFullyConnected: case CostKind::kBatchMatmul: case CostKind::kRecurrent:
+      return true;
+    default:
+      return false;
+  }
 }
 
 const Tensor* tensor_at(const std::vector<Tensor>& tensors, const std::vector<int32_t>& list,
@@ -231,7 +249,8 @@ const std::vector<std::string>& node_feature_names() {
 int32_t node_feature_count(int32_t schema) {
   switch (schema) {
     case 1: return weight_zero_fraction;  // everything before the weight columns
-    case 2: return kNumNodeColumns;
+    case 2: return in_c_pad8;  // everything before the alignment columns
+    case 3: return kNumNodeColumns;
     default: return -1;
   }
 }
@@ -366,6 +385,16 @@ void Graph::compute_features() {
       set(weight_zero_fraction, static_cast<double>(w.zeros) / static_cast<double>(w.count));
       set(weight_log2_magnitude, w.log2_magnitude_sum / static_cast<double>(w.count));
     }
+    // Schema 3: what rounding the channels (and the output width) up to the vector widths of
+    // NPUs and SIMD units costs; these are step functions that smooth functions of the log
+    // shapes above cannot form.
+    set(in_c_pad8, pad_ratio(in4[3], 8)); set(in_c_pad16, pad_ratio(in4[3], 16));
+    set(out_c_pad8, pad_ratio(out4[3], 8)); set(out_c_pad16, pad_ratio(out4[3], 16));
+    set(out_w_pad8, pad_ratio(out4[2], 8));
+    const double in_c16 = reduces_over_input_channels(kind) ? pad_ratio(in4[3], 16) : 1.0;
+    set(padded_macs, static_cast<double>(cost.macs) * in_c16 * pad_ratio(out4[3], 16));
+    set(padded_in_elements, static_cast<double>(in4[0] * in4[1] * in4[2] * ((in4[3] + 15) / 16 * 16)));
+    set(padded_out_elements, static_cast<double>(out4[0] * out4[1] * out4[2] * ((out4[3] + 15) / 16 * 16)));
   }
 
   const Subgraph& entry = model.subgraphs[0];

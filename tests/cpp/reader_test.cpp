@@ -1,6 +1,7 @@
 // Reader and feature tests on small hand-built models and on the shared real models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "perfsage/error.h"
@@ -67,6 +68,42 @@ TEST(Reader, ReadsAHandBuiltConv) {
   EXPECT_EQ(cost.input_activation_bytes, 8 * 8 * 3 * 4);
   EXPECT_EQ(cost.output_activation_bytes, 8 * 8 * 16 * 4);
   EXPECT_EQ(graph->totals().peak_activation_bytes, (8 * 8 * 3 + 8 * 8 * 16) * 4);
+}
+
+TEST(Reader, AlignmentColumnsOfAConv) {
+  // Schema 3's columns: 3 input channels pad to 8 (x8/3) and 16 (x16/3), 16 output channels are
+  // aligned (x1), width 8 is a multiple of 8; padded MACs and elements follow from those.
+  const auto bytes = build_model({conv_subgraph()});
+  const auto graph = load_graph(bytes.data(), bytes.size(), "conv");
+  const auto& names = node_feature_names();
+  ASSERT_EQ(node_feature_count(3), static_cast<int32_t>(names.size()));
+  ASSERT_EQ(names[static_cast<size_t>(node_feature_count(2))], "in_c_pad8");
+  auto col = [&](const std::string& n) {
+    return static_cast<size_t>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  auto at = [&](const std::string& n) { return graph->node_features()[col(n)]; };
+  EXPECT_FLOAT_EQ(at("in_c_pad8"), 8.0f / 3.0f);
+  EXPECT_FLOAT_EQ(at("in_c_pad16"), 16.0f / 3.0f);
+  EXPECT_FLOAT_EQ(at("out_c_pad8"), 1.0f);
+  EXPECT_FLOAT_EQ(at("out_c_pad16"), 1.0f);
+  EXPECT_FLOAT_EQ(at("out_w_pad8"), 1.0f);
+  EXPECT_FLOAT_EQ(at("padded_macs"), 8 * 8 * 16 * 27 * 16.0f / 3.0f);
+  EXPECT_FLOAT_EQ(at("padded_in_elements"), 8 * 8 * 16);
+  EXPECT_FLOAT_EQ(at("padded_out_elements"), 8 * 8 * 16);
+  // An elementwise op pads its output channels only (no reduction over its input's).
+  TestSubgraph sg;
+  sg.tensors = {{{1, 5, 7, 20}}, {{1, 5, 7, 20}}};
+  sg.ops = {{code("RELU"), {0}, {1}}};
+  sg.inputs = {0};
+  sg.outputs = {1};
+  const auto relu_bytes = build_model({sg});
+  const auto relu = load_graph(relu_bytes.data(), relu_bytes.size(), "relu");
+  const float* row = relu->node_features().data();
+  EXPECT_FLOAT_EQ(row[col("out_c_pad16")], 32.0f / 20.0f);
+  EXPECT_FLOAT_EQ(row[col("out_c_pad8")], 24.0f / 20.0f);
+  EXPECT_FLOAT_EQ(row[col("out_w_pad8")], 8.0f / 7.0f);
+  EXPECT_FLOAT_EQ(row[col("padded_macs")], 5 * 7 * 20 * 32.0f / 20.0f);
+  EXPECT_FLOAT_EQ(row[col("padded_out_elements")], 5 * 7 * 32);
 }
 
 TEST(Reader, ResolvesOpcodeAsMaxOfBothFields) {

@@ -341,34 +341,37 @@ TEST(SagePredict, ThreadsAndBatchingGiveTheSamePredictions) {
 }
 
 TEST(SagePredict, AnOlderSchemasNetworkReadsTheFirstColumnsOfNewerRows) {
-  // A schema-1 checkpoint predicts on schema-2 graphs: it must see exactly the columns it was
-  // trained on, whatever follows them in a row.
-  const int32_t old_width = node_feature_count(1);
-  ASSERT_GT(kF, old_width);
-  const Synthetic s = small_graphs();
-  const auto wide = s.inputs();
-  std::vector<std::vector<float>> narrow_rows;
-  auto narrow = wide;
-  for (size_t i = 0; i < wide.size(); ++i) {
-    std::vector<float> rows;
-    for (int64_t v = 0; v < wide[i].num_nodes; ++v)
-      rows.insert(rows.end(), wide[i].node_features + v * kF, wide[i].node_features + v * kF + old_width);
-    narrow_rows.push_back(std::move(rows));
+  // A schema-1 or schema-2 checkpoint predicts on graphs of the current schema: it must see
+  // exactly the columns it was trained on, whatever follows them in a row.
+  for (int32_t schema = 1; schema < kFeatureSchemaVersion; ++schema) {
+    SCOPED_TRACE(schema);
+    const int32_t old_width = node_feature_count(schema);
+    ASSERT_GT(kF, old_width);
+    const Synthetic s = small_graphs();
+    const auto wide = s.inputs();
+    std::vector<std::vector<float>> narrow_rows;
+    auto narrow = wide;
+    for (size_t i = 0; i < wide.size(); ++i) {
+      std::vector<float> rows;
+      for (int64_t v = 0; v < wide[i].num_nodes; ++v)
+        rows.insert(rows.end(), wide[i].node_features + v * kF, wide[i].node_features + v * kF + old_width);
+      narrow_rows.push_back(std::move(rows));
+    }
+    for (size_t i = 0; i < wide.size(); ++i) narrow[i].node_features = narrow_rows[i].data();
+    auto strided = wide;
+    for (auto& g : strided) g.node_feature_stride = kF;
+    SageConfig c = tiny_config(1);
+    c.num_node_features = old_width;
+    const auto y = labels_for(static_cast<int64_t>(wide.size()), 1, false);
+    const SageNetwork net = fitted(c, narrow, y);
+    std::vector<float> from_narrow(wide.size()), from_wide(wide.size());
+    net.predict(narrow, 1, from_narrow.data());
+    net.predict(strided, 1, from_wide.data());
+    EXPECT_EQ(from_narrow, from_wide);
+    // Rows narrower than the network reads are refused, not read past.
+    for (auto& g : narrow) g.node_feature_stride = old_width - 1;
+    EXPECT_THROW(net.predict(narrow, 1, from_narrow.data()), Error);
   }
-  for (size_t i = 0; i < wide.size(); ++i) narrow[i].node_features = narrow_rows[i].data();
-  auto strided = wide;
-  for (auto& g : strided) g.node_feature_stride = kF;
-  SageConfig c = tiny_config(1);
-  c.num_node_features = old_width;
-  const auto y = labels_for(static_cast<int64_t>(wide.size()), 1, false);
-  const SageNetwork net = fitted(c, narrow, y);
-  std::vector<float> from_narrow(wide.size()), from_wide(wide.size());
-  net.predict(narrow, 1, from_narrow.data());
-  net.predict(strided, 1, from_wide.data());
-  EXPECT_EQ(from_narrow, from_wide);
-  // Rows narrower than the network reads are refused, not read past.
-  for (auto& g : narrow) g.node_feature_stride = old_width - 1;
-  EXPECT_THROW(net.predict(narrow, 1, from_narrow.data()), Error);
 }
 
 TEST(SagePredict, RejectsBadGraphsByIndex) {

@@ -1,5 +1,6 @@
 """Weight values: the spec's "weights" (distribution, magnitude pruning), what the writer draws for
-it, and the weight features the reader computes from the stored values (feature schema 2).
+it, and the weight features the reader computes from the stored values (feature schema 2; schema 3
+appends alignment columns after them).
 
 Vela compresses weights losslessly, so trained and pruned models run their weight-bound layers
 faster than freshly initialised ones of the same shapes; these tests hold the writer to drawing
@@ -48,9 +49,12 @@ def weight_columns(graph: perfsage.Graph) -> np.ndarray:
 
 
 def test_weight_columns_are_the_last_two_of_schema_2() -> None:
-    # Appended, so a schema-1 network reads the first columns of a schema-2 row unchanged.
-    assert perfsage.FEATURE_SCHEMA_VERSION == 2
-    assert perfsage.node_feature_names()[-2:] == COLUMNS
+    # Appended, so a schema-1 network reads the first columns of a schema-2 row unchanged; schema
+    # 3 appended its alignment columns after them in turn.
+    assert perfsage.FEATURE_SCHEMA_VERSION == 3
+    assert perfsage.node_feature_names()[-10:] == COLUMNS + [
+        "in_c_pad8", "in_c_pad16", "out_c_pad8", "out_c_pad16", "out_w_pad8", "padded_macs", "padded_in_elements",
+        "padded_out_elements"]
 
 
 @pytest.mark.parametrize(("name", "dtype", "digest"), [
@@ -258,8 +262,8 @@ def test_schema_1_checkpoints_load_save_and_refuse_newer_schemas(tmp_path: Path)
         assert predictor.to_bytes() == data  # saved again as schema 1, bit for bit
         assert with_schema(data, 1) == data  # the helper below changes only what it is asked to
         newer = tmp_path / f"{name}-newer.psage"
-        newer.write_bytes(with_schema(data, 3))
-        with pytest.raises(perfsage.PerfSageError, match="feature schema version 3.*upgrade perfsage"):
+        newer.write_bytes(with_schema(data, 4))
+        with pytest.raises(perfsage.PerfSageError, match="feature schema version 4.*upgrade perfsage"):
             perfsage.load_predictor(newer)
         # A schema-2 header over a schema-1 network's 45 columns is inconsistent, and said to be.
         wrong = tmp_path / f"{name}-wrong.psage"
@@ -268,14 +272,14 @@ def test_schema_1_checkpoints_load_save_and_refuse_newer_schemas(tmp_path: Path)
             perfsage.load_predictor(wrong)
 
 
-def test_new_training_uses_schema_2(tmp_path: Path) -> None:
+def test_new_training_uses_schema_3(tmp_path: Path) -> None:
     items = perfsage.sample("kws", 12, seed=2, weights="mixed")
     graphs = [perfsage.spec_graph(item["spec"], seed=item["seed"]) for item in items]
     labels = np.array([[1e-6 * g.totals["macs"] + 0.05] for g in graphs])
     predictor = perfsage.Predictor(["lat"], units=["ms"], hidden=8, head_hidden=8, layers=1)
     predictor.fit((graphs, labels), epochs=1, progress=False)
     predictor.save(tmp_path / "p.psage")
-    assert b'"feature_schema_version":2' in (tmp_path / "p.psage").read_bytes()
+    assert b'"feature_schema_version":3' in (tmp_path / "p.psage").read_bytes()
     assert predictor.predict(graphs).shape == (12, 1)
 
 

@@ -12,7 +12,17 @@
 //   weight_log2_magnitude  the mean of log2(1 + |q|) over them (int16 weights as q / 256)
 // pooled over the constant int8/int16 operands of conv, depthwise, transposed conv, conv3d, fully
 // connected, batch matmul and the recurrent ops (see model.h: ValueSummary); 0 for every other op
-// and for float weights (float32 models: both 0 throughout).
+// and for float weights (float32 models: both 0 throughout); and (schema 3) how the shapes grow
+// when padded to the vector widths of NPUs and SIMD units (Ethos-U stores activations in
+// 16-channel bricks and computes in blocks of 8 or 16 channels), where cost steps as shapes grow:
+//   in_c_pad8, in_c_pad16, out_c_pad8, out_c_pad16, out_w_pad8
+//                          ceil(d / m) * m / d for the input/output channels and output width
+//                          (0 where the dimension is 0)
+//   padded_macs            macs with the output channels, and the input channels where the MACs
+//                          sum over them (conv, transposed conv, fully connected, batch matmul,
+//                          recurrent), padded to 16
+//   padded_in_elements, padded_out_elements
+//                          n * h * w * ceil(c / 16) * 16 of the first input and the first output
 // MACs: multiply-accumulates for conv, depthwise, transposed conv, conv3d, fully connected,
 // batch matmul and the recurrent family (per step and batch row, every 2-D constant weight matrix);
 // window size per output for pooling; one per input element for reductions; one per output element
@@ -30,9 +40,10 @@
 
 namespace perfsage {
 
-// Schema 2 appended the two weight columns; schema 1 is its first node columns, so a network
-// trained on schema 1 reads those of a schema-2 row (node_feature_count) and predicts as before.
-constexpr int32_t kFeatureSchemaVersion = 2;
+// Schema 2 appended the two weight columns and schema 3 the alignment columns; an older schema is
+// the first node columns of a newer one, so a network trained on it reads those of a newer row
+// (node_feature_count) and predicts as before.
+constexpr int32_t kFeatureSchemaVersion = 3;
 
 const std::vector<std::string>& node_feature_names();
 // The number of node columns of feature schema `schema` (1..kFeatureSchemaVersion), or -1.

@@ -380,7 +380,7 @@ class Dataset:
                 f"{self.path}: {len(missing)} row(s) (e.g. id {ids[missing[0]]}) were stored before perfsage kept "
                 "weight statistics, and neither a spec nor the model file they were labelled from (with the same "
                 "content) is there to restore them: their weight_zero_fraction and weight_log2_magnitude read 0, "
-                "which predictors trained on feature schema 2 do not expect. Label those models again.",
+                "which predictors trained on feature schema 2 or later do not expect. Label those models again.",
                 stacklevel=3)
 
     def table(self, tflite: bool = True) -> "pa.Table":
