@@ -121,7 +121,7 @@ void SageNetwork::fit_normalization(const std::vector<GraphInput>& graphs, const
       const double var = std::max(0.0, sq[f] / n - m * m);
       mean[f] = static_cast<float>(m + shift[f]);
       const double s = std::sqrt(var);
-      sd[f] = s < 1e-6 ? 1.0f : static_cast<float>(s);
+      sd[f] = s < 1e-6 ? 1.0f : static_cast<float>(std::max(s, kFeatureStdFloor));
     }
   };
   finish(node_sum, node_sq, node_shift, static_cast<double>(nodes), norm_.node_mean, norm_.node_std);

@@ -44,6 +44,7 @@ import numpy as np
 LN_EPS = 1e-5
 # A standard deviation below this is replaced by 1 (constant features and targets stay finite).
 STD_FLOOR = 1e-6
+FEATURE_STD_FLOOR = 0.25  # a feature column's std is at least this (a constant column's is 1)
 NUM_OP_TYPES = 210
 AGGREGATORS = ("mean", "sum", "max")
 DIRECTIONS = ("in", "out", "both")
@@ -240,15 +241,16 @@ def _check_labels(labels: np.ndarray, num_graphs: int) -> np.ndarray:
 def fit_normalization(graphs: Sequence[GraphArrays], labels: np.ndarray,
                       config: Optional[SageConfig] = None) -> Dict[str, np.ndarray]:
     """Population mean/std of slog(node features) over all nodes, of slog(graph features) over the
-    graphs, and of log(label) over each target's finite labels; a std below STD_FLOOR becomes 1."""
+    graphs, and of log(label) over each target's finite labels; a std below STD_FLOOR becomes 1, and
+    a feature column's std is at least FEATURE_STD_FLOOR."""
     y = _check_labels(labels, len(graphs))
 
-    def mean_std(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def mean_std(values: np.ndarray, floor: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
         std = values.std(axis=0)
-        return values.mean(axis=0), np.where(std < STD_FLOOR, 1.0, std)
+        return values.mean(axis=0), np.where(std < STD_FLOOR, 1.0, np.maximum(std, floor))
 
-    node_mean, node_std = mean_std(np.concatenate([slog(g.node_features) for g in graphs]))
-    graph_mean, graph_std = mean_std(np.stack([slog(g.graph_features) for g in graphs]))
+    node_mean, node_std = mean_std(np.concatenate([slog(g.node_features) for g in graphs]), FEATURE_STD_FLOOR)
+    graph_mean, graph_std = mean_std(np.stack([slog(g.graph_features) for g in graphs]), FEATURE_STD_FLOOR)
     target_mean = np.empty(y.shape[1])
     target_std = np.empty(y.shape[1])
     nodes = np.array([g.num_nodes for g in graphs], dtype=np.float64)

@@ -323,12 +323,15 @@ def test_float64_loss_outputs_and_gradients_match_the_reference(
 
 
 def test_normalization_statistics_match_the_reference(batch: List[perfsage.Graph]) -> None:
-    """Population statistics of slog(features) and log(labels), a std below 1e-6 replaced by 1
-    (the batch has constant feature columns, so that branch is taken). float32 on the C++ side."""
+    """Population statistics of slog(features) and log(labels), a std below 1e-6 replaced by 1 and
+    a feature std below the floor raised to it (the batch has constant feature columns and rare
+    ones, so both branches are taken). float32 on the C++ side."""
     labels = _labels(len(batch), seed=2)
     predictor = _predictor(SageConfig(), batch, labels, seed=0)
     expected = ref.fit_normalization([ref.graph_arrays(g) for g in batch], labels)
     assert np.any(expected["node_std"] == 1.0)
+    assert np.any(expected["node_std"] == ref.FEATURE_STD_FLOOR)
+    assert np.all(np.concatenate([expected["node_std"], expected["graph_std"]]) >= ref.FEATURE_STD_FLOOR)
     got = predictor.normalization()
     assert set(got) == set(expected)
     for name, value in expected.items():

@@ -84,8 +84,13 @@ class SageNetwork {
   // biases, unit gains; same seed, same weights.
   void init_parameters(uint64_t seed);
   // Fits the normalisation on `graphs` and `labels` ([n, T] row-major, NaN = missing); throws if a
-  // target has no finite label or a label is not positive.
+  // target has no finite label or a label is not positive. A feature column's std is at least
+  // kFeatureStdFloor (a constant column's is 1): a flag that training shows almost always at one
+  // value (is_quantized in an int8 world: std 0.013) would otherwise standardise its rare other
+  // value to |x| ~ 50, which the exp of a cost turns into predictions thousands of times too
+  // high; floored, a flipped flag (slog 0.69) is about 3 std away, like an ordinary new value.
   void fit_normalization(const std::vector<GraphInput>& graphs, const float* labels);
+  static constexpr double kFeatureStdFloor = 0.25;
   void check_normalization() const;  // sizes and finiteness; throws naming the field
 
   // Predictions y_hat ([n, T] row-major) for `graphs`, on up to `threads` threads (0: all cores).
