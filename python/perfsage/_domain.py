@@ -2,8 +2,11 @@
 
 A GNN returns a number for any graph; for a graph unlike its training data that number can be far
 off without any sign of it. ``fit`` records a summary of the training graphs (op types, how much of
-each graph was quantized, the range of its size features) in the predictor's provenance, and
-``Predictor.check`` compares a new graph against it.
+each graph was quantized, the range of its size features, and the range of every operator feature
+column) in the predictor's provenance, and ``Predictor.check`` compares a new graph against it.
+An operator feature beyond anything training showed is where the network extrapolates: a depthwise
+convolution with a channel multiplier of 41 when training went up to 4 was priced up to 230 times
+too high (leave-one-space-out, ``motifs``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from ._graphs import graph_feature_names, node_feature_names, op_vocabulary
 SIZE_FEATURES = ("num_nodes", "total_macs", "total_params", "peak_activation_bytes")
 # How far outside the training range a size may be before the warning: a factor either way.
 SIZE_TOLERANCE = 2.0
+# Operator feature columns not checked against their training range: the op type (checked as a
+# type), and columns the graph-level checks cover.
+NODE_COLUMNS_NOT_CHECKED = ("op_type", "is_quantized")
+# How many operator-feature warnings one check lists (the worst columns first).
+MAX_NODE_WARNINGS = 5
 # A graph counts as quantized when at least this share of its operators have quantized outputs.
 QUANTIZED_SHARE = 0.5
 # Vela replaces what it compiles with one custom operator of this code that runs the NPU command
@@ -39,18 +47,27 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     size_cols = [names.index(f) for f in SIZE_FEATURES]
     q_col = node_feature_names().index("is_quantized")
     vocabulary = op_vocabulary()
+    columns = node_feature_names()
     seen = np.zeros(len(vocabulary), dtype=bool)
     sizes = np.empty((len(graphs), len(size_cols)), dtype=np.float64)
     quantized = np.empty(len(graphs), dtype=np.float64)
+    low = np.full(len(columns), np.inf)
+    high = np.full(len(columns), -np.inf)
     for i, g in enumerate(graphs):
         seen[np.asarray(g.op_types)] = True
         sizes[i] = np.asarray(g.graph_features, dtype=np.float64)[size_cols]
         quantized[i] = _quantized_share(g, q_col)
+        x = np.asarray(g.node_features, dtype=np.float64)
+        if x.size:
+            low = np.minimum(low, x.min(axis=0))
+            high = np.maximum(high, x.max(axis=0))
     return {
         "graphs": len(graphs),
         "op_types": [vocabulary[i] for i in np.flatnonzero(seen)],
         "quantized_graphs": float(np.mean(quantized >= QUANTIZED_SHARE)),
         "sizes": {f: [float(sizes[:, j].min()), float(sizes[:, j].max())] for j, f in enumerate(SIZE_FEATURES)},
+        "operator_features": {c: [float(low[j]), float(high[j])] for j, c in enumerate(columns)
+                              if c not in NODE_COLUMNS_NOT_CHECKED and np.isfinite(low[j])},
     }
 
 
@@ -92,4 +109,32 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
             out.append(f"{name} = {value:.4g} is {value / hi:.1f}x the largest in training ({hi:.4g})")
         elif lo > 0 and value * SIZE_TOLERANCE < lo:
             out.append(f"{name} = {value:.4g} is below a half of the smallest in training ({lo:.4g})")
-    return out
+    return out + _operator_feature_warnings(domain.get("operator_features", {}), graph)
+
+
+def _operator_feature_warnings(ranges: Dict[str, List[float]], graph: Graph) -> List[str]:
+    """One warning per operator feature column with a value more than SIZE_TOLERANCE times beyond its
+    training range [lo, hi] (above hi * 2 or below lo / 2 for positive bounds; any value above 0 or
+    below it when the bound is 0), naming the operator furthest out and how many there are; the
+    columns furthest out first."""
+    x = np.asarray(graph.node_features, dtype=np.float64)
+    names, op_names = node_feature_names(), list(graph.op_names)
+    found = []
+    for name, (lo, hi) in ranges.items():
+        if name not in names:
+            continue  # a column of a newer schema than this perfsage computes
+        values = x[:, names.index(name)]
+        top = hi * SIZE_TOLERANCE if hi >= 0 else hi / SIZE_TOLERANCE
+        bottom = lo / SIZE_TOLERANCE if lo > 0 else lo * SIZE_TOLERANCE
+        outside = np.flatnonzero((values < bottom) | (values > top))
+        if outside.size == 0:
+            continue
+        span = max(hi - lo, abs(hi), abs(lo), 1e-12)
+        distance = np.maximum(lo - values[outside], values[outside] - hi) / span
+        first = int(outside[np.argmax(distance)])
+        value = values[first]
+        more = f" ({outside.size} operators in all)" if outside.size > 1 else ""
+        found.append((-float(distance.max()), name, f"operator {first} ({op_names[first]}): {name} = {value:.4g}, far outside "
+                      f"its range in training ({lo:.4g} to {hi:.4g}){more}; the network extrapolates there"))
+    found.sort()
+    return [message for _, _, message in found[:MAX_NODE_WARNINGS]]

@@ -72,6 +72,26 @@ def test_check_flags_float_unknown_ops_and_size(small):
     assert perfsage.Predictor.from_bytes(p.to_bytes()).check(float_graph) == p.check(float_graph)
 
 
+def test_check_names_an_operator_feature_far_outside_training(small):
+    # kws has depthwise convolutions with channel multiplier 1 only: one of 8 is an option value
+    # the network never saw (a multiplier of 41 was priced 230x too high on held-out motifs).
+    p, graphs = small
+    assert p.provenance["domain"]["operator_features"]["depth_multiplier"] == [0.0, 1.0]
+    spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],
+            "layers": [{"op": "conv2d", "filters": 8, "kernel": 3},
+                       {"op": "depthwise_conv2d", "kernel": 3, "depth_multiplier": 8}]}
+    warnings = p.check(perfsage.load_tflite(perfsage.build_model(spec)))
+    wide = [w for w in warnings if "depth_multiplier = 8" in w]
+    assert len(wide) == 1 and wide[0].startswith("operator 1 (DEPTHWISE_CONV_2D)"), warnings
+    assert "far outside its range in training (0 to 1)" in wide[0]
+    # Within the range, or within twice it, nothing is said about that column.
+    spec["layers"][1]["depth_multiplier"] = 2
+    assert not any("depth_multiplier" in w for w in p.check(perfsage.load_tflite(perfsage.build_model(spec))))
+    # The ranges survive save and load.
+    old = perfsage.Predictor.from_bytes(p.to_bytes())
+    assert old.provenance["domain"]["operator_features"] == p.provenance["domain"]["operator_features"]
+
+
 def test_predict_cli_table_json_and_explain(small, tmp_path, capsys):
     p, _ = small
     path = tmp_path / "p.psage"
