@@ -134,7 +134,8 @@ def _operator_feature_warnings(ranges: Dict[str, List[float]], graph: Graph) -> 
         first = int(outside[np.argmax(distance)])
         value = values[first]
         more = f" ({outside.size} operators in all)" if outside.size > 1 else ""
-        found.append((-float(distance.max()), name, f"operator {first} ({op_names[first]}): {name} = {value:.4g}, far outside "
-                      f"its range in training ({lo:.4g} to {hi:.4g}){more}; the network extrapolates there"))
+        message = (f"operator {first} ({op_names[first]}): {name} = {value:.4g}, far outside its range in training "
+                   f"({lo:.4g} to {hi:.4g}){more}; the network extrapolates there")
+        found.append((-float(distance.max()), name, message))
     found.sort()
     return [message for _, _, message in found[:MAX_NODE_WARNINGS]]
