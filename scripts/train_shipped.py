@@ -11,6 +11,14 @@ unless --force. A target's training writes its state after every epoch to --stat
 .cache/train_shipped/), so a run that is killed resumes inside the target it was training, at the
 epoch after the last one it finished; a finished target's state file is deleted once its predictor
 is saved.
+
+    .venv/bin/python scripts/train_shipped.py DATASET --out DIR --refresh-domain
+
+trains nothing: for each target whose file is in DIR, it records the training domain (what
+`Predictor.check` compares models with) again with this perfsage's summary, from the same rows,
+for a file trained before a field was added to it (the operator-feature ranges). A file whose
+provenance names another dataset or split, or whose recorded summary the rows do not reproduce,
+is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from perfsage._recipes import SHIPPED_TARGETS, train_on_random_split
+from perfsage._recipes import SHIPPED_TARGETS, refresh_domain, train_on_random_split
+from perfsage import load_predictor
 from perfsage.datasets import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +45,26 @@ def _epoch_line(target: str):
     return line
 
 
+def _refresh(args: argparse.Namespace, out: Path) -> int:
+    paths = [out / f"{t}.psage" for t in (args.target or SHIPPED_TARGETS)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"no predictor file {', '.join(missing)}", file=sys.stderr)
+        return 1
+    dataset = open_dataset(args.dataset)
+    graphs = dataset.graphs(threads=args.threads)
+    for path in paths:
+        predictor = load_predictor(path)
+        try:
+            refresh_domain(predictor, dataset, graphs, path.stem)
+        except ValueError as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            return 1
+        predictor.save(path)
+        print(f"{path}: training domain recorded again ({len(predictor.provenance['domain'])} fields)", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset")
@@ -44,12 +73,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--force", action="store_true", help="retrain targets whose file exists")
+    ap.add_argument("--refresh-domain", action="store_true",
+                    help="train nothing: record again, with this perfsage's summary, the training domain of each "
+                         "target whose file exists in --out (from the same rows; what Predictor.check reads)")
     ap.add_argument("--state-dir", default=str(ROOT / ".cache" / "train_shipped"),
                     help="where a target's training state is kept while it trains (default: %(default)s)")
     args = ap.parse_args()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.refresh_domain:
+        return _refresh(args, out)
     targets = [t for t in (args.target or SHIPPED_TARGETS) if args.force or not (out / f"{t}.psage").exists()]
     if not targets:
         print("every predictor file exists (use --force to retrain)", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 # SHIPPED_TARGETS is read from here too.
+from . import _domain
 from ._predictor import SHIPPED_TARGETS, Predictor, dataset_operator_labels  # noqa: F401
 from ._split import Split, random_split
 
@@ -127,3 +128,30 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
                      "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)},
     })
     return p
+
+
+def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target: str) -> None:
+    """Records again the training domain of a predictor ``train_on_random_split`` made, with this
+    perfsage's summary (``Predictor.check`` reads it; e.g. the operator-feature ranges, for a file
+    trained before they were recorded), from the same rows: the dataset's seeded random split
+    named in its provenance (``graphs`` loaded in row order). Raises ValueError when the
+    provenance names another dataset or split, or when the rows' summary disagrees with what the
+    predictor recorded in training (other rows or other features)."""
+    record = predictor.provenance
+    split_info = record.get("split", {})
+    if record.get("train_data") != Path(dataset.path).name or "seed" not in split_info:
+        raise ValueError(f"{target}: the predictor was trained on {record.get('train_data')!r} "
+                         f"({split_info.get('kind', 'no recorded split')}), not on the random split of "
+                         f"{Path(dataset.path).name}")
+    labels = dataset.labels(recipe_for(target).columns)
+    split = random_split(usable_rows(labels), int(split_info["seed"]))
+    sizes = {"train": len(split.train), "val": len(split.val), "test": len(split.test)}
+    if any(split_info.get(k) != n for k, n in sizes.items()):
+        raise ValueError(f"{target}: the predictor's split has {split_info} rows, this dataset's {sizes}")
+    fresh = _domain.summarize([graphs[i] for i in split.train])
+    old = record.get("domain", {})
+    differing = [k for k in ("graphs", "op_types", "quantized_graphs", "sizes") if k in old and old[k] != fresh[k]]
+    if differing:
+        raise ValueError(f"{target}: the training rows' {', '.join(differing)} differ from what the predictor "
+                         "recorded in training: not the rows it was trained on")
+    record["domain"] = fresh

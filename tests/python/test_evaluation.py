@@ -514,6 +514,19 @@ def test_train_shipped_script_logs_epochs_keeps_state_while_training_and_skips_d
     assert (tmp_path / "out" / "dev.psage").is_file() and not list((tmp_path / "state").iterdir())
     again = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "every predictor file exists" in again.stderr
+    # --refresh-domain records the training domain again from the same rows: a file saved without
+    # the operator-feature ranges gets them back; a file of another dataset is refused.
+    path = tmp_path / "out" / "dev.psage"
+    trained = perfsage.load_predictor(path)
+    ranges = trained.provenance["domain"].pop("operator_features")
+    trained.save(path)
+    refresh = subprocess.run(argv + ["--refresh-domain"], capture_output=True, text=True, timeout=600)
+    assert refresh.returncode == 0, refresh.stderr
+    assert perfsage.load_predictor(path).provenance["domain"]["operator_features"] == ranges
+    trained.provenance["train_data"] = "other.parquet"
+    trained.save(path)
+    refused = subprocess.run(argv + ["--refresh-domain"], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "other.parquet" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp_path: Path) -> None:
