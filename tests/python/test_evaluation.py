@@ -599,9 +599,10 @@ OPS_TARGETS = {"dev": {"metrics": {"latency_ms": "ms"}, "node_metrics": {"latenc
                        "settings": {"tool": "synthetic"}}}
 
 
-def _write_operator_dataset(path: Path, n: int) -> Path:
+def _write_operator_dataset(path: Path, n: int, unpriced: str = "") -> Path:
     """Per-operator labels from each operator's MACs and bytes (a made-up kernel cost), and model
-    labels that are their sums, as Vela's are."""
+    labels that are their sums, as Vela's are; operators of type ``unpriced`` cost 0 (as Vela's
+    estimate has it for an operator it leaves to the CPU)."""
     names = perfsage.node_feature_names()
     macs, out_bytes = names.index("macs"), names.index("output_activation_bytes")
     rows = []
@@ -609,6 +610,7 @@ def _write_operator_dataset(path: Path, n: int) -> Path:
         graph = perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"], dtype=item["dtype"]))
         f = graph.node_features.astype(np.float64)
         costs = (2e-3 + 1e-7 * f[:, macs] + 2e-8 * f[:, out_bytes]).astype(np.float32)
+        costs[np.asarray(graph.op_names) == unpriced] = 0
         rows.append({**item, "tflite": None, "provenance": "{}", "dev/latency_ms": float(costs.sum()),
                      "dev/ops/latency_ms": costs.tolist()})
     with ShardWriter(path, OPS_TARGETS) as writer:
@@ -644,6 +646,22 @@ def test_evaluate_scores_operator_costs_and_holds_out_an_operator(tmp_path: Path
     with pytest.raises(EvaluationError, match="unknown hyperparameter"):
         evaluate(EvaluationOptions(dataset=str(data), targets=["dev"], out=tmp_path / "e3", splits=["random"],
                                    methods=["perfsage"], perfsage={"readuot": "additive"}, progress=False))
+
+
+def test_ophold_notes_an_operator_type_the_labels_put_at_zero(tmp_path: Path) -> None:
+    # SVDF and CAST on the Ethos-U: Vela leaves them to the CPU, its per-layer estimate is 0, and a
+    # predictor that never saw them prices them as their family: the report says so.
+    plain = open_dataset(_write_operator_dataset(tmp_path / "plain", 20)).graphs()
+    op = default_holdout_ops([frozenset(g.op_names) for g in plain])[0]
+    data = _write_operator_dataset(tmp_path / "ops", 20, unpriced=op)
+    n = sum(int(np.sum(np.asarray(g.op_names) == op)) for g in plain)
+    for held, noted in ((op, True), (default_holdout_ops([frozenset(g.op_names) for g in plain])[1], False)):
+        out = tmp_path / f"eval-{held}"
+        evaluate(EvaluationOptions(dataset=str(data), targets=["dev"], out=out, splits=["ophold"],
+                                   methods=["loglinear"], threads=2, progress=False, holdout_ops=[held]))
+        text = (out / "report.md").read_text()
+        assert (f"ophold[{op}]: the per-operator labels put {n:,} of the {n:,} {op} operators" in text) == noted
+        assert ("the device does not run them" in text) == noted
 
 
 def test_operator_accuracy_of_known_cases() -> None:

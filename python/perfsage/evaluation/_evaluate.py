@@ -308,8 +308,32 @@ class Runner:
         if "ophold" in wanted:
             op_sets = self.data.op_sets(rows)
             ops = self.options.holdout_ops or default_holdout_ops(op_sets)
-            out.extend(ophold_splits(rows, op_sets, ops, seed, target))
+            held = ophold_splits(rows, op_sets, ops, seed, target)
+            for op, split in zip(ops, held):
+                self._note_unpriced(target, op, split.test)
+            out.extend(held)
         return out
+
+    def _note_unpriced(self, target: str, op: str, rows: np.ndarray) -> None:
+        """A note when the per-operator labels of the first metric put the held-out op type's
+        operators at 0 (the device runs it elsewhere, e.g. Vela leaves it to the CPU): a predictor
+        that never saw the type prices it from its features and family, which cannot know that."""
+        labels = self.data.operator_rows(target, rows)
+        if labels is None:
+            return
+        zero = total = 0
+        for graph, values in zip(self.data.graphs(rows), labels):
+            if values is None:
+                continue
+            mine = np.asarray(graph.op_names) == op
+            total += int(mine.sum())
+            zero += int(np.sum(np.asarray(values)[mine, 0] == 0))
+        if total and zero / total >= 0.5:
+            metric = self.recipes[target].columns[0].split("/")[-1]
+            self._note(f"{target}: ophold[{op}]: the per-operator labels put {zero:,} of the {total:,} {op} operators "
+                       f"of its test models at 0 {metric} (the device does not run them, e.g. Vela leaves them to the "
+                       "CPU); a predictor that never saw the type prices it from its features and its family, which "
+                       "cannot know that")
 
     def _plan(self) -> List[Unit]:
         units = []
