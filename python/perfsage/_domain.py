@@ -53,6 +53,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     quantized = np.empty(len(graphs), dtype=np.float64)
     low = np.full(len(columns), np.inf)
     high = np.full(len(columns), -np.inf)
+    unquantized = np.zeros(len(vocabulary), dtype=bool)
     for i, g in enumerate(graphs):
         seen[np.asarray(g.op_types)] = True
         sizes[i] = np.asarray(g.graph_features, dtype=np.float64)[size_cols]
@@ -61,6 +62,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
         if x.size:
             low = np.minimum(low, x.min(axis=0))
             high = np.maximum(high, x.max(axis=0))
+            unquantized[np.asarray(g.op_types)[x[:, q_col] == 0]] = True
     return {
         "graphs": len(graphs),
         "op_types": [vocabulary[i] for i in np.flatnonzero(seen)],
@@ -68,6 +70,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
         "sizes": {f: [float(sizes[:, j].min()), float(sizes[:, j].max())] for j, f in enumerate(SIZE_FEATURES)},
         "operator_features": {c: [float(low[j]), float(high[j])] for j, c in enumerate(columns)
                               if c not in NODE_COLUMNS_NOT_CHECKED and np.isfinite(low[j])},
+        "unquantized_op_types": [vocabulary[i] for i in np.flatnonzero(unquantized)],
     }
 
 
@@ -100,6 +103,8 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
                    "predictor was trained on int8 models; NPUs such as the Ethos-U run int8 only")
     elif trained_quantized <= 0.01 and q_share >= QUANTIZED_SHARE:
         out.append("this looks like a quantized model but the predictor was trained on float models")
+    if q_share >= QUANTIZED_SHARE and "unquantized_op_types" in domain:
+        out += _float_section_warning(set(domain["unquantized_op_types"]), graph)
     features = dict(zip(graph_feature_names(), np.asarray(graph.graph_features, dtype=np.float64)))
     for name, (lo, hi) in domain.get("sizes", {}).items():
         value = features.get(name)
@@ -110,6 +115,21 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
         elif lo > 0 and value * SIZE_TOLERANCE < lo:
             out.append(f"{name} = {value:.4g} is below a half of the smallest in training ({lo:.4g})")
     return out + _operator_feature_warnings(domain.get("operator_features", {}), graph)
+
+
+def _float_section_warning(trained: set, graph: Graph) -> List[str]:
+    """A quantized model's operators with unquantized outputs (a float section between DEQUANTIZE and
+    QUANTIZE, as converters leave what they cannot quantize) of types training never saw
+    unquantized: an NPU such as the Ethos-U leaves them to the CPU, which the features cannot say."""
+    quantized = graph.node_features[:, node_feature_names().index("is_quantized")] > 0
+    names = list(graph.op_names)
+    found = [i for i, name in enumerate(names) if not quantized[i] and name not in trained]
+    if not found:
+        return []
+    types = sorted({names[i] for i in found})
+    return [f"{len(found)} operator(s) of this quantized model ({', '.join(types)}; e.g. operator {found[0]}) have "
+            "unquantized outputs, which training never showed for those types; an NPU such as the Ethos-U leaves "
+            "such operators to the CPU, so their cost is a guess"]
 
 
 def _operator_feature_warnings(ranges: Dict[str, List[float]], graph: Graph) -> List[str]:

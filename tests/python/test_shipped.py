@@ -92,6 +92,21 @@ def test_check_names_an_operator_feature_far_outside_training(small):
     assert old.provenance["domain"]["operator_features"] == p.provenance["domain"]["operator_features"]
 
 
+def test_check_names_unquantized_operators_of_a_quantized_model(small):
+    # Converters leave what they cannot quantize in float between dequantizing and quantizing
+    # operators; the Ethos-U leaves those operators to the CPU (Vela prices them at 0), and a
+    # predictor that never saw them unquantized prices them as if the NPU ran them.
+    p, graphs = small
+    assert p.provenance["domain"]["unquantized_op_types"] == []  # kws int8: every output quantized
+    spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],
+            "layers": [{"op": "conv2d", "filters": 8, "kernel": 3}, {"op": "cast", "to": "float32"},
+                       {"op": "quantize"}, {"op": "conv2d", "filters": 8, "kernel": 3}]}
+    warnings = p.check(perfsage.load_tflite(perfsage.build_model(spec)))
+    assert any(w.startswith("1 operator(s) of this quantized model (CAST; e.g. operator 1) have unquantized outputs")
+               for w in warnings), warnings
+    assert all("unquantized outputs" not in w for g in graphs[:5] for w in p.check(g))
+
+
 def test_predict_cli_table_json_and_explain(small, tmp_path, capsys):
     p, _ = small
     path = tmp_path / "p.psage"
