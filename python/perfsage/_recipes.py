@@ -96,6 +96,13 @@ def split_record(recipe: Recipe, split: Split, seed: int, dataset_name: str) -> 
     }
 
 
+def _seeded_split(dataset: Any, recipe: Recipe, seed: int) -> Tuple[np.ndarray, Split]:
+    """The recipe's labels of ``dataset`` and the seeded random split of its usable rows: the rows
+    a shipped predictor trains, stops and is scored on."""
+    labels = dataset.labels(recipe.columns)
+    return labels, random_split(usable_rows(labels), seed)
+
+
 def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
                           progress: bool = True, checkpoint: Any = None,
                           callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None) -> Predictor:
@@ -107,8 +114,7 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
     shipped files. ``checkpoint`` and ``callback``: ``Predictor.fit``'s (a file that lets a stopped
     run resume; a function given each epoch's metrics)."""
     recipe = recipe_for(target)
-    labels = dataset.labels(recipe.columns)
-    split = random_split(usable_rows(labels), seed)
+    labels, split = _seeded_split(dataset, recipe, seed)
     p = Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns], seed=seed,
                   **recipe.hyperparameters)
     ops = (dataset_operator_labels(dataset, recipe.columns, [None if g is None else g.op_names for g in graphs])
@@ -143,8 +149,7 @@ def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target
         raise ValueError(f"{target}: the predictor was trained on {record.get('train_data')!r} "
                          f"({split_info.get('kind', 'no recorded split')}), not on the random split of "
                          f"{Path(dataset.path).name}")
-    labels = dataset.labels(recipe_for(target).columns)
-    split = random_split(usable_rows(labels), int(split_info["seed"]))
+    _, split = _seeded_split(dataset, recipe_for(target), int(split_info["seed"]))
     sizes = {"train": len(split.train), "val": len(split.val), "test": len(split.test)}
     if any(split_info.get(k) != n for k, n in sizes.items()):
         raise ValueError(f"{target}: the predictor's split has {split_info} rows, this dataset's {sizes}")
