@@ -21,7 +21,13 @@
 #                                     30-95% zeros), whose Vela weight compression the uniform
 #                                     draws never show; then 16x8 (int16 activations,
 #                                     int8 weights, as audio models are quantised): X16_N (default
-#                                     3,000) each of op_zoo and recurrent_audio; and the 21,000 models
+#                                     3,000) each of op_zoo and recurrent_audio; float sections
+#                                     (`--float-sections mixed`: runs of layers left in float32 inside
+#                                     the int8 model, as converters leave what they do not quantize)
+#                                     in the first FLOAT_N samples (default 1,000) of op_zoo, motifs,
+#                                     cnn_families, mobile_v3, transformer, recurrent_audio,
+#                                     image_classification and kws (a third as drawn: the rows already
+#                                     stored); and the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
 #                                     scripts/build_datasets.sh), labelled again with per-operator
 #                                     labels: one dataset, so that training and leave-one-space-out
@@ -34,7 +40,7 @@
 # A space's first n samples do not depend on n, so a larger --other-n later only adds models.
 #
 # Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--mixed-n N]
-#                                        [--x16-n N] [--paper-n-per-space N]
+#                                        [--x16-n N] [--float-n N] [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
 set -euo pipefail
@@ -46,6 +52,7 @@ OTHER_N=2000
 MOTIFS_N=8000
 MIXED_N=6000
 X16_N=3000
+FLOAT_N=1000
 PAPER_N=5250
 WORKERS=0
 SEED=0
@@ -58,6 +65,7 @@ while [ $# -gt 0 ]; do
     --motifs-n) MOTIFS_N="$2"; shift 2 ;;
     --mixed-n) MIXED_N="$2"; shift 2 ;;
     --x16-n) X16_N="$2"; shift 2 ;;
+    --float-n) FLOAT_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
@@ -94,6 +102,10 @@ perfsage dataset build --space op_zoo --space motifs --n "$MIXED_N" --seed "$SEE
 stamp "   16x8: op_zoo and recurrent_audio ($X16_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$X16_N" --seed "$SEED" --dtype int16x8 \
   "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   float sections in 8 spaces ($FLOAT_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space motifs --space cnn_families --space mobile_v3 --space transformer \
+  --space recurrent_audio --space image_classification --space kws --n "$FLOAT_N" --seed "$SEED" --float-sections mixed \
+  --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
 stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \

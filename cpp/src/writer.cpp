@@ -1,6 +1,7 @@
 // The spec walk: inputs, relu fusion, each layer through its builder (writer_layers.cpp), outputs.
 #include "perfsage/writer.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -25,7 +26,7 @@ const std::set<std::string> kAnyInputOps = {"cast", "quantize"};
 const std::set<std::string> kInt16x8Ops = {
     "conv2d", "depthwise_conv2d", "transpose_conv2d", "dense", "add", "sub", "mul", "div", "batch_matmul",
     "concat", "split", "split_v", "pack", "unpack", "avg_pool2d", "max_pool2d", "global_avg_pool", "mean", "sum",
-    "reduce_max", "gather", "cast", "quantize", "pad", "mirror_pad", "reshape", "resize_bilinear",
+    "reduce_max", "gather", "cast", "quantize", "dequantize", "pad", "mirror_pad", "reshape", "resize_bilinear",
     "resize_nearest", "transpose", "strided_slice", "slice", "squeeze", "expand_dims", "softmax", "logistic",
     "tanh", "relu", "relu6", "rsqrt", "maximum", "minimum", "leaky_relu", "exp", "abs", "prelu"};
 
@@ -65,7 +66,8 @@ class Writer {
     }
     for (size_t i = 0; i < spec_.layers.size(); ++i) add_layer(i);
     // Runtimes run such a model, but it is no network and the reader refuses it.
-    if (graph_.num_ops() == 0) fail("spec", "writes no operator: its quantize layers fold away in a float32 model");
+    if (graph_.num_ops() == 0)
+      fail("spec", "writes no operator: its quantize and dequantize layers fold away in a float32 model");
     std::vector<std::string> outputs = spec_.outputs;
     if (outputs.empty()) outputs.push_back(spec_.layers.back().name);
     for (const auto& name : outputs) {
@@ -125,24 +127,38 @@ class Writer {
     }
     const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
     if (!build) p.fail("unknown op '" + layer.op + "'");
-    if (graph_.int16() && !kInt16x8Ops.count(layer.op))
-      p.fail("op '" + layer.op + "' has no 16x8 (int16 activation) kernel in LiteRT; build it as int8 or float32");
     std::vector<int32_t> in;
-    for (const auto& name : layer_inputs(i)) {
-      in.push_back(input_value(p, name));
+    for (const auto& name : layer_inputs(i)) in.push_back(input_value(p, name));
+    // In a quantized model, a layer on float32 values (a DEQUANTIZE's or a CAST's) is part of a
+    // float section: built as in a float32 model, up to the QUANTIZE that ends the section.
+    const bool float_section = graph_.quantized() && !kAnyInputOps.count(layer.op) &&
+                               std::any_of(in.begin(), in.end(), [&](int32_t t) {
+                                 return graph_.tensor(t).type == writer::fb::TensorType::FLOAT32;
+                               });
+    if (graph_.int16() && !float_section && !kInt16x8Ops.count(layer.op))
+      p.fail("op '" + layer.op + "' has no 16x8 (int16 activation) kernel in LiteRT; build it as int8 or float32");
+    graph_.float_section(float_section);
+    for (size_t k = 0; k < in.size(); ++k) {
       // Every builder but cast's and quantize's expects the model's activations (int8 with its
-      // scale, int16 or float32); other values (arg_max's indices, cast and quantize outputs of
-      // another type) reach other layers only through those two.
-      const writer::TensorDef& t = graph_.tensor(in.back());
+      // scale, int16 or float32), or float32 values throughout in a float section; other values
+      // (arg_max's indices, cast and quantize outputs of another type) reach other layers only
+      // through those two.
+      const writer::TensorDef& t = graph_.tensor(in[k]);
       const bool activation = t.type == graph_.activation_type() && (!graph_.quantized() || !t.scale.empty());
-      if (!activation && !kAnyInputOps.count(layer.op))
-        p.fail("input '" + name + "' holds " + writer::value_kind(t) + " values, not the model's " +
-               writer::type_name(graph_.activation_type()) + " activations; only cast and quantize take them");
+      if (activation || kAnyInputOps.count(layer.op)) continue;
+      const std::string& name = layer_inputs(i)[k];
+      graph_.float_section(false);
+      if (float_section)
+        p.fail("input '" + name + "' holds " + writer::value_kind(t) +
+               " values beside float32 ones (a float section); dequantize it, or quantize the float32 ones");
+      p.fail("input '" + name + "' holds " + writer::value_kind(t) + " values, not the model's " +
+             writer::type_name(graph_.activation_type()) + " activations; only cast and quantize take them");
     }
     const auto fused = fused_activation_.find(layer.name);
     writer::Layer l{layer.name, layer.op, p, in, graph_,
                     fused == fused_activation_.end() ? std::nullopt : std::optional<Activation>(fused->second)};
     const int32_t out = build(l);
+    graph_.float_section(false);
     p.finish();
     if (l.outputs.empty()) l.outputs.push_back(out);
     for (size_t k = 0; k < l.outputs.size(); ++k) {

@@ -133,7 +133,14 @@ class GraphBuilder {
  public:
   GraphBuilder(uint64_t seed, WeightType type, ConstantData constants = ConstantData::kValues,
                SpecWeights weight_values = {})
-      : type_(type), constants_(constants), weight_values_(weight_values), rng_(seed ^ 0x7065726673616765ull) {}
+      : model_type_(type), type_(type), constants_(constants), weight_values_(weight_values),
+        rng_(seed ^ 0x7065726673616765ull) {}
+
+  // A float section of a quantized model (float32 values between DEQUANTIZE and QUANTIZE, what a
+  // converter leaves unquantized): while on, every question below is answered as for a float32
+  // model, so that a layer builds its float32 kernel, float weights and unquantized outputs.
+  void float_section(bool on) { type_ = on ? WeightType::kFloat32 : model_type_; }
+  bool model_quantized() const { return model_type_ != WeightType::kFloat32; }
 
   bool int8() const { return type_ == WeightType::kInt8; }
   // 16x8: int16 activations (symmetric, zero point 0), int8 weights, int64 biases.
@@ -213,7 +220,8 @@ class GraphBuilder {
   // The operator codes in order of first use, and each operator's index into them.
   std::vector<fb::BuiltinOperator> operator_codes(std::vector<uint32_t>& code_of_op) const;
 
-  WeightType type_;
+  WeightType model_type_;
+  WeightType type_;  // model_type_, or float32 in a float section
   ConstantData constants_;
   SpecWeights weight_values_;
   Rng rng_;

@@ -814,8 +814,9 @@ int32_t cast(Layer& l) {
 
 // QUANTIZE to `to` [the model's activation type]: int8 or int16 values requantised to a range
 // `range_scale` [1] times the input's (another scale; int8 <-> int16 as the 16x8 parts of mixed
-// models have it), or a CAST's float32 values quantised. A float32 model has no quantisation to
-// change and its converter writes no QUANTIZE: the layer is folded away, its output is its input.
+// models have it), or float32 values (a CAST's, a float section's) quantised. A float32 model has
+// no quantisation to change and its converter writes no QUANTIZE: the layer is folded away, its
+// output is its input.
 int32_t quantize(Layer& l) {
   Params& p = l.params;
   GraphBuilder& g = l.graph;
@@ -832,6 +833,19 @@ int32_t quantize(Layer& l) {
   const int32_t out = g.activation_of(to == "int8" ? fb::TensorType::INT8 : fb::TensorType::INT16, l.name, x.shape,
                                       x.lo * r, x.hi * r);
   g.add_op(fb::BuiltinOperator::QUANTIZE, l.inputs, {out});  // no options, as requantize_inputs writes it
+  return out;
+}
+
+// DEQUANTIZE: the model's int8 or int16 activations to float32 values, the start of a float section
+// (the layers that take only float32 values are built as in a float32 model, until a QUANTIZE). A
+// float32 model has nothing to dequantize: the layer folds away, as quantize does.
+int32_t dequantize(Layer& l) {
+  GraphBuilder& g = l.graph;
+  const TensorDef x = only_input(l);
+  if (!g.model_quantized()) return l.inputs[0];
+  if (x.scale.empty()) l.params.fail("takes the model's int8 or int16 activations, got " + value_kind(x) + " values");
+  const int32_t out = g.unquantized(l.name, x.shape, fb::TensorType::FLOAT32, x.lo, x.hi);
+  g.add_op(fb::BuiltinOperator::DEQUANTIZE, l.inputs, {out});
   return out;
 }
 
@@ -1016,6 +1030,7 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
     {"arg_max", arg_max},
     {"cast", cast},
     {"quantize", quantize},
+    {"dequantize", dequantize},
     {"pad", pad},
     {"mirror_pad", mirror_pad},
     {"reshape", reshape},

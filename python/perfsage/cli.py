@@ -32,7 +32,8 @@ from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
 from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
-from .spaces import WEIGHTS, sample, spaces
+from .spaces import FLOAT_SECTIONS, WEIGHTS, sample, spaces
+from .spaces._float_sections import MAX_SECTION_LAYERS
 
 
 def _node_rows(graph: Graph) -> List[Dict[str, Any]]:
@@ -136,6 +137,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
           "model Glorot-uniform, as freshly initialised; default) or mixed (per sample, from its seed: a third "
           "uniform, a third trained-like normal or laplace values, a third pruned to sparsity 0.3-0.95), the "
           "spec's \"weights\" field; Vela compresses trained and pruned weights")
+    print("float sections (`perfsage dataset build --float-sections`, `perfsage.sample(..., float_sections=...)`): "
+          "none (default) or mixed (per sample, from its seed: a third as drawn, two thirds with one or two runs "
+          f"of up to {MAX_SECTION_LAYERS} layers between added dequantize and quantize layers, written in float32 "
+          "inside the quantized model); the Ethos-U leaves such layers to the CPU")
     return 0
 
 
@@ -263,6 +268,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype=args.dtype,
         weights=args.weights,
+        float_sections=args.float_sections,
         workers=args.workers,
         timeout=args.timeout,
         executor=args.executor,
@@ -371,6 +377,10 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="weight values: uniform (Glorot-uniform, as freshly initialised; default) or mixed "
                             "(a third each uniform, trained-like normal/laplace, and pruned to sparsity 0.3-0.95; "
                             "see `perfsage spaces`)")
+    build.add_argument("--float-sections", choices=list(FLOAT_SECTIONS), default="none",
+                       help="none (every layer quantized; default) or mixed (two thirds of the models with one or "
+                            "two runs of layers left in float32 between DEQUANTIZE and QUANTIZE, as converters leave "
+                            "what they do not quantize; see `perfsage spaces`)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")

@@ -160,6 +160,48 @@ TEST(Writer, RecurrentLayersKeepTheirStateInVariableTensors) {
   }
 }
 
+TEST(Writer, FloatSectionOfAQuantizedModelIsWrittenInFloat32) {
+  // What a converter leaves unquantized: float32 kernels, weights and outputs from DEQUANTIZE to
+  // QUANTIZE, the model's own type on both sides; a float32 model has nothing to convert.
+  const char* spec = R"({"inputs": [{"name": "x", "shape": [1, 6, 6, 4]}], "layers": [
+    {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3},
+    {"name": "dq", "op": "dequantize"},
+    {"name": "fc", "op": "conv2d", "filters": 8, "kernel": 1},
+    {"name": "m", "op": "mul", "inputs": ["fc", "dq"]},
+    {"name": "q", "op": "quantize"},
+    {"name": "o", "op": "add", "inputs": ["q", "c"]}]})";
+  for (auto type : {WeightType::kInt8, WeightType::kInt16x8, WeightType::kFloat32}) {
+    SCOPED_TRACE(static_cast<int>(type));
+    const auto bytes = build_model_json(spec, 3, type);
+    const auto graph = load_graph(bytes.data(), bytes.size(), "fs");
+    const Subgraph& sg = graph->model().subgraphs[0];
+    const DType own = type == WeightType::kInt8      ? DType::kInt8
+                      : type == WeightType::kInt16x8 ? DType::kInt16
+                                                     : DType::kFloat32;
+    std::vector<DType> outputs, float_conv_inputs;
+    for (const auto& op : sg.operators) outputs.push_back(sg.tensors[static_cast<size_t>(op.outputs[0])].dtype);
+    if (type == WeightType::kFloat32) {
+      EXPECT_EQ(outputs, std::vector<DType>(4, own));  // conv, conv, mul, add
+      continue;
+    }
+    const DType f = DType::kFloat32;
+    EXPECT_EQ(outputs, (std::vector<DType>{own, f, f, f, own, own}));
+    for (const int32_t t : sg.operators[2].inputs)
+      float_conv_inputs.push_back(sg.tensors[static_cast<size_t>(t)].dtype);
+    EXPECT_EQ(float_conv_inputs, (std::vector<DType>{f, f, f}));
+  }
+  // A layer may not mix float32 values with the model's activations.
+  const std::string mixed = R"({"inputs": [{"name": "x", "shape": [1, 6, 6, 4]}], "layers": [
+    {"name": "dq", "op": "dequantize"}, {"name": "a", "op": "add", "inputs": ["dq", "x"]}]})";
+  try {
+    build_model_json(mixed, 0, WeightType::kInt8);
+    ADD_FAILURE() << "mixed inputs accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input 'x' holds int8 values beside float32 ones"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Writer, TruncatedSpecTextFailsCleanly) {
   // Every prefix of a spec is bad JSON or a bad spec: an Error each time, never a crash.
   const std::string spec = kSpec;

@@ -42,6 +42,9 @@ def space_cases() -> List[Any]:
         # Trained-like and pruned weights: the weight columns' tolerance holds for them too.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=17, weights="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-mixed") for item in items]
+        # Float sections: runs of layers on the float32 path inside the int8 model.
+        items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=18, float_sections="mixed")
+        cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-float-sections") for item in items]
     return cases
 
 

@@ -163,6 +163,15 @@ OP_SPECS = {
     {"name": "ci", "op": "cast", "to": "int32"},
     {"name": "cf", "op": "cast", "to": "float32"},
     {"name": "cq", "op": "quantize", "range_scale": 2.0}), "outputs": ["cq", "ci"]}, "CAST", "cpu"),
+  # A float section, as converters leave a swish and a 1x1 conv they do not quantize: dequantized,
+  # computed in float32 (float weights), quantized again. Vela leaves all of it to the CPU.
+  "dequantize": (_on_conv(
+    {"name": "dq", "op": "dequantize"},
+    {"name": "sg", "op": "logistic"},
+    {"name": "sw", "op": "mul", "inputs": ["dq", "sg"]},
+    {"name": "fc", "op": "conv2d", "filters": 8, "kernel": 1},
+    {"name": "q", "op": "quantize"},
+    {"name": "c2", "op": "conv2d", "filters": 8, "kernel": 3}), "DEQUANTIZE", "cpu"),
   # A requantisation to another scale and a round trip through int16 (each step to another scale,
   # so that none is a no-op in int16x8 models either), joined by an addition.
   "quantize": (_on_conv(

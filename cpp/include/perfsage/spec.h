@@ -66,10 +66,15 @@
 //                     unquantised, an activation only when it is a float32 model's float32
 //   quantize          to [the model's "int8" | "int16"], range_scale [1]: requantises int8 or int16
 //                     activations to a range range_scale times the input's (int8 <-> int16 too),
-//                     or quantises a cast's float32 values; folded away in float32 models (no
+//                     or quantises float32 values; folded away in float32 models (no
 //                     quantisation to change: the layer's output is its input)
+//   dequantize        int8 or int16 activations to float32 values; folded away in float32 models
 //                     Only cast and quantize take values that are not the model's activations
-//                     (arg_max's indices, their own outputs of another type)
+//                     (arg_max's indices, their own outputs of another type), but for float32
+//                     values in a quantized model (a dequantize's or a cast's): the layers that
+//                     take them are a float section, written as in a float32 model (float kernels
+//                     and weights, unquantised outputs) until a quantize, as converters leave the
+//                     ops they do not quantize; all of such a layer's inputs must be float32
 //   pad               paddings: [[before, after], ...] one pair per dimension
 //   mirror_pad        paddings as pad; mode ["reflect" (each side < the dimension) | "symmetric"
 //                     (each side <= the dimension)]

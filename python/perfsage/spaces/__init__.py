@@ -15,6 +15,9 @@ from ``(seed, i)`` alone, recorded as the item's ``"seed"``: it is the same what
 ``sample(..., weights="mixed")`` also sets each spec's ``"weights"`` (how the writer draws weight
 values: distribution and pruning sparsity) from a second generator seeded by the item's seed, so
 that a data set holds trained-like and pruned models too (see :func:`weights_spec`).
+``sample(..., float_sections="mixed")`` leaves runs of two thirds of the specs' layers in float32
+inside the quantized model, from a third generator seeded by the item's seed, as converters leave
+what they do not quantize (see :func:`float_sections_spec`).
 """
 
 from __future__ import annotations
@@ -39,19 +42,23 @@ from . import (
     transformer,
 )
 from ._builder import SpecBuilder, estimate_cost
+from ._float_sections import FLOAT_SECTIONS, float_sections_spec, with_float_sections
 from ._space import SearchSpace
 from .nb201 import nb201_spec
 
 __all__ = [
+    "FLOAT_SECTIONS",
     "SearchSpace",
     "SpecBuilder",
     "estimate_cost",
+    "float_sections_spec",
     "get_space",
     "nb201_spec",
     "sample",
     "sample_seed",
     "spaces",
     "weights_spec",
+    "with_float_sections",
     "WEIGHTS",
 ]
 
@@ -111,7 +118,8 @@ def weights_spec(item_seed: int) -> Optional[Dict[str, Any]]:
     return {"distribution": distribution, "sparsity": sparsity}
 
 
-def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform") -> List[Dict[str, Any]]:
+def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform",
+           float_sections: str = "none") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
@@ -122,10 +130,14 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     A space made only of such draws (``super_resolution``: depth-to-space; ``transformer``: layer
     norms) raises ``RuntimeError``. ``weights`` is ``"uniform"`` (no spec has ``"weights"``) or
     ``"mixed"`` (each spec gets :func:`weights_spec` of its seed when that is not ``None``); the
-    layers drawn are the same either way.
+    layers drawn are the same either way. ``float_sections`` is ``"none"`` or ``"mixed"`` (each
+    spec becomes :func:`float_sections_spec` of its seed when that is not ``None``: the same
+    layers, runs of them between added dequantize and quantize layers).
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if float_sections not in FLOAT_SECTIONS:
+        raise ValueError(f"float_sections must be one of {', '.join(FLOAT_SECTIONS)}, got {float_sections!r}")
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
@@ -134,6 +146,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     for i in range(n):
         item_seed = sample_seed(seed, i)
         spec = search_space.sample_spec(np.random.default_rng(item_seed), ops)
+        if float_sections == "mixed":
+            spec = float_sections_spec(spec, item_seed) or spec
         spec = {"name": f"{space}-{item_seed}", **spec}
         values = weights_spec(item_seed) if weights == "mixed" else None
         if values is not None:

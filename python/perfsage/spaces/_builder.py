@@ -24,7 +24,7 @@ Size = Union[int, Sequence[int]]
 # Ops whose single input passes through with its shape unchanged.
 _SAME_SHAPE_OPS = frozenset(
     {"relu", "relu6", "logistic", "tanh", "hard_swish", "rsqrt", "softmax", "layer_norm", "leaky_relu", "exp", "abs",
-     "prelu", "cast", "quantize"}
+     "prelu", "cast", "quantize", "dequantize"}
 )
 # Ops with several outputs, named "<layer>:<i>" (spec.h).
 _MULTI_OUTPUT_OPS = frozenset({"split", "split_v", "unpack"})
