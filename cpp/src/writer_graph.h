@@ -105,6 +105,8 @@ class Params {
   Shape ints(const std::string& key);
   std::vector<Shape> int_pairs(const std::string& key);
   double number(const std::string& key, double fallback);
+  // A [lo, hi] pair of finite numbers with lo < hi.
+  std::pair<double, double> range(const std::string& key, std::pair<double, double> fallback);
   bool flag(const std::string& key, bool fallback);
   std::string choice(const std::string& key, const std::vector<std::string>& allowed);
   std::string text(const std::string& key);

@@ -195,6 +195,26 @@ TwoInputs two_inputs(Layer& l) {
   return x;
 }
 
+// Two inputs, or with "constant" one input and a constant second operand, as models carry what
+// the converter cannot fold into a neighbour: input normalisation (Keras Rescaling: a scalar;
+// Normalization: a mean and a scale per channel), batch norms after additions or before
+// convolutions, layer scales. "constant" is "scalar" (shape [1]) or "channel" (one value per
+// element of the input's last dimension); the values are uniform in "constant_range" [`range`],
+// drawn from the seeded generator, and quantised per tensor as the converter quantises them.
+TwoInputs two_inputs_or_constant(Layer& l, std::pair<double, double> range) {
+  Params& p = l.params;
+  if (!p.has("constant")) return two_inputs(l);
+  if (l.inputs.size() != 1) p.fail("takes one input beside its constant, got " + std::to_string(l.inputs.size()));
+  const bool scalar = p.choice("constant", {"scalar", "channel"}) == "scalar";
+  const auto [lo, hi] = p.range("constant_range", range);
+  GraphBuilder& g = l.graph;
+  const Shape& shape = g.tensor(l.inputs[0]).shape;
+  std::vector<float> values(scalar ? 1 : static_cast<size_t>(shape.back()));
+  for (float& v : values) v = static_cast<float>((lo + hi) / 2) + g.rng().uniform(static_cast<float>((hi - lo) / 2));
+  l.inputs.push_back(g.const_values(l.name + "/constant", values));
+  return two_inputs(l);
+}
+
 // The output of an arithmetic layer with a fused activation, in [lo, hi] before the activation,
 // or in [-bound, bound] when the spec knows better than interval arithmetic (a recurrent state,
 // whose intervals would widen at every step).
@@ -225,21 +245,21 @@ OptionsFn sub_options(const GraphBuilder& g, Activation act) {
 }
 
 int32_t add(Layer& l) {
-  const TwoInputs x = two_inputs(l);
+  const TwoInputs x = two_inputs_or_constant(l, {-1.0, 1.0});
   const Activation act = l.activation_param();
   return arithmetic(l, x, act, x.a.lo + x.b.lo, x.a.hi + x.b.hi, fb::BuiltinOperator::ADD, fb::BuiltinOptions::AddOptions,
                     add_options(l.graph, act));
 }
 
 int32_t sub(Layer& l) {
-  const TwoInputs x = two_inputs(l);
+  const TwoInputs x = two_inputs_or_constant(l, {-1.0, 1.0});
   const Activation act = l.activation_param();
   return arithmetic(l, x, act, x.a.lo - x.b.hi, x.a.hi - x.b.lo, fb::BuiltinOperator::SUB, fb::BuiltinOptions::SubOptions,
                     sub_options(l.graph, act));
 }
 
 int32_t mul(Layer& l) {
-  const TwoInputs x = two_inputs(l);
+  const TwoInputs x = two_inputs_or_constant(l, {0.5, 2.0});
   const Activation act = l.activation_param();
   const float c[] = {x.a.lo * x.b.lo, x.a.lo * x.b.hi, x.a.hi * x.b.lo, x.a.hi * x.b.hi};
   return arithmetic(l, x, act, *std::min_element(c, c + 4), *std::max_element(c, c + 4), fb::BuiltinOperator::MUL,
@@ -261,7 +281,7 @@ int32_t squared_difference(Layer& l) {
 constexpr float kDivisorFloor = 0.25f;
 
 int32_t div(Layer& l) {
-  const TwoInputs x = two_inputs(l);
+  const TwoInputs x = two_inputs_or_constant(l, {0.5, 2.0});
   const Activation act = l.activation_param();
   const float spread = GraphBuilder::absmax(x.a) / (kDivisorFloor * std::max(GraphBuilder::absmax(x.b), 1e-6f));
   return arithmetic(l, x, act, x.a.lo < 0.0f || x.b.lo < 0.0f ? -spread : 0.0f, spread, fb::BuiltinOperator::DIV,

@@ -80,6 +80,17 @@ double Params::number(const std::string& key, double fallback) {
   return v->number;
 }
 
+std::pair<double, double> Params::range(const std::string& key, std::pair<double, double> fallback) {
+  const JsonValue* v = get(key);
+  if (!v) return fallback;
+  const bool ok = v->kind == JsonValue::Kind::kArray && v->items.size() == 2 &&
+                  v->items[0].kind == JsonValue::Kind::kNumber && v->items[1].kind == JsonValue::Kind::kNumber &&
+                  std::isfinite(v->items[0].number) && std::isfinite(v->items[1].number) &&
+                  v->items[0].number < v->items[1].number;
+  if (!ok) fail("'" + key + "' must be [lo, hi] with lo < hi");
+  return {v->items[0].number, v->items[1].number};
+}
+
 bool Params::flag(const std::string& key, bool fallback) {
   const JsonValue* v = get(key);
   if (!v) return fallback;

@@ -32,7 +32,8 @@ from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
 from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
-from .spaces import FLOAT_SECTIONS, WEIGHTS, sample, spaces
+from .spaces import AFFINE, FLOAT_SECTIONS, WEIGHTS, sample, spaces
+from .spaces._affine import MAX_BATCH_NORMS
 from .spaces._float_sections import MAX_SECTION_LAYERS
 
 
@@ -141,6 +142,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
           "none (default) or mixed (per sample, from its seed: a third as drawn, two thirds with one or two runs "
           f"of up to {MAX_SECTION_LAYERS} layers between added dequantize and quantize layers, written in float32 "
           "inside the quantized model); the Ethos-U leaves such layers to the CPU")
+    print("affine layers (`perfsage dataset build --affine`, `perfsage.sample(..., affine=...)`): none (default) or "
+          "mixed (per sample, from its seed: a third as drawn, two thirds with input normalisation (Keras Rescaling "
+          f"or Normalization), 1-{MAX_BATCH_NORMS} unfolded batch norms or both: mul, add and sub layers with scalar "
+          "or per-channel constant operands, which converters leave standalone and Vela prices apart)")
     return 0
 
 
@@ -269,6 +274,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         weights=args.weights,
         float_sections=args.float_sections,
+        affine=args.affine,
         workers=args.workers,
         timeout=args.timeout,
         executor=args.executor,
@@ -381,6 +387,9 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="none (every layer quantized; default) or mixed (two thirds of the models with one or "
                             "two runs of layers left in float32 between DEQUANTIZE and QUANTIZE, as converters leave "
                             "what they do not quantize; see `perfsage spaces`)")
+    build.add_argument("--affine", choices=list(AFFINE), default="none",
+                       help="none (default) or mixed (two thirds of the models with input normalisation or unfolded "
+                            "batch norms: mul, add and sub layers with constant operands; see `perfsage spaces`)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")

@@ -429,3 +429,51 @@ def test_float_sections_requantize_every_value_leaving_a_section() -> None:
         assert len(quantizes) == len(set(quantizes))
         assert len(out["outputs"]) == 2 and not {o.split(":")[0] for o in out["outputs"]} & floats
     assert len(seen) >= 5, seen
+
+
+@pytest.mark.parametrize("space", ["cnn_families", "op_zoo", "recurrent_audio"])
+def test_affine_layers_add_constant_operand_layers_and_keep_the_rest(space: str) -> None:
+    # Why: input normalisation and unfolded batch norms are in most real Keras models and in no
+    # space; Vela prices a MUL by a per-channel constant up to 60x a MUL by an activation.
+    plain = spaces.sample(space, 30, seed=0)
+    mixed = spaces.sample(space, 30, seed=0, affine="mixed")
+    changed = 0
+    for a, b in zip(plain, mixed):
+        names = {layer["name"] for layer in a["spec"]["layers"]}
+        added = [layer for layer in b["spec"]["layers"] if layer["name"] not in names]
+        kept = [layer for layer in b["spec"]["layers"] if layer["name"] in names]
+        assert [(x["name"], x["op"]) for x in kept] == [(x["name"], x["op"]) for x in a["spec"]["layers"]]
+        if not added:
+            assert b["spec"] == a["spec"]
+            continue
+        changed += 1
+        assert all(x["op"] in ("mul", "add", "sub") and x["constant"] in ("scalar", "channel") and
+                   len(x["inputs"]) == 1 for x in added)
+        graph = perfsage.load_tflite(perfsage.build_model(b["spec"], seed=b["seed"]))
+        constants = [t for t in graph.tensors() if t["name"].endswith("/constant")]
+        assert len(constants) == len(added)
+        # Each added layer is read: by the next added one, a layer of the spec or a model output.
+        read = {x for layer in b["spec"]["layers"] for x in layer.get("inputs", [])}
+        read |= set(b["spec"].get("outputs", []))
+        last = b["spec"]["layers"][-1]["name"]
+        assert all(x["name"] in read or x["name"] == last for x in added)
+    assert 12 <= changed <= 28, changed
+    assert spaces.sample(space, 30, seed=0, affine="mixed") == mixed
+    with pytest.raises(ValueError, match="affine must be one of none, mixed, got 'yes'"):
+        spaces.sample(space, 1, affine="yes")
+
+
+def test_affine_layers_go_after_the_named_layers_and_rename_their_readers() -> None:
+    spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 3]}], "outputs": ["c2"], "layers": [
+        {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3},
+        {"name": "r", "op": "relu"},
+        {"name": "c2", "op": "conv2d", "filters": 8, "kernel": 1, "inputs": ["r"]}]}
+    for seed in range(20):
+        out = spaces.with_affine_layers(spec, np.random.default_rng(seed), normalise_input=True, batch_norms=2)
+        ops = [layer["op"] for layer in out["layers"]]
+        assert ops[0] in ("mul", "sub") and out["layers"][0]["inputs"] == ["x"]
+        assert out["outputs"] == ["c2"]  # model outputs get no batch norm after them
+        first_conv = next(layer for layer in out["layers"] if layer["name"] == "c")
+        assert first_conv["inputs"] != ["x"]  # it reads the normalised input
+        perfsage.load_tflite(perfsage.build_model(out))
+        assert sum(layer["name"].endswith("_bn_scale") for layer in out["layers"]) == 2  # after c and r

@@ -45,6 +45,9 @@ def space_cases() -> List[Any]:
         # Float sections: runs of layers on the float32 path inside the int8 model.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=18, float_sections="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-float-sections") for item in items]
+        # Affine layers: constant operands drawn from the seed on both paths.
+        items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=19, affine="mixed")
+        cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-affine") for item in items]
     return cases
 
 

@@ -174,6 +174,32 @@ def test_quantize_and_cast_convert_between_types() -> None:
     assert [tensors[n]["dtype"] for n in ("c", "ci", "cf", "cq")] == ["int16", "int32", "float32", "int16"]
 
 
+def test_binary_layers_take_a_scalar_or_per_channel_constant() -> None:
+    # Why: real models carry input normalisation and unfolded batch norms as MUL, ADD and SUB with
+    # constant operands, which Vela prices far from the same ops on two activations.
+    spec, _, _ = OP_SPECS["constant_operands"]
+    for dtype, stored in (("int8", "int8"), ("int16x8", "int16"), ("float32", "float32")):
+        graph = perfsage.load_tflite(perfsage.build_model(spec, seed=3, dtype=dtype))
+        tensors = {t["name"]: t for t in graph.tensors()}
+        shapes = {n: tensors[f"{n}/constant"]["shape"] for n in ("bn_scale", "bn_shift", "offset")}
+        assert shapes == {"bn_scale": (16,), "bn_shift": (16,), "offset": (1,)}
+        assert all(tensors[f"{n}/constant"]["dtype"] == stored and tensors[f"{n}/constant"]["is_constant"]
+                   for n in shapes)
+        assert graph.op_names[1:] == ["MUL", "ADD", "SUB"]
+        if dtype == "float32":
+            continue
+        q = tensors["offset/constant"]["quantization"]
+        assert len(q["scale"]) == 1  # per tensor, as the converter quantises constant operands
+    # The values are drawn in constant_range: a float32 model stores them as they are.
+    model = perfsage.build_model(spec, seed=3, dtype="float32")
+    interpreter = Interpreter(model_content=bytes(model))
+    details = {d["name"]: d for d in interpreter.get_tensor_details()}
+    interpreter.allocate_tensors()
+    values = interpreter.get_tensor(details["offset/constant"]["index"])
+    scale = interpreter.get_tensor(details["bn_scale/constant"]["index"])
+    assert 0.25 <= values[0] <= 0.5 and scale.min() >= 0.5 and scale.max() <= 2.0 and scale.std() > 0
+
+
 def test_layers_after_dequantize_are_a_float_section_until_quantize() -> None:
     # Why: converters leave what they cannot quantize in float32 inside int8 models (7 of the 146
     # real models do), and Vela leaves those operators to the CPU; the data need such sections.
@@ -322,6 +348,12 @@ def bad(spec_change) -> dict:
         (lambda s: s.update(layers=s["layers"][:6] + [{"name": "i", "op": "cast", "to": "int8"},
                                                       {"name": "q", "op": "quantize"}] + s["layers"][6:]),
          r"layer 7 'q' \(quantize\): takes int8 or int16 activations or float32 values, got unquantised int8"),
+        (lambda s: s["layers"].insert(6, {"name": "k", "op": "mul", "constant": "row"}),
+         r"layer 6 'k' \(mul\): 'constant' must be one of scalar, channel"),
+        (lambda s: s["layers"].insert(6, {"name": "k", "op": "add", "constant": "scalar", "constant_range": [1, 1]}),
+         r"layer 6 'k' \(add\): 'constant_range' must be \[lo, hi\] with lo < hi"),
+        (lambda s: s["layers"].insert(6, {"name": "k", "op": "sub", "constant": "scalar", "inputs": ["flat", "flat"]}),
+         r"layer 6 'k' \(sub\): takes one input beside its constant, got 2"),
         (lambda s: s["layers"].insert(6, {"name": "q", "op": "quantize", "range_scale": 0}),
          r"layer 6 'q' \(quantize\): 'range_scale' must be positive"),
         (lambda s: s["layers"].insert(6, {"name": "q", "op": "quantize", "to": "uint8"}),

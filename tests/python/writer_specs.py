@@ -172,6 +172,12 @@ OP_SPECS = {
     {"name": "fc", "op": "conv2d", "filters": 8, "kernel": 1},
     {"name": "q", "op": "quantize"},
     {"name": "c2", "op": "conv2d", "filters": 8, "kernel": 3}), "DEQUANTIZE", "cpu"),
+  # Constant operands, as input normalisation and unfolded batch norms carry them: a per-channel
+  # scale and shift, a scalar offset. Vela runs them on the NPU, the per-channel ones far slower.
+  "constant_operands": (_on_conv(
+    {"name": "bn_scale", "op": "mul", "constant": "channel"},
+    {"name": "bn_shift", "op": "add", "constant": "channel"},
+    {"name": "offset", "op": "sub", "constant": "scalar", "constant_range": [0.25, 0.5]}), "MUL", "npu"),
   # A requantisation to another scale and a round trip through int16 (each step to another scale,
   # so that none is a no-op in int16x8 models either), joined by an addition.
   "quantize": (_on_conv(

@@ -43,6 +43,11 @@
 //   div               two inputs, broadcasting; activation [none]. The quotient's range assumes a
 //                     divisor no nearer zero than a quarter of its largest magnitude: keep divisors
 //                     away from zero (e.g. the exp of a logistic, in [1, e])
+//                     add, sub, mul and div take one input and a constant instead with constant
+//                     ["scalar" (shape [1]) | "channel" (one value per element of the last
+//                     dimension)]: values uniform in constant_range [[-1, 1] for add and sub,
+//                     [0.5, 2] for mul and div], drawn from the seed, as input normalisation and
+//                     unfolded batch norms carry them
 //   squared_difference  two inputs
 //   maximum, minimum  two inputs, broadcasting; int8 inputs and output share one scale (inputs at
 //                     another are requantised, as for concat)

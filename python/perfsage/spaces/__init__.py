@@ -17,7 +17,10 @@ values: distribution and pruning sparsity) from a second generator seeded by the
 that a data set holds trained-like and pruned models too (see :func:`weights_spec`).
 ``sample(..., float_sections="mixed")`` leaves runs of two thirds of the specs' layers in float32
 inside the quantized model, from a third generator seeded by the item's seed, as converters leave
-what they do not quantize (see :func:`float_sections_spec`).
+what they do not quantize (see :func:`float_sections_spec`). ``sample(..., affine="mixed")``
+inserts what converters leave unfolded into two thirds of the specs, from a fourth generator:
+input normalisation and batch norms, elementwise layers with constant operands (see
+:func:`affine_spec`).
 """
 
 from __future__ import annotations
@@ -41,15 +44,18 @@ from . import (
     super_resolution,
     transformer,
 )
+from ._affine import AFFINE, affine_spec, with_affine_layers
 from ._builder import SpecBuilder, estimate_cost
 from ._float_sections import FLOAT_SECTIONS, float_sections_spec, with_float_sections
 from ._space import SearchSpace
 from .nb201 import nb201_spec
 
 __all__ = [
+    "AFFINE",
     "FLOAT_SECTIONS",
     "SearchSpace",
     "SpecBuilder",
+    "affine_spec",
     "estimate_cost",
     "float_sections_spec",
     "get_space",
@@ -58,6 +64,7 @@ __all__ = [
     "sample_seed",
     "spaces",
     "weights_spec",
+    "with_affine_layers",
     "with_float_sections",
     "WEIGHTS",
 ]
@@ -119,7 +126,7 @@ def weights_spec(item_seed: int) -> Optional[Dict[str, Any]]:
 
 
 def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform",
-           float_sections: str = "none") -> List[Dict[str, Any]]:
+           float_sections: str = "none", affine: str = "none") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
@@ -132,12 +139,17 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     ``"mixed"`` (each spec gets :func:`weights_spec` of its seed when that is not ``None``); the
     layers drawn are the same either way. ``float_sections`` is ``"none"`` or ``"mixed"`` (each
     spec becomes :func:`float_sections_spec` of its seed when that is not ``None``: the same
-    layers, runs of them between added dequantize and quantize layers).
+    layers, runs of them between added dequantize and quantize layers). ``affine`` is ``"none"``
+    or ``"mixed"`` (each spec becomes :func:`affine_spec` of its seed when that is not ``None``:
+    the same layers and constant-operand mul, add and sub layers among them), applied before the
+    float sections.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if float_sections not in FLOAT_SECTIONS:
         raise ValueError(f"float_sections must be one of {', '.join(FLOAT_SECTIONS)}, got {float_sections!r}")
+    if affine not in AFFINE:
+        raise ValueError(f"affine must be one of {', '.join(AFFINE)}, got {affine!r}")
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
@@ -146,6 +158,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     for i in range(n):
         item_seed = sample_seed(seed, i)
         spec = search_space.sample_spec(np.random.default_rng(item_seed), ops)
+        if affine == "mixed":
+            spec = affine_spec(spec, item_seed) or spec
         if float_sections == "mixed":
             spec = float_sections_spec(spec, item_seed) or spec
         spec = {"name": f"{space}-{item_seed}", **spec}

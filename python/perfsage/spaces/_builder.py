@@ -227,6 +227,9 @@ class SpecBuilder:
                                  f"weights of {units} units on {x[-1]} features")
             return x[:-1] + (units,)
         if op in _BINARY_OPS:
+            if "constant" in p:  # one input and a constant operand: a scalar or one per channel
+                self.params += 1 if p["constant"] == "scalar" else x[-1]
+                return x
             return _broadcast(shapes[0], shapes[1])
         if op in _SAME_SHAPE_OPS:
             if op == "layer_norm":

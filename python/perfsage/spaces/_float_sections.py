@@ -12,9 +12,11 @@ quantized again, and the writer builds the layers in between as in a float32 mod
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from ._spec_edit import explicit_inputs, plain_values, source, unique
 
 # What sample(..., float_sections=...) takes: "none" (specs as drawn) or "mixed" (a third as drawn,
 # two thirds with one or two float sections, from each sample's seed).
@@ -22,53 +24,24 @@ FLOAT_SECTIONS = ("none", "mixed")
 # Keeps the sections' generator apart from the spec's and the weights' (see sample()).
 _SECTIONS_STREAM = 0x666C6F61
 # Layers a section cannot hold: the conversions themselves, arg_max's int32 indices, and
-# hard_swish, whose float32 form in a quantized model Vela 5.2 refuses to read ("IFM has to be
-# 8bit": the model would be an error row); layers sharing weights cannot either (one copy cannot
-# be both int8 and float32).
-_FIXED_OPS = frozenset({"cast", "quantize", "dequantize", "arg_max", "hard_swish"})
-# Producers whose outputs are not the model's activations (int32 indices, a cast's values, an int16
-# requantisation): a section cannot start from them.
-_PLAIN_PRODUCERS = frozenset({"cast", "arg_max"})
+# hard_swish and lstm, whose float32 forms in a quantized model Vela 5.2 refuses to read ("IFM has
+# to be 8bit", "IFM must be INT8 or INT16": the model would be an error row); layers sharing
+# weights cannot either (one copy cannot be both int8 and float32).
+_FIXED_OPS = frozenset({"cast", "quantize", "dequantize", "arg_max", "hard_swish", "lstm"})
 MAX_SECTION_LAYERS = 4
-
-
-def _source(name: str) -> str:
-    """The layer a value name comes from: "sp:1" is layer "sp"'s second output."""
-    return name.split(":", 1)[0]
-
-
-def _explicit_inputs(spec: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """A copy of the spec's layers, each with its inputs named (the writer's default: the layer
-    before it, the first input for the first layer)."""
-    layers = copy.deepcopy(spec["layers"])
-    for i, layer in enumerate(layers):
-        if "inputs" not in layer or not layer["inputs"]:
-            layer["inputs"] = [layers[i - 1]["name"] if i else spec["inputs"][0]["name"]]
-        elif isinstance(layer["inputs"], str):
-            layer["inputs"] = [layer["inputs"]]
-    return layers
 
 
 def _eligible(layers: List[Dict[str, Any]]) -> List[bool]:
     """Which layers a section may hold."""
     op_of = {layer["name"]: layer["op"] for layer in layers}
     shared = {layer["weights_of"] for layer in layers if "weights_of" in layer}
-    plain = {layer["name"] for layer in layers
-             if layer["op"] in _PLAIN_PRODUCERS or (layer["op"] == "quantize" and "to" in layer)}
+    plain = plain_values(layers)
     ok = []
     for layer in layers:
         ok.append(layer["op"] not in _FIXED_OPS and "weights_of" not in layer and layer["name"] not in shared
-                  and all(_source(x) not in plain for x in layer["inputs"])
-                  and all(op_of.get(_source(x)) != "dequantize" for x in layer["inputs"]))
+                  and all(source(x) not in plain for x in layer["inputs"])
+                  and all(op_of.get(source(x)) != "dequantize" for x in layer["inputs"]))
     return ok
-
-
-def _unique(name: str, taken: Set[str]) -> str:
-    out, k = name, 1
-    while out in taken:
-        out, k = f"{name}{k}", k + 1
-    taken.add(out)
-    return out
 
 
 def with_float_sections(spec: Dict[str, Any], rng: np.random.Generator, sections: int = 1) -> Dict[str, Any]:
@@ -78,7 +51,7 @@ def with_float_sections(spec: Dict[str, Any], rng: np.random.Generator, sections
     model output). Runs avoid the layers no section can hold (conversions, arg_max, shared
     weights); a spec without room for one comes back unchanged. In a float32 model the added
     layers fold away and the spec builds as before."""
-    layers = _explicit_inputs(spec)
+    layers = explicit_inputs(spec)
     eligible = _eligible(layers)
     in_section = [False] * len(layers)
     for _ in range(sections):
@@ -108,23 +81,23 @@ def _rewrite(spec: Dict[str, Any], layers: List[Dict[str, Any]], in_section: Lis
 
     def requantized(value: str) -> str:
         if value not in quantized:
-            quantized[value] = _unique(value.replace(":", "_") + "_quantize", taken)
+            quantized[value] = unique(value.replace(":", "_") + "_quantize", taken)
             out.append({"name": quantized[value], "op": "quantize", "inputs": [value]})
         return quantized[value]
 
     for layer, floats in zip(layers, in_section):
         if floats:
             for k, value in enumerate(layer["inputs"]):
-                if _source(value) in floating:
+                if source(value) in floating:
                     continue
                 if value not in dequantized:
-                    dequantized[value] = _unique(value.replace(":", "_") + "_dequantize", taken)
+                    dequantized[value] = unique(value.replace(":", "_") + "_dequantize", taken)
                     out.append({"name": dequantized[value], "op": "dequantize", "inputs": [value]})
                 layer["inputs"][k] = dequantized[value]
         else:
-            layer["inputs"] = [requantized(v) if _source(v) in floating else v for v in layer["inputs"]]
+            layer["inputs"] = [requantized(v) if source(v) in floating else v for v in layer["inputs"]]
         out.append(layer)
-    outputs = [requantized(v) if _source(v) in floating else v for v in outputs]
+    outputs = [requantized(v) if source(v) in floating else v for v in outputs]
     rewritten = {**copy.deepcopy(spec), "layers": out}
     if spec.get("outputs") or outputs[0] != out[-1]["name"]:
         rewritten["outputs"] = outputs
