@@ -3,7 +3,8 @@
 A GNN returns a number for any graph; for a graph unlike its training data that number can be far
 off without any sign of it. ``fit`` records a summary of the training graphs (op types, how much of
 each graph was quantized, the range of its size features, and the range of every operator feature
-column) in the predictor's provenance, and ``Predictor.check`` compares a new graph against it.
+column, and each op type's configurations: input rank, constant input or not) in the predictor's
+provenance, and ``Predictor.check`` compares a new graph against it.
 An operator feature beyond anything training showed is where the network extrapolates: a depthwise
 convolution with a channel multiplier of 41 when training went up to 4 was priced up to 230 times
 too high (leave-one-space-out, ``motifs``).
@@ -54,6 +55,8 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     low = np.full(len(columns), np.inf)
     high = np.full(len(columns), -np.inf)
     unquantized = np.zeros(len(vocabulary), dtype=bool)
+    configurations = set()
+    rank_col, constant_col = columns.index("in_rank"), columns.index("num_constant_inputs")
     for i, g in enumerate(graphs):
         seen[np.asarray(g.op_types)] = True
         sizes[i] = np.asarray(g.graph_features, dtype=np.float64)[size_cols]
@@ -63,6 +66,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
             low = np.minimum(low, x.min(axis=0))
             high = np.maximum(high, x.max(axis=0))
             unquantized[np.asarray(g.op_types)[x[:, q_col] == 0]] = True
+            configurations.update(_configurations(g.op_types, x[:, rank_col], x[:, constant_col]))
     return {
         "graphs": len(graphs),
         "op_types": [vocabulary[i] for i in np.flatnonzero(seen)],
@@ -71,7 +75,15 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
         "operator_features": {c: [float(low[j]), float(high[j])] for j, c in enumerate(columns)
                               if c not in NODE_COLUMNS_NOT_CHECKED and np.isfinite(low[j])},
         "unquantized_op_types": [vocabulary[i] for i in np.flatnonzero(unquantized)],
+        "operator_configurations": sorted([vocabulary[t], r, c] for t, r, c in configurations),
     }
+
+
+def _configurations(op_types: Any, ranks: np.ndarray, constants: np.ndarray) -> set:
+    """(op type, input rank, whether it has a constant input) of each operator: the same type can
+    cost another way in another configuration (Vela prices a MUL by a per-channel constant on an
+    image up to 60x a MUL by an activation of the same shape)."""
+    return set(zip(np.asarray(op_types).tolist(), ranks.astype(int).tolist(), (constants > 0).tolist()))
 
 
 def npu_command_stream(graph: Graph) -> Optional[str]:
@@ -105,6 +117,8 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
         out.append("this looks like a quantized model but the predictor was trained on float models")
     if q_share >= QUANTIZED_SHARE and "unquantized_op_types" in domain:
         out += _float_section_warning(set(domain["unquantized_op_types"]), graph)
+    if "operator_configurations" in domain:
+        out += _configuration_warning(domain["operator_configurations"], known, graph)
     features = dict(zip(graph_feature_names(), np.asarray(graph.graph_features, dtype=np.float64)))
     for name, (lo, hi) in domain.get("sizes", {}).items():
         value = features.get(name)
@@ -130,6 +144,30 @@ def _float_section_warning(trained: set, graph: Graph) -> List[str]:
     return [f"{len(found)} operator(s) of this quantized model ({', '.join(types)}; e.g. operator {found[0]}) have "
             "unquantized outputs, which training never showed for those types; an NPU such as the Ethos-U leaves "
             "such operators to the CPU, so their cost is a guess"]
+
+
+def _configuration_warning(trained: List[List[Any]], known: set, graph: Graph) -> List[str]:
+    """Operators of known types in a configuration (input rank, constant input or not) that no
+    training operator of their type had, e.g. a MUL by a constant on an image when training only
+    multiplied images by activations: one warning naming up to three configurations."""
+    seen = {(name, int(rank), bool(constant)) for name, rank, constant in trained}
+    columns = node_feature_names()
+    x = np.asarray(graph.node_features, dtype=np.float64)
+    vocabulary = op_vocabulary()
+    configurations = zip(np.asarray(graph.op_types).tolist(), x[:, columns.index("in_rank")].astype(int).tolist(),
+                         (x[:, columns.index("num_constant_inputs")] > 0).tolist())
+    found: Dict[tuple, List[int]] = {}
+    for i, (t, rank, constant) in enumerate(configurations):
+        key = (vocabulary[t], rank, constant)
+        if key[0] in known and key not in seen:
+            found.setdefault(key, []).append(i)
+    if not found:
+        return []
+    described = [f"{name} on rank-{rank} inputs {'with' if constant else 'without'} a constant input "
+                 f"(e.g. operator {found[(name, rank, constant)][0]})" for name, rank, constant in sorted(found)[:3]]
+    count = sum(len(v) for v in found.values())
+    return [f"{count} operator(s) in a configuration no training operator of their type had: {'; '.join(described)}"
+            f"{'; ...' if len(found) > 3 else ''}; their cost is a guess"]
 
 
 def _operator_feature_warnings(ranges: Dict[str, List[float]], graph: Graph) -> List[str]:

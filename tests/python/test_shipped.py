@@ -107,6 +107,21 @@ def test_check_names_unquantized_operators_of_a_quantized_model(small):
     assert all("unquantized outputs" not in w for g in graphs[:5] for w in p.check(g))
 
 
+def test_check_names_operators_in_configurations_training_never_had(small):
+    # Why: the same op type can cost another way in another configuration: Vela prices a MUL by a
+    # per-channel constant on an image up to 60x a MUL by an activation of the same shape.
+    p, graphs = small
+    assert ["FULLY_CONNECTED", 2, True] in p.provenance["domain"]["operator_configurations"]
+    spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],
+            "layers": [{"op": "conv2d", "filters": 8, "kernel": 3}, {"op": "reshape", "shape": [1, 49, 80]},
+                       {"op": "dense", "units": 12}]}
+    warnings = p.check(perfsage.load_tflite(perfsage.build_model(spec)))
+    assert any(w.startswith("1 operator(s) in a configuration no training operator of their type had: "
+                            "FULLY_CONNECTED on rank-3 inputs with a constant input (e.g. operator 2)") for w in warnings), \
+        warnings
+    assert all("configuration" not in w for g in graphs[:5] for w in p.check(g))
+
+
 def test_predict_cli_table_json_and_explain(small, tmp_path, capsys):
     p, _ = small
     path = tmp_path / "p.psage"
