@@ -71,7 +71,7 @@ class Writer {
     std::vector<std::string> outputs = spec_.outputs;
     if (outputs.empty()) outputs.push_back(spec_.layers.back().name);
     for (const auto& name : outputs) {
-      auto it = values_.find(name);
+      auto it = values_.find(alias_.count(name) ? alias_.at(name) : name);  // a fused relu: its producer's
       if (it == values_.end()) fail("spec", "output '" + name + "' is not a layer");
       graph_outputs_.push_back(it->second);
     }

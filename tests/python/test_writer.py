@@ -200,6 +200,15 @@ def test_binary_layers_take_a_scalar_or_per_channel_constant() -> None:
     assert 0.25 <= values[0] <= 0.5 and scale.min() >= 0.5 and scale.max() <= 2.0 and scale.std() > 0
 
 
+def test_an_output_that_is_a_fused_relu_names_its_producers_value() -> None:
+    # The relu folds into the mul before it; naming it as an output still works (the affine
+    # variant puts a mul before a relu that is a model output).
+    spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 4]}], "outputs": ["r"],
+            "layers": [{"name": "c", "op": "conv2d", "filters": 4, "kernel": 1}, {"name": "r", "op": "relu"}]}
+    graph = perfsage.load_tflite(perfsage.build_model(spec))
+    assert graph.op_names == ["CONV_2D"] and graph.operators()[0]["options"]["fused_activation"] == 1
+
+
 def test_layers_after_dequantize_are_a_float_section_until_quantize() -> None:
     # Why: converters leave what they cannot quantize in float32 inside int8 models (7 of the 146
     # real models do), and Vela leaves those operators to the CPU; the data need such sections.
