@@ -56,7 +56,6 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     high = np.full(len(columns), -np.inf)
     unquantized = np.zeros(len(vocabulary), dtype=bool)
     configurations = set()
-    rank_col, constant_col = columns.index("in_rank"), columns.index("num_constant_inputs")
     for i, g in enumerate(graphs):
         seen[np.asarray(g.op_types)] = True
         sizes[i] = np.asarray(g.graph_features, dtype=np.float64)[size_cols]
@@ -66,7 +65,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
             low = np.minimum(low, x.min(axis=0))
             high = np.maximum(high, x.max(axis=0))
             unquantized[np.asarray(g.op_types)[x[:, q_col] == 0]] = True
-            configurations.update(_configurations(g.op_types, x[:, rank_col], x[:, constant_col]))
+            configurations.update(_configurations(g, x))
     return {
         "graphs": len(graphs),
         "op_types": [vocabulary[i] for i in np.flatnonzero(seen)],
@@ -79,11 +78,15 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     }
 
 
-def _configurations(op_types: Any, ranks: np.ndarray, constants: np.ndarray) -> set:
-    """(op type, input rank, whether it has a constant input) of each operator: the same type can
-    cost another way in another configuration (Vela prices a MUL by a per-channel constant on an
-    image up to 60x a MUL by an activation of the same shape)."""
-    return set(zip(np.asarray(op_types).tolist(), ranks.astype(int).tolist(), (constants > 0).tolist()))
+def _configurations(graph: Graph, x: np.ndarray) -> List[tuple]:
+    """(op type index, input rank, whether it has a constant input) of each operator of ``graph``,
+    whose node features are ``x``: the same type can cost another way in another configuration
+    (Vela prices a MUL by a per-channel constant on an image up to 60x a MUL by an activation of
+    the same shape)."""
+    columns = node_feature_names()
+    ranks = x[:, columns.index("in_rank")].astype(int).tolist()
+    constants = (x[:, columns.index("num_constant_inputs")] > 0).tolist()
+    return list(zip(np.asarray(graph.op_types).tolist(), ranks, constants))
 
 
 def npu_command_stream(graph: Graph) -> Optional[str]:
@@ -151,13 +154,9 @@ def _configuration_warning(trained: List[List[Any]], known: set, graph: Graph) -
     training operator of their type had, e.g. a MUL by a constant on an image when training only
     multiplied images by activations: one warning naming up to three configurations."""
     seen = {(name, int(rank), bool(constant)) for name, rank, constant in trained}
-    columns = node_feature_names()
-    x = np.asarray(graph.node_features, dtype=np.float64)
     vocabulary = op_vocabulary()
-    configurations = zip(np.asarray(graph.op_types).tolist(), x[:, columns.index("in_rank")].astype(int).tolist(),
-                         (x[:, columns.index("num_constant_inputs")] > 0).tolist())
     found: Dict[tuple, List[int]] = {}
-    for i, (t, rank, constant) in enumerate(configurations):
+    for i, (t, rank, constant) in enumerate(_configurations(graph, np.asarray(graph.node_features, dtype=np.float64))):
         key = (vocabulary[t], rank, constant)
         if key[0] in known and key not in seen:
             found.setdefault(key, []).append(i)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ._spec_edit import explicit_inputs, plain_values, unique
+from ._spec_edit import explicit_inputs, plain_values, unique, with_layers
 
 # What sample(..., affine=...) takes: "none" (specs as drawn) or "mixed" (a third as drawn, two
 # thirds with input normalisation, unfolded batch norms or both, from each sample's seed).
@@ -63,10 +63,9 @@ def with_affine_layers(spec: Dict[str, Any], rng: np.random.Generator, normalise
     plain = plain_values(layers)
     shared = {layer["name"] for layer in layers if "weights_of" in layer}
     shared |= {layer["weights_of"] for layer in layers if "weights_of" in layer}
-    feeds_shared = {x for layer in layers if layer["name"] in shared for x in layer["inputs"]}
+    excluded = plain | {x for layer in layers if layer["name"] in shared for x in layer["inputs"]} | set(outputs)
     candidates = [layer["name"] for layer in layers
-                  if layer["op"] not in _NO_NORM_AFTER and layer["name"] not in plain | feeds_shared
-                  and layer["name"] not in outputs]
+                  if layer["op"] not in _NO_NORM_AFTER and layer["name"] not in excluded]
     chosen = set()
     if candidates and batch_norms > 0:
         picks = rng.choice(len(candidates), size=min(batch_norms, len(candidates)), replace=False)
@@ -93,7 +92,7 @@ def with_affine_layers(spec: Dict[str, Any], rng: np.random.Generator, normalise
                 renamed[name] = shift
     if not renamed:
         return copy.deepcopy(spec)
-    rewritten = {**copy.deepcopy(spec), "layers": out}
+    rewritten = with_layers(spec, out)
     if outputs:
         rewritten["outputs"] = [renamed.get(v, v) for v in outputs]
     return rewritten

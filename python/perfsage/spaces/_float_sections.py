@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ._spec_edit import explicit_inputs, plain_values, source, unique
+from ._spec_edit import explicit_inputs, plain_values, source, unique, with_layers
 
 # What sample(..., float_sections=...) takes: "none" (specs as drawn) or "mixed" (a third as drawn,
 # two thirds with one or two float sections, from each sample's seed).
@@ -98,7 +98,7 @@ def _rewrite(spec: Dict[str, Any], layers: List[Dict[str, Any]], in_section: Lis
             layer["inputs"] = [requantized(v) if source(v) in floating else v for v in layer["inputs"]]
         out.append(layer)
     outputs = [requantized(v) if source(v) in floating else v for v in outputs]
-    rewritten = {**copy.deepcopy(spec), "layers": out}
+    rewritten = with_layers(spec, out)
     if spec.get("outputs") or outputs[0] != out[-1]["name"]:
         rewritten["outputs"] = outputs
     return rewritten

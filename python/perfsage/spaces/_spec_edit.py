@@ -40,3 +40,8 @@ def unique(name: str, taken: Set[str]) -> str:
         out, k = f"{name}{k}", k + 1
     taken.add(out)
     return out
+
+
+def with_layers(spec: Dict[str, Any], layers: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A copy of ``spec`` with ``layers`` as its layers (the old ones are not copied)."""
+    return {**{k: copy.deepcopy(v) for k, v in spec.items() if k != "layers"}, "layers": layers}
