@@ -71,7 +71,7 @@ class Writer {
     std::vector<std::string> outputs = spec_.outputs;
     if (outputs.empty()) outputs.push_back(spec_.layers.back().name);
     for (const auto& name : outputs) {
-      auto it = values_.find(alias_.count(name) ? alias_.at(name) : name);  // a fused relu: its producer's
+      auto it = find_value(name);
       if (it == values_.end()) fail("spec", "output '" + name + "' is not a layer");
       graph_outputs_.push_back(it->second);
     }
@@ -111,8 +111,14 @@ class Writer {
   // The names layer i reads: its "inputs", or the layer before it (the first: the first input).
   const std::vector<std::string>& layer_inputs(size_t i) const { return layer_inputs_[i]; }
 
+  // The tensor a name stands for: a layer's output, or for a relu fused into its producer, the
+  // producer's; values_.end() when there is none.
+  std::unordered_map<std::string, int32_t>::const_iterator find_value(const std::string& name) const {
+    return values_.find(alias_.count(name) ? alias_.at(name) : name);
+  }
+
   int32_t input_value(const writer::Params& p, const std::string& name) const {
-    auto it = values_.find(alias_.count(name) ? alias_.at(name) : name);
+    auto it = find_value(name);
     if (it == values_.end()) p.fail("input '" + name + "' is neither a spec input nor an earlier layer");
     return it->second;
   }
