@@ -74,25 +74,53 @@ __attribute__((target("avx2,fma"), always_inline)) inline void block_avx2(
     }
 }
 
-// Rows [i0, i1) of one strip of 8*V columns starting at column j (of `width` < 8 columns, masked,
-// when Masked): six rows at a time (twelve accumulators for V = 2, enough to hide the FMA latency
-// of two pipes), then one by one.
+inline __attribute__((target("avx2"))) __m256i lanes_below(int64_t width) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(width)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Rows [i0, i1) (a multiple of six of them) of one strip of 8*V columns starting at column j (of
+// `width` < 8 columns, masked, when Masked), six rows at a time: twelve accumulators for V = 2,
+// enough to hide the FMA latency of two pipes.
 template <int V, bool Masked = false>
 __attribute__((target("avx2,fma"), always_inline)) inline void strip_avx2(
     int64_t i0, int64_t i1, int64_t j, int64_t k, const float* a, int64_t a_row, int64_t a_col,
     const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate, int64_t width = 8) {
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(width)),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  int64_t i = i0;
-  for (; i + 6 <= i1; i += 6)
+  const __m256i mask = lanes_below(width);
+  for (int64_t i = i0; i + 6 <= i1; i += 6)
     block_avx2<6, V, Masked>(k, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate, mask);
-  for (; i < i1; ++i)
-    block_avx2<1, V, Masked>(k, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate, mask);
+}
+
+// The last R (< 6) rows, from row i, across all n columns, 8*V at a time: a block of one or two rows
+// takes four vectors of columns, so that it still has four to eight independent accumulators
+// (a single row two vectors wide waits on the FMA latency at every step: a quarter of the rate).
+template <int R, int V>
+__attribute__((target("avx2,fma"))) void tail_rows_avx2(int64_t i, int64_t n, int64_t k, const float* a,
+                                                        int64_t a_row, int64_t a_col, const float* b, int64_t ldb,
+                                                        float* c, int64_t ldc, bool accumulate) {
+  const float* ai = a + i * a_row;
+  float* ci = c + i * ldc;
+  int64_t j = 0;
+  for (; j + 8 * V <= n; j += 8 * V) block_avx2<R, V>(k, ai, a_row, a_col, b + j, ldb, ci + j, ldc, accumulate);
+  for (; j + 8 <= n; j += 8) block_avx2<R, 1>(k, ai, a_row, a_col, b + j, ldb, ci + j, ldc, accumulate);
+  if (j < n) block_avx2<R, 1, true>(k, ai, a_row, a_col, b + j, ldb, ci + j, ldc, accumulate, lanes_below(n - j));
+}
+
+__attribute__((target("avx2,fma"))) void tail_avx2(int64_t i, int64_t rows, int64_t n, int64_t k, const float* a,
+                                                   int64_t a_row, int64_t a_col, const float* b, int64_t ldb,
+                                                   float* c, int64_t ldc, bool accumulate) {
+  switch (rows) {
+    case 1: tail_rows_avx2<1, 4>(i, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate); break;
+    case 2: tail_rows_avx2<2, 4>(i, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate); break;
+    case 3: tail_rows_avx2<3, 2>(i, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate); break;
+    case 4: tail_rows_avx2<4, 2>(i, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate); break;
+    case 5: tail_rows_avx2<5, 2>(i, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate); break;
+    default: break;
+  }
 }
 
 // Rows are taken in chunks of kRowChunk; within a chunk, strip by strip of 16 columns, so that one
 // strip of B (k x 16 floats) stays in L1 while every row of the chunk passes over it, and the chunk
-// of A stays in L2 across the strips.
+// of A stays in L2 across the strips. The chunk's last rows short of six go through tail_avx2.
 constexpr int64_t kRowChunk = 96;
 
 __attribute__((target("avx2,fma"))) void sgemm_avx2(bool trans_a, int64_t m, int64_t n, int64_t k,
@@ -103,10 +131,13 @@ __attribute__((target("avx2,fma"))) void sgemm_avx2(bool trans_a, int64_t m, int
   const int64_t a_col = trans_a ? lda : 1;  // step between consecutive columns p of op(A)
   for (int64_t i0 = 0; i0 < m; i0 += kRowChunk) {
     const int64_t i1 = std::min(m, i0 + kRowChunk);
+    const int64_t blocks_end = i0 + (i1 - i0) / 6 * 6;
     int64_t j = 0;
-    for (; j + 16 <= n; j += 16) strip_avx2<2>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-    for (; j + 8 <= n; j += 8) strip_avx2<1>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-    if (j < n) strip_avx2<1, true>(i0, i1, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate, n - j);
+    for (; j + 16 <= n; j += 16) strip_avx2<2>(i0, blocks_end, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    for (; j + 8 <= n; j += 8) strip_avx2<1>(i0, blocks_end, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    if (j < n)
+      strip_avx2<1, true>(i0, blocks_end, j, k, a, a_row, a_col, b, ldb, c, ldc, accumulate, n - j);
+    tail_avx2(blocks_end, i1 - blocks_end, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
   }
 }
 

@@ -8,16 +8,11 @@
 #include "slog.h"
 
 namespace perfsage::math {
-namespace {
 
-constexpr double kLayerNormEps = 1e-5;
-
-// a[i] = AGG over the neighbours j of i of h[j] (zeros without neighbours); `arg` records, for
-// max, which neighbour each value came from (lowest index among equal values).
 template <typename S>
-void aggregate(const Mat<S>& h, const Csr& csr, Aggregator agg, Mat<S>& a, std::vector<int32_t>& arg) {
+void aggregate(const ConstRef<S>& h, const Csr& csr, Aggregator agg, Ref<S> a, std::vector<int32_t>& arg) {
   const int64_t N = h.rows(), d = h.cols();
-  a.setZero(N, d);
+  a.setZero();
   if (agg == Aggregator::kMax) arg.assign(static_cast<size_t>(N * d), -1);
   for (int64_t i = 0; i < N; ++i) {
     const int64_t lo = csr.start[i], hi = csr.start[i + 1];
@@ -41,6 +36,15 @@ void aggregate(const Mat<S>& h, const Csr& csr, Aggregator agg, Mat<S>& a, std::
   }
 }
 
+// Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
+template <typename S>
+void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Ref<S> next) {
+  next.rowwise() += P.vec(ix.head[j].bias);
+  if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
+}
+
+namespace {
+
 // The adjoint of aggregate: dh[:, col0 + c] += d(a)/d(h) applied to da[:, c] for c < da.cols().
 template <typename S>
 void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
@@ -60,13 +64,6 @@ void aggregate_adjoint(const Mat<S>& da, const Csr& csr, Aggregator agg,
   }
 }
 
-// Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
-template <typename S>
-void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Mat<S>& next) {
-  next.rowwise() += P.vec(ix.head[j].bias);
-  if (j + 1 < c.head_layers) next = next.cwiseMax(static_cast<S>(0));
-}
-
 // The head's layers from layer `first` on, relu between them; cache.head[first] holds that
 // layer's input, cache.head[L] ends as the output.
 template <typename S>
@@ -75,7 +72,7 @@ void head_forward(const SageConfig& c, const Params<S>& P, const Index& ix, int3
     const auto weight = P.mat(ix.head[j].weight);
     Mat<S> next(cache.head[j].rows(), weight.cols());
     product<S>(next, cache.head[j], weight, false);
-    head_activation(c, P, ix, j, next);
+    head_activation<S>(c, P, ix, j, next);
     cache.head[j + 1] = std::move(next);
   }
 }
@@ -119,7 +116,7 @@ void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, 
     for (int64_t g = 0; g < B; ++g)
       first.middleRows(b.graph_start[g], b.graph_start[g + 1] - b.graph_start[g]).rowwise() += per_graph.row(g);
   }
-  head_activation(c, P, ix, 0, first);
+  head_activation<S>(c, P, ix, 0, first);
   cache.head.resize(static_cast<size_t>(c.head_layers + 1));
   cache.head[0].resize(0, 0);
   cache.head[1] = std::move(first);
@@ -212,16 +209,93 @@ Index index_of(const ParamLayout& layout, const SageConfig& c) {
 }
 
 template <typename S>
+void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
+                const GraphInput& g, S* rows, int64_t ld) {
+  const int64_t F = c.num_node_features, D = c.embedding_dim, Fam = c.family_dim;
+  const Eigen::OuterStride<> stride(g.node_feature_stride ? g.node_feature_stride : F);
+  Eigen::Map<const Mat<float>, 0, Eigen::OuterStride<>> raw(g.node_features, g.num_nodes, F, stride);
+  Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>> h(rows, g.num_nodes, c.input_width(), Eigen::OuterStride<>(ld));
+  auto x = h.leftCols(F);
+  if (g.slog_applied) {
+    x = raw.template cast<S>();
+  } else if constexpr (std::is_same_v<S, float>) {
+    for (int64_t v = 0; v < g.num_nodes; ++v)
+      for (int64_t f = 0; f < F; ++f) x(v, f) = slog_float(raw(v, f));
+  } else {
+    const auto r = raw.template cast<S>().array();
+    x = (r.abs().log1p() * r.sign()).matrix();
+  }
+  for (int64_t f = 0; f < F; ++f) {
+    const S mean = static_cast<S>(norm.node_mean[f]);
+    const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
+    x.col(f) = (x.col(f).array() - mean) * inv;
+  }
+  const auto embedding = P.mat(ix.embedding);
+  for (int64_t v = 0; v < g.num_nodes; ++v) {
+    if (D > 0) h.row(v).segment(F, D) = embedding.row(g.op_types[v]);
+    if (Fam > 0) h.row(v).segment(F + D, Fam) = P.mat(ix.family_embedding).row(op_family(g.op_types[v]));
+  }
+}
+
+template <typename S>
+void graph_row(const SageConfig& c, const Normalization& norm, const GraphInput& g, S* row) {
+  for (int64_t f = 0; f < c.num_graph_features; ++f) {
+    const float raw_g = g.graph_features[f];
+    S s;
+    if (g.slog_applied)
+      s = static_cast<S>(raw_g);
+    else if constexpr (std::is_same_v<S, float>)
+      s = slog_float(raw_g);
+    else
+      s = static_cast<S>(slog(static_cast<double>(raw_g)));
+    row[f] = static_cast<S>((static_cast<S>(s) - static_cast<S>(norm.graph_mean[f])) /
+                            static_cast<S>(norm.graph_std[f]));
+  }
+}
+
+void neighbours(const GraphInput* graphs, int64_t count, const std::vector<int64_t>& graph_start, Csr& in,
+                Csr& out, std::vector<int64_t>& fill) {
+  const int64_t N = graph_start.back();
+  int64_t edges = 0;
+  for (int64_t i = 0; i < count; ++i) edges += graphs[i].num_edges;
+  in.start.assign(static_cast<size_t>(N + 1), 0);
+  out.start.assign(static_cast<size_t>(N + 1), 0);
+  in.index.resize(static_cast<size_t>(edges));
+  out.index.resize(static_cast<size_t>(edges));
+  // Calls edge(source, destination) for every edge, numbered across the batch, in order.
+  auto for_each_edge = [&](auto&& edge) {
+    for (int64_t i = 0; i < count; ++i) {
+      const GraphInput& g = graphs[i];
+      const int64_t n0 = graph_start[i];
+      for (int64_t e = 0; e < g.num_edges; ++e) edge(n0 + g.edges[e], n0 + g.edges[g.num_edges + e]);
+    }
+  };
+  for_each_edge([&](int64_t src, int64_t dst) {
+    ++in.start[dst + 1];
+    ++out.start[src + 1];
+  });
+  for (int64_t v = 0; v < N; ++v) {
+    in.start[v + 1] += in.start[v];
+    out.start[v + 1] += out.start[v];
+  }
+  // fill: the next free slot of each node's incoming list, then of its outgoing list.
+  fill.resize(static_cast<size_t>(2 * N));
+  std::copy(in.start.begin(), in.start.end() - 1, fill.begin());
+  std::copy(out.start.begin(), out.start.end() - 1, fill.begin() + N);
+  for_each_edge([&](int64_t src, int64_t dst) {
+    in.index[fill[dst]++] = src;
+    out.index[fill[N + src]++] = dst;
+  });
+}
+
+template <typename S>
 void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
           const GraphInput* graphs, int64_t count, Batch<S>& b) {
-  const int64_t F = c.num_node_features, D = c.embedding_dim, Fam = c.family_dim;
-  const int64_t G = c.num_graph_features, T = c.num_targets;
+  const int64_t Fam = c.family_dim, T = c.num_targets;
   b.graph_start.assign(1, 0);
-  int64_t edges = 0;
   bool node_labels = false;
   for (int64_t i = 0; i < count; ++i) {
     b.graph_start.push_back(b.graph_start.back() + graphs[i].num_nodes);
-    edges += graphs[i].num_edges;
     node_labels = node_labels || graphs[i].node_labels != nullptr;
   }
   const int64_t N = b.graph_start.back();
@@ -231,81 +305,22 @@ void pack(const SageConfig& c, const Normalization& norm, const Params<S>& P, co
   b.target_std.resize(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) b.target_std[t] = static_cast<S>(norm.target_std[t]);
   b.node_labels.assign(node_labels && c.additive() ? static_cast<size_t>(N * T) : 0, std::nanf(""));
-  b.graph_features.resize(count, G);
-  b.in.start.assign(static_cast<size_t>(N + 1), 0);
-  b.out.start.assign(static_cast<size_t>(N + 1), 0);
-  b.in.index.resize(static_cast<size_t>(edges));
-  b.out.index.resize(static_cast<size_t>(edges));
-
-  const auto embedding = P.mat(ix.embedding);
+  b.graph_features.resize(count, c.num_graph_features);
   for (int64_t i = 0; i < count; ++i) {
     const GraphInput& g = graphs[i];
     const int64_t n0 = b.graph_start[i];
-    const Eigen::OuterStride<> stride(g.node_feature_stride ? g.node_feature_stride : F);
-    Eigen::Map<const Mat<float>, 0, Eigen::OuterStride<>> raw(g.node_features, g.num_nodes, F, stride);
-    auto x = b.h0.block(n0, 0, g.num_nodes, F);
-    if (g.slog_applied) {
-      x = raw.template cast<S>();
-    } else if constexpr (std::is_same_v<S, float>) {
-      for (int64_t v = 0; v < g.num_nodes; ++v)
-        for (int64_t f = 0; f < F; ++f) x(v, f) = slog_float(raw(v, f));
-    } else {
-      const auto r = raw.template cast<S>().array();
-      x = (r.abs().log1p() * r.sign()).matrix();
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      const S mean = static_cast<S>(norm.node_mean[f]);
-      const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
-      x.col(f) = (x.col(f).array() - mean) * inv;
-    }
+    input_rows(c, norm, P, ix, g, b.h0.data() + n0 * b.h0.cols(), b.h0.cols());
     for (int64_t v = 0; v < g.num_nodes; ++v) {
       b.op_types[n0 + v] = g.op_types[v];
-      if (D > 0) b.h0.row(n0 + v).segment(F, D) = embedding.row(g.op_types[v]);
-      if (Fam > 0) {
-        b.families[n0 + v] = op_family(g.op_types[v]);
-        b.h0.row(n0 + v).segment(F + D, Fam) = P.mat(ix.family_embedding).row(b.families[n0 + v]);
-      }
+      if (Fam > 0) b.families[n0 + v] = op_family(g.op_types[v]);
     }
     if (!b.node_labels.empty() && g.node_labels)
       std::copy(g.node_labels, g.node_labels + g.num_nodes * T, b.node_labels.begin() + n0 * T);
-    for (int64_t f = 0; f < G; ++f) {
-      const float raw_g = g.graph_features[f];
-      S s;
-      if (g.slog_applied)
-        s = static_cast<S>(raw_g);
-      else if constexpr (std::is_same_v<S, float>)
-        s = slog_float(raw_g);
-      else
-        s = static_cast<S>(slog(static_cast<double>(raw_g)));
-      b.graph_features(i, f) =
-          static_cast<S>((static_cast<S>(s) - static_cast<S>(norm.graph_mean[f])) /
-                         static_cast<S>(norm.graph_std[f]));
-    }
-    const int64_t* src = g.edges;
-    const int64_t* dst = g.edges + g.num_edges;
-    for (int64_t e = 0; e < g.num_edges; ++e) {
-      ++b.in.start[n0 + dst[e] + 1];
-      ++b.out.start[n0 + src[e] + 1];
-    }
+    graph_row(c, norm, g, b.graph_features.data() + i * b.graph_features.cols());
   }
-  for (int64_t v = 0; v < N; ++v) {
-    b.in.start[v + 1] += b.in.start[v];
-    b.out.start[v + 1] += b.out.start[v];
-  }
-  std::vector<int64_t> in_fill(b.in.start.begin(), b.in.start.end() - 1);
-  std::vector<int64_t> out_fill(b.out.start.begin(), b.out.start.end() - 1);
-  for (int64_t i = 0; i < count; ++i) {
-    const GraphInput& g = graphs[i];
-    const int64_t n0 = b.graph_start[i];
-    const int64_t* src = g.edges;
-    const int64_t* dst = g.edges + g.num_edges;
-    for (int64_t e = 0; e < g.num_edges; ++e) {
-      b.in.index[in_fill[n0 + dst[e]]++] = n0 + src[e];
-      b.out.index[out_fill[n0 + src[e]]++] = n0 + dst[e];
-    }
-  }
+  std::vector<int64_t> fill;
+  neighbours(graphs, count, b.graph_start, b.in, b.out, fill);
 }
-
 
 template <typename S>
 void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Batch<S>& b,
@@ -321,11 +336,13 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
     Mat<S> z(h.rows(), H);
     product<S>(z, h, P.mat(L.w_self), false);
     if (c.uses_in()) {
-      aggregate(h, b.in, c.aggregator, lc.a_in, lc.arg_in);
+      lc.a_in.resize(h.rows(), h.cols());
+      aggregate<S>(h, b.in, c.aggregator, lc.a_in, lc.arg_in);
       product<S>(z, lc.a_in, P.mat(L.w_in), true);
     }
     if (c.uses_out()) {
-      aggregate(h, b.out, c.aggregator, lc.a_out, lc.arg_out);
+      lc.a_out.resize(h.rows(), h.cols());
+      aggregate<S>(h, b.out, c.aggregator, lc.a_out, lc.arg_out);
       product<S>(z, lc.a_out, P.mat(L.w_out), true);
     }
     z.rowwise() += P.vec(L.bias);
@@ -602,6 +619,11 @@ double node_loss_terms(const SageConfig& c, const Normalization& norm, const Bat
   return total;
 }
 
+template void aggregate<float>(const ConstRef<float>&, const Csr&, Aggregator, Ref<float>, std::vector<int32_t>&);
+template void head_activation<float>(const SageConfig&, const Params<float>&, const Index&, int32_t, Ref<float>);
+template void input_rows<float>(const SageConfig&, const Normalization&, const Params<float>&, const Index&,
+                                const GraphInput&, float*, int64_t);
+template void graph_row<float>(const SageConfig&, const Normalization&, const GraphInput&, float*);
 template void pack<float>(const SageConfig&, const Normalization&, const Params<float>&, const Index&,
                           const GraphInput*, int64_t, Batch<float>&);
 template void pack<double>(const SageConfig&, const Normalization&, const Params<double>&, const Index&,

@@ -26,6 +26,13 @@ template <typename S>
 using VecMap = Eigen::Map<RowVec<S>>;
 template <typename S>
 using MatMap = Eigen::Map<Mat<S>>;
+// A row-major matrix, map or block of rows with unit inner stride, passed without a copy.
+template <typename S>
+using Ref = Eigen::Ref<Mat<S>, 0, Eigen::OuterStride<>>;
+template <typename S>
+using ConstRef = Eigen::Ref<const Mat<S>, 0, Eigen::OuterStride<>>;
+
+constexpr double kLayerNormEps = 1e-5;
 
 // Matrix products: float (training, prediction) through the dispatching kernel, double (gradient
 // checks) through Eigen. All operands are row-major with unit inner stride.
@@ -136,6 +143,28 @@ struct Cache {
   Mat<S> share, const_share;
   Mat<S> out;                        // [B, T] the raw graph outputs o
 };
+
+// a[i] = AGG over the neighbours j of i of h[j] (zeros without neighbours); `a` is [N, d] already.
+// `arg` records, for max, which neighbour each value came from (lowest index among equal values).
+template <typename S>
+void aggregate(const ConstRef<S>& h, const Csr& csr, Aggregator agg, Ref<S> a, std::vector<int32_t>& arg);
+
+// Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
+template <typename S>
+void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Ref<S> next);
+
+// One graph's rows of h0 ([num_nodes, input_width] at `rows`, `ld` floats from row to row): its
+// standardised features, then its op types' embeddings (and their families').
+template <typename S>
+void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
+                const GraphInput& g, S* rows, int64_t ld);
+// One graph's standardised graph features, into `row` [G].
+template <typename S>
+void graph_row(const SageConfig& c, const Normalization& norm, const GraphInput& g, S* row);
+// Neighbour lists in both directions over the nodes of `count` graphs, numbered by graph_start
+// ([count + 1]); `fill` is scratch.
+void neighbours(const GraphInput* graphs, int64_t count, const std::vector<int64_t>& graph_start, Csr& in,
+                Csr& out, std::vector<int64_t>& fill);
 
 // Packs `count` graphs into one batch: standardised features and embeddings (h0), neighbour lists
 // in both directions and standardised graph features.

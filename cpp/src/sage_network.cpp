@@ -11,6 +11,7 @@
 #include "perfsage/error.h"
 #include "rng.h"
 #include "sage_math.h"
+#include "sage_predict.h"
 #include "slog.h"
 
 namespace perfsage {
@@ -43,9 +44,11 @@ const S* params_as(const std::vector<float>& params, std::vector<S>& buffer) {
   }
 }
 
-// Graphs per packed batch when predicting: big enough for efficient matrix products, small enough
-// to stay in cache.
-constexpr int64_t kPredictChunk = 64;
+// Nodes per chunk of graphs when predicting: enough rows for efficient matrix products, few
+// enough that a chunk's activations stay in the core's own caches.
+constexpr int64_t kPredictChunkNodes = 256;
+// A prediction workspace larger than this (one huge graph) is freed after the chunk.
+constexpr int64_t kKeepWorkspaceBytes = int64_t{64} << 20;
 
 // One graph's forward pass (explain, operator_costs), after checking the graph.
 void forward_one(const SageConfig& c, const Normalization& norm, const Params<float>& P, const Index& ix,
@@ -58,12 +61,15 @@ void forward_one(const SageConfig& c, const Normalization& norm, const Params<fl
 }  // namespace
 
 SageNetwork::SageNetwork(SageConfig config)
-    : config_((config.resolve(), config)), layout_(config_), params_(static_cast<size_t>(layout_.size()), 0.0f) {}
+    : config_((config.resolve(), config)),
+      layout_(std::make_shared<const ParamLayout>(config_)),
+      index_(std::make_shared<const Index>(index_of(*layout_, config_))),
+      params_(static_cast<size_t>(layout_->size()), 0.0f) {}
 
 void SageNetwork::init_parameters(uint64_t seed) {
   Rng rng(seed);
   const std::string last_head = "head" + std::to_string(config_.head_layers - 1) + ".weight";
-  for (const ParamInfo& p : layout_.params()) {
+  for (const ParamInfo& p : layout_->params()) {
     float* w = params_.data() + p.offset;
     const bool gain = p.name.size() > 8 && p.name.compare(p.name.size() - 8, 8, ".ln_gain") == 0;
     if (p.is_vector) {
@@ -176,21 +182,26 @@ void SageNetwork::check_normalization() const {
 void SageNetwork::predict(const std::vector<GraphInput>& graphs, int threads, float* out) const {
   check_normalization();
   for (size_t i = 0; i < graphs.size(); ++i) check_graph_input(graphs[i], config_, "graph " + std::to_string(i));
-  const Index ix = index_of(layout_, config_);
+  const Index& ix = *index_;
   const Params<float> P{params_.data()};
-  const int64_t n = static_cast<int64_t>(graphs.size());
-  const int64_t chunks = (n + kPredictChunk - 1) / kPredictChunk;
-  const int64_t T = config_.num_targets;
-  parallel_for(chunks, threads, [&](int64_t chunk) {
-    const int64_t lo = chunk * kPredictChunk, count = std::min(kPredictChunk, n - lo);
-    Batch<float> b;
-    Cache<float> cache;
-    pack(config_, norm_, P, ix, graphs.data() + lo, count, b);
-    forward(config_, P, ix, b, cache);
-    const Mat<float>& o = cache.out;
-    for (int64_t g = 0; g < count; ++g)
-      for (int64_t t = 0; t < T; ++t)
-        out[(lo + g) * T + t] = std::exp(o(g, t) * norm_.target_std[t] + norm_.target_mean[t]);
+  const int64_t n = static_cast<int64_t>(graphs.size()), T = config_.num_targets;
+  // Chunks of whole graphs of about kPredictChunkNodes nodes, in order.
+  std::vector<int64_t> bounds{0};
+  int64_t nodes = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    nodes += graphs[i].num_nodes;
+    if (nodes >= kPredictChunkNodes || i + 1 == n) {
+      bounds.push_back(i + 1);
+      nodes = 0;
+    }
+  }
+  parallel_for(static_cast<int64_t>(bounds.size()) - 1, threads, [&](int64_t chunk) {
+    // One workspace per thread: the calling thread keeps its buffers from call to call (up to
+    // kKeepWorkspaceBytes), worker threads for the length of this call.
+    thread_local math::Workspace ws;
+    const int64_t lo = bounds[chunk];
+    math::predict_chunk(config_, norm_, P, ix, graphs.data() + lo, bounds[chunk + 1] - lo, ws, out + lo * T);
+    if (ws.bytes() > kKeepWorkspaceBytes) ws.release();
   });
 }
 
@@ -201,7 +212,7 @@ void SageNetwork::operator_costs(const GraphInput& graph, float* prediction, flo
     throw Error("operator_costs: this network's readout is '" + std::string(to_string(c.readout)) +
                 "'; only the additive readout prices each operator");
   check_normalization();
-  const Index ix = index_of(layout_, c);
+  const Index& ix = *index_;
   const Params<float> P{params_.data()};
   Batch<float> b;
   Cache<float> cache;
@@ -243,7 +254,7 @@ void SageNetwork::explain(const GraphInput& graph, float* prediction, float* sha
     throw Error("explain: this network has no log-sum-exp readout channels (readout_channels = 0), "
                 "so it has no per-operator shares");
   check_normalization();
-  const Index ix = index_of(layout_, c);
+  const Index& ix = *index_;
   const Params<float> P{params_.data()};
   Batch<float> b;
   Cache<float> cache;
@@ -331,10 +342,10 @@ double SageNetwork::loss_and_gradients_at(const std::vector<double>& params,
                                           const std::vector<GraphInput>& graphs, const float* labels,
                                           std::vector<double>* gradients) const {
   check_normalization();
-  if (params.size() != static_cast<size_t>(layout_.size()))
+  if (params.size() != static_cast<size_t>(layout_->size()))
     throw Error("loss_and_gradients_at: " + std::to_string(params.size()) + " parameters, the layout has " +
-                std::to_string(layout_.size()));
-  return loss_and_gradients_impl<double>(config_, layout_, norm_, params.data(), graphs, labels, gradients,
+                std::to_string(layout_->size()));
+  return loss_and_gradients_impl<double>(config_, *layout_, norm_, params.data(), graphs, labels, gradients,
                                          nullptr, 0);
 }
 
@@ -344,7 +355,7 @@ double SageNetwork::loss_and_gradients(const std::vector<GraphInput>& graphs, co
                                        int64_t loss_scale_count) const {
   check_normalization();
   std::vector<S> converted;
-  return loss_and_gradients_impl<S>(config_, layout_, norm_, params_as<S>(params_, converted), graphs,
+  return loss_and_gradients_impl<S>(config_, *layout_, norm_, params_as<S>(params_, converted), graphs,
                                     labels, gradients, raw_outputs, loss_scale_count);
 }
 

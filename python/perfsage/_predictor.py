@@ -51,6 +51,12 @@ def _as_graphs(items: Union[GraphLike, Sequence[GraphLike]], threads: int, what:
     Specs (dicts) and ``sample()`` items take the spec path (``spec_graphs``), as ``spec_dtype``
     models. A bad item raises TypeError naming it by its index in ``items`` (``graphs[2]``)."""
     check_threads(threads)
+    # The NAS loop's case first: Graphs only, nothing to convert (type checks: isinstance against
+    # Mapping, an ABC, costs more than a small graph's prediction).
+    if type(items) is Graph:
+        return [items]
+    if type(items) is list and all(type(g) is Graph for g in items):
+        return list(items)
     if isinstance(items, _ONE_MODEL):
         items = [items]
     elif not hasattr(items, "__iter__"):

@@ -52,6 +52,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,10 @@
 #include "perfsage/sage_layout.h"
 
 namespace perfsage {
+
+namespace math {
+struct Index;  // where each parameter lives (cpp/src/sage_math.h)
+}
 
 // Statistics fitted on the training set; part of the model.
 struct Normalization {
@@ -74,7 +79,7 @@ class SageNetwork {
   explicit SageNetwork(SageConfig config);
 
   const SageConfig& config() const { return config_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return *layout_; }
   std::vector<float>& parameters() { return params_; }
   const std::vector<float>& parameters() const { return params_; }
   Normalization& normalization() { return norm_; }
@@ -125,7 +130,9 @@ class SageNetwork {
 
  private:
   SageConfig config_;
-  ParamLayout layout_;
+  // Shared by copies, which never change it, so that index_'s pointers into it stay valid.
+  std::shared_ptr<const ParamLayout> layout_;
+  std::shared_ptr<const math::Index> index_;  // each parameter's place, looked up once
   std::vector<float> params_;
   Normalization norm_;
 };

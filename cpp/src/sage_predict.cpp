@@ -1,0 +1,177 @@
+#include "sage_predict.h"
+
+#include <algorithm>
+#include <cmath>
+#include <new>
+
+#include "slog.h"
+
+namespace perfsage::math {
+
+MatMap<float> Workspace::mat(Slot slot, int64_t rows, int64_t cols) {
+  auto& buffer = buffers_[slot];
+  const size_t size = static_cast<size_t>(rows * cols);
+  if (buffer.size() < size) {
+    buffer.clear();  // nothing to keep: no copy of the old contents
+    buffer.resize(size);
+  }
+  return MatMap<float>(buffer.data(), rows, cols);
+}
+
+int64_t Workspace::bytes() const {
+  size_t floats = 0;
+  for (const auto& b : buffers_) floats += b.capacity();
+  return static_cast<int64_t>(floats * sizeof(float) +
+                              (graph_start.capacity() + fill.capacity() + in.start.capacity() +
+                               in.index.capacity() + out.start.capacity() + out.index.capacity()) *
+                                  sizeof(int64_t) +
+                              arg.capacity() * sizeof(int32_t));
+}
+
+void Workspace::release() { *this = Workspace(); }
+
+namespace {
+
+// The head's layers from `first` on, over the rows of `x` (in `slot`, one of the two head slots);
+// returns the output, in one of them.
+MatMap<float> head(const SageConfig& c, const Params<float>& P, const Index& ix, int32_t first, MatMap<float> x,
+                   Workspace::Slot slot, Workspace& ws) {
+  for (int32_t j = first; j < c.head_layers; ++j) {
+    const auto weight = P.mat(ix.head[j].weight);
+    slot = slot == Workspace::kHeadA ? Workspace::kHeadB : Workspace::kHeadA;
+    MatMap<float> next = ws.mat(slot, x.rows(), weight.cols());
+    product<float>(next, x, weight, false);
+    head_activation<float>(c, P, ix, j, next);
+    new (&x) MatMap<float>(next.data(), next.rows(), next.cols());  // Eigen's way to re-point a Map
+  }
+  return x;
+}
+
+}  // namespace
+
+void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<float>& P, const Index& ix,
+                   const GraphInput* graphs, int64_t count, Workspace& ws, float* out) {
+  const int64_t I = c.input_width(), H = c.hidden, T = c.num_targets, G = c.num_graph_features;
+  ws.graph_start.assign(1, 0);
+  for (int64_t i = 0; i < count; ++i) ws.graph_start.push_back(ws.graph_start.back() + graphs[i].num_nodes);
+  const int64_t N = ws.graph_start.back(), B = count;
+  const std::vector<int64_t>& start = ws.graph_start;
+  neighbours(graphs, count, start, ws.in, ws.out, ws.fill);
+  MatMap<float> h0 = ws.mat(Workspace::kH0, N, I);
+  MatMap<float> gf = ws.mat(Workspace::kGraph, B, G);
+  for (int64_t i = 0; i < count; ++i) {
+    input_rows<float>(c, norm, P, ix, graphs[i], h0.data() + start[i] * I, I);
+    graph_row<float>(c, norm, graphs[i], gf.data() + i * G);
+  }
+
+  // The layers (sage.h, step 2), h ping-ponging between two slots.
+  MatMap<float> h = h0;
+  for (int32_t k = 0; k < c.layers; ++k) {
+    const LayerIndex& L = ix.layers[k];
+    MatMap<float> z = ws.mat(Workspace::kZ, N, H);
+    product<float>(z, h, P.mat(L.w_self), false);
+    if (c.uses_in()) {
+      MatMap<float> a = ws.mat(Workspace::kAIn, N, h.cols());
+      aggregate<float>(h, ws.in, c.aggregator, a, ws.arg);
+      product<float>(z, a, P.mat(L.w_in), true);
+    }
+    if (c.uses_out()) {
+      MatMap<float> a = ws.mat(Workspace::kAOut, N, h.cols());
+      aggregate<float>(h, ws.out, c.aggregator, a, ws.arg);
+      product<float>(z, a, P.mat(L.w_out), true);
+    }
+    z.rowwise() += P.vec(L.bias);
+    if (c.layer_norm) {
+      const auto gain = P.vec(L.ln_gain);
+      const auto shift = P.vec(L.ln_bias);
+      for (int64_t r = 0; r < N; ++r) {
+        const float mean = z.row(r).mean();
+        const float var = (z.row(r).array() - mean).square().mean();
+        const float rstd = 1.0f / std::sqrt(var + static_cast<float>(kLayerNormEps));
+        z.row(r) = ((z.row(r).array() - mean) * rstd).matrix().cwiseProduct(gain) + shift;
+      }
+    }
+    MatMap<float> next = ws.mat(k % 2 == 0 ? Workspace::kHA : Workspace::kHB, N, H);
+    if (c.residual && k > 0)
+      next = h + z.cwiseMax(0.0f);
+    else
+      next = z.cwiseMax(0.0f);
+    new (&h) MatMap<float>(next.data(), N, H);  // Eigen's way to re-point a Map
+  }
+  const int64_t W = h.cols();
+
+  if (c.additive()) {
+    // Step 3': the head on every node's [h_K | h_0 | graph features], then per graph and target the
+    // sum of the nodes' costs and the constant's (through a log-sum-exp) or their maximum.
+    const auto w0 = P.mat(ix.head[0].weight);
+    const int64_t Gw = c.node_context_width();
+    MatMap<float> first = ws.mat(Workspace::kHeadA, N, w0.cols());
+    product<float>(first, h, w0.topRows(W), false);
+    product<float>(first, h0, w0.middleRows(W, I), true);
+    if (Gw > 0) {
+      MatMap<float> per_graph = ws.mat(Workspace::kPerGraph, B, w0.cols());
+      product<float>(per_graph, gf, w0.bottomRows(Gw), false);
+      for (int64_t g = 0; g < B; ++g)
+        first.middleRows(start[g], start[g + 1] - start[g]).rowwise() += per_graph.row(g);
+    }
+    head_activation<float>(c, P, ix, 0, first);
+    const MatMap<float> o = head(c, P, ix, 1, first, Workspace::kHeadA, ws);
+    const auto constant = P.vec(ix.readout_constant);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = start[g], hi = start[g + 1];
+      for (int64_t t = 0; t < T; ++t) {
+        float value;
+        if (c.is_max_target(t)) {
+          value = constant(t);
+          for (int64_t r = lo; r < hi; ++r) value = o(r, t) > value ? o(r, t) : value;
+        } else {
+          const float sd = norm.target_std[t];
+          float top = sd * constant(t);
+          for (int64_t r = lo; r < hi; ++r) top = std::max(top, sd * o(r, t));
+          float total = std::exp(sd * constant(t) - top);
+          for (int64_t r = lo; r < hi; ++r) total += std::exp(sd * o(r, t) - top);
+          value = (top + std::log(total)) / sd;
+        }
+        out[g * T + t] = std::exp(value * norm.target_std[t] + norm.target_mean[t]);
+      }
+    }
+    return;
+  }
+
+  // Step 3: per graph slog(sum) | mean | max | log-sum-exp channels | graph features, then the head.
+  const int64_t R = c.readout_channels;
+  MatMap<float> z0 = ws.mat(Workspace::kHeadA, B, 3 * W + R + G);
+  MatMap<float> sums = ws.mat(Workspace::kSums, B, W);
+  for (int64_t g = 0; g < B; ++g) {
+    const int64_t lo = start[g], n = start[g + 1] - lo;
+    const auto rows = h.middleRows(lo, n);
+    sums.row(g) = rows.colwise().sum();
+    for (int64_t col = 0; col < W; ++col) {
+      int64_t best = 0;
+      for (int64_t r = 1; r < n; ++r)
+        if (rows(r, col) > rows(best, col)) best = r;
+      z0(g, 2 * W + col) = rows(best, col);
+      z0(g, col) = slog(sums(g, col));
+      z0(g, W + col) = sums(g, col) / static_cast<float>(n);
+    }
+  }
+  if (R > 0) {
+    MatMap<float> scores = ws.mat(Workspace::kScores, N, R);
+    product<float>(scores, h, P.mat(ix.readout_weight), false);
+    scores.rowwise() += P.vec(ix.readout_bias);
+    for (int64_t g = 0; g < B; ++g) {
+      const int64_t lo = start[g], n = start[g + 1] - lo;
+      for (int64_t k = 0; k < R; ++k) {
+        const float top = scores.col(k).segment(lo, n).maxCoeff();
+        const float total = (scores.col(k).segment(lo, n).array() - top).exp().sum();
+        z0(g, 3 * W + k) = top + std::log(total);
+      }
+    }
+  }
+  z0.rightCols(G) = gf;
+  const MatMap<float> o = head(c, P, ix, 0, z0, Workspace::kHeadA, ws);
+  for (int64_t g = 0; g < B; ++g)
+    for (int64_t t = 0; t < T; ++t) out[g * T + t] = std::exp(o(g, t) * norm.target_std[t] + norm.target_mean[t]);
+}
+
+}  // namespace perfsage::math
