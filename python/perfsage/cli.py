@@ -32,7 +32,7 @@ from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
 from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
-from .spaces import AFFINE, FLOAT_SECTIONS, WEIGHTS, sample, spaces
+from .spaces import AFFINE, FLOAT_SECTIONS, STEMS, WEIGHTS, sample, spaces
 from .spaces._affine import MAX_BATCH_NORMS
 from .spaces._float_sections import MAX_SECTION_LAYERS
 
@@ -146,6 +146,9 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
           "mixed (per sample, from its seed: a third as drawn, two thirds with input normalisation (Keras Rescaling "
           f"or Normalization), 1-{MAX_BATCH_NORMS} unfolded batch norms or both: mul, add and sub layers with scalar "
           "or per-channel constant operands, which converters leave standalone and Vela prices apart)")
+    print("depthwise stems (`perfsage dataset build --stems`, `perfsage.sample(..., stems=...)`): none (default) or "
+          "mixed (per sample, from its seed: half of the specs with a conv2d on a one-channel input get it as the "
+          "depthwise_conv2d with depth_multiplier = filters that converters write for it)")
     return 0
 
 
@@ -275,6 +278,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         weights=args.weights,
         float_sections=args.float_sections,
         affine=args.affine,
+        stems=args.stems,
         workers=args.workers,
         timeout=args.timeout,
         executor=args.executor,
@@ -390,6 +394,10 @@ def _add_dataset_commands(sub: Any) -> None:
     build.add_argument("--affine", choices=list(AFFINE), default="none",
                        help="none (default) or mixed (two thirds of the models with input normalisation or unfolded "
                             "batch norms: mul, add and sub layers with constant operands; see `perfsage spaces`)")
+    build.add_argument("--stems", choices=list(STEMS), default="none",
+                       help="none (default) or mixed (half of the models with a conv2d on a one-channel input get "
+                            "it as a depthwise conv2d with depth multiplier = filters, as converters write it; see "
+                            "`perfsage spaces`)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")

@@ -463,6 +463,56 @@ def test_affine_layers_add_constant_operand_layers_and_keep_the_rest(space: str)
         spaces.sample(space, 1, affine="yes")
 
 
+def test_depthwise_stems_write_one_channel_convolutions_as_converters_do() -> None:
+    # Why: converters write a Conv2D of a one-channel input as DEPTHWISE_CONV_2D with a depth
+    # multiplier (micro_speech, person_detect); no space but motifs shows multipliers above 4.
+    plain = spaces.sample("kws", 30, seed=0)
+    mixed = spaces.sample("kws", 30, seed=0, stems="mixed")
+    changed = 0
+    for a, b in zip(plain, mixed):
+        if b["spec"] == a["spec"]:
+            continue
+        changed += 1
+        before = {layer["name"]: layer for layer in a["spec"]["layers"]}
+        assert [x["name"] for x in b["spec"]["layers"]] == list(before)
+        stems = [x for x in b["spec"]["layers"] if x["op"] != before[x["name"]]["op"]]
+        assert len(stems) == 1
+        stem, conv = stems[0], before[stems[0]["name"]]
+        assert stem["op"] == "depthwise_conv2d" and conv["op"] == "conv2d"
+        assert stem["depth_multiplier"] == conv["filters"]
+        assert {k: v for k, v in stem.items() if k not in ("op", "depth_multiplier", "inputs")} == \
+            {k: v for k, v in conv.items() if k not in ("op", "filters", "inputs")}
+        # The same computation: the same operators' MACs and weights, the same output shapes.
+        g_plain = perfsage.load_tflite(perfsage.build_model(a["spec"], seed=a["seed"]))
+        g_stem = perfsage.load_tflite(perfsage.build_model(b["spec"], seed=b["seed"]))
+        assert "DEPTHWISE_CONV_2D" in g_stem.op_names
+        assert g_stem.totals["macs"] == g_plain.totals["macs"]
+        assert g_stem.totals["param_count"] == g_plain.totals["param_count"]
+        assert g_stem.num_nodes == g_plain.num_nodes
+    assert 8 <= changed <= 22, changed
+    assert spaces.sample("kws", 30, seed=0, stems="mixed") == mixed
+    with pytest.raises(ValueError, match="stems must be one of none, mixed, got 'all'"):
+        spaces.sample("kws", 1, stems="all")
+
+
+def test_depthwise_stems_leave_other_convolutions_and_shared_weights() -> None:
+    spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 1]}, {"name": "y", "shape": [1, 8, 8, 3]}],
+            "outputs": ["c", "d", "e"], "layers": [
+                {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3, "stride": 2, "activation": "relu"},
+                {"name": "d", "op": "conv2d", "filters": 8, "kernel": 3, "inputs": ["y"]},
+                {"name": "e", "op": "conv2d", "filters": 4, "kernel": 1, "inputs": ["c"]}]}
+    out = spaces.with_depthwise_stems(spec)
+    assert [layer["op"] for layer in out["layers"]] == ["depthwise_conv2d", "conv2d", "conv2d"]
+    assert out["layers"][0] == {"name": "c", "op": "depthwise_conv2d", "depth_multiplier": 8, "kernel": 3,
+                                "stride": 2, "activation": "relu", "inputs": ["x"]}
+    perfsage.load_tflite(perfsage.build_model(out))
+    assert spec["layers"][0]["op"] == "conv2d"  # the spec itself is not changed
+    assert spaces.with_depthwise_stems({**spec, "layers": spec["layers"][1:]}) is None
+    shared = {**spec, "layers": spec["layers"] + [
+        {"name": "f", "op": "conv2d", "filters": 8, "kernel": 3, "inputs": ["x"], "weights_of": "c"}]}
+    assert spaces.with_depthwise_stems(shared) is None  # c's weights are f's too: both stay
+
+
 def test_affine_layers_go_after_the_named_layers_and_rename_their_readers() -> None:
     spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 3]}], "outputs": ["c2"], "layers": [
         {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3},

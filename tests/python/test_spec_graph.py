@@ -48,6 +48,9 @@ def space_cases() -> List[Any]:
         # Affine layers: constant operands drawn from the seed on both paths.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=19, affine="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-affine") for item in items]
+        if name == "kws":  # every kws spec has a convolution of its one-channel input
+            items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=20, stems="mixed")
+            cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-stems") for item in items]
     return cases
 
 

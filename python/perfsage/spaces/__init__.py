@@ -20,7 +20,9 @@ inside the quantized model, from a third generator seeded by the item's seed, as
 what they do not quantize (see :func:`float_sections_spec`). ``sample(..., affine="mixed")``
 inserts what converters leave unfolded into two thirds of the specs, from a fourth generator:
 input normalisation and batch norms, elementwise layers with constant operands (see
-:func:`affine_spec`).
+:func:`affine_spec`). ``sample(..., stems="mixed")`` writes half of the convolutions of one-channel
+inputs as the depthwise convolutions with a depth multiplier that converters write for them, from
+a fifth generator (see :func:`depthwise_stems_spec`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from . import (
 )
 from ._affine import AFFINE, affine_spec, with_affine_layers
 from ._builder import SpecBuilder, estimate_cost
+from ._depthwise_stems import STEMS, depthwise_stems_spec, with_depthwise_stems
 from ._float_sections import FLOAT_SECTIONS, float_sections_spec, with_float_sections
 from ._space import SearchSpace
 from .nb201 import nb201_spec
@@ -53,9 +56,11 @@ from .nb201 import nb201_spec
 __all__ = [
     "AFFINE",
     "FLOAT_SECTIONS",
+    "STEMS",
     "SearchSpace",
     "SpecBuilder",
     "affine_spec",
+    "depthwise_stems_spec",
     "estimate_cost",
     "float_sections_spec",
     "get_space",
@@ -65,6 +70,7 @@ __all__ = [
     "spaces",
     "weights_spec",
     "with_affine_layers",
+    "with_depthwise_stems",
     "with_float_sections",
     "WEIGHTS",
 ]
@@ -126,7 +132,7 @@ def weights_spec(item_seed: int) -> Optional[Dict[str, Any]]:
 
 
 def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform",
-           float_sections: str = "none", affine: str = "none") -> List[Dict[str, Any]]:
+           float_sections: str = "none", affine: str = "none", stems: str = "none") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
@@ -142,7 +148,9 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     layers, runs of them between added dequantize and quantize layers). ``affine`` is ``"none"``
     or ``"mixed"`` (each spec becomes :func:`affine_spec` of its seed when that is not ``None``:
     the same layers and constant-operand mul, add and sub layers among them), applied before the
-    float sections.
+    float sections. ``stems`` is ``"none"`` or ``"mixed"`` (each spec becomes
+    :func:`depthwise_stems_spec` of its seed when that is not ``None``: its conv2d layers on
+    one-channel inputs as depthwise_conv2d with a depth multiplier), applied first.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
@@ -150,6 +158,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
         raise ValueError(f"float_sections must be one of {', '.join(FLOAT_SECTIONS)}, got {float_sections!r}")
     if affine not in AFFINE:
         raise ValueError(f"affine must be one of {', '.join(AFFINE)}, got {affine!r}")
+    if stems not in STEMS:
+        raise ValueError(f"stems must be one of {', '.join(STEMS)}, got {stems!r}")
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
@@ -158,6 +168,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     for i in range(n):
         item_seed = sample_seed(seed, i)
         spec = search_space.sample_spec(np.random.default_rng(item_seed), ops)
+        if stems == "mixed":
+            spec = depthwise_stems_spec(spec, item_seed) or spec
         if affine == "mixed":
             spec = affine_spec(spec, item_seed) or spec
         if float_sections == "mixed":
