@@ -121,9 +121,10 @@ def perturb(p: Any, seed: int = 0, scale: float = 0.05) -> None:
     p.set_parameters({k: v + scale * rng.standard_normal(v.shape) for k, v in p.parameters().items()})
 
 
+# Issue 16's goals (issue 4 had asked for 2x at batch 1024 and per epoch).
 GOAL_BATCH1 = 20.0
-GOAL_BATCH_LARGE = 2.0
-GOAL_TRAIN = 2.0
+GOAL_BATCH_LARGE = 5.0
+GOAL_TRAIN = 3.0
 GOAL_MEMORY = 1.0  # PyG's training memory over perfsage's: at least 1 means perfsage uses no more
 
 
