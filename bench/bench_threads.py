@@ -8,7 +8,8 @@ order, every method on one thread and on ``--threads`` threads:
 
 * ``load_many``: TFLite bytes (built once, beforehand, from the first 400 specs) to Graphs;
 * ``spec_graphs``: the specs to Graphs without writing models;
-* ``predict``: one batched ``Predictor.predict`` call on the graphs.
+* ``predict``: one batched ``Predictor.predict`` call on the graphs, and one on the specs (a NAS
+  loop's call: graphs built, predicted and freed on the worker threads).
 
 Results are kept until the round ends and dropped outside the timed region, so freeing is not
 timed. Printed per method: µs per item (median over rounds) on each thread count, the scaling
@@ -52,8 +53,10 @@ def main() -> int:
         "load_many": lambda t: perfsage.load_many(blobs, threads=t),
         "spec_graphs": lambda t: perfsage.spec_graphs(items, threads=t),
         "predict (batched)": lambda t: predictor.predict(graphs, threads=t),
+        "predict (specs)": lambda t: predictor.predict(items, threads=t),
     }
-    counts = {"load_many": len(blobs), "spec_graphs": len(items), "predict (batched)": len(graphs)}
+    counts = {"load_many": len(blobs), "spec_graphs": len(items), "predict (batched)": len(graphs),
+              "predict (specs)": len(items)}
     runs = [(name, t) for name in methods for t in (1, args.threads)]
     seconds: Dict[str, List[float]] = {f"{name}/{t}": [] for name, t in runs}
     cpu: Dict[str, float] = {key: 0.0 for key in seconds}

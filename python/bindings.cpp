@@ -19,6 +19,7 @@
 #include "perfsage/sage.h"
 #include "perfsage/shared_network.h"
 #include "perfsage/spec_graph.h"
+#include "perfsage/spec_predict.h"
 #include "perfsage/train.h"
 #include "perfsage/writer.h"
 
@@ -261,6 +262,19 @@ std::variant<std::string, perfsage::JsonValue> spec_of(const py::handle& spec, c
 }
 
 // A batch's results as Python: (Graph or None, error message) per item.
+// A batch's specs (dicts or JSON text), with one seed and one source each, as the core takes them.
+std::vector<perfsage::SpecItem> spec_items(const py::list& specs, const std::vector<uint64_t>& seeds,
+                                           const std::vector<std::string>& sources, const std::string& dtype,
+                                           const std::string& what) {
+  if (seeds.size() != specs.size() || sources.size() != specs.size())
+    throw py::value_error(what + ": " + std::to_string(specs.size()) + " specs, " + std::to_string(seeds.size()) +
+                          " seeds and " + std::to_string(sources.size()) + " sources; expected one of each per spec");
+  const perfsage::WeightType type = perfsage::weight_type(dtype);
+  std::vector<perfsage::SpecItem> items(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) items[i] = {spec_of(specs[i], sources[i]), seeds[i], type, sources[i]};
+  return items;
+}
+
 py::list result_list(const std::vector<perfsage::LoadResult>& results) {
   py::list out;
   for (const auto& r : results)
@@ -667,14 +681,7 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
       "spec_graphs",
       [](const py::list& specs, const std::vector<uint64_t>& seeds, const std::vector<std::string>& sources,
          const std::string& dtype, int threads) {
-        if (seeds.size() != specs.size() || sources.size() != specs.size())
-          throw py::value_error("spec_graphs: " + std::to_string(specs.size()) + " specs, " +
-                                std::to_string(seeds.size()) + " seeds and " + std::to_string(sources.size()) +
-                                " sources; expected one of each per spec");
-        const perfsage::WeightType type = perfsage::weight_type(dtype);
-        std::vector<perfsage::SpecItem> work(specs.size());
-        for (size_t i = 0; i < specs.size(); ++i)
-          work[i] = {spec_of(specs[i], sources[i]), seeds[i], type, sources[i]};
+        std::vector<perfsage::SpecItem> work = spec_items(specs, seeds, sources, dtype, "spec_graphs");
         std::vector<perfsage::LoadResult> results;
         {
           py::gil_scoped_release release;
@@ -863,6 +870,22 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
         return out;
       }, py::arg("graphs"), py::arg("threads") = 0,
          "Predictions [n, targets] (float32) for a list of Graphs, GIL released.")
+      .def("predict_specs", [](const SharedNetwork& n, const py::list& specs, const std::vector<uint64_t>& seeds,
+                               const std::vector<std::string>& sources, const std::string& dtype, int threads) {
+        std::vector<perfsage::SpecItem> work = spec_items(specs, seeds, sources, dtype, "predict_specs");
+        const py::ssize_t T = n.config().num_targets;
+        py::array_t<float> out({static_cast<py::ssize_t>(work.size()), T});
+        float* dst = out.mutable_data();
+        std::vector<std::string> errors;
+        {
+          py::gil_scoped_release release;
+          errors = perfsage::predict_specs(*n.snapshot(), std::move(work), threads, dst);
+        }
+        return py::make_tuple(out, errors);
+      }, py::arg("specs"), py::arg("seeds"), py::arg("sources"), py::arg("dtype") = "int8", py::arg("threads") = 0,
+         "Predictions [n, targets] straight from specs (as spec_graphs takes them), each worker building,\n"
+         "predicting and freeing its specs' graphs with the GIL released; returns (predictions, errors):\n"
+         "an empty string per predicted spec, else its error, its row NaN.")
       .def("explain", [](const SharedNetwork& n, const PyGraph& graph) {
         const py::ssize_t T = n.config().num_targets;
         const std::shared_ptr<const Graph> keep = graph.graph;

@@ -241,6 +241,11 @@ class Network:
         """Fits feature and target statistics on a GraphSet and labels [n, targets] (NaN = missing)."""
     def predict(self, graphs: collections.abc.Sequence, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
         """Predictions [n, targets] (float32) for a list of Graphs, GIL released."""
+    def predict_specs(self, specs: list, seeds: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], sources: collections.abc.Sequence[str], dtype: str = 'int8', threads: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], list[str]]:
+        """Predictions [n, targets] straight from specs (as spec_graphs takes them), each worker building,
+        predicting and freeing its specs' graphs with the GIL released; returns (predictions, errors):
+        an empty string per predicted spec, else its error, its row NaN.
+        """
     def explain(self, graph: Graph) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
         """(prediction [targets], shares [num_nodes, targets]): each operator's share of each target, from the log-sum-exp readout; a target's shares sum to 1."""
     def operator_costs(self, graph: Graph) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:

@@ -97,8 +97,13 @@ def batch_graphs(results: List[Tuple[Optional[Graph], str]], on_error: str) -> L
     """A batch's graphs from the core's (graph or None, error) pairs: ``on_error="raise"`` raises
     :class:`PerfSageError` for the first failed item, saying how many failed; ``"none"`` keeps None."""
     if on_error == "raise":
-        failures = [error for graph, error in results if graph is None]
-        if failures:
-            more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
-            raise PerfSageError(failures[0] + more)
+        raise_first_failure([error for graph, error in results if graph is None])
     return [graph for graph, _ in results]
+
+
+def raise_first_failure(failures: List[str]) -> None:
+    """Raises :class:`PerfSageError` with the first of a batch's failure messages, saying how many
+    more failed; nothing when there are none."""
+    if failures:
+        more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
+        raise PerfSageError(failures[0] + more)

@@ -11,7 +11,9 @@
 #include "perfsage/error.h"
 #include "perfsage/features.h"
 #include "perfsage/json.h"
+#include "perfsage/sage.h"
 #include "perfsage/spec_graph.h"
+#include "perfsage/spec_predict.h"
 
 namespace perfsage {
 namespace {
@@ -274,6 +276,51 @@ TEST(SpecGraph, BatchMatchesOneAtATimeOnAnyThreadCount) {
       const auto one = spec_graph(parse_spec(kinds[i]), items[i].seed, items[i].type, items[i].source);
       EXPECT_EQ(results[i].graph->node_features(), one->node_features());  // both on the spec path
       EXPECT_EQ(results[i].graph->source(), items[i].source);
+    }
+  }
+}
+
+TEST(SpecPredict, EqualsPredictingTheSpecsGraphsAndNamesBadSpecs) {
+  // predict_specs builds, predicts and frees on the workers: the same predictions as the graphs
+  // spec_graphs makes, on any thread count; a bad spec is its item's error and a NaN row.
+  std::vector<SpecItem> items;
+  for (uint64_t seed = 0; seed < 11; ++seed)
+    items.push_back({seed == 6 ? std::string(R"({"inputs": [{"name": "x", "shape": [1, 4, 4, 3]}],
+        "layers": [{"name": "c", "op": "conv2d", "filters": 8, "kernel": 5, "padding": "valid"}]})")
+                               : std::string(seed % 2 ? kImageSpec : kSequenceSpec),
+                     seed, WeightType::kInt8, "s" + std::to_string(seed)});
+  std::vector<std::shared_ptr<const Graph>> keep;
+  std::vector<GraphInput> inputs;
+  for (const LoadResult& r : spec_graphs(items, 1))
+    if (r.graph) {
+      keep.push_back(r.graph);
+      inputs.push_back(graph_input(*r.graph));
+    }
+  ASSERT_EQ(inputs.size(), 10u);
+  SageConfig c;
+  c.num_targets = 2;
+  SageNetwork net(c);
+  std::vector<float> labels(inputs.size() * 2, 1.0f);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] += static_cast<float>(i);
+  net.fit_normalization(inputs, labels.data());
+  net.init_parameters(5);
+  for (size_t i = 0; i < net.parameters().size(); ++i) net.parameters()[i] += 0.01f * static_cast<float>(i % 7);
+  std::vector<float> expected(inputs.size() * 2);
+  net.predict(inputs, 1, expected.data());
+  for (const int threads : {1, 3}) {
+    std::vector<float> out(items.size() * 2);
+    const auto errors = predict_specs(net, items, threads, out.data());
+    ASSERT_EQ(errors.size(), items.size());
+    for (size_t i = 0, k = 0; i < items.size(); ++i) {
+      if (i == 6) {
+        EXPECT_EQ(errors[i].rfind("s6: spec: layer 0 'c' (conv2d)", 0), 0u) << errors[i];
+        EXPECT_TRUE(std::isnan(out[i * 2]) && std::isnan(out[i * 2 + 1]));
+        continue;
+      }
+      EXPECT_EQ(errors[i], "");
+      EXPECT_EQ(out[i * 2], expected[k * 2]) << "item " << i;
+      EXPECT_EQ(out[i * 2 + 1], expected[k * 2 + 1]) << "item " << i;
+      ++k;
     }
   }
 }

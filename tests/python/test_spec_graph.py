@@ -197,6 +197,25 @@ def test_predictions_from_specs_equal_predictions_from_models() -> None:
                                                                      dtype="float32")))
 
 
+def test_predict_on_specs_equals_predicting_their_graphs_on_any_thread_count() -> None:
+    # Specs alone go through the core's predict_specs (graphs built, predicted and freed on the
+    # workers): the predictions of the same graphs, bit for bit; a bad spec is named as spec_graphs
+    # names it.
+    items = [item for space in ("kws", "image_classification", "op_zoo") for item in perfsage.sample(space, 5, seed=2)]
+    predictor = perfsage.load_predictor("ethos-u55-256")
+    expected = predictor.predict(perfsage.spec_graphs(items, threads=1), threads=1)
+    for threads in (1, 2):
+        assert np.array_equal(predictor.predict(items, threads=threads), expected)
+    assert np.array_equal(predictor.predict(tuple(item["spec"] for item in items[:3]), threads=1),
+                          predictor.predict(perfsage.spec_graphs([item["spec"] for item in items[:3]])))
+    bad = {"name": "bad", "inputs": [{"name": "x", "shape": [1, 4, 4, 3]}],
+           "layers": [{"name": "c", "op": "conv2d", "filters": 8, "kernel": 5, "padding": "valid"}]}
+    with pytest.raises(perfsage.PerfSageError, match=r"^bad: spec: layer 0 'c' \(conv2d\).*\(and 1 more failed\)"):
+        predictor.predict(items[:2] + [bad, {**bad, "name": "worse"}])
+    with pytest.raises(ValueError, match="threads must be an int"):
+        predictor.predict(items, threads=-1)
+
+
 def test_bad_specs_name_the_layer_and_the_item() -> None:
     bad = {"name": "bad", "inputs": [{"name": "x", "shape": [1, 4, 4, 3]}],
            "layers": [{"name": "c", "op": "conv2d", "filters": 8, "kernel": 5, "padding": "valid"}]}
