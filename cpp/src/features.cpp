@@ -99,9 +99,12 @@ std::array<int64_t, 4> rank4(const std::vector<int32_t>& shape) {
   return out;
 }
 
+// x rounded up to a multiple of m.
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 // How much a dimension grows when rounded up to a multiple of m (1 when it is one already; 0 for 0).
 double pad_ratio(int64_t x, int64_t m) {
-  return x > 0 ? static_cast<double>((x + m - 1) / m * m) / static_cast<double>(x) : 0.0;
+  return x > 0 ? static_cast<double>(round_up(x, m)) / static_cast<double>(x) : 0.0;
 }
 
 // Whether the op's MACs reduce over its input's last dimension (so its padding multiplies them).
@@ -393,8 +396,8 @@ void Graph::compute_features() {
     set(out_w_pad8, pad_ratio(out4[2], 8));
     const double in_c16 = reduces_over_input_channels(kind) ? pad_ratio(in4[3], 16) : 1.0;
     set(padded_macs, static_cast<double>(cost.macs) * in_c16 * pad_ratio(out4[3], 16));
-    set(padded_in_elements, static_cast<double>(in4[0] * in4[1] * in4[2] * ((in4[3] + 15) / 16 * 16)));
-    set(padded_out_elements, static_cast<double>(out4[0] * out4[1] * out4[2] * ((out4[3] + 15) / 16 * 16)));
+    set(padded_in_elements, static_cast<double>(in4[0] * in4[1] * in4[2] * round_up(in4[3], 16)));
+    set(padded_out_elements, static_cast<double>(out4[0] * out4[1] * out4[2] * round_up(out4[3], 16)));
   }
 
   const Subgraph& entry = model.subgraphs[0];

@@ -111,7 +111,8 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
         where = [i for i, n in enumerate(names) if n in unseen][:5]
         out.append(f"operator type(s) {', '.join(unseen)} (e.g. operator {where[0]}) never appeared in the "
                    f"predictor's {domain['graphs']} training models; their cost is a guess")
-    q_share = _quantized_share(graph, node_feature_names().index("is_quantized"))
+    quantized = graph.node_features[:, node_feature_names().index("is_quantized")] > 0
+    q_share = float(np.mean(quantized)) if quantized.size else 0.0
     trained_quantized = domain.get("quantized_graphs", 1.0)
     if trained_quantized >= 0.99 and q_share < QUANTIZED_SHARE:
         out.append(f"this looks like a float model ({q_share:.0%} of its operators have quantized outputs) but the "
@@ -119,7 +120,7 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
     elif trained_quantized <= 0.01 and q_share >= QUANTIZED_SHARE:
         out.append("this looks like a quantized model but the predictor was trained on float models")
     if q_share >= QUANTIZED_SHARE and "unquantized_op_types" in domain:
-        out += _float_section_warning(set(domain["unquantized_op_types"]), graph)
+        out += _float_section_warning(set(domain["unquantized_op_types"]), graph, quantized)
     if "operator_configurations" in domain:
         out += _configuration_warning(domain["operator_configurations"], known, graph)
     features = dict(zip(graph_feature_names(), np.asarray(graph.graph_features, dtype=np.float64)))
@@ -134,11 +135,11 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
     return out + _operator_feature_warnings(domain.get("operator_features", {}), graph)
 
 
-def _float_section_warning(trained: set, graph: Graph) -> List[str]:
-    """A quantized model's operators with unquantized outputs (a float section between DEQUANTIZE and
-    QUANTIZE, as converters leave what they cannot quantize) of types training never saw
-    unquantized: an NPU such as the Ethos-U leaves them to the CPU, which the features cannot say."""
-    quantized = graph.node_features[:, node_feature_names().index("is_quantized")] > 0
+def _float_section_warning(trained: set, graph: Graph, quantized: np.ndarray) -> List[str]:
+    """A quantized model's operators with unquantized outputs (``quantized``: per operator, a float
+    section between DEQUANTIZE and QUANTIZE, as converters leave what they cannot quantize) of types
+    training never saw unquantized: an NPU such as the Ethos-U leaves them to the CPU, which the
+    features cannot say."""
     names = list(graph.op_names)
     found = [i for i, name in enumerate(names) if not quantized[i] and name not in trained]
     if not found:
