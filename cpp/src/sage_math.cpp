@@ -126,34 +126,10 @@ void additive_readout(const SageConfig& c, const Params<S>& P, const Index& ix, 
   cache.out.resize(B, T);
   cache.share.setZero(N, T);
   cache.const_share.setZero(B, T);
-  for (int64_t g = 0; g < B; ++g) {
-    const int64_t lo = b.graph_start[g], n = b.graph_start[g + 1] - lo;
-    for (int64_t t = 0; t < T; ++t) {
-      if (c.is_max_target(t)) {
-        int64_t best = -1;  // -1: the constant
-        S top = constant(t);
-        for (int64_t r = lo; r < lo + n; ++r)
-          if (o(r, t) > top) {
-            top = o(r, t);
-            best = r;
-          }
-        cache.out(g, t) = top;
-        if (best < 0)
-          cache.const_share(g, t) = static_cast<S>(1);
-        else
-          cache.share(best, t) = static_cast<S>(1);
-        continue;
-      }
-      const S sd = b.target_std[t];
-      S top = sd * constant(t);
-      for (int64_t r = lo; r < lo + n; ++r) top = std::max(top, sd * o(r, t));
-      S total = std::exp(sd * constant(t) - top);
-      for (int64_t r = lo; r < lo + n; ++r) total += cache.share(r, t) = std::exp(sd * o(r, t) - top);
-      cache.const_share(g, t) = std::exp(sd * constant(t) - top) / total;
-      for (int64_t r = lo; r < lo + n; ++r) cache.share(r, t) /= total;
-      cache.out(g, t) = (top + std::log(total)) / sd;
-    }
-  }
+  for (int64_t g = 0; g < B; ++g)
+    for (int64_t t = 0; t < T; ++t)
+      cache.out(g, t) = additive_output<S>(o, b.graph_start[g], b.graph_start[g + 1], t, c.is_max_target(t),
+                                           b.target_std[t], constant(t), &cache.share, &cache.const_share(g, t));
 }
 
 // Adds d(loss)/d(embedding columns of h_0) ([N, D + Fam]: op, then family) to the embeddings'
@@ -349,16 +325,7 @@ void forward(const SageConfig& c, const Params<S>& P, const Index& ix, const Bat
     if (c.layer_norm) {
       lc.xhat.resize(z.rows(), H);
       lc.rstd.resize(static_cast<size_t>(z.rows()));
-      const auto gain = P.vec(L.ln_gain);
-      const auto shift = P.vec(L.ln_bias);
-      for (int64_t r = 0; r < z.rows(); ++r) {
-        const S mean = z.row(r).mean();
-        const S var = (z.row(r).array() - mean).square().mean();
-        const S rstd = static_cast<S>(1.0) / std::sqrt(var + static_cast<S>(kLayerNormEps));
-        lc.rstd[r] = rstd;
-        lc.xhat.row(r) = (z.row(r).array() - mean) * rstd;
-        z.row(r) = lc.xhat.row(r).cwiseProduct(gain) + shift;
-      }
+      layer_norm<S>(z, P.vec(L.ln_gain), P.vec(L.ln_bias), &lc.xhat, &lc.rstd);
     }
     lc.u = z.cwiseMax(static_cast<S>(0));
     if (c.residual && k > 0)

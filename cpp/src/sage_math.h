@@ -5,6 +5,8 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -152,6 +154,63 @@ void aggregate(const ConstRef<S>& h, const Csr& csr, Aggregator agg, Ref<S> a, s
 // Finishes head layer j's output `next` (its product already in it): bias, then relu unless last.
 template <typename S>
 void head_activation(const SageConfig& c, const Params<S>& P, const Index& ix, int32_t j, Ref<S> next);
+
+// Layer norm of every row of z in place (sage.h, step 2): (z - mean) / sqrt(var + eps) * gain +
+// bias. `xhat` and `rstd`, where given, keep the normalised rows and 1 / sqrt(var + eps) for the
+// backward pass (sized by the caller).
+template <typename S, typename Z, typename V>
+void layer_norm(Z& z, const V& gain, const V& shift, Mat<S>* xhat = nullptr, std::vector<S>* rstd = nullptr) {
+  for (int64_t r = 0; r < z.rows(); ++r) {
+    const S mean = z.row(r).mean();
+    const S var = (z.row(r).array() - mean).square().mean();
+    const S inv = static_cast<S>(1.0) / std::sqrt(var + static_cast<S>(kLayerNormEps));
+    if (xhat) {
+      (*rstd)[r] = inv;
+      xhat->row(r) = (z.row(r).array() - mean) * inv;
+      z.row(r) = xhat->row(r).cwiseProduct(gain) + shift;
+    } else {
+      z.row(r) = ((z.row(r).array() - mean) * inv).matrix().cwiseProduct(gain) + shift;
+    }
+  }
+}
+
+// The additive readout's raw output for one graph (rows [lo, hi) of the nodes' outputs o) and
+// target t (sage.h, step 3'): for a max target the largest of the rows and the constant, else
+// log(sum_r exp(sd o_rt) + exp(sd constant)) / sd. `share`, where given, gets d(output)/d(o_rt)
+// in column t of those rows and `const_share` the constant's (share's rows start at zero).
+template <typename S, typename O>
+S additive_output(const O& o, int64_t lo, int64_t hi, int64_t t, bool max_target, S sd, S constant,
+                  Mat<S>* share = nullptr, S* const_share = nullptr) {
+  if (max_target) {
+    int64_t best = -1;  // -1: the constant
+    S top = constant;
+    for (int64_t r = lo; r < hi; ++r)
+      if (o(r, t) > top) {
+        top = o(r, t);
+        best = r;
+      }
+    if (share) {
+      if (best < 0)
+        *const_share = static_cast<S>(1);
+      else
+        (*share)(best, t) = static_cast<S>(1);
+    }
+    return top;
+  }
+  S top = sd * constant;
+  for (int64_t r = lo; r < hi; ++r) top = std::max(top, sd * o(r, t));
+  S total = std::exp(sd * constant - top);
+  for (int64_t r = lo; r < hi; ++r) {
+    const S e = std::exp(sd * o(r, t) - top);
+    total += e;
+    if (share) (*share)(r, t) = e;
+  }
+  if (share) {
+    *const_share = std::exp(sd * constant - top) / total;
+    for (int64_t r = lo; r < hi; ++r) (*share)(r, t) /= total;
+  }
+  return (top + std::log(total)) / sd;
+}
 
 // One graph's rows of h0 ([num_nodes, input_width] at `rows`, `ld` floats from row to row): its
 // standardised features, then its op types' embeddings (and their families').

@@ -81,16 +81,7 @@ void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<
       product<float>(z, a, P.mat(L.w_out), true);
     }
     z.rowwise() += P.vec(L.bias);
-    if (c.layer_norm) {
-      const auto gain = P.vec(L.ln_gain);
-      const auto shift = P.vec(L.ln_bias);
-      for (int64_t r = 0; r < N; ++r) {
-        const float mean = z.row(r).mean();
-        const float var = (z.row(r).array() - mean).square().mean();
-        const float rstd = 1.0f / std::sqrt(var + static_cast<float>(kLayerNormEps));
-        z.row(r) = ((z.row(r).array() - mean) * rstd).matrix().cwiseProduct(gain) + shift;
-      }
-    }
+    if (c.layer_norm) layer_norm<float>(z, P.vec(L.ln_gain), P.vec(L.ln_bias));
     MatMap<float> next = ws.mat(k % 2 == 0 ? Workspace::kHA : Workspace::kHB, N, H);
     if (c.residual && k > 0)
       next = h + z.cwiseMax(0.0f);
@@ -117,24 +108,12 @@ void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<
     head_activation<float>(c, P, ix, 0, first);
     const MatMap<float> o = head(c, P, ix, 1, first, Workspace::kHeadA, ws);
     const auto constant = P.vec(ix.readout_constant);
-    for (int64_t g = 0; g < B; ++g) {
-      const int64_t lo = start[g], hi = start[g + 1];
+    for (int64_t g = 0; g < B; ++g)
       for (int64_t t = 0; t < T; ++t) {
-        float value;
-        if (c.is_max_target(t)) {
-          value = constant(t);
-          for (int64_t r = lo; r < hi; ++r) value = o(r, t) > value ? o(r, t) : value;
-        } else {
-          const float sd = norm.target_std[t];
-          float top = sd * constant(t);
-          for (int64_t r = lo; r < hi; ++r) top = std::max(top, sd * o(r, t));
-          float total = std::exp(sd * constant(t) - top);
-          for (int64_t r = lo; r < hi; ++r) total += std::exp(sd * o(r, t) - top);
-          value = (top + std::log(total)) / sd;
-        }
+        const float value = additive_output<float>(o, start[g], start[g + 1], t, c.is_max_target(t),
+                                                   norm.target_std[t], constant(t));
         out[g * T + t] = std::exp(value * norm.target_std[t] + norm.target_mean[t]);
       }
-    }
     return;
   }
 
