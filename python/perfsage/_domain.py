@@ -99,6 +99,27 @@ def npu_command_stream(graph: Graph) -> Optional[str]:
     return None
 
 
+def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+    """The domain of two training sets together (an adapted predictor's: its base's training
+    models and the device's measured ones); either may be empty, or lack fields of an older one."""
+    if not first or not second:
+        return dict(first or second or {})
+    out: Dict[str, Any] = {"graphs": first["graphs"] + second["graphs"]}
+    for key in ("op_types", "unquantized_op_types"):
+        if key in first and key in second:
+            out[key] = sorted(set(first[key]) | set(second[key]))
+    out["quantized_graphs"] = (first.get("quantized_graphs", 1.0) * first["graphs"] +
+                               second.get("quantized_graphs", 1.0) * second["graphs"]) / out["graphs"]
+    for key in ("sizes", "operator_features"):
+        if key in first and key in second:
+            out[key] = {name: [min(lo, second[key][name][0]), max(hi, second[key][name][1])]
+                        for name, (lo, hi) in first[key].items() if name in second[key]}
+    if "operator_configurations" in first and "operator_configurations" in second:
+        both = {tuple(c) for c in first["operator_configurations"]} | {tuple(c) for c in second["operator_configurations"]}
+        out["operator_configurations"] = sorted(list(c) for c in both)
+    return out
+
+
 def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
     """Warnings (plain sentences) for the ways ``graph`` lies outside ``domain``; [] if inside."""
     if not domain:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -48,6 +49,20 @@ def atomic_write(path: PathLike, write: Callable[[Path], None], durable: bool = 
 def atomic_write_bytes(path: PathLike, data: bytes, durable: bool = False) -> None:
     """Writes ``data`` to ``path`` atomically (see ``atomic_write``)."""
     atomic_write(path, lambda tmp: tmp.write_bytes(data), durable)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and NumPy arrays and scalars as Python values
+    (anything with ``tolist``), so that it is strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return json_safe(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def atomic_write_json(path: PathLike, value: Any, **dump_options: Any) -> None:

@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from ._core import PerfSageError
 from ._domain import npu_command_stream
@@ -204,14 +204,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (0: non-negative, 1: positive)."""
+    kind = {0: "a non-negative whole number", 1: "a positive whole number"}.get(minimum,
+                                                                            f"a whole number >= {minimum}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
+        return value
+
+    return parse
 
 
 def add_parser(sub: Any) -> None:
@@ -237,7 +244,7 @@ def add_parser(sub: Any) -> None:
                              "named in the header, the target's settings and warnings")
     predict.add_argument("--explain", action="store_true",
                          help="also list the operators that account for most of each prediction")
-    predict.add_argument("--top", type=_positive_int, metavar="N",
+    predict.add_argument("--top", type=whole_number(1), metavar="N",
                          help=f"operators listed by --explain (default {DEFAULT_TOP})")
     predict.add_argument("--quiet", "-q", action="store_true",
                          help="no warnings on stderr about models unlike the training data (--json and --csv "

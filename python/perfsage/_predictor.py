@@ -14,10 +14,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _core, _domain, _resume
+from . import _adapt, _core, _domain, _resume
 from ._core import Graph, PerfSageError
 from ._graphs import batch_graphs, check_threads, load_many, model_source, raise_first_failure
-from ._io import __version__, atomic_write_bytes, utc_timestamp
+from ._io import __version__, atomic_write_bytes, json_safe, utc_timestamp
 from ._split import validation_split
 from ._writer import build_spec_graphs, spec_item
 from .labelers.vela_layers import PLACEMENTS
@@ -35,6 +35,8 @@ NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
 # Optimisation, and the share of the training data ``fit`` holds out when given no validation set.
 TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1}
 _OPTION_FIELDS = tuple(_core.training_defaults())
+# Predictor.adapt fine-tunes at this share of its base's learning rate unless told otherwise.
+ADAPT_LR_SHARE = 0.1
 # Below this many training graphs, fit holds out no validation split (one graph of nine is no test).
 _MIN_GRAPHS_TO_SPLIT = 10
 
@@ -164,6 +166,42 @@ def _as_node_labels(node_labels: Any, graphs: Sequence[Graph], targets: Sequence
             raise ValueError(f"{what}[{i}]: expected shape ({graph.num_nodes}, {len(targets)}) for graph {i}'s "
                              f"{graph.num_nodes} operators and targets {list(targets)}, got {a.shape}")
         out.append(np.ascontiguousarray(a))
+    return out
+
+
+def _adapt_targets(data: Any, targets: Union[str, Sequence[str], None]) -> List[str]:
+    """The target names ``Predictor.adapt`` fits: ``targets`` as given, a dataset's columns of a bare
+    target name, or the keys of a dict of labels."""
+    if isinstance(targets, str):
+        targets = [targets]
+    if targets is None:
+        labels = data[1] if isinstance(data, tuple) and len(data) >= 2 else None
+        if isinstance(labels, dict):
+            return [str(k) for k in labels]
+        raise ValueError("adapt: name the new predictor's targets (targets='my-board/latency_ms'), or pass the "
+                         "labels as a dict by target")
+    targets = list(targets)
+    if isinstance(data, (str, os.PathLike)):
+        columns = open_dataset(data).label_columns
+        expanded: List[str] = []
+        for t in targets:
+            of = [t] if t in columns else [c for c in columns if c.rpartition("/")[0] == t]
+            if not of:
+                raise ValueError(f"adapt: dataset {data} has no column {t!r} and no columns of target {t!r}; its "
+                                 f"label columns are {columns}")
+            expanded += of
+        targets = list(dict.fromkeys(expanded))
+    return targets
+
+
+def _config_like(config: Dict[str, Any], targets: Sequence[str]) -> "_core.SageConfig":
+    """A network configuration equal to ``config`` (a network's, as a dict, including the feature
+    counts of the schema it reads) but for ``targets``."""
+    out = _core.SageConfig()
+    for name, value in config.items():
+        setattr(out, name, value)
+    out.num_targets = len(targets)
+    out.max_targets = max_targets_mask(targets) if config["readout"] == "additive" else 0
     return out
 
 
@@ -490,6 +528,95 @@ class Predictor:
             self.provenance["labeler_settings"] = label_settings
         return self
 
+    def adapt(self, data: Data, targets: Union[str, Sequence[str], None] = None, epochs: int = 50,
+              lr: Optional[float] = None, callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
+              threads: int = 0, progress: bool = True, seed: Optional[int] = None) -> "Predictor":
+        """A new predictor for a device this one never saw, from a handful of its measurements.
+
+        ``data``: a dataset path (``perfsage dataset import-csv`` makes one from measurements) or
+        ``(graphs, labels)`` with labels ``[n]``, ``[n, len(targets)]`` or a dict by target; every
+        row needs a finite positive label for every target, and there must be at least three.
+        ``targets``: the new predictor's outputs, e.g. ``"my-board/latency_ms"``; with a dataset a
+        bare target name (``"my-board"``) takes all its columns; with a dict of labels its keys.
+
+        The new predictor is this one with a new last head layer: its start is the combination of
+        this predictor's outputs that best fits the rows (ridge regression in log space, see
+        ``perfsage._adapt``), so ``epochs=0`` gives that recalibration alone; then every weight is
+        fine-tuned ``epochs`` epochs on the rows at learning rate ``lr`` (default: a tenth of this
+        predictor's, which on NAS-Bench-201's devices never did much worse than the start alone and
+        did better from 20 rows; this predictor's own rate overfits a few rows), without a
+        validation split. The graphs' normalisation stays this predictor's. Provenance records the
+        base, the rows and the start.
+        """
+        self._require_initialized("adapt")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise ValueError(f"adapt: epochs must be a non-negative int, got {epochs!r}")
+        if lr is not None and not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+            raise ValueError(f"adapt: lr must be a positive number, got {lr!r}")
+        names = _adapt_targets(data, targets)
+        config = self._network.config
+        additive = config["readout"] == "additive"
+        new = Predictor(names, **{**self.hyperparameters, "validation_split": 0.0,
+                                  **({"seed": int(seed)} if seed is not None else {})})
+        new._network = _core.Network(_config_like(config, names))
+        new._options.lr = float(lr) if lr is not None else ADAPT_LR_SHARE * self._options.lr
+        graphs, labels, node_labels, source, settings = new._resolve(data, "adapt", threads)
+        bad = np.argwhere(~(np.isfinite(labels) & (labels > 0)))
+        if len(bad):
+            row, column = (int(v) for v in bad[0])
+            raise ValueError(f"adapt: label of row {row} for {names[column]!r} is {float(labels[row, column])}; every row "
+                             f"needs a finite positive measurement of every target ({len(bad)} do not)")
+        if len(graphs) < _adapt.MIN_ROWS:
+            raise ValueError(f"adapt: {len(graphs)} measured row(s); adapting needs at least {_adapt.MIN_ROWS}")
+        base_log = np.log(np.maximum(self._network.predict(graphs, threads).astype(np.float64), 1e-30))
+        target_log = np.log(labels.astype(np.float64))
+        norm = self.normalization()
+        params = self.parameters()
+        last = f"head{config['head_layers'] - 1}"
+        base_peaks = [bool(config["max_targets"] >> t & 1) if additive else False for t in range(len(self._targets))]
+        new_peaks = [bool(max_targets_mask(names) >> j & 1) if additive else False for j in range(len(names))]
+        means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
+        start: Dict[str, Any] = {}
+        for j, name in enumerate(names):
+            mean, std = _adapt.target_statistics(target_log[:, j])
+            combination = _adapt.fit_combination(
+                base_log, target_log[:, j],
+                _adapt.candidate_columns(self._targets, base_peaks, name, new_peaks[j], additive))
+            column = _adapt.transfer_head(params[f"{last}.weight"], params[f"{last}.bias"],
+                                          params.get("readout.constant"), norm["target_mean"], norm["target_std"],
+                                          combination, mean, std)
+            means.append(mean)
+            stds.append(std)
+            columns[f"{last}.weight"].append(column["weight"])
+            columns[f"{last}.bias"].append(column["bias"])
+            columns["readout.constant"].append(column.get("constant"))
+            start[name] = {"base_columns": [self._targets[c] for c in combination.columns],
+                           "intercept": combination.intercept, "coefficients": combination.coefficients.tolist(),
+                           "ridge": combination.ridge, "loo_rmse_log": combination.loo_rmse}
+        params[f"{last}.weight"] = np.stack(columns[f"{last}.weight"], axis=1)
+        params[f"{last}.bias"] = np.stack(columns[f"{last}.bias"])
+        if "readout.constant" in params:
+            params["readout.constant"] = np.stack(columns["readout.constant"])
+        new.set_normalization({**norm, "target_mean": np.array(means), "target_std": np.array(stds)})
+        new.set_parameters(params)
+        if epochs > 0:
+            new.fit((graphs, labels, node_labels) if node_labels is not None else (graphs, labels), epochs=epochs,
+                    callback=callback, threads=threads, progress=progress)
+        new.provenance.update({
+            "perfsage_version": __version__,
+            "trained_at": utc_timestamp("seconds"),
+            "train_data": source,
+            "train_graphs": len(graphs),
+            "domain": _domain.merge(self.provenance.get("domain", {}), _domain.summarize(graphs)),
+            "adapted_from": {"targets": list(self._targets), "train_data": self.provenance.get("train_data"),
+                             "trained_at": self.provenance.get("trained_at"),
+                             "train_graphs": self.provenance.get("train_graphs")},
+            "adapt": {"rows": len(graphs), "epochs": epochs, "lr": new._options.lr, "start": start},
+        })
+        if settings:
+            new.provenance["labeler_settings"] = settings
+        return new
+
     def _resolve(self, data: Data, what: str, threads: int
                  ) -> Tuple[List[Graph], np.ndarray, Optional[NodeLabels], str, Dict[str, Dict[str, Any]]]:
         """(graphs, labels, per-operator labels or None, where they came from, the labeller settings
@@ -619,7 +746,8 @@ class Predictor:
     def to_bytes(self) -> bytes:
         self._require_initialized("save")
         return self._network.to_bytes(self._targets, self._units, self._options,
-                                      json.dumps(self.provenance, sort_keys=True, default=str))
+                                      json.dumps(json_safe(self.provenance), sort_keys=True, default=str,
+                                                 allow_nan=False))
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes a checkpoint (atomically: a temporary file renamed into place)."""

@@ -97,3 +97,12 @@ def few_shot(rows: Sequence[int], pool: np.ndarray, k: int, n_val: int, seed: in
     train, val = np.sort(order[:k]), np.sort(order[k:k + n_val])
     return Split(train=train, val=val, test=np.setdiff1d(rows, np.concatenate([train, val])),
                  name="fewshot", part=f"k={k}")
+
+
+def new_device(random: Split, k: int, draw: int, seed: int) -> Split:
+    """A new device's ``k`` measured rows (the ``draw``-th seeded draw) from ``random``'s training
+    rows, no validation rows (a user who measured k models has no others), and ``random``'s test
+    rows to score: leave-one-device-out, where the predictor pretrained without the device sees
+    none of its labels but these k."""
+    order = _shuffled(np.asarray(random.train, dtype=np.int64), [seed, 5, k, draw])
+    return Split(train=np.sort(order[:k]), val=_NO_ROWS, test=random.test, name="lodo", part=f"k={k} s={draw}")

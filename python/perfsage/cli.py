@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from tqdm import tqdm
 
-from . import _predict_cli
+from . import _adapt_cli, _predict_cli
 from ._core import Graph, PerfSageError
 from ._graphs import load_tflite
 from ._io import __version__, atomic_write
@@ -568,6 +568,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_cmd_generate)
 
     _predict_cli.add_parser(sub)
+    _adapt_cli.add_parser(sub)
     _add_dataset_commands(sub)
     _add_evaluate_parser(sub)
     return parser

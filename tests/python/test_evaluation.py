@@ -672,3 +672,102 @@ def test_operator_accuracy_of_known_cases() -> None:
     flipped = operator_accuracy(same, [np.array([4.0, 3.0, 2.0, 1.0])])
     assert flipped["share_mae"] == pytest.approx(20.0) and flipped["top_match"] == 0.0
     assert operator_accuracy([np.array([1.0])], [np.array([0.0])])["n"] == 0  # no measured total: skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# Leave one device out
+
+
+DEVICES = {"dev": {"metrics": {"latency_ms": "ms"}, "settings": {"tool": "synthetic"}},
+           "board": {"metrics": {"latency_ms": "ms"}, "settings": {"tool": "synthetic"}}}
+
+
+@pytest.fixture(scope="module")
+def two_devices(tmp_path_factory) -> Path:
+    """Two synthetic devices on the same models: the board's latency a power of the dev's."""
+    rows = []
+    for item in plan(["kws", "super_resolution"], 20, 3):
+        t = perfsage.load_tflite(perfsage.build_model(item["spec"], seed=item["seed"], dtype=item["dtype"])).totals
+        dev = 0.02 + 1e-7 * t["macs"] + 1e-6 * t["param_bytes"]
+        rows.append({**item, "tflite": None, "provenance": "{}", "dev/latency_ms": dev,
+                     "board/latency_ms": 3.0 * dev ** 1.2})
+    path = tmp_path_factory.mktemp("devices") / "data"
+    with ShardWriter(path, DEVICES) as writer:
+        writer.write(rows)
+    return path
+
+
+def _lodo_argv(data: Path, out: Path, *extra: str) -> List[str]:
+    return [str(data), "--target", "dev", "--target", "board", "--out", str(out), "--splits", "lodo",
+            "--lodo-sizes", "5,10", "--lodo-draws", "2", "--lodo-base-epochs", "3", "--adapt-epochs", "2",
+            "--threads", "2", "--no-progress", *extra]
+
+
+def test_leave_one_device_out_adapts_a_base_that_never_saw_the_device(two_devices: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    out = tmp_path / "lodo"
+    assert _cli(_lodo_argv(two_devices, out)) == 0
+    first = capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    labels = [f"lodo[k={k} s={s}]" for k in (5, 10) for s in (0, 1)]
+    methods = ["perfsage", "loglinear", "lookup", "scratch"]  # the GCN and lookup_ops need what k rows lack
+    assert sorted((u["target"], u["label"], u["method"]) for u in report["units"]) == sorted(
+        itertools.product(["dev", "board"], labels, methods))
+    by = {(u["target"], u["label"], u["method"]): u for u in report["units"]}
+    unit = by[("board", "lodo[k=10 s=1]", "perfsage")]
+    assert unit["n_train"] == 10 and unit["n_val"] == 0 and unit["n_test"] == 4  # the random split's test rows
+    assert unit["fit"]["adapt"]["rows"] == 10
+    assert unit["fit"]["adapt"]["start"]["board/latency_ms"]["base_columns"] == ["dev/latency_ms"]
+    # Each base learnt the other device only, on the random split's training and validation rows.
+    base = perfsage.load_predictor(out / "lodo-bases" / "board.psage")
+    assert base.output_names == ["dev/latency_ms"]
+    assert base.provenance["train_graphs"] + base.provenance["val_graphs"] == 36
+    assert perfsage.load_predictor(out / "lodo-bases" / "dev.psage").output_names == ["board/latency_ms"]
+    # Draws differ, sizes nest nothing: every (k, s) has its own rows.
+    rows = {label: tuple(np.load(str(out / "units" / "board" / f"lodo-k={k}_s={s}" / "loglinear.npz"))["rows"])
+            for label, k, s in [("a", 5, 0), ("b", 5, 1)]}
+    assert len(rows) == 2
+    lodo = report["lodo"]["board"]
+    assert set(lodo) == set(methods) and set(lodo["perfsage"]) == {"5", "10"}
+    assert lodo["perfsage"]["10"]["latency_ms"]["draws"] == 2
+    goals = {(g["target"], g["goal"]): g for g in report["goals"]}
+    assert goals[("board", "new device: Spearman >= 0.95 with 10 measurements")]["met"] is not None
+    assert goals[("board", "new device: adapted perfsage beats every method on the same k rows (MAPE, mean over "
+                           "draws)")]["threshold"] == 6
+    text = (out / "report.md").read_text()
+    assert "### lodo: a new device from k measurements" in text and "| perfsage | " in text
+    assert first.count("pretraining the leave-one-device-out base") == 2
+
+    # Again: every unit and both bases are reused; another base makes the adapted units stale only.
+    assert _cli(_lodo_argv(two_devices, out)) == 0
+    again = capsys.readouterr().err
+    assert ": started" not in again and again.count("made before") == 2
+    argv = _lodo_argv(two_devices, out)
+    argv[argv.index("--lodo-base-epochs") + 1] = "4"
+    assert _cli(argv) == 0
+    redone = [line for line in capsys.readouterr().err.splitlines() if ": started" in line]
+    assert len(redone) == 8 and all(" perfsage: started" in line for line in redone)
+
+
+def test_leave_one_device_out_errors_name_the_problem(two_devices: Path, tmp_path: Path) -> None:
+    def options(**changes: Any) -> EvaluationOptions:
+        base = dict(dataset=str(two_devices), targets=["board"], out=tmp_path / "e", splits=["lodo"],
+                    methods=["loglinear"], lodo_sizes=[5], progress=False)
+        return EvaluationOptions(**{**base, **changes})
+
+    with pytest.raises(EvaluationError, match="pretrains on the other evaluated targets, and there are none"):
+        evaluate(options())
+    with pytest.raises(EvaluationError, match="leave-one-device-out size 2 is too small"):
+        evaluate(options(targets=["board", "dev"], lodo_sizes=[2]))
+    with pytest.raises(EvaluationError, match="size 400 exceeds the random split's 32 training rows"):
+        evaluate(options(targets=["board", "dev"], lodo_sizes=[400]))
+    with pytest.raises(EvaluationError, match="--lodo-draws must be >= 1"):
+        evaluate(options(lodo_draws=0))
+    with pytest.raises(EvaluationError, match="--lodo-base nowhere: neither a predictor file nor a shipped"):
+        evaluate(options(lodo_base="nowhere"))
+    seen = perfsage.Predictor(["board/latency_ms"], hidden=8, head_hidden=8, validation_split=0.0)
+    graphs = open_dataset(two_devices).graphs()[:4]
+    seen.fit((graphs, np.ones(4)), epochs=1, progress=False)
+    seen.save(tmp_path / "seen.psage")
+    with pytest.raises(EvaluationError, match="predicts board/latency_ms: it has seen the device board"):
+        evaluate(options(lodo_base=str(tmp_path / "seen.psage")))

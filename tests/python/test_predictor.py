@@ -181,6 +181,16 @@ def test_provenance_is_json(trained):
     assert trained.provenance["perfsage_version"] == perfsage.__version__
 
 
+def test_a_predictor_trained_without_validation_data_saves(kws_graphs, tmp_path):
+    # Its best validation MAPE is NaN, which strict JSON has no word for: the file says null.
+    _, graphs = kws_graphs
+    p = perfsage.Predictor(["lat"], hidden=8, head_hidden=8, validation_split=0.0)
+    p.fit((graphs[:8], _labels(graphs[:8])[:, 0]), epochs=2, progress=False)
+    assert np.isnan(p.provenance["best_val_mape"]["lat"])
+    p.save(tmp_path / "p.psage")
+    assert perfsage.load_predictor(tmp_path / "p.psage").provenance["best_val_mape"] == {"lat": None}
+
+
 class _OperatorLabelled:
     """A dataset's per-operator interface: two rows of ``dev`` latency with operator labels."""
 

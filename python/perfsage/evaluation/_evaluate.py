@@ -22,18 +22,19 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 import numpy as np
 
 from .._core import Graph
-from .._io import utc_timestamp
+from .._io import json_safe, utc_timestamp
 from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, dataset_operator_labels, load_predictor
 from .._recipes import Recipe, recipe_for, split_record
 from ..datasets import open_dataset
+from ._lodo import LodoBases
 from ._method import Method, graph_size_features
-from ._methods import method_class, method_names
+from ._methods import LODO_METHODS, SCRATCH_SPLITS, AdaptMethod, method_class, method_names
 from ._metrics import accuracy, operator_accuracy
-from ._records import json_safe, safe_name, save_predictions, write_json
+from ._records import safe_name, save_predictions, write_json
 from ._report import write_report
 from .._split import Split
-from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, loso_splits,
-                      ophold_splits, random_split)
+from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, lodo_splits,
+                      loso_splits, ophold_splits, random_split)
 
 
 @dataclass
@@ -52,6 +53,11 @@ class EvaluationOptions:
     seed: int = 0
     fewshot_sizes: List[int] = field(default_factory=lambda: [100, 900])
     holdout_ops: Optional[List[str]] = None  # op-holdout split's operator types; None: default_holdout_ops
+    lodo_sizes: List[int] = field(default_factory=lambda: [5, 10, 20, 50, 100])  # a new device's measured rows
+    lodo_draws: int = 3  # seeded draws of the rows per size
+    lodo_base: Optional[str] = None  # predictor to adapt from; None: pretrain on the other targets
+    lodo_base_epochs: Optional[int] = None  # epochs of a pretrained base; None: _lodo.DEFAULT_BASE_EPOCHS
+    adapt_epochs: Optional[int] = None  # Predictor.adapt's fine-tuning epochs; None: its default
     limit: Optional[int] = None
     threads: int = 0
     gcn: Dict[str, Any] = field(default_factory=dict)  # overrides of GCN_DEFAULTS
@@ -83,6 +89,13 @@ class EvaluationOptions:
             raise EvaluationError(f"--fewshot-sizes must be integers >= 2, got {self.fewshot_sizes}")
         if self.threads < 0:
             raise EvaluationError(f"--threads must be >= 0 (0: every core), got {self.threads}")
+        if "lodo" in self.splits:
+            if not self.lodo_sizes or len(set(self.lodo_sizes)) != len(self.lodo_sizes):
+                raise EvaluationError(f"--lodo-sizes must be distinct integers, got {self.lodo_sizes}")
+            for name, value, low in (("--lodo-draws", self.lodo_draws, 1), ("--lodo-base-epochs", self.lodo_base_epochs, 1),
+                                     ("--adapt-epochs", self.adapt_epochs, 0)):
+                if value is not None and value < low:
+                    raise EvaluationError(f"{name} must be >= {low}, got {value}")
         unknown = sorted(set(self.perfsage) - set(NETWORK_DEFAULTS) - set(TRAINING_DEFAULTS) - {"validation_split"})
         if unknown:
             raise EvaluationError(f"--perfsage: unknown hyperparameter(s) {', '.join(unknown)}; known: "
@@ -214,6 +227,9 @@ class LabelledRows:
 def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: EvaluationOptions,
                  split: str = "random") -> Method:
     cls = method_class(name)
+    if name == "scratch":
+        return cls(recipe.columns, units, options.seed, options.threads,
+                   hyperparameters={**recipe.hyperparameters, **options.perfsage})
     if name == "perfsage":
         epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
         return cls(recipe.columns, units, options.seed, options.threads,
@@ -248,6 +264,8 @@ class Runner:
         self.notes: List[str] = []
         self.real: Optional[LabelledRows] = None
         self.real_targets: List[str] = []
+        self.random_of: Dict[str, Any] = {}  # each target's random split (the lodo bases train on its rows)
+        self.lodo = LodoBases(self, options.lodo_base, options.lodo_base_epochs, self.log)
         self._check_targets()
         self._open_real()
         self.plan: List[Unit] = self._plan()
@@ -294,8 +312,9 @@ class Runner:
     def splits_of(self, target: str) -> List[Split]:
         rows, seed = self.data.usable[target], self.options.seed
         wanted = self.options.splits
-        needs_random = "random" in wanted or "fewshot" in wanted or target in self.real_targets
+        needs_random = "random" in wanted or "fewshot" in wanted or "lodo" in wanted or target in self.real_targets
         random = random_split(rows, seed, target) if needs_random else None
+        self.random_of[target] = random
         out: List[Split] = []
         if random is not None and ("random" in wanted or target in self.real_targets):
             out.append(random)
@@ -312,6 +331,9 @@ class Runner:
             for op, split in zip(ops, held):
                 self._note_unpriced(target, op, split.test)
             out.extend(held)
+        if random is not None and "lodo" in wanted:
+            self.lodo.check(target)
+            out.extend(lodo_splits(random, self.options.lodo_sizes, self.options.lodo_draws, seed, target))
         return out
 
     def _note_unpriced(self, target: str, op: str, rows: np.ndarray) -> None:
@@ -344,6 +366,9 @@ class Runner:
                            "runs too")
             for split in splits:
                 for method in self.options.methods:
+                    if (split.name == "lodo" and method not in LODO_METHODS) or (
+                            method == "scratch" and split.name not in SCRATCH_SPLITS):
+                        continue
                     units.append(Unit(target, split, method))
         return units
 
@@ -421,7 +446,12 @@ class Runner:
         total = len(self.plan)
         for index, unit in enumerate(self.plan, 1):
             recipe = self.recipes[unit.target]
-            method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name)
+            if unit.split.name == "lodo" and unit.method == "perfsage":
+                base, base_sha256 = self.lodo.base(unit.target, self.random_of[unit.target])
+                method: Method = AdaptMethod(recipe.columns, self.units_of[unit.target], self.options.seed,
+                                             self.options.threads, base, base_sha256, self.options.adapt_epochs)
+            else:
+                method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name)
             reused = self.reused_predictor(unit)
             config = self.unit_config(unit, method, reused)
             record = self.existing(unit, config)

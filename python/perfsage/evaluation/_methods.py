@@ -15,6 +15,11 @@ from ._lookup import LookupMethod, OperatorLookupMethod
 from ._method import Labelled, Method, check_labels, graph_size_features, load_arrays, save_arrays
 
 
+# Epochs of perfsage trained from scratch on a new device's few measured rows (a batch an epoch
+# up to 64 rows), as in issue 15's first measurement.
+SCRATCH_EPOCHS = 200
+
+
 class PerfSageMethod(Method):
     """perfsage's own GraphSAGE predictor, trained from the target's recipe (``perfsage._recipes``)."""
 
@@ -69,6 +74,66 @@ class PerfSageMethod(Method):
         return self
 
 
+class AdaptMethod(PerfSageMethod):
+    """perfsage adapted to a device it never saw (``Predictor.adapt``) from a base predictor that
+    learnt other devices: the leave-one-device-out split's perfsage."""
+
+    summary = ("leave one device out: a perfsage predictor pretrained without the device (on the other "
+               "evaluated targets' labels of the random split's training and validation rows, or --lodo-base), "
+               "adapted to it with Predictor.adapt from the split's k measured rows alone (ridge start in log "
+               "space, then fine-tuning).")
+
+    def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
+                 base: Optional[Path] = None, base_sha256: str = "", epochs: Optional[int] = None) -> None:
+        super().__init__(columns, units, seed, threads)
+        self.base = base
+        self.base_sha256 = base_sha256
+        self.adapt_epochs = epochs
+
+    def config(self) -> Dict[str, Any]:
+        return {"base_sha256": self.base_sha256, "adapt_epochs": self.adapt_epochs, "seed": self.seed}
+
+    @property
+    def uses_operator_labels(self) -> bool:  # type: ignore[override]
+        return False
+
+    def fit(self, train: Labelled, val: Labelled, progress: bool = False,
+            operator_labels: Optional[Tuple[Any, Any]] = None) -> Dict[str, Any]:
+        if self.base is None:
+            raise RuntimeError("adapt: no base predictor")
+        extra = {"epochs": self.adapt_epochs} if self.adapt_epochs is not None else {}
+        self.predictor = load_predictor(self.base).adapt((list(train[0]), train[1]), targets=self.columns,
+                                                         threads=self.threads, progress=progress, seed=self.seed,
+                                                         **extra)
+        return {"base": str(self.base), "adapt": self.predictor.provenance["adapt"]}
+
+
+class ScratchMethod(PerfSageMethod):
+    """perfsage trained from scratch on a new device's k measured rows, the same rows
+    ``AdaptMethod`` adapts from: what pretraining buys."""
+
+    name = "scratch"
+    summary = (f"leave one device out only: perfsage (the target's recipe hyperparameters) trained from "
+               f"scratch on the split's k measured rows alone, {SCRATCH_EPOCHS} epochs, no validation rows (the "
+               "last epoch's weights).")
+
+    def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
+                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 0) -> None:
+        super().__init__(columns, units, seed, threads, {**(hyperparameters or {}), "validation_split": 0.0},
+                         SCRATCH_EPOCHS)
+
+    @property
+    def uses_operator_labels(self) -> bool:  # type: ignore[override]
+        return False
+
+    def fit(self, train: Labelled, val: Labelled, progress: bool = False,
+            operator_labels: Optional[Tuple[Any, Any]] = None) -> Dict[str, Any]:
+        self.predictor = Predictor(self.columns, units=self.units, **self.hyperparameters)
+        self.predictor.fit((list(train[0]), train[1]), epochs=self.epochs, threads=self.threads, progress=progress)
+        return {"epochs_run": self.predictor.provenance.get("epochs_run"),
+                "hyperparameters": self.predictor.hyperparameters}
+
+
 def _log_size_design(graphs: Sequence[Graph]) -> np.ndarray:
     """Columns 1, log(1 + MACs), log(1 + params): log1p keeps models without MACs or weights finite."""
     size = graph_size_features(graphs)
@@ -113,12 +178,20 @@ class LogLinearMethod(Method):
 
 
 def method_names() -> List[str]:
-    return ["perfsage", "loglinear", "lookup", "lookup_ops", "gcn"]
+    return ["perfsage", "loglinear", "lookup", "lookup_ops", "gcn", "scratch"]
+
+
+# The methods the leave-one-device-out split scores on k rows without validation rows (the GCN
+# stops early on validation rows; lookup_ops needs per-operator labels of the new device).
+LODO_METHODS = ("perfsage", "scratch", "loglinear", "lookup")
+# Split families scratch runs on (elsewhere it would be perfsage again).
+SCRATCH_SPLITS = ("lodo",)
 
 
 def method_class(name: str) -> type:
     """The Method subclass called ``name``."""
-    classes = {c.name: c for c in (PerfSageMethod, LogLinearMethod, LookupMethod, OperatorLookupMethod, GCNMethod)}
+    classes = {c.name: c for c in (PerfSageMethod, LogLinearMethod, LookupMethod, OperatorLookupMethod, GCNMethod,
+                                    ScratchMethod)}
     if name not in classes:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(method_names())}")
     return classes[name]

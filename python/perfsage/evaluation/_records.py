@@ -10,26 +10,11 @@ from typing import Any, Dict
 
 import numpy as np
 
-from .._io import atomic_write
+from .._io import atomic_write, json_safe
 
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None and NumPy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 
 from .._io import __version__, utc_timestamp
 from ._gcn import GCN_DEFAULTS
-from ._methods import method_class
+from ._lodo import HELP_SPEARMAN_K10
+from ._methods import AdaptMethod, method_class
 from ._metrics import STATISTICS
 from ._plots import make_plots, plots_unavailable
 from ._records import load_predictions, write_json
@@ -46,6 +47,29 @@ def loso_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[st
             | {"spaces": len(group), "worst_mape": max(_num(g["metrics"][m]["mape"]) for g in group)}
             for m in metrics
         }
+    return out
+
+
+# The leave-one-device-out statistics the report averages over the draws of each k.
+LODO_STATISTICS = ("spearman", "kendall", "mape", "within_10")
+
+
+def lodo_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]]:
+    """``{target: {method: {k: {metric: {statistic: mean over draws, statistic_sd: their standard
+    deviation, "draws": n}}}}}`` of the leave-one-device-out records (k as a string, JSON keys)."""
+    groups: Dict[Tuple[str, str, int], List[Dict[str, Any]]] = {}
+    for r in records:
+        if r["split"] == "lodo":
+            k = int(r["part"].split()[0].split("=")[1])
+            groups.setdefault((r["target"], r["method"], k), []).append(r)
+    out: Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]] = {}
+    for (target, method, k), group in sorted(groups.items()):
+        stats: Dict[str, Dict[str, float]] = {}
+        for m in group[0]["metrics_order"]:
+            values = {s: [_num(g["metrics"][m][s]) for g in group] for s in LODO_STATISTICS}
+            stats[m] = {**{s: float(np.mean(v)) for s, v in values.items()},
+                        **{f"{s}_sd": float(np.std(v)) for s, v in values.items()}, "draws": len(group)}
+        out.setdefault(target, {}).setdefault(method, {})[str(k)] = stats
     return out
 
 
@@ -117,9 +141,11 @@ def _goal(goal: str, target: str, metric: str, value: Optional[float], threshold
 
 
 def goals(records: Sequence[Dict[str, Any]], means: Dict[str, Any], noise: Dict[str, Dict[str, Any]],
-          targets: Sequence[str], methods: Sequence[str]) -> List[Dict[str, Any]]:
+          targets: Sequence[str], methods: Sequence[str],
+          lodo: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """The project's accuracy goals that this run's results bear on, each met, missed or not evaluated."""
     by = {(r["target"], r["label"], r["method"]): r for r in records}
+    lodo = lodo or {}
     out: List[Dict[str, Any]] = []
     for target in targets:
         metrics = next((r["metrics_order"] for r in records if r["target"] == target), [])
@@ -159,8 +185,38 @@ def goals(records: Sequence[Dict[str, Any]], means: Dict[str, Any], noise: Dict[
                                  5.0, False))
                 out.append(_goal("NB201: 900-shot Spearman >= 0.95", target, metric,
                                  value("fewshot[k=900]", metric, "spearman"), 0.95, True))
+            adapted = lodo.get(target, {}).get("perfsage", {})
+            for k, stat, threshold, higher, goal in (
+                    ("10", "spearman", 0.95, True, "new device: Spearman >= 0.95 with 10 measurements"),
+                    ("20", "mape", 10.0, False, "new device: MAPE <= 10% with 20 measurements")):
+                if k in adapted:
+                    s = adapted[k][metric]
+                    out.append(_goal(goal, target, metric, s[stat], threshold, higher,
+                                     f"mean of {s['draws']} draws, sd {s[stat + '_sd']:.3g}"))
         out.append(_beats_goal(target, records, methods))
+        if target in lodo:
+            out.append(_lodo_beats_goal(target, lodo[target]))
     return out
+
+
+def _lodo_beats_goal(target: str, lodo: Dict[str, Any]) -> Dict[str, Any]:
+    """Adapted perfsage's MAPE (mean over draws) below every other method's on the same k rows, at every k."""
+    goal = "new device: adapted perfsage beats every method on the same k rows (MAPE, mean over draws)"
+    ours = lodo.get("perfsage", {})
+    cases, missed = 0, []
+    for k, stats in ours.items():
+        for metric, s in stats.items():
+            for method, theirs in lodo.items():
+                if method == "perfsage" or k not in theirs:
+                    continue
+                cases += 1
+                if not s["mape"] < theirs[k][metric]["mape"]:
+                    missed.append(f"k={k} {metric}: {method} {theirs[k][metric]['mape']:.2f}% vs perfsage "
+                                  f"{s['mape']:.2f}%")
+    result = _goal(goal, target, "all", float(cases - len(missed)) if cases else None, float(cases), True,
+                   ("missed: " + "; ".join(missed)) if missed else f"won all {cases} comparisons")
+    result["value_meaning"] = "comparisons won (of threshold)"
+    return result
 
 
 def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequence[str]) -> Dict[str, Any]:
@@ -169,7 +225,7 @@ def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequenc
     goal = "perfsage beats every baseline on every split (MAPE)"
     if "perfsage" not in methods or not baselines:
         return _goal(goal, target, "all", None, 0, False, "needs perfsage and at least one baseline")
-    by = {(r["label"], r["method"]): r for r in records if r["target"] == target}
+    by = {(r["label"], r["method"]): r for r in records if r["target"] == target and r["split"] != "lodo"}
     cases = misses = 0
     missed: List[str] = []
     for (label, method), r in sorted(by.items()):
@@ -219,11 +275,38 @@ def _stats_rows(entries: Sequence[Tuple[str, str, Dict[str, Any]]]) -> List[List
 _STATS_HEADERS = ["metric", "method", "MAPE %", "RMSPE %", "±5 %", "±10 %", "Spearman", "Kendall"]
 
 
+def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> List[str]:
+    """Leave one device out: per statistic, a table of methods by k (mean ± sd over the draws)."""
+    sizes = sorted({int(k) for stats in lodo.values() for k in stats})
+    any_stats = next(iter(next(iter(lodo.values())).values()))
+    draws = any_stats[next(iter(any_stats))]["draws"]
+    lines = ["### lodo: a new device from k measurements", "",
+             f"Pretrained without {target}, adapted from k of its measured rows; mean ± standard deviation over "
+             f"{draws} seeded draws of the rows per k; tested on the random split's test rows.", ""]
+    names = {"spearman": ("Spearman", 3), "kendall": ("Kendall", 3), "mape": ("MAPE %", 2),
+             "within_10": ("±10 %", 1)}
+    for metric in any_stats:
+        for stat, (title, digits) in names.items():
+            rows = []
+            for method in [m for m in methods if m in lodo]:
+                cells = []
+                for k in sizes:
+                    s = lodo[method].get(str(k), {}).get(metric)
+                    cells.append(f"{_fmt(s[stat], digits)} ± {_fmt(s[stat + '_sd'], digits)}" if s else "—")
+                rows.append([method] + cells)
+            if stat == "spearman" and target in HELP_SPEARMAN_K10 and 10 in sizes:
+                rows.append(["HELP (published)"] + [_fmt(HELP_SPEARMAN_K10[target], 3) if k == 10 else "—"
+                                                    for k in sizes])
+            lines += [f"{metric}, {title}:", ""] + _table(["method"] + [f"k={k}" for k in sizes], rows) + [""]
+    return lines
+
+
 def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[str, Any],
-                    methods: Sequence[str]) -> List[str]:
-    mine = [r for r in records if r["target"] == target]
+                    methods: Sequence[str], lodo: Optional[Dict[str, Any]] = None) -> List[str]:
+    mine = [r for r in records if r["target"] == target and r["split"] != "lodo"]
+    lodo_lines = _lodo_section(target, lodo[target], methods) if lodo and target in lodo else []
     if not mine:
-        return [f"## {target}", "", "No results.", ""]
+        return [f"## {target}", ""] + (lodo_lines or ["No results.", ""])
     metrics = mine[0]["metrics_order"]
     labels: List[str] = []
     for r in mine:
@@ -266,7 +349,7 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
         lines += ["### loso mean", "", f"Each statistic averaged over the {spaces} held-out spaces.", ""]
         entries = [(m, meth, means[target][meth][m]) for m in metrics for meth in methods if meth in means[target]]
         lines += _table(_STATS_HEADERS, _stats_rows(entries)) + [""]
-    return lines
+    return lines + lodo_lines
 
 
 def _goal_lines(goal_list: Sequence[Dict[str, Any]]) -> List[str]:
@@ -309,6 +392,9 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
     lines += ["", "## Methods", ""]
     for name in methods:
         lines.append(f"- **{name}**: {data['methods'][name]}")
+    if "lodo" in options["splits"]:
+        lines.append(f"- **perfsage on lodo**: {AdaptMethod.summary}"
+                     + (f" Base: {options['lodo_base']}." if options.get("lodo_base") else ""))
     for target, recipe in data["recipes"].items():
         lines.append(f"- perfsage recipe for {target}: metrics {', '.join(recipe['metrics'])}; epochs "
                      f"{recipe['epochs']}; hyperparameters {recipe['hyperparameters'] or 'library defaults'}")
@@ -322,7 +408,9 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
               "every row of the held-out one; fewshot k: k training rows + max(10, k/10) validation rows from the "
               "random split's training part, test on all other rows; real: the random split's models on the real-"
               "model dataset; ophold OP: train (90/10) on the models without operator type OP, test on those with "
-              "it.", "", "## Goals", ""]
+              "it; lodo k: a network pretrained without the device (never on the random split's test rows) and k "
+              "of its measured rows from the random split's training part, no validation rows, test on the random "
+              "split's test rows, several seeded draws per k.", "", "## Goals", ""]
     lines += _goal_lines(data["goals"]) + [""]
     if data["noise"]:
         lines += ["## Measurement noise", ""]
@@ -335,7 +423,7 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
         lines.append("")
     lines += ["# Results", ""]
     for target in options["targets"]:
-        lines += _target_section(target, records, data["loso_mean"], methods)
+        lines += _target_section(target, records, data["loso_mean"], methods, data.get("lodo"))
     lines += ["## Timings", "", "Seconds per unit (training; prediction of the test rows).", ""]
     rows = [[r["target"], r["label"], r["method"], _fmt(r["train_seconds"], 1), _fmt(r["predict_seconds"], 2),
              _fit_summary(r)] for r in records]
@@ -372,6 +460,7 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
     options = runner.options
     out = runner.out
     means = loso_means(records)
+    lodo = lodo_means(records)
     noise = measurement_noise(runner, records)
     notes = list(runner.notes)
     plots: List[str] = []
@@ -390,6 +479,8 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,
                     "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
                     "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
+                    "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
+                    "lodo_base_epochs": options.lodo_base_epochs, "adapt_epochs": options.adapt_epochs,
                     "limit": options.limit, "threads": options.threads,
                     "gcn": options.gcn, "perfsage": options.perfsage},
         "dataset": runner.data.describe(),
@@ -400,8 +491,9 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "gcn_settings": {**GCN_DEFAULTS, **options.gcn},
         "notes": notes,
         "loso_mean": means,
+        "lodo": lodo,
         "noise": noise,
-        "goals": goals(records, means, noise, options.targets, options.methods),
+        "goals": goals(records, means, noise, options.targets, options.methods, lodo),
         "plots": plots,
         "units": records,
     }

@@ -10,12 +10,14 @@ from typing import List, Sequence
 
 import numpy as np
 
-from .._split import Split, few_shot, leave_one_space_out, op_holdout
+from .._adapt import MIN_ROWS as MIN_ADAPT_ROWS
+from .._split import Split, few_shot, leave_one_space_out, new_device, op_holdout
 from .._split import random_split as _random_split
 
-SPLIT_NAMES = ("random", "loso", "fewshot", "real", "ophold")
-# What runs without --splits: the op-holdout split trains one model per held-out operator, so it is
-# asked for by name.
+SPLIT_NAMES = ("random", "loso", "fewshot", "real", "ophold", "lodo")
+# What runs without --splits: the op-holdout split trains one model per held-out operator, and
+# leave-one-device-out pretrains a network per device and adapts it many times, so they are asked
+# for by name.
 DEFAULT_SPLITS = ("random", "loso", "fewshot", "real")
 # The op-holdout split's default operators: those in at least this share of the rows (and at most
 # OPHOLD_MAX_SHARE, so that enough rows train), the OPHOLD_DEFAULT_COUNT rarest of them.
@@ -111,4 +113,19 @@ def fewshot_splits(rows: np.ndarray, random: Split, sizes: Sequence[int], seed: 
             raise SplitError(f"{target}: few-shot size {k} needs {k} + {n_val} rows from the random split's "
                              f"{len(random.train)} training rows")
         splits.append(_check(few_shot(rows, random.train, k, n_val, seed), target))
+    return splits
+
+
+def lodo_splits(random: Split, sizes: Sequence[int], draws: int, seed: int, target: str) -> List[Split]:
+    """Leave one device out: for each k, ``draws`` seeded draws of k measured rows from the random
+    split's training part, no validation rows, tested on the random split's test rows."""
+    splits = []
+    for k in sizes:
+        if k < MIN_ADAPT_ROWS:
+            raise SplitError(f"{target}: leave-one-device-out size {k} is too small (adapting needs at least "
+                             f"{MIN_ADAPT_ROWS} rows)")
+        if k > len(random.train):
+            raise SplitError(f"{target}: leave-one-device-out size {k} exceeds the random split's "
+                             f"{len(random.train)} training rows")
+        splits += [new_device(random, k, draw, seed) for draw in range(draws)]
     return splits

@@ -15,6 +15,7 @@ from typing import Any, List
 
 from ._evaluate import EvaluationOptions, evaluate
 from ._gcn import GCN_DEFAULTS
+from ._lodo import DEFAULT_BASE_EPOCHS
 from ._methods import method_names
 from ._splits import DEFAULT_SPLITS, SPLIT_NAMES
 
@@ -74,6 +75,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--holdout-ops", type=_names, metavar="OP,OP,...",
                         help="operator types the ophold split holds out, one split each (e.g. TRANSPOSE_CONV,"
                              "DEPTH_TO_SPACE; default: the 6 rarest of those in 2-50%% of the models)")
+    parser.add_argument("--lodo-sizes", type=_sizes, default=[5, 10, 20, 50, 100],
+                        help="leave-one-device-out: the new device's numbers of measured rows (default 5,10,20,50,100)")
+    parser.add_argument("--lodo-draws", type=int, default=3,
+                        help="leave-one-device-out: seeded draws of the rows per size (default 3)")
+    parser.add_argument("--lodo-base", metavar="NAME_OR_FILE",
+                        help="leave-one-device-out: adapt from this predictor (shipped name or .psage file) instead "
+                             "of one pretrained on the other --target's labels")
+    parser.add_argument("--lodo-base-epochs", type=int,
+                        help=f"leave-one-device-out: epochs of the pretrained base (default {DEFAULT_BASE_EPOCHS})")
+    parser.add_argument("--adapt-epochs", type=int,
+                        help="leave-one-device-out: Predictor.adapt's fine-tuning epochs (default: adapt's)")
     parser.add_argument("--perfsage", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="perfsage hyperparameter over the target's recipe, e.g. readout=additive (repeat for "
                              "several; see perfsage.NETWORK_DEFAULTS and TRAINING_DEFAULTS)")
@@ -107,6 +119,12 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--fewshot-sizes", ",".join(map(str, args.fewshot_sizes))]
     for key, value in args.perfsage:
         words += ["--perfsage", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    if "lodo" in args.splits:
+        words += ["--lodo-sizes", ",".join(map(str, args.lodo_sizes)), "--lodo-draws", str(args.lodo_draws)]
+        for flag, value in (("--lodo-base", args.lodo_base), ("--lodo-base-epochs", args.lodo_base_epochs),
+                            ("--adapt-epochs", args.adapt_epochs)):
+            if value is not None:
+                words += [flag, str(value)]
     if args.holdout_ops and "ophold" in args.splits:
         words += ["--holdout-ops", ",".join(args.holdout_ops)]
     if args.limit is not None:
@@ -126,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs,
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
         fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
+        lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_base=args.lodo_base,
+        lodo_base_epochs=args.lodo_base_epochs, adapt_epochs=args.adapt_epochs,
         limit=args.limit, threads=args.threads, gcn=gcn, perfsage=dict(args.perfsage),
         progress=not args.no_progress,
     )
