@@ -1017,16 +1017,20 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
          "(a TrainState), a run with epochs done goes on after them, and the state follows the run.")
       .def("to_bytes", [](const SharedNetwork& n, const std::vector<std::string>& names,
                           const std::vector<std::string>& units, const perfsage::TrainOptions& options,
-                          const std::string& provenance) {
+                          const std::string& provenance, const SharedNetwork* companion) {
         perfsage::ModelInfo info{names, units, options, provenance};
         std::vector<uint8_t> bytes;
         {
           py::gil_scoped_release release;
-          bytes = perfsage::checkpoint_bytes(*n.snapshot(), info);
+          const auto net = n.snapshot();
+          const auto other = companion ? companion->snapshot() : nullptr;
+          bytes = perfsage::checkpoint_bytes(*net, info, other.get());
         }
         return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       }, py::arg("target_names"), py::arg("target_units"), py::arg("options"), py::arg("provenance_json"),
-         "The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h).");
+         py::arg("companion").none(true) = py::none(),
+         "The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h), with the interval\n"
+         "companion network when given.");
 
   m.def(
       "read_checkpoint",
@@ -1042,6 +1046,8 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
         d["target_units"] = ck.info.target_units;
         d["options"] = ck.info.options;
         d["provenance_json"] = ck.info.provenance_json;
+        d["companion"] = ck.companion ? py::cast(std::make_shared<SharedNetwork>(std::move(*ck.companion)))
+                                      : py::object(py::none());
         return d;
       },
       py::arg("data"), py::arg("source") = "<bytes>",

@@ -81,12 +81,17 @@ bool since_format_2(const std::string& name) {
          name == "node_log_weight" || name == "node_graph_context";
 }
 
-uint32_t format_version_of(const SageConfig& c) {
+bool format_1_config(const SageConfig& c) {
   const SageConfig defaults;
-  const bool v1 = c.readout == defaults.readout && c.max_targets == defaults.max_targets &&
-                  c.family_dim == defaults.family_dim && c.node_loss_weight == defaults.node_loss_weight &&
-                  c.node_log_weight == defaults.node_log_weight && c.node_graph_context == defaults.node_graph_context;
-  return v1 ? 1 : kCheckpointFormatVersion;
+  return c.readout == defaults.readout && c.max_targets == defaults.max_targets &&
+         c.family_dim == defaults.family_dim && c.node_loss_weight == defaults.node_loss_weight &&
+         c.node_log_weight == defaults.node_log_weight && c.node_graph_context == defaults.node_graph_context;
+}
+
+// The oldest format that holds the file: 3 with a companion, else 1 or 2 by the configuration.
+uint32_t format_version_of(const SageConfig& c, const SageNetwork* companion) {
+  if (companion) return 3;
+  return format_1_config(c) ? 1 : 2;
 }
 
 // A configuration struct as a JSON object, its fields in table order (those of `version`).
@@ -109,10 +114,21 @@ int32_t feature_schema_of(const SageConfig& c) {
   return kFeatureSchemaVersion;
 }
 
-std::string header_json(const SageNetwork& net, const ModelInfo& info) {
+std::string layout_json(const SageNetwork& net) {
+  std::string j = "[";
+  bool first = true;
+  for (const ParamInfo& p : net.layout().params()) {
+    if (!first) j += ",";
+    first = false;
+    j += "[" + quote(p.name) + "," + std::to_string(p.rows) + "," + std::to_string(p.cols) + "]";
+  }
+  return j + "]";
+}
+
+std::string header_json(const SageNetwork& net, const ModelInfo& info, const SageNetwork* companion) {
   const SageConfig& c = net.config();
   const TrainOptions& o = info.options;
-  const uint32_t version = format_version_of(c);
+  const uint32_t version = format_version_of(c, companion);
   std::string j = "{";
   j += "\"format_version\":" + std::to_string(version);
   j += ",\"feature_schema_version\":" + std::to_string(feature_schema_of(c));
@@ -123,14 +139,11 @@ std::string header_json(const SageNetwork& net, const ModelInfo& info) {
     if (t) j += ",";
     j += "{\"name\":" + quote(info.target_names[t]) + ",\"unit\":" + quote(info.target_units[t]) + "}";
   }
-  j += "],\"layout\":[";
-  bool first = true;
-  for (const ParamInfo& p : net.layout().params()) {
-    if (!first) j += ",";
-    first = false;
-    j += "[" + quote(p.name) + "," + std::to_string(p.rows) + "," + std::to_string(p.cols) + "]";
-  }
-  j += "],\"provenance\":" + info.provenance_json + "}";
+  j += "],\"layout\":" + layout_json(net);
+  if (companion)
+    j += ",\"companion\":{\"config\":" + fields_json(companion->config(), version) +
+         ",\"layout\":" + layout_json(*companion) + "}";
+  j += ",\"provenance\":" + info.provenance_json + "}";
   return j;
 }
 
@@ -202,9 +215,60 @@ std::string json_of(const JsonValue& v) {
   return "null";
 }
 
+// A network's float32 arrays in file order: normalisation, then parameters.
+void put_network(std::vector<uint8_t>& payload, const SageNetwork& net) {
+  const Normalization& n = net.normalization();
+  for (const std::vector<float>* v : {&n.node_mean, &n.node_std, &n.graph_mean, &n.graph_std,
+                                      &n.target_mean, &n.target_std, &net.parameters()})
+    for (float x : *v) put<float>(payload, x);
+}
+
+size_t network_floats(const SageNetwork& net) {
+  const SageConfig& c = net.config();
+  return 2 * static_cast<size_t>(c.num_node_features) + 2 * static_cast<size_t>(c.num_graph_features) +
+         2 * static_cast<size_t>(c.num_targets) + static_cast<size_t>(net.layout().size());
+}
+
+// Reads put_network's arrays into `net` from `p`, which it advances.
+void take_network(const uint8_t*& p, SageNetwork& net) {
+  const SageConfig& c = net.config();
+  auto take = [&p](std::vector<float>& v, size_t count) {
+    v.resize(count);
+    std::memcpy(v.data(), p, count * sizeof(float));
+    p += count * sizeof(float);
+  };
+  Normalization& n = net.normalization();
+  const size_t F = static_cast<size_t>(c.num_node_features), G = static_cast<size_t>(c.num_graph_features);
+  const size_t T = static_cast<size_t>(c.num_targets);
+  take(n.node_mean, F);
+  take(n.node_std, F);
+  take(n.graph_mean, G);
+  take(n.graph_std, G);
+  take(n.target_mean, T);
+  take(n.target_std, T);
+  take(net.parameters(), static_cast<size_t>(net.layout().size()));
+}
+
+// The header's parameter list must be the one `net`'s configuration lays out.
+void check_layout(const JsonValue& layout, const SageNetwork& net, const std::string& where) {
+  const auto& params = net.layout().params();
+  if (layout.items.size() != params.size())
+    throw Error(where + " lists " + std::to_string(layout.items.size()) + " parameters, its configuration has " +
+                std::to_string(params.size()));
+  for (size_t i = 0; i < params.size(); ++i) {
+    const JsonValue& e = layout.items[i];
+    if (e.kind != JsonValue::Kind::kArray || e.items.size() != 3 || e.items[0].text != params[i].name ||
+        e.items[1].number != static_cast<double>(params[i].rows) ||
+        e.items[2].number != static_cast<double>(params[i].cols))
+      throw Error(where + ": parameter " + std::to_string(i) + " in the file does not match '" + params[i].name +
+                  "' [" + std::to_string(params[i].rows) + ", " + std::to_string(params[i].cols) +
+                  "] of its configuration");
+  }
+}
+
 }  // namespace
 
-std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& info) {
+std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& info, const SageNetwork* companion) {
   const SageConfig& c = net.config();
   if (info.target_names.size() != static_cast<size_t>(c.num_targets) ||
       info.target_units.size() != static_cast<size_t>(c.num_targets))
@@ -214,20 +278,28 @@ std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& i
   const JsonValue provenance = parse_json(info.provenance_json, "provenance");
   if (provenance.kind != JsonValue::Kind::kObject) throw Error("checkpoint: provenance must be a JSON object");
   net.check_normalization();
+  if (companion) {
+    const SageConfig& k = companion->config();
+    if (k.num_targets != c.num_targets || k.num_node_features != c.num_node_features ||
+        k.num_graph_features != c.num_graph_features || k.vocabulary != c.vocabulary)
+      throw Error("checkpoint: the companion network has " + std::to_string(k.num_targets) + " outputs and " +
+                  std::to_string(k.num_node_features) + " node features, the network " +
+                  std::to_string(c.num_targets) + " and " + std::to_string(c.num_node_features) +
+                  " (they must read the same features and predict the same targets)");
+    companion->check_normalization();
+  }
   // Written in the canonical form reading gives back, so load-then-save reproduces the bytes.
   ModelInfo canonical = info;
   canonical.provenance_json = json_of(provenance);
-  const std::string header = header_json(net, canonical);
+  const std::string header = header_json(net, canonical, companion);
   std::vector<uint8_t> payload;
   put<uint32_t>(payload, static_cast<uint32_t>(header.size()));
   payload.insert(payload.end(), header.begin(), header.end());
-  const Normalization& n = net.normalization();
-  for (const std::vector<float>* v : {&n.node_mean, &n.node_std, &n.graph_mean, &n.graph_std,
-                                      &n.target_mean, &n.target_std, &net.parameters()})
-    for (float x : *v) put<float>(payload, x);
+  put_network(payload, net);
+  if (companion) put_network(payload, *companion);
 
   std::vector<uint8_t> out(kMagic, kMagic + 8);
-  put<uint32_t>(out, format_version_of(c));
+  put<uint32_t>(out, format_version_of(c, companion));
   put<uint32_t>(out, 0);
   put<uint64_t>(out, payload.size());
   put<uint64_t>(out, fnv1a64(payload.data(), payload.size()));
@@ -295,43 +367,34 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
   info.provenance_json = json_of(top.at("provenance", JsonValue::Kind::kObject));
 
   SageNetwork net(c);
-  const JsonValue& layout = top.at("layout", JsonValue::Kind::kArray);
-  const auto& params = net.layout().params();
-  if (layout.items.size() != params.size())
-    throw Error(source + ": the checkpoint lists " + std::to_string(layout.items.size()) +
-                " parameters, its configuration has " + std::to_string(params.size()));
-  for (size_t i = 0; i < params.size(); ++i) {
-    const JsonValue& e = layout.items[i];
-    if (e.kind != JsonValue::Kind::kArray || e.items.size() != 3 || e.items[0].text != params[i].name ||
-        e.items[1].number != static_cast<double>(params[i].rows) ||
-        e.items[2].number != static_cast<double>(params[i].cols))
-      throw Error(source + ": parameter " + std::to_string(i) + " in the file does not match '" +
-                  params[i].name + "' [" + std::to_string(params[i].rows) + ", " +
-                  std::to_string(params[i].cols) + "] of its configuration");
+  check_layout(top.at("layout", JsonValue::Kind::kArray), net, source + ": the checkpoint");
+  std::optional<SageNetwork> companion;
+  if (const JsonValue* k = root.find("companion")) {
+    if (version < 3) throw Error(source + ": a format-" + std::to_string(version) + " checkpoint with a companion");
+    if (k->kind != JsonValue::Kind::kObject) throw Error(source + ": field 'companion' has the wrong type");
+    const Fields kf{*k, source + " companion"};
+    SageConfig kc;
+    read_fields(kf.sub("config"), kc, version);
+    kc.resolve();
+    if (kc.num_targets != c.num_targets || kc.num_node_features != c.num_node_features ||
+        kc.num_graph_features != c.num_graph_features || kc.vocabulary != c.vocabulary)
+      throw Error(source + ": the companion network reads other features or predicts other targets than the network");
+    companion.emplace(kc);
+    check_layout(kf.at("layout", JsonValue::Kind::kArray), *companion, source + ": the companion");
   }
 
-  Normalization& n = net.normalization();
-  const size_t F = static_cast<size_t>(c.num_node_features), G = static_cast<size_t>(c.num_graph_features);
-  const size_t T = static_cast<size_t>(c.num_targets);
-  const size_t floats = 2 * F + 2 * G + 2 * T + static_cast<size_t>(net.layout().size());
+  const size_t floats = network_floats(net) + (companion ? network_floats(*companion) : 0);
   if (payload_size - 4 - header_size != floats * sizeof(float))
     throw Error(source + ": the checkpoint holds " + std::to_string(payload_size - 4 - header_size) +
                 " bytes of numbers, its configuration needs " + std::to_string(floats * sizeof(float)));
   const uint8_t* p = payload + 4 + header_size;
-  auto take = [&p](std::vector<float>& v, size_t count) {
-    v.resize(count);
-    std::memcpy(v.data(), p, count * sizeof(float));
-    p += count * sizeof(float);
-  };
-  take(n.node_mean, F);
-  take(n.node_std, F);
-  take(n.graph_mean, G);
-  take(n.graph_std, G);
-  take(n.target_mean, T);
-  take(n.target_std, T);
-  take(net.parameters(), static_cast<size_t>(net.layout().size()));
+  take_network(p, net);
   net.check_normalization();
-  return Checkpoint{std::move(net), std::move(info)};
+  if (companion) {
+    take_network(p, *companion);
+    companion->check_normalization();
+  }
+  return Checkpoint{std::move(net), std::move(info), std::move(companion)};
 }
 
 void save_checkpoint(const std::string& path, const SageNetwork& net, const ModelInfo& info) {

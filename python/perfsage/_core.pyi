@@ -257,8 +257,10 @@ class Network:
         read parameters or save (they see the weights of the last finished batch). With `state`
         (a TrainState), a run with epochs done goes on after them, and the state follows the run.
         """
-    def to_bytes(self, target_names: collections.abc.Sequence[str], target_units: collections.abc.Sequence[str], options: TrainOptions, provenance_json: str) -> bytes:
-        """The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h)."""
+    def to_bytes(self, target_names: collections.abc.Sequence[str], target_units: collections.abc.Sequence[str], options: TrainOptions, provenance_json: str, companion: Network = None) -> bytes:
+        """The checkpoint file's bytes (see cpp/include/perfsage/checkpoint.h), with the interval
+        companion network when given.
+        """
 
 def read_checkpoint(data: object, source: str = '<bytes>') -> dict:
     """Reads checkpoint bytes; raises PerfSageError naming what is wrong with them."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _adapt, _core, _domain, _resume
+from . import _adapt, _core, _domain, _intervals, _resume
 from ._core import Graph, PerfSageError
 from ._graphs import batch_graphs, check_threads, load_many, model_source, raise_first_failure
 from ._io import __version__, atomic_write_bytes, json_safe, utc_timestamp
@@ -194,6 +194,21 @@ def _adapt_targets(data: Any, targets: Union[str, Sequence[str], None]) -> List[
     return targets
 
 
+# The widths the interval companion halves (and its depth: one layer fewer).
+_COMPANION_HALVED = ("hidden", "head_hidden", "embedding_dim", "readout_channels", "family_dim", "layers")
+
+
+def _companion_config(config: Dict[str, Any], targets: Sequence[str]) -> "_core.SageConfig":
+    out = _config_like(config, targets)
+    out.hidden = max(4, config["hidden"] // 2)
+    out.head_hidden = max(4, config["head_hidden"] // 2)
+    out.embedding_dim = max(2, config["embedding_dim"] // 2)
+    out.readout_channels = max(2, config["readout_channels"] // 2)
+    out.family_dim = max(2, config["family_dim"] // 2) if config["family_dim"] else 0
+    out.layers = max(1, config["layers"] - 1)
+    return out
+
+
 def _config_like(config: Dict[str, Any], targets: Sequence[str]) -> "_core.SageConfig":
     """A network configuration equal to ``config`` (a network's, as a dict, including the feature
     counts of the schema it reads) but for ``targets``."""
@@ -320,6 +335,8 @@ class Predictor:
         self._options.validate()
         self._validation_split = float(train["validation_split"])
         self._initialized = False
+        # The interval companion (fit(..., intervals=True)): a smaller network of the same targets.
+        self._companion: Optional["_core.Network"] = None
         self.history: List[Dict[str, Any]] = []
         self.provenance: Dict[str, Any] = {}
 
@@ -358,6 +375,11 @@ class Predictor:
         if not self.is_additive:
             raise ValueError("operator_costs: this predictor's readout is not additive; use explain() for shares")
         return self._network.operator_costs(_one_graph(graph, "operator_costs"))
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether ``predict(..., interval=level)`` works: fitted with ``intervals=True``."""
+        return self._companion is not None and "intervals" in self.provenance
 
     @property
     def is_trained(self) -> bool:
@@ -418,7 +440,7 @@ class Predictor:
     def fit(self, train: Data, val: Optional[Data] = None, epochs: int = 100,
             callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
             threads: int = 0, progress: bool = True,
-            checkpoint: Optional[Union[str, os.PathLike]] = None) -> "Predictor":
+            checkpoint: Optional[Union[str, os.PathLike]] = None, intervals: bool = False) -> "Predictor":
         """Trains on ``train``: a dataset path, or ``(graphs, labels)``, or ``(graphs, labels,
         operator_labels)`` with one ``[num_nodes, targets]`` array (or None) per graph.
 
@@ -439,6 +461,11 @@ class Predictor:
         where it stopped when fit is called again with the same path, data and hyperparameters,
         and ends with the weights an uninterrupted run reaches. A path holding another run's
         state raises ValueError. A finished run's file is kept: fitting again returns at once.
+
+        ``intervals=True`` also trains a companion, a network of half the width on the same rows
+        from another seed, and calibrates prediction intervals on the validation rows
+        (``perfsage._intervals``), so that ``predict(..., interval=0.9)`` works; it needs
+        validation rows. Fitting again without it drops the companion.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
@@ -467,10 +494,14 @@ class Predictor:
                     f"for validation (it takes {_MIN_GRAPHS_TO_SPLIT}); training without validation data: "
                     "val_loss is nan, there is no early stopping and the last epoch's weights are kept. "
                     "Pass val=(graphs, labels), or validation_split=0 to silence this", stacklevel=2)
+        if intervals and not val_graphs:
+            raise ValueError(f"fit: intervals=True calibrates on validation rows and there are none: pass val=, or "
+                             f"a validation_split with at least {_MIN_GRAPHS_TO_SPLIT} training graphs")
         train_set = _graph_set(graphs, node_labels)
         val_set = _graph_set(val_graphs, val_node_labels) if val_graphs else None
         node_labelled = sum(1 for x in node_labels or [] if x is not None)
         domain = _domain.summarize(graphs)
+        calibration_graphs = val_graphs if intervals else []
         del graphs, val_graphs  # the sets hold what training needs; let the Graphs go
         state, data_fingerprint = None, ""
         if checkpoint is not None:
@@ -503,6 +534,9 @@ class Predictor:
             if bar:
                 bar.close()
         self.history.extend(result["history"])
+        self._companion = None
+        if intervals and not result["interrupted"]:
+            self._companion = self._fit_companion(train_set, labels, val_set, val_labels, epochs, threads, progress)
         best = result["history"][result["best_epoch"] - 1] if result["best_epoch"] else (
             result["history"][-1] if result["history"] else None)
         self.provenance = {
@@ -526,7 +560,38 @@ class Predictor:
         }
         if label_settings:
             self.provenance["labeler_settings"] = label_settings
+        if self._companion is not None:
+            self.provenance["intervals"] = _intervals.calibrate(
+                self._network.predict(calibration_graphs, threads), self._companion.predict(calibration_graphs, threads),
+                val_labels, self._targets)
+            self.provenance["intervals"]["companion"] = {k: self._companion.config[k] for k in _COMPANION_HALVED}
         return self
+
+    def _fit_companion(self, train_set: "_core.GraphSet", labels: np.ndarray, val_set: "_core.GraphSet",
+                       val_labels: np.ndarray, epochs: int, threads: int, progress: bool) -> "_core.Network":
+        """The interval companion: this network at half the width and one layer fewer, trained on the
+        same rows and epochs from the next seed."""
+        companion = _core.Network(_companion_config(self._network.config, self._targets))
+        options = _core.TrainOptions()
+        for name in _OPTION_FIELDS:
+            setattr(options, name, getattr(self._options, name))
+        options.seed = int(self._options.seed) + 1
+        companion.fit_normalization(train_set, labels)
+        companion.init_parameters(int(options.seed))
+        bar = _ProgressBar(int(epochs), "companion") if progress else None
+
+        def on_epoch(stats: Dict[str, Any]) -> bool:
+            if bar:
+                bar.epoch(stats)
+            return True
+
+        try:
+            companion.train(train_set, labels, val_set, val_labels, options, on_epoch, bar.batch if bar else None,
+                            None)
+        finally:
+            if bar:
+                bar.close()
+        return companion
 
     def adapt(self, data: Data, targets: Union[str, Sequence[str], None] = None, epochs: int = 50,
               lr: Optional[float] = None, callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
@@ -657,7 +722,8 @@ class Predictor:
     # -- prediction ---------------------------------------------------------------------------------
 
     def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0,
-                dtype: str = "int8") -> np.ndarray:
+                dtype: str = "int8", interval: Optional[float] = None
+                ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes,
         or architecture specs.
 
@@ -669,8 +735,20 @@ class Predictor:
         worker threads build, predict and free them. The GIL is released while the
         core predicts; several Python threads may call this at once, also while another thread
         trains the predictor.
+
+        ``interval=0.9`` (a level from 0.5 to 0.99; a predictor fitted with ``intervals=True``)
+        returns ``(predictions, lower, upper)``, three such arrays: a calibrated interval for each
+        prediction, wider where the predictor's companion disagrees with it (``perfsage._intervals``).
         """
         self._require_initialized("predict")
+        if interval is not None:
+            if not self.has_intervals:
+                raise ValueError("predict: this predictor has no intervals; fit it with intervals=True")
+            built = _as_graphs(graphs, threads, spec_dtype=dtype)
+            main = self._network.predict(built, threads)
+            lower, upper = _intervals.bounds(main, self._companion.predict(built, threads),
+                                             self.provenance["intervals"], self._targets, interval)
+            return main, lower, upper
         specs = _spec_items(graphs)
         if specs is None:
             return self._network.predict(_as_graphs(graphs, threads, spec_dtype=dtype), threads)
@@ -747,7 +825,7 @@ class Predictor:
         self._require_initialized("save")
         return self._network.to_bytes(self._targets, self._units, self._options,
                                       json.dumps(json_safe(self.provenance), sort_keys=True, default=str,
-                                                 allow_nan=False))
+                                                 allow_nan=False), self._companion)
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes a checkpoint (atomically: a temporary file renamed into place)."""
@@ -758,6 +836,7 @@ class Predictor:
         ck = _core.read_checkpoint(data, source)
         self = cls.__new__(cls)
         self._network = ck["network"]
+        self._companion = ck["companion"]
         self._targets = list(ck["target_names"])
         self._units = list(ck["target_units"])
         self._options = ck["options"]
@@ -815,13 +894,14 @@ def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
 class _ProgressBar:
     """tqdm over all batches of all epochs, with the latest epoch's losses as its postfix."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, what: str = "training"):
         self._bar = None
         self._epochs = epochs
+        self._what = what
 
     def batch(self, index: int, batches: int) -> bool:
         if self._bar is None:
-            self._bar = tqdm(total=self._epochs * batches, unit="batch", desc="training", leave=False)
+            self._bar = tqdm(total=self._epochs * batches, unit="batch", desc=self._what, leave=False)
         self._bar.update(1)
         return True
 

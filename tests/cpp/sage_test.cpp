@@ -770,6 +770,40 @@ TEST(Checkpoint, AdditiveNetworksAreFormat2AndOthersStayFormat1) {
   EXPECT_EQ(a, b);
 }
 
+TEST(Checkpoint, ACompanionNetworkRoundTripsInFormat3) {
+  // The interval companion is a second network in the same file, exact like the first; a file
+  // without one keeps its old format.
+  const Synthetic s = small_graphs();
+  const auto graphs = s.inputs();
+  const auto y = labels_for(static_cast<int64_t>(graphs.size()), 2, false);
+  const SageNetwork net = fitted(tiny_config(2), graphs, y);
+  SageConfig small = tiny_config(2);
+  small.hidden = 4;
+  small.layers = 1;
+  const SageNetwork companion = fitted(small, graphs, y);
+  const std::vector<uint8_t> bytes = checkpoint_bytes(net, info_for(2), &companion);
+  EXPECT_EQ(bytes[8], 3);
+  const Checkpoint back = read_checkpoint(bytes.data(), bytes.size(), "mem");
+  ASSERT_TRUE(back.companion.has_value());
+  EXPECT_EQ(back.network.parameters(), net.parameters());
+  EXPECT_EQ(back.companion->parameters(), companion.parameters());
+  EXPECT_EQ(back.companion->normalization().graph_std, companion.normalization().graph_std);
+  EXPECT_EQ(back.companion->config().hidden, 4);
+  EXPECT_EQ(checkpoint_bytes(back.network, back.info, &*back.companion), bytes);
+  const std::vector<uint8_t> alone = checkpoint_bytes(net, info_for(2));
+  EXPECT_EQ(alone[8], 1);
+  EXPECT_FALSE(read_checkpoint(alone.data(), alone.size(), "mem").companion.has_value());
+
+  const SageNetwork other = fitted(tiny_config(1), graphs, labels_for(static_cast<int64_t>(graphs.size()), 1, false));
+  try {
+    checkpoint_bytes(net, info_for(2), &other);
+    ADD_FAILURE() << "a companion of other targets was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("must read the same features and predict the same targets"),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST(Checkpoint, NamesWhatIsWrongWithABadFile) {
   // Truncated, corrupted, newer and foreign files each get their own clear error.
   const Synthetic s = small_graphs();

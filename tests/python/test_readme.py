@@ -28,6 +28,8 @@ import pytest
 
 import perfsage
 
+from perfsage.datasets import import_csv
+
 from conftest import DATA_DIR, REPO
 
 README = REPO / "README.md"
@@ -48,6 +50,8 @@ class Handling:
 
 RUN = Handling()
 BUILD_KWS = "perfsage dataset build --space kws --n 5000 --target ethos-u55-256 --out kws.parquet"
+IMPORT_MINE = ("perfsage dataset import-csv my.csv --model-column model --target my-board --metric latency_ms=ms "
+               "--out mine.parquet")
 EVALUATE_SKIP = "needs the world data and trains for hours (perfsage evaluate is tested in test_evaluation.py)"
 
 HANDLING: Dict[str, Handling] = {
@@ -64,11 +68,13 @@ HANDLING: Dict[str, Handling] = {
     "perfsage dataset info kws.parquet": Handling(needs=("vela", "kws.parquet")),
     "perfsage dataset import-nb201 --out nb201.parquet": Handling(replace={"--out": "--limit 20 --no-progress --out"},
                                                                   needs=("data",)),
-    "perfsage dataset import-csv my.csv --model-column model --target my-board --metric latency_ms=ms "
-    "--out mine.parquet": RUN,
+    IMPORT_MINE: RUN,
     "perfsage dataset build ... --executor dask --scheduler tcp://host:8786": Handling(
         skip="needs a Dask scheduler at tcp://host:8786 (the Dask executor is tested in test_dataset_build.py)"),
     "perfsage dataset repair kws.parquet": Handling(needs=("vela", "kws.parquet")),
+    # A new device (mine.parquet is imported first)
+    "perfsage adapt --base ethos-u55-256 --data mine.parquet --target my-board --out my-board.psage":
+        Handling(needs=("mine.parquet",)),
     "perfsage dataset label MODELS_DIR more.tflite --target ethos-u55-256 --out my-models.parquet":
         Handling(needs=("vela",)),
     # How accurate it is: the committed reports
@@ -92,6 +98,8 @@ HANDLING: Dict[str, Handling] = {
     "perfsage spaces": RUN,
     "perfsage generate --space kws --n 1000 --seed 0 --dtype int8 --out DIR [--strip]": Handling(synopsis=True),
     "perfsage dataset {build,label,info,import-nb201,import-csv,compact,expand,repair} ...": Handling(synopsis=True),
+    "perfsage adapt --data DATASET --target NAME --out FILE.psage [--base NAME_OR_FILE] [--epochs N]":
+        Handling(synopsis=True),
     "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR] [--perfsage K=V]":
         Handling(synopsis=True),
     "perfsage --version": RUN,
@@ -148,7 +156,8 @@ def workdir(tmp_path_factory) -> Path:
     with open(work / "my.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "latency_ms"])
-        writer.writerows([["model.tflite", 1.25], ["more.tflite", 0.75]])
+        writer.writerows([["model.tflite", 1.25], ["more.tflite", 0.75], ["models/kws-0.tflite", 0.9],
+                          ["models/kws-1.tflite", 1.1]])
     return work
 
 
@@ -198,6 +207,8 @@ def test_readme_command_runs(command: str, workdir: Path) -> None:
         return
     if "kws.parquet" in handling.needs and not (workdir / "kws.parquet").exists():
         _run_as_handled(BUILD_KWS, workdir)
+    if "mine.parquet" in handling.needs and not (workdir / "mine.parquet").exists():
+        _run_as_handled(IMPORT_MINE, workdir)
     _run_as_handled(command, workdir)
 
 
@@ -221,6 +232,8 @@ PYTHON_HANDLING: Dict[str, str] = {  # first line of code (after imports) -> "" 
     'g = perfsage.load_tflite("model.tflite")': "",
     'spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],': "",
     'p = perfsage.Predictor(targets=["ethos-u55-256/latency_ms", "ethos-u55-256/energy_mj"])': PYTHON_SKIP,
+    'base = perfsage.load_predictor("ethos-u55-256")': "",
+    'p = perfsage.Predictor(targets=["my-board/latency_ms"])': "",
 }
 
 
@@ -254,6 +267,15 @@ def test_readme_python_block_runs(first: str, code: str, tmp_path: Path, monkeyp
         (tmp_path / name).write_bytes(model)
     float_spec = perfsage.sample("kws", 1, seed=3)[0]["spec"]
     (tmp_path / "a_float32.tflite").write_bytes(perfsage.build_model(float_spec, dtype="float32"))
+    if "mine.parquet" in code:  # the measurements the README imports with import-csv
+        with open(tmp_path / "my.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["model", "latency_ms"])
+            for i, model in enumerate(_kws(12, seed=5)):
+                (tmp_path / f"m{i}.tflite").write_bytes(model)
+                writer.writerow([f"m{i}.tflite", 0.5 + 0.1 * i])
+        import_csv(tmp_path / "my.csv", "my-board", {"latency_ms": "ms"}, tmp_path / "mine.parquet",
+                   model_column="model", progress=False)
     monkeypatch.chdir(tmp_path)
     namespace = {"perfsage": perfsage, "b_bytes": models[2], "other_bytes": models[2],
                  "graph": perfsage.load_tflite(models[2]), "paths_or_bytes": ["a.tflite", models[2]],

@@ -439,8 +439,10 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
 
 def _fit_summary(record: Dict[str, Any]) -> str:
     fit = record.get("fit") or {}
+    if "adapt" in fit:
+        return f"adapted from {fit['adapt']['rows']} rows, {fit['adapt']['epochs']} epochs"
     if "epochs_run" in fit:
-        text = f"{fit['epochs_run']} epochs, best {fit.get('best_epoch')}"
+        text = f"{fit['epochs_run']} epochs" + (f", best {fit['best_epoch']}" if fit.get("best_epoch") else "")
         if fit.get("median_epoch_seconds") is not None:
             text += f", {fit['median_epoch_seconds']:.1f} s per epoch"
         return text

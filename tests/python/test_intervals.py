@@ -1,0 +1,116 @@
+"""Prediction intervals (issue 15): the companion network, conformal calibration, checkpoints, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import perfsage
+from perfsage import _intervals
+from perfsage._split import validation_split
+
+
+@pytest.fixture(scope="module")
+def data():
+    samples = perfsage.sample("kws", 120, seed=21)
+    graphs = perfsage.spec_graphs(samples)
+    y = np.array([[1e-6 * g.totals["macs"] + 0.05, 1e-3 * g.totals["param_bytes"] + 1.0] for g in graphs])
+    return samples, graphs, y
+
+
+@pytest.fixture(scope="module")
+def with_intervals(data):
+    _, graphs, y = data
+    p = perfsage.Predictor(["a/latency_ms", "a/size_kb"], hidden=16, head_hidden=16, layers=2,
+                           validation_split=0.25)
+    return p.fit((graphs[:100], y[:100]), epochs=8, progress=False, intervals=True)
+
+
+def test_the_conformal_quantile_is_the_ceil_n_plus_1_alpha_th_score() -> None:
+    # Ten rows, the companion agreeing everywhere by the same amount: scores are the errors / 2m.
+    truth = np.exp(np.arange(1, 11, dtype=float))[:, None]
+    main = truth * np.exp(np.linspace(0.01, 0.10, 10))[:, None]
+    companion = main * np.exp(0.5)
+    cal = _intervals.calibrate(main, companion, truth, ["t"])["targets"]["t"]
+    scores = np.linspace(0.01, 0.10, 10) / (0.5 + 0.5)
+    assert cal["rows"] == 10 and cal["median_disagreement"] == pytest.approx(0.5)
+    expected = [scores[min(10, int(np.ceil(11 * level))) - 1] for level in _intervals.LEVELS]
+    np.testing.assert_allclose(cal["quantiles"], expected)
+
+
+def test_intervals_cover_what_they_promise_on_exchangeable_rows() -> None:
+    # Synthetic log errors proportional to the disagreement (plus the floor): 90% intervals cover
+    # about 90% of fresh rows drawn the same way, and are wider where the companion disagrees.
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        truth = np.exp(rng.normal(size=(n, 1)))
+        spread = rng.uniform(0.01, 0.5, size=(n, 1))
+        main = truth * np.exp(spread * rng.normal(size=(n, 1)))
+        return main, main * np.exp(spread), truth
+
+    cal = _intervals.calibrate(*draw(2000), ["t"])
+    main, companion, truth = draw(20000)
+    lower, upper = _intervals.bounds(main, companion, cal, ["t"], 0.9)
+    inside = (truth >= lower) & (truth <= upper)
+    assert 0.88 <= inside.mean() <= 0.92
+    width = np.log(upper / lower)[:, 0]
+    assert np.corrcoef(width, np.abs(np.log(companion / main))[:, 0])[0, 1] > 0.99
+
+
+def test_fit_with_intervals_trains_a_companion_and_calibrates(with_intervals, data) -> None:
+    _, graphs, y = data
+    p = with_intervals
+    assert p.has_intervals
+    cal = p.provenance["intervals"]
+    assert cal["targets"]["a/latency_ms"]["rows"] == 25 and cal["companion"]["hidden"] == 8
+    assert cal["companion"]["layers"] == 1
+    prediction, lower, upper = p.predict(graphs[100:], interval=0.9)
+    np.testing.assert_array_equal(prediction, p.predict(graphs[100:]))
+    assert prediction.shape == lower.shape == upper.shape == (20, 2) and lower.dtype == np.float32
+    assert np.all(lower <= prediction) and np.all(prediction <= upper)
+    # The calibration rows themselves: at least 90% inside, by construction.
+    val = validation_split(np.arange(100), 0.25, 0).val
+    _, low_val, high_val = p.predict([graphs[i] for i in val], interval=0.9)
+    inside = (y[val] >= low_val) & (y[val] <= high_val)
+    assert inside.mean(axis=0).min() >= 0.9
+    wider = p.predict(graphs[100:], interval=0.99)
+    assert np.all(wider[2] >= upper) and np.all(wider[1] <= lower)
+
+
+def test_specs_and_graphs_give_the_same_intervals(with_intervals, data) -> None:
+    samples, graphs, _ = data
+    by_spec = with_intervals.predict(samples[100:104], interval=0.8)
+    by_graph = with_intervals.predict(graphs[100:104], interval=0.8)
+    for a, b in zip(by_spec, by_graph):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_companion_survives_a_checkpoint(with_intervals, data, tmp_path) -> None:
+    _, graphs, _ = data
+    path = tmp_path / "p.psage"
+    with_intervals.save(path)
+    back = perfsage.load_predictor(path)
+    assert back.has_intervals and back.to_bytes() == path.read_bytes()
+    for a, b in zip(back.predict(graphs, interval=0.9), with_intervals.predict(graphs, interval=0.9)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fitting_again_without_intervals_drops_the_companion(data) -> None:
+    _, graphs, y = data
+    p = perfsage.Predictor(["t"], hidden=8, head_hidden=8, validation_split=0.25)
+    p.fit((graphs[:40], y[:40, 0]), epochs=2, progress=False, intervals=True)
+    assert p.has_intervals
+    p.fit((graphs[:40], y[:40, 0]), epochs=1, progress=False)
+    assert not p.has_intervals
+    with pytest.raises(ValueError, match="has no intervals; fit it with intervals=True"):
+        p.predict(graphs[:2], interval=0.9)
+
+
+def test_bad_interval_requests_are_named(with_intervals, data) -> None:
+    _, graphs, y = data
+    with pytest.raises(ValueError, match=r"interval must be a level between 0.5 and 0.99, got 0.999"):
+        with_intervals.predict(graphs[:2], interval=0.999)
+    with pytest.raises(ValueError, match="intervals=True calibrates on validation rows and there are none"):
+        perfsage.Predictor(["t"], validation_split=0.0).fit((graphs[:20], y[:20, 0]), epochs=1, progress=False,
+                                                            intervals=True)
