@@ -40,14 +40,21 @@ def _target_name(predictor: Predictor, given: str) -> str:
     return targets.pop() if len(targets) == 1 and "" not in targets else given
 
 
+def _cell(metric: Dict[str, Any]) -> str:
+    """A value with its unit, and its interval when there is one: ``1.2 ms [0.98 ms, 1.5 ms]``."""
+    text = _format(metric["value"], metric["unit"])
+    if "lower" in metric:
+        text += f" [{_format(metric['lower'], metric['unit'])}, {_format(metric['upper'], metric['unit'])}]"
+    return text
+
+
 def _print_table(rows: List[Dict[str, Any]], out) -> None:
     metrics: List[str] = []
     for r in rows:
         metrics += [m for m in r["metrics"] if m not in metrics]
     headers = ["model", "target"] + metrics
-    table = [[r["model"], r["target"]] + [
-        _format(r["metrics"][m]["value"], r["metrics"][m]["unit"]) if m in r["metrics"] else "-" for m in metrics
-    ] for r in rows]
+    table = [[r["model"], r["target"]] + [_cell(r["metrics"][m]) if m in r["metrics"] else "-" for m in metrics]
+             for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
 
     def line(cells: List[str]) -> str:
@@ -116,9 +123,13 @@ def _csv_rows(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
     for r in rows:
         for m, v in r["metrics"].items():
             metrics.setdefault(m, v["unit"])
-    header = ["model", "target"] + [f"{m} [{u}]" if u else m for m, u in metrics.items()]
+    bounds = any("lower" in v for r in rows for v in r["metrics"].values())
+    keys = ("value", "lower", "upper") if bounds else ("value",)
+    header = ["model", "target"] + [f"{m}{'' if k == 'value' else ' ' + k}" + (f" [{u}]" if u else "")
+                                    for m, u in metrics.items() for k in keys]
     header += list(SUMMARY_KEYS) + ["warnings"]
-    table = [[r["model"], r["target"]] + [r["metrics"][m]["value"] if m in r["metrics"] else "" for m in metrics]
+    table = [[r["model"], r["target"]] + [r["metrics"][m].get(k, "") if m in r["metrics"] else ""
+                                          for m in metrics for k in keys]
              + [r["settings"].get(k, "") for k in SUMMARY_KEYS] + ["; ".join(r["warnings"])] for r in rows]
     return header, table
 
@@ -131,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--top sets how many operators --explain lists: add --explain")
     if args.explain and args.csv:
         raise ValueError("--explain lists operators in the table or in --json; CSV has one row per model and target")
+    if args.explain and args.interval is not None:
+        raise ValueError("--interval comes with the predictions of the table, --json or --csv; leave out --explain")
     top = DEFAULT_TOP if args.top is None else args.top
     # The example is shown on every shipped target: it is there to show what perfsage predicts.
     targets = args.target or (shipped_predictors() if args.example else [DEFAULT_TARGET])
@@ -138,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
     for t in targets:
         p = load_predictor(t)
         name = _target_name(p, t)
+        if args.interval is not None and not p.has_intervals:
+            raise ValueError(f"--interval: predictor {t} has no intervals (fit it with intervals=True)")
         predictors.append((name, p, predictor_settings(p, name)))
     paths, errors = _model_paths(args.models)
     sources = ([(f"{EXAMPLE_NAME} (example)", example_model())] if args.example else []) + [(p, p) for p in paths]
@@ -157,11 +172,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"perfsage: error: {e}", file=sys.stderr)
     graphs = [g for _, g in loaded]
     # One batched call per predictor (explain works graph by graph).
-    batch = [p.predict(graphs) if graphs and not args.explain else None for _, p, _ in predictors]
+    batch: List[Any] = []
+    bounds: List[Any] = []
+    for _, p, _ in predictors:
+        if not graphs or args.explain:
+            batch.append(None)
+            bounds.append(None)
+        elif args.interval is not None:
+            predicted, lower, upper = p.predict(graphs, interval=args.interval)
+            batch.append(predicted)
+            bounds.append((lower, upper))
+        else:
+            batch.append(p.predict(graphs))
+            bounds.append(None)
     rows: List[Dict[str, Any]] = []
     for i, (path, graph) in enumerate(loaded):
         by_target: Dict[str, List[str]] = {}
-        for (name, p, settings), predicted in zip(predictors, batch):
+        for (name, p, settings), predicted, interval in zip(predictors, batch, bounds):
             if args.explain:
                 ex = p.explain(graph, top=top)
                 values, explain, warnings = ex.prediction, ex.operators, ex.warnings
@@ -170,8 +197,10 @@ def run(args: argparse.Namespace) -> int:
             row: Dict[str, Any] = {
                 "model": str(path),
                 "target": name,
-                "metrics": {_split(n)[1]: {"value": float(v), "unit": u}
-                            for (n, v), u in zip(values.items(), p.units)},
+                "metrics": {_split(n)[1]: {"value": float(v), "unit": u,
+                                           **({"lower": float(interval[0][i, j]), "upper": float(interval[1][i, j])}
+                                              if interval is not None else {})}
+                            for j, ((n, v), u) in enumerate(zip(values.items(), p.units))},
                 "settings": settings,
                 "warnings": warnings,
             }
@@ -246,6 +275,9 @@ def add_parser(sub: Any) -> None:
                          help="also list the operators that account for most of each prediction")
     predict.add_argument("--top", type=whole_number(1), metavar="N",
                          help=f"operators listed by --explain (default {DEFAULT_TOP})")
+    predict.add_argument("--interval", type=float, metavar="LEVEL",
+                         help="also a calibrated interval per value at LEVEL (0.5-0.99, e.g. 0.9) from a predictor "
+                              "fitted with intervals=True")
     predict.add_argument("--quiet", "-q", action="store_true",
                          help="no warnings on stderr about models unlike the training data (--json and --csv "
                               "still carry them)")

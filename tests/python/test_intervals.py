@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 import perfsage
 from perfsage import _intervals
 from perfsage._split import validation_split
+from perfsage.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +117,26 @@ def test_bad_interval_requests_are_named(with_intervals, data) -> None:
     with pytest.raises(ValueError, match="intervals=True calibrates on validation rows and there are none"):
         perfsage.Predictor(["t"], validation_split=0.0).fit((graphs[:20], y[:20, 0]), epochs=1, progress=False,
                                                             intervals=True)
+
+
+def test_the_predict_command_shows_intervals(with_intervals, data, tmp_path, capsys) -> None:
+    samples, _, _ = data
+    path = tmp_path / "p.psage"
+    with_intervals.save(path)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(perfsage.build_model(samples[110]["spec"], seed=samples[110]["seed"]))
+    expected = with_intervals.predict(str(model), interval=0.9)
+    assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["metrics"]["latency_ms"]["lower"] == pytest.approx(float(expected[1][0, 0]))
+    assert row["metrics"]["size_kb"]["upper"] == pytest.approx(float(expected[2][0, 1]))
+    assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert header[2:8] == ["latency_ms", "latency_ms lower", "latency_ms upper", "size_kb", "size_kb lower",
+                           "size_kb upper"]
+    assert main(["predict", str(model), "--target", str(path), "--interval", "0.9"]) == 0
+    assert "[" in capsys.readouterr().out
+    assert main(["predict", str(model), "--interval", "0.9"]) == 1
+    assert "predictor ethos-u55-256 has no intervals" in capsys.readouterr().err
+    assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--explain"]) == 1
+    assert "leave out --explain" in capsys.readouterr().err
