@@ -42,15 +42,22 @@ def calibrate(main: np.ndarray, companion: np.ndarray, truth: np.ndarray, target
     rows whose label is missing (NaN) for a target are left out of that target's."""
     lp, lc = _logs(main, "predictions"), _logs(companion, "companion predictions")
     y = np.asarray(truth, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errors = np.where(np.isfinite(y) & (y > 0), np.abs(lp - np.log(np.where(y > 0, y, 1.0))), np.nan)
+    return calibration(errors, np.abs(lp - lc), targets)
+
+
+def calibration(errors: np.ndarray, disagreement: np.ndarray, targets: Sequence[str]) -> Dict[str, Any]:
+    """The calibration from absolute log errors (NaN: no label) and the companion's absolute log
+    disagreement, ``[n, targets]`` each, of rows the predictor did not learn from."""
     out: Dict[str, Any] = {"method": METHOD, "levels": list(LEVELS), "targets": {}}
     for t, name in enumerate(targets):
-        keep = np.isfinite(y[:, t]) & (y[:, t] > 0)
+        keep = np.isfinite(errors[:, t])
         n = int(keep.sum())
         if n == 0:
             continue
-        disagreement = np.abs(lp[keep, t] - lc[keep, t])
-        floor = max(float(np.median(disagreement)), 1e-6)
-        scores = np.sort(np.abs(lp[keep, t] - np.log(y[keep, t])) / (disagreement + floor))
+        floor = max(float(np.median(disagreement[keep, t])), 1e-6)
+        scores = np.sort(errors[keep, t] / (disagreement[keep, t] + floor))
         # The conformal quantile; with too few rows for a level, the largest score (the level is
         # then not guaranteed, and "rows" says how many there were).
         ranks = [min(n, int(np.ceil((n + 1) * level))) for level in LEVELS]

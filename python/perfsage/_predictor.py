@@ -194,6 +194,49 @@ def _adapt_targets(data: Any, targets: Union[str, Sequence[str], None]) -> List[
     return targets
 
 
+def _start_network(network: "_core.Network", base: "_core.Network", base_targets: Sequence[str],
+                   targets: Sequence[str], graphs: List[Graph], target_log: np.ndarray, threads: int
+                   ) -> Tuple[Dict[str, Any], np.ndarray]:
+    """Sets ``network`` (``base``'s configuration for ``targets``) to ``base`` with the last head
+    layer ``Predictor.adapt`` starts from (``perfsage._adapt``), fitted on ``graphs``' log labels
+    ``target_log`` [n, targets]. Returns each target's start (for provenance) and the start's
+    leave-one-out log residuals [n, targets]."""
+    config = base.config
+    additive = config["readout"] == "additive"
+    base_log = np.log(np.maximum(base.predict(graphs, threads).astype(np.float64), 1e-30))
+    norm = base.get_normalization()
+    params = base.get_parameters()
+    last = f"head{config['head_layers'] - 1}"
+    base_peaks = [bool(config["max_targets"] >> t & 1) if additive else False for t in range(len(base_targets))]
+    new_peaks = [bool(max_targets_mask(targets) >> j & 1) if additive else False for j in range(len(targets))]
+    means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
+    start: Dict[str, Any] = {}
+    loo = np.empty_like(target_log)
+    for j, name in enumerate(targets):
+        mean, std = _adapt.target_statistics(target_log[:, j])
+        combination = _adapt.fit_combination(
+            base_log, target_log[:, j], _adapt.candidate_columns(base_targets, base_peaks, name, new_peaks[j], additive))
+        column = _adapt.transfer_head(params[f"{last}.weight"], params[f"{last}.bias"], params.get("readout.constant"),
+                                      norm["target_mean"], norm["target_std"], combination, mean, std)
+        means.append(mean)
+        stds.append(std)
+        columns[f"{last}.weight"].append(column["weight"])
+        columns[f"{last}.bias"].append(column["bias"])
+        columns["readout.constant"].append(column.get("constant"))
+        loo[:, j] = combination.loo_residuals
+        start[name] = {"base_columns": [base_targets[c] for c in combination.columns],
+                       "intercept": combination.intercept, "coefficients": combination.coefficients.tolist(),
+                       "ridge": combination.ridge, "loo_rmse_log": combination.loo_rmse}
+    params[f"{last}.weight"] = np.stack(columns[f"{last}.weight"], axis=1)
+    params[f"{last}.bias"] = np.stack(columns[f"{last}.bias"])
+    if "readout.constant" in params:
+        params["readout.constant"] = np.stack(columns["readout.constant"])
+    network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in
+                               {**norm, "target_mean": np.array(means), "target_std": np.array(stds)}.items()})
+    network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
+    return start, loo
+
+
 # The widths the interval companion halves (and its depth: one layer fewer).
 _COMPANION_HALVED = ("hidden", "head_hidden", "embedding_dim", "readout_channels", "family_dim", "layers")
 
@@ -619,11 +662,9 @@ class Predictor:
         if lr is not None and not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
             raise ValueError(f"adapt: lr must be a positive number, got {lr!r}")
         names = _adapt_targets(data, targets)
-        config = self._network.config
-        additive = config["readout"] == "additive"
         new = Predictor(names, **{**self.hyperparameters, "validation_split": 0.0,
                                   **({"seed": int(seed)} if seed is not None else {})})
-        new._network = _core.Network(_config_like(config, names))
+        new._network = _core.Network(_config_like(self._network.config, names))
         new._options.lr = float(lr) if lr is not None else ADAPT_LR_SHARE * self._options.lr
         graphs, labels, node_labels, source, settings = new._resolve(data, "adapt", threads)
         bad = np.argwhere(~(np.isfinite(labels) & (labels > 0)))
@@ -633,40 +674,23 @@ class Predictor:
                              f"needs a finite positive measurement of every target ({len(bad)} do not)")
         if len(graphs) < _adapt.MIN_ROWS:
             raise ValueError(f"adapt: {len(graphs)} measured row(s); adapting needs at least {_adapt.MIN_ROWS}")
-        base_log = np.log(np.maximum(self._network.predict(graphs, threads).astype(np.float64), 1e-30))
         target_log = np.log(labels.astype(np.float64))
-        norm = self.normalization()
-        params = self.parameters()
-        last = f"head{config['head_layers'] - 1}"
-        base_peaks = [bool(config["max_targets"] >> t & 1) if additive else False for t in range(len(self._targets))]
-        new_peaks = [bool(max_targets_mask(names) >> j & 1) if additive else False for j in range(len(names))]
-        means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
-        start: Dict[str, Any] = {}
-        for j, name in enumerate(names):
-            mean, std = _adapt.target_statistics(target_log[:, j])
-            combination = _adapt.fit_combination(
-                base_log, target_log[:, j],
-                _adapt.candidate_columns(self._targets, base_peaks, name, new_peaks[j], additive))
-            column = _adapt.transfer_head(params[f"{last}.weight"], params[f"{last}.bias"],
-                                          params.get("readout.constant"), norm["target_mean"], norm["target_std"],
-                                          combination, mean, std)
-            means.append(mean)
-            stds.append(std)
-            columns[f"{last}.weight"].append(column["weight"])
-            columns[f"{last}.bias"].append(column["bias"])
-            columns["readout.constant"].append(column.get("constant"))
-            start[name] = {"base_columns": [self._targets[c] for c in combination.columns],
-                           "intercept": combination.intercept, "coefficients": combination.coefficients.tolist(),
-                           "ridge": combination.ridge, "loo_rmse_log": combination.loo_rmse}
-        params[f"{last}.weight"] = np.stack(columns[f"{last}.weight"], axis=1)
-        params[f"{last}.bias"] = np.stack(columns[f"{last}.bias"])
-        if "readout.constant" in params:
-            params["readout.constant"] = np.stack(columns["readout.constant"])
-        new.set_normalization({**norm, "target_mean": np.array(means), "target_std": np.array(stds)})
-        new.set_parameters(params)
+        start, loo = _start_network(new._network, self._network, self._targets, names, graphs, target_log, threads)
+        new._initialized = True
+        companion = None
+        if self._companion is not None:
+            companion = _core.Network(_config_like(self._companion.config, names))
+            _start_network(companion, self._companion, self._targets, names, graphs, target_log, threads)
         if epochs > 0:
             new.fit((graphs, labels, node_labels) if node_labels is not None else (graphs, labels), epochs=epochs,
                     callback=callback, threads=threads, progress=progress)
+            if companion is not None:
+                rows = _graph_set(graphs)
+                options = _core.TrainOptions()
+                for name in _OPTION_FIELDS:
+                    setattr(options, name, getattr(new._options, name))
+                options.seed = int(new._options.seed) + 1
+                companion.train(rows, labels, None, None, options, None, None, None)
         new.provenance.update({
             "perfsage_version": __version__,
             "trained_at": utc_timestamp("seconds"),
@@ -680,6 +704,15 @@ class Predictor:
         })
         if settings:
             new.provenance["labeler_settings"] = settings
+        if companion is not None:
+            # Calibrated on the start's leave-one-out errors (each row's error when the start was
+            # fitted without it), the only errors on unseen rows that k measurements give.
+            new._companion = companion
+            disagreement = np.abs(np.log(new._network.predict(graphs, threads).astype(np.float64)) -
+                                  np.log(companion.predict(graphs, threads).astype(np.float64)))
+            new.provenance["intervals"] = {**_intervals.calibration(np.abs(loo), disagreement, names),
+                                           "calibration": "leave-one-out errors of the start on the measured rows",
+                                           "companion": self.provenance.get("intervals", {}).get("companion")}
         return new
 
     def _resolve(self, data: Data, what: str, threads: int

@@ -771,3 +771,27 @@ def test_leave_one_device_out_errors_name_the_problem(two_devices: Path, tmp_pat
     seen.save(tmp_path / "seen.psage")
     with pytest.raises(EvaluationError, match="predicts board/latency_ms: it has seen the device board"):
         evaluate(options(lodo_base=str(tmp_path / "seen.psage")))
+
+
+def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path) -> None:
+    out = tmp_path / "intervals"
+    argv = [str(tiny["data"]), "--target", "dev", "--out", str(out), "--real", str(tiny["real"]), "--epochs", "3",
+            "--splits", "random,loso,real", "--methods", "perfsage,loglinear", "--intervals", "--threads", "2",
+            "--no-progress"]
+    assert _cli(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    for unit in report["units"]:
+        stats = unit["metrics"]["latency_ms"]
+        if unit["method"] == "perfsage":
+            assert 0 <= stats["coverage"] <= 100 and stats["width"] >= 1, unit["label"]
+            assert "width_error_spearman" in stats
+        else:
+            assert "coverage" not in stats
+    arrays = np.load(str(out / "units" / "dev" / "real" / "perfsage.npz"))
+    assert np.all(arrays["lower"] <= arrays["y_pred"]) and np.all(arrays["y_pred"] <= arrays["upper"])
+    assert "coverage" in report["loso_mean"]["dev"]["perfsage"]["latency_ms"]
+    goals = [g for g in report["goals"] if g["goal"].startswith("intervals: 90% intervals cover 88-92%")]
+    assert len(goals) == 1 and goals[0]["value"] == report["units"][0]["metrics"]["latency_ms"]["coverage"]
+    text = (out / "report.md").read_text()
+    assert "### intervals at 90%" in text and "| loso mean | latency_ms | perfsage |" in text
+    assert perfsage.load_predictor(out / "predictors" / "dev.psage").has_intervals

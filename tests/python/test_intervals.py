@@ -140,3 +140,26 @@ def test_the_predict_command_shows_intervals(with_intervals, data, tmp_path, cap
     assert "predictor ethos-u55-256 has no intervals" in capsys.readouterr().err
     assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--explain"]) == 1
     assert "leave out --explain" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("epochs", [0, 5])
+def test_an_adapted_predictor_keeps_intervals(with_intervals, data, tmp_path, epochs) -> None:
+    # Its companion is adapted too, and the intervals are calibrated on the start's leave-one-out
+    # errors over the measured rows.
+    _, graphs, y = data
+    truth = 2.0 * y[100:115, 0] ** 1.1
+    adapted = with_intervals.adapt((graphs[100:115], truth), targets="b/latency_ms", epochs=epochs, progress=False)
+    assert adapted.has_intervals
+    cal = adapted.provenance["intervals"]
+    assert cal["targets"]["b/latency_ms"]["rows"] == 15 and cal["companion"]["hidden"] == 8
+    prediction, lower, upper = adapted.predict(graphs[:100], interval=0.9)
+    assert np.all(lower <= prediction) and np.all(prediction <= upper)
+    path = tmp_path / "b.psage"
+    adapted.save(path)
+    back = perfsage.load_predictor(path)
+    for a, b in zip(back.predict(graphs[:5], interval=0.9), adapted.predict(graphs[:5], interval=0.9)):
+        np.testing.assert_array_equal(a, b)
+    # Without a companion in the base there are none.
+    plain = perfsage.Predictor(["a/latency_ms"], hidden=8, head_hidden=8, validation_split=0.0)
+    plain.fit((graphs[:20], y[:20, 0]), epochs=1, progress=False)
+    assert not plain.adapt((graphs[100:105], truth[:5]), targets="b/latency_ms", epochs=0).has_intervals

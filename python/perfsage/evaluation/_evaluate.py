@@ -29,7 +29,7 @@ from ..datasets import open_dataset
 from ._lodo import LodoBases
 from ._method import Method, graph_size_features
 from ._methods import LODO_METHODS, SCRATCH_SPLITS, AdaptMethod, method_class, method_names
-from ._metrics import accuracy, operator_accuracy
+from ._metrics import INTERVAL_LEVEL, accuracy, interval_accuracy, operator_accuracy
 from ._records import safe_name, save_predictions, write_json
 from ._report import write_report
 from .._split import Split
@@ -58,6 +58,7 @@ class EvaluationOptions:
     lodo_base: Optional[str] = None  # predictor to adapt from; None: pretrain on the other targets
     lodo_base_epochs: Optional[int] = None  # epochs of a pretrained base; None: _lodo.DEFAULT_BASE_EPOCHS
     adapt_epochs: Optional[int] = None  # Predictor.adapt's fine-tuning epochs; None: its default
+    intervals: bool = False  # perfsage fitted with intervals=True, its intervals scored
     limit: Optional[int] = None
     threads: int = 0
     gcn: Dict[str, Any] = field(default_factory=dict)  # overrides of GCN_DEFAULTS
@@ -233,7 +234,8 @@ def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: Evalu
     if name == "perfsage":
         epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
         return cls(recipe.columns, units, options.seed, options.threads,
-                   hyperparameters={**recipe.hyperparameters, **options.perfsage}, epochs=epochs)
+                   hyperparameters={**recipe.hyperparameters, **options.perfsage}, epochs=epochs,
+                   intervals=options.intervals)
     if name == "gcn":
         return cls(recipe.columns, units, options.seed, options.threads, **options.gcn)
     return cls(recipe.columns, units, options.seed, options.threads)
@@ -504,9 +506,14 @@ class Runner:
         y_pred = method.predict(test_graphs)
         predict_seconds = time.perf_counter() - predict_started
         metrics = {m: accuracy(y_true[:, j], y_pred[:, j]) for j, m in enumerate(recipe.metrics)}
+        bounds = method.interval(test_graphs, INTERVAL_LEVEL)
+        if bounds is not None:
+            for j, m in enumerate(recipe.metrics):
+                metrics[m].update(interval_accuracy(y_true[:, j], y_pred[:, j], bounds[0][:, j], bounds[1][:, j]))
         path = unit.record_path(self.out)
         sizes = graph_size_features(test_graphs)
-        arrays = {"rows": split.test, "y_true": y_true, "y_pred": y_pred, "macs": sizes[:, 0], "params": sizes[:, 1]}
+        arrays = {"rows": split.test, "y_true": y_true, "y_pred": y_pred, "macs": sizes[:, 0], "params": sizes[:, 1],
+                  **({"lower": bounds[0], "upper": bounds[1]} if bounds is not None else {})}
         save_predictions(path, arrays)
         if split.name == "random":
             model_file = model_path(self.out, target, method)

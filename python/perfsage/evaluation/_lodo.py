@@ -91,7 +91,7 @@ class LodoBases:
         hyperparameters = {**runner.options.perfsage, "seed": runner.options.seed}
         config = json_safe({"dataset": data.path, "dataset_rows": int(data.dataset.num_rows), "held_out": target,
                             "columns": columns, "rows": hashlib.sha1(rows.tobytes()).hexdigest()[:16],
-                            "epochs": self.epochs,
+                            "epochs": self.epochs, "intervals": runner.options.intervals,
                             "hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **hyperparameters}})
         path = runner.out / "lodo-bases" / f"{safe_name(target)}.psage"
         record = path.with_suffix(".json")
@@ -108,7 +108,8 @@ class LodoBases:
         units = [data.dataset.units.get(c, "") for c in columns]
         predictor = Predictor(columns, units=units, **hyperparameters)
         predictor.fit((data.graphs(rows), labels.astype(np.float32)), epochs=self.epochs,
-                      threads=runner.options.threads, progress=runner.options.progress)
+                      threads=runner.options.threads, progress=runner.options.progress,
+                      intervals=runner.options.intervals)
         path.parent.mkdir(parents=True, exist_ok=True)
         predictor.save(path)
         seconds = time.perf_counter() - started

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -99,6 +99,10 @@ class Method:
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         """float64 ``[n, len(columns)]``."""
         raise NotImplementedError
+
+    def interval(self, graphs: Sequence[Graph], level: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) ``[n, len(columns)]`` at ``level`` from a method that gives intervals; None here."""
+        return None
 
     def save(self, path: Path) -> None:
         raise NotImplementedError

@@ -30,16 +30,17 @@ class PerfSageMethod(Method):
                "on the split's validation rows.")
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
-                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 150) -> None:
+                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 150, intervals: bool = False) -> None:
         super().__init__(columns, units, seed, threads)
         self.hyperparameters = {**(hyperparameters or {}), "seed": self.seed}
         self.epochs = int(epochs)
+        self.intervals = bool(intervals)
         self.predictor: Any = None
 
     def config(self) -> Dict[str, Any]:
         # The effective values, library defaults included, so that a changed default is a changed unit.
         return {"hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **self.hyperparameters},
-                "epochs": self.epochs}
+                "epochs": self.epochs, **({"intervals": True} if self.intervals else {})}
 
     @property
     def uses_operator_labels(self) -> bool:  # type: ignore[override]
@@ -50,7 +51,7 @@ class PerfSageMethod(Method):
         self.predictor = Predictor(self.columns, units=self.units, **self.hyperparameters)
         train_ops, val_ops = operator_labels if operator_labels is not None else (None, None)
         self.predictor.fit((list(train[0]), train[1], train_ops), val=(list(val[0]), val[1], val_ops),
-                           epochs=self.epochs, threads=self.threads, progress=progress)
+                           epochs=self.epochs, threads=self.threads, progress=progress, intervals=self.intervals)
         info = self.predictor.provenance
         return {"epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
                 "stopped_early": info.get("stopped_early"),
@@ -58,6 +59,12 @@ class PerfSageMethod(Method):
 
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         return self.predictor.predict(list(graphs), threads=self.threads).astype(np.float64)
+
+    def interval(self, graphs: Sequence[Graph], level: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        if not self.predictor.has_intervals:
+            return None
+        _, lower, upper = self.predictor.predict(list(graphs), threads=self.threads, interval=level)
+        return lower.astype(np.float64), upper.astype(np.float64)
 
     def graph_operator_costs(self, graph: Graph) -> np.ndarray:
         return self.predictor.operator_costs(graph)[1].astype(np.float64)

@@ -166,6 +166,27 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> Dict[str, float]:
     }
 
 
+# The level perfsage evaluate scores intervals at, and the statistics it reports for them.
+INTERVAL_LEVEL = 0.9
+INTERVAL_STATISTICS = ("coverage", "width", "width_error_spearman")
+
+
+def interval_accuracy(y_true: np.ndarray, y_pred: np.ndarray, lower: np.ndarray, upper: np.ndarray
+                      ) -> Dict[str, float]:
+    """How intervals did: ``coverage`` (percent of true values inside), ``width`` (median of
+    upper / lower, a factor) and ``width_error_spearman`` (rank correlation of each interval's log
+    width with its prediction's absolute log error: positive when wider intervals go with larger
+    errors)."""
+    t, p = _pair(y_true, y_pred)
+    lo, hi = _pair(lower, upper)
+    if lo.shape != t.shape:
+        raise ValueError(f"y_true has {t.size} values but the intervals {lo.size}")
+    log_width = np.log(hi / lo)
+    return {"coverage": float(np.mean((t >= lo) & (t <= hi)) * 100.0),
+            "width": float(np.exp(np.median(log_width))),
+            "width_error_spearman": spearman(log_width, np.abs(np.log(p / t)))}
+
+
 def operator_accuracy(predicted: "list[np.ndarray]", measured: "list[np.ndarray]", top: int = 3) -> Dict[str, float]:
     """How well predicted per-operator costs match measured ones (e.g. Vela's per-layer cycles),
     over models given as pairs of ``[num_nodes]`` cost vectors (models whose measured total is not

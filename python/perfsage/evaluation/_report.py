@@ -13,7 +13,7 @@ from .._io import __version__, utc_timestamp
 from ._gcn import GCN_DEFAULTS
 from ._lodo import HELP_SPEARMAN_K10
 from ._methods import AdaptMethod, method_class
-from ._metrics import STATISTICS
+from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, STATISTICS
 from ._plots import make_plots, plots_unavailable
 from ._records import load_predictions, write_json
 
@@ -43,7 +43,8 @@ def loso_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[st
     for (target, method), group in groups.items():
         metrics = group[0]["metrics_order"]
         out.setdefault(target, {})[method] = {
-            m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS if s != "n"}
+            m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS + INTERVAL_STATISTICS
+                if s != "n" and all(s in g["metrics"][m] for g in group)}
             | {"spaces": len(group), "worst_mape": max(_num(g["metrics"][m]["mape"]) for g in group)}
             for m in metrics
         }
@@ -193,6 +194,13 @@ def goals(records: Sequence[Dict[str, Any]], means: Dict[str, Any], noise: Dict[
                     s = adapted[k][metric]
                     out.append(_goal(goal, target, metric, s[stat], threshold, higher,
                                      f"mean of {s['draws']} draws, sd {s[stat + '_sd']:.3g}"))
+            coverage = (by.get((target, "random", "perfsage")) or {}).get("metrics", {}).get(metric, {}).get("coverage")
+            if coverage is not None:
+                level = round(100 * INTERVAL_LEVEL)
+                goal = _goal(f"intervals: {level}% intervals cover {level - 2}-{level + 2}% of the random split's "
+                             "test models", target, metric, coverage, level - 2.0, True)
+                goal["met"] = bool(level - 2 <= coverage <= level + 2)
+                out.append(goal)
         out.append(_beats_goal(target, records, methods))
         if target in lodo:
             out.append(_lodo_beats_goal(target, lodo[target]))
@@ -344,6 +352,19 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
                       "absolute error of each operator's share of its model's total, in percentage points, and "
                       "the share of models whose 3 costliest operators are the same.", ""]
             lines += _table(["metric", "method", "share MAE pp", "top-3 match %", "models"], operator_rows) + [""]
+    interval_rows = [[label, m, meth, _fmt(s["coverage"], 1), _fmt(s["width"], 2), _fmt(s["width_error_spearman"], 3)]
+                     for label in labels for meth in methods if (label, meth) in by
+                     for m, s in by[(label, meth)]["metrics"].items() if "coverage" in s]
+    interval_rows += [["loso mean", m, meth, _fmt(s["coverage"], 1), _fmt(s["width"], 2),
+                       _fmt(s["width_error_spearman"], 3)]
+                      for meth, stats in means.get(target, {}).items() for m, s in stats.items() if "coverage" in s]
+    if interval_rows:
+        lines += [f"### intervals at {round(100 * INTERVAL_LEVEL)}%", "",
+                  "Coverage: percent of the test models whose true value is inside their interval; width: the "
+                  "median of upper / lower; Spearman: between each interval's log width and its prediction's "
+                  "absolute log error (positive: wider where the error is larger).", ""]
+        lines += _table(["split", "metric", "method", "coverage %", "width ×", "Spearman(width, error)"],
+                        interval_rows) + [""]
     if target in means:
         spaces = next(iter(means[target].values()))[metrics[0]]["spaces"]
         lines += ["### loso mean", "", f"Each statistic averaged over the {spaces} held-out spaces.", ""]
@@ -483,6 +504,7 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
                     "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
                     "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
                     "lodo_base_epochs": options.lodo_base_epochs, "adapt_epochs": options.adapt_epochs,
+                    "intervals": options.intervals,
                     "limit": options.limit, "threads": options.threads,
                     "gcn": options.gcn, "perfsage": options.perfsage},
         "dataset": runner.data.describe(),

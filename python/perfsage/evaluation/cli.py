@@ -86,6 +86,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help=f"leave-one-device-out: epochs of the pretrained base (default {DEFAULT_BASE_EPOCHS})")
     parser.add_argument("--adapt-epochs", type=int,
                         help="leave-one-device-out: Predictor.adapt's fine-tuning epochs (default: adapt's)")
+    parser.add_argument("--intervals", action="store_true",
+                        help="fit perfsage with intervals=True (a companion network, calibrated on the validation "
+                             "rows) and score its 90%% intervals: coverage, width and their correlation with the error")
     parser.add_argument("--perfsage", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="perfsage hyperparameter over the target's recipe, e.g. readout=additive (repeat for "
                              "several; see perfsage.NETWORK_DEFAULTS and TRAINING_DEFAULTS)")
@@ -125,6 +128,8 @@ def command_line(args: argparse.Namespace) -> str:
                             ("--adapt-epochs", args.adapt_epochs)):
             if value is not None:
                 words += [flag, str(value)]
+    if args.intervals:
+        words += ["--intervals"]
     if args.holdout_ops and "ophold" in args.splits:
         words += ["--holdout-ops", ",".join(args.holdout_ops)]
     if args.limit is not None:
@@ -145,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
         fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
         lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_base=args.lodo_base,
-        lodo_base_epochs=args.lodo_base_epochs, adapt_epochs=args.adapt_epochs,
+        lodo_base_epochs=args.lodo_base_epochs, adapt_epochs=args.adapt_epochs, intervals=args.intervals,
         limit=args.limit, threads=args.threads, gcn=gcn, perfsage=dict(args.perfsage),
         progress=not args.no_progress,
     )
