@@ -439,8 +439,14 @@ class Predictor:
         return self._network.get_parameters()
 
     def set_parameters(self, values: Dict[str, np.ndarray]) -> None:
-        """Replaces every parameter; values are converted to float32 C-contiguous arrays."""
+        """Replaces every parameter; values are converted to float32 C-contiguous arrays. Intervals,
+        calibrated for the weights replaced, are dropped."""
         self._network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
+        self._drop_intervals()
+
+    def _drop_intervals(self) -> None:
+        self._companion = None
+        self.provenance.pop("intervals", None)
 
     def normalization(self) -> Dict[str, np.ndarray]:
         """Feature and target statistics fitted on the training data (float32)."""
@@ -449,6 +455,7 @@ class Predictor:
     def set_normalization(self, values: Dict[str, np.ndarray]) -> None:
         self._network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
         self._initialized = True
+        self._drop_intervals()
 
     def initialize(self, graphs: Sequence[GraphLike], labels: Any, threads: int = 0) -> "Predictor":
         """Fits the normalisation on ``graphs``/``labels`` and draws initial weights from ``seed``."""
@@ -461,6 +468,7 @@ class Predictor:
         self._network.fit_normalization(graph_set, labels)
         self._network.init_parameters(int(self._options.seed))
         self._initialized = True
+        self._drop_intervals()
 
     def loss_and_gradients(self, graphs: Sequence[GraphLike], labels: Any, precision: str = "float32",
                            operator_labels: Optional[Sequence[Optional[np.ndarray]]] = None
@@ -555,6 +563,7 @@ class Predictor:
             else:
                 state = _core.TrainState()
         resumed_after = state.epochs_done if state is not None else 0
+        self._drop_intervals()  # training moves the weights its calibration was for
         if not self._initialized:
             self._initialize(train_set, labels)
         self._options.epochs = int(epochs)
@@ -577,7 +586,6 @@ class Predictor:
             if bar:
                 bar.close()
         self.history.extend(result["history"])
-        self._companion = None
         if intervals and not result["interrupted"]:
             self._companion = self._fit_companion(train_set, labels, val_set, val_labels, epochs, threads, progress)
         best = result["history"][result["best_epoch"] - 1] if result["best_epoch"] else (

@@ -108,6 +108,10 @@ def test_fitting_again_without_intervals_drops_the_companion(data) -> None:
     assert not p.has_intervals
     with pytest.raises(ValueError, match="has no intervals; fit it with intervals=True"):
         p.predict(graphs[:2], interval=0.9)
+    # Weights set by hand are not the ones the intervals were calibrated for either.
+    p.fit((graphs[:40], y[:40, 0]), epochs=1, progress=False, intervals=True)
+    p.set_parameters(p.parameters())
+    assert not p.has_intervals and "intervals" not in p.provenance
 
 
 def test_bad_interval_requests_are_named(with_intervals, data) -> None:
