@@ -199,7 +199,7 @@ def goals(records: Sequence[Dict[str, Any]], means: Dict[str, Any], noise: Dict[
                 level = round(100 * INTERVAL_LEVEL)
                 goal = _goal(f"intervals: {level}% intervals cover {level - 2}-{level + 2}% of the random split's "
                              "test models", target, metric, coverage, level - 2.0, True)
-                goal["met"] = bool(level - 2 <= coverage <= level + 2)
+                goal.update(met=bool(level - 2 <= coverage <= level + 2), comparison="in", upper=level + 2.0)
                 out.append(goal)
         out.append(_beats_goal(target, records, methods))
         if target in lodo:
@@ -379,6 +379,8 @@ def _goal_lines(goal_list: Sequence[Dict[str, Any]]) -> List[str]:
         status = {True: "**met**", False: "**missed**", None: "not evaluated"}[g["met"]]
         if g["metric"] == "all":
             value = f"{_fmt(g['value'], 0)} of {_fmt(g['threshold'], 0)} won" if g["value"] is not None else "n/a"
+        elif g["comparison"] == "in":
+            value = f"{_fmt(g['value'], 3)} in [{_fmt(g['threshold'], 1)}, {_fmt(g['upper'], 1)}]"
         else:
             value = f"{_fmt(g['value'], 3)} {g['comparison']} {_fmt(g['threshold'], 3)}"
         rows.append([g["goal"], g["target"], g["metric"], value, status, g["detail"] or ""])
