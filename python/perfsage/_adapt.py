@@ -36,15 +36,13 @@ _RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4)
 
 @dataclass
 class Combination:
-    """``log y' ≈ intercept + coefficients · log y[columns]``, its leave-one-out residuals (each
-    row's log error when the fit leaves it out) and their RMSE."""
+    """``log y' ≈ intercept + coefficients · log y[columns]`` and its leave-one-out RMSE in log units."""
 
     columns: List[int]
     intercept: float
     coefficients: np.ndarray
     loo_rmse: float
     ridge: float
-    loo_residuals: np.ndarray
 
 
 def candidate_columns(base_targets: Sequence[str], base_peaks: Sequence[bool], target: str, peak: bool,
@@ -79,16 +77,15 @@ def fit_combination(base_log: np.ndarray, target_log: np.ndarray, columns: Seque
         leverage = np.einsum("ij,ji->i", xc, np.linalg.solve(gram, xc.T)) + 1.0 / n
         if np.any(leverage > 1 - 1e-9):
             continue
-        residuals = (rc - xc @ delta) / (1 - leverage)
-        rmse = float(np.sqrt(np.mean(residuals ** 2)))
+        rmse = float(np.sqrt(np.mean(((rc - xc @ delta) / (1 - leverage)) ** 2)))
         if best is None or rmse < best[0] * (1 - 1e-9):
-            best = (rmse, strength, delta, residuals)
-    if best is None:  # too few rows for leave-one-out: the prior alone, and its in-sample residuals
-        best = (float("nan"), float("inf"), np.zeros(width), rc * n / max(n - 1, 1))
-    rmse, strength, delta, residuals = best
+            best = (rmse, strength, delta)
+    if best is None:  # too few rows for leave-one-out: the prior alone
+        best = (float("nan"), float("inf"), np.zeros(width))
+    rmse, strength, delta = best
     coefficients = prior + delta
     return Combination(list(columns), float(y.mean() - x.mean(axis=0) @ coefficients), coefficients, rmse,
-                       float(strength), residuals)
+                       float(strength))
 
 
 def target_statistics(target_log: np.ndarray) -> tuple:

@@ -28,8 +28,8 @@ def run(args: Any) -> int:
         print(f"  {name}: start log y = {start['intercept']:.3g} + {terms}; leave-one-out error of that start "
               f"{start['loo_rmse_log']:.3g} (log units)", file=sys.stdout)
     if adapted.has_intervals:
-        print("  with prediction intervals (the base's companion adapted too, calibrated on the rows' "
-              "leave-one-out errors): perfsage predict ... --interval 0.9", file=sys.stdout)
+        print(f"  with prediction intervals ({adapted.provenance['intervals']['calibration']}): "
+              "perfsage predict ... --interval 0.9", file=sys.stdout)
     print(f"Predict with: perfsage predict MODEL.tflite --target {args.out}", file=sys.stdout)
     return 0
 

@@ -37,6 +37,8 @@ TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_sp
 _OPTION_FIELDS = tuple(_core.training_defaults())
 # Predictor.adapt fine-tunes at this share of its base's learning rate unless told otherwise.
 ADAPT_LR_SHARE = 0.1
+# Folds of the cross-fitting that calibrates an adapted predictor's intervals.
+ADAPT_CALIBRATION_FOLDS = 5
 # Below this many training graphs, fit holds out no validation split (one graph of nine is no test).
 _MIN_GRAPHS_TO_SPLIT = 10
 
@@ -196,11 +198,10 @@ def _adapt_targets(data: Any, targets: Union[str, Sequence[str], None]) -> List[
 
 def _start_network(network: "_core.Network", base: "_core.Network", base_targets: Sequence[str],
                    targets: Sequence[str], graphs: List[Graph], target_log: np.ndarray, threads: int
-                   ) -> Tuple[Dict[str, Any], np.ndarray]:
+                   ) -> Dict[str, Any]:
     """Sets ``network`` (``base``'s configuration for ``targets``) to ``base`` with the last head
     layer ``Predictor.adapt`` starts from (``perfsage._adapt``), fitted on ``graphs``' log labels
-    ``target_log`` [n, targets]. Returns each target's start (for provenance) and the start's
-    leave-one-out log residuals [n, targets]."""
+    ``target_log`` [n, targets]. Returns each target's start (for provenance)."""
     config = base.config
     additive = config["readout"] == "additive"
     base_log = np.log(np.maximum(base.predict(graphs, threads).astype(np.float64), 1e-30))
@@ -211,7 +212,6 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     new_peaks = [bool(max_targets_mask(targets) >> j & 1) if additive else False for j in range(len(targets))]
     means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
     start: Dict[str, Any] = {}
-    loo = np.empty_like(target_log)
     for j, name in enumerate(targets):
         mean, std = _adapt.target_statistics(target_log[:, j])
         combination = _adapt.fit_combination(
@@ -223,7 +223,6 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
         columns[f"{last}.weight"].append(column["weight"])
         columns[f"{last}.bias"].append(column["bias"])
         columns["readout.constant"].append(column.get("constant"))
-        loo[:, j] = combination.loo_residuals
         start[name] = {"base_columns": [base_targets[c] for c in combination.columns],
                        "intercept": combination.intercept, "coefficients": combination.coefficients.tolist(),
                        "ridge": combination.ridge, "loo_rmse_log": combination.loo_rmse}
@@ -234,7 +233,7 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in
                                {**norm, "target_mean": np.array(means), "target_std": np.array(stds)}.items()})
     network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
-    return start, loo
+    return start
 
 
 # The widths the interval companion halves (and its depth: one layer fewer).
@@ -670,11 +669,8 @@ class Predictor:
         if lr is not None and not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
             raise ValueError(f"adapt: lr must be a positive number, got {lr!r}")
         names = _adapt_targets(data, targets)
-        new = Predictor(names, **{**self.hyperparameters, "validation_split": 0.0,
-                                  **({"seed": int(seed)} if seed is not None else {})})
-        new._network = _core.Network(_config_like(self._network.config, names))
-        new._options.lr = float(lr) if lr is not None else ADAPT_LR_SHARE * self._options.lr
-        graphs, labels, node_labels, source, settings = new._resolve(data, "adapt", threads)
+        probe = Predictor(names)
+        graphs, labels, node_labels, source, settings = probe._resolve(data, "adapt", threads)
         bad = np.argwhere(~(np.isfinite(labels) & (labels > 0)))
         if len(bad):
             row, column = (int(v) for v in bad[0])
@@ -682,23 +678,10 @@ class Predictor:
                              f"needs a finite positive measurement of every target ({len(bad)} do not)")
         if len(graphs) < _adapt.MIN_ROWS:
             raise ValueError(f"adapt: {len(graphs)} measured row(s); adapting needs at least {_adapt.MIN_ROWS}")
-        target_log = np.log(labels.astype(np.float64))
-        start, loo = _start_network(new._network, self._network, self._targets, names, graphs, target_log, threads)
-        new._initialized = True
-        companion = None
-        if self._companion is not None:
-            companion = _core.Network(_config_like(self._companion.config, names))
-            _start_network(companion, self._companion, self._targets, names, graphs, target_log, threads)
-        if epochs > 0:
-            new.fit((graphs, labels, node_labels) if node_labels is not None else (graphs, labels), epochs=epochs,
-                    callback=callback, threads=threads, progress=progress)
-            if companion is not None:
-                rows = _graph_set(graphs)
-                options = _core.TrainOptions()
-                for name in _OPTION_FIELDS:
-                    setattr(options, name, getattr(new._options, name))
-                options.seed = int(new._options.seed) + 1
-                companion.train(rows, labels, None, None, options, None, None, None)
+        hyperparameters = {**self.hyperparameters, "validation_split": 0.0,
+                           **({"seed": int(seed)} if seed is not None else {})}
+        new, start = self._adapted(names, probe.units, hyperparameters, lr, graphs, labels, node_labels, epochs,
+                                   threads, progress, callback)
         new.provenance.update({
             "perfsage_version": __version__,
             "trained_at": utc_timestamp("seconds"),
@@ -712,16 +695,77 @@ class Predictor:
         })
         if settings:
             new.provenance["labeler_settings"] = settings
-        if companion is not None:
-            # Calibrated on the start's leave-one-out errors (each row's error when the start was
-            # fitted without it), the only errors on unseen rows that k measurements give.
-            new._companion = companion
-            disagreement = np.abs(np.log(new._network.predict(graphs, threads).astype(np.float64)) -
-                                  np.log(companion.predict(graphs, threads).astype(np.float64)))
-            new.provenance["intervals"] = {**_intervals.calibration(np.abs(loo), disagreement, names),
-                                           "calibration": "leave-one-out errors of the start on the measured rows",
-                                           "companion": self.provenance.get("intervals", {}).get("companion")}
+        if new._companion is not None:
+            calibration = self._cross_fitted_intervals(names, hyperparameters, lr, graphs, labels, epochs, threads)
+            if calibration is None:
+                new._companion = None
+                warnings.warn(f"adapt: {len(graphs)} measured rows are too few to calibrate intervals (it takes "
+                              f"{_adapt.MIN_ROWS + 1}); the adapted predictor has none", stacklevel=2)
+            else:
+                new.provenance["intervals"] = calibration
         return new
+
+    def _adapted(self, names: List[str], units: List[str], hyperparameters: Dict[str, Any], lr: Optional[float],
+                 graphs: List[Graph], labels: np.ndarray, node_labels: Optional[NodeLabels], epochs: int,
+                 threads: int, progress: bool = False,
+                 callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None
+                 ) -> Tuple["Predictor", Dict[str, Any]]:
+        """``adapt``'s predictor for ``graphs``/``labels`` (checked), with its companion adapted the
+        same way when this predictor has one (uncalibrated), and each target's start."""
+        new = Predictor(names, units=units, **hyperparameters)
+        new._network = _core.Network(_config_like(self._network.config, names))
+        new._options.lr = float(lr) if lr is not None else ADAPT_LR_SHARE * self._options.lr
+        target_log = np.log(labels.astype(np.float64))
+        start = _start_network(new._network, self._network, self._targets, names, graphs, target_log, threads)
+        new._initialized = True
+        companion = None
+        if self._companion is not None:
+            companion = _core.Network(_config_like(self._companion.config, names))
+            _start_network(companion, self._companion, self._targets, names, graphs, target_log, threads)
+        if epochs > 0:
+            new.fit((graphs, labels, node_labels) if node_labels is not None else (graphs, labels), epochs=epochs,
+                    callback=callback, threads=threads, progress=progress)
+            if companion is not None:
+                options = _core.TrainOptions()
+                for name in _OPTION_FIELDS:
+                    setattr(options, name, getattr(new._options, name))
+                options.seed = int(new._options.seed) + 1
+                companion.train(_graph_set(graphs), labels, None, None, options, None, None, None)
+        new._companion = companion
+        return new, start
+
+    def _cross_fitted_intervals(self, names: List[str], hyperparameters: Dict[str, Any], lr: Optional[float],
+                                graphs: List[Graph], labels: np.ndarray, epochs: int, threads: int
+                                ) -> Optional[Dict[str, Any]]:
+        """The calibration of an adapted predictor's intervals: each measured row's error and
+        disagreement from a predictor adapted (the same way) without its fold of the rows, so
+        that they are out-of-sample as a new model's are (cross-fitting; the rows it has are all
+        it was given). None when no fold leaves enough rows to adapt from."""
+        n = len(graphs)
+        folds = min(ADAPT_CALIBRATION_FOLDS, n)
+        while folds > 2 and n - -(-n // folds) < _adapt.MIN_ROWS:
+            folds -= 1
+        fold_of = np.empty(n, dtype=np.int64)
+        fold_of[np.random.default_rng([int(hyperparameters["seed"]), 6]).permutation(n)] = np.arange(n) % folds
+        errors = np.full(labels.shape, np.nan)
+        disagreement = np.zeros(labels.shape)
+        for fold in range(folds):
+            held = np.flatnonzero(fold_of == fold)
+            kept = np.flatnonzero(fold_of != fold)
+            if len(kept) < _adapt.MIN_ROWS:
+                continue
+            sub, _ = self._adapted(names, [""] * len(names), hyperparameters, lr, [graphs[i] for i in kept],
+                                   np.ascontiguousarray(labels[kept]), None, epochs, threads)
+            held_graphs = [graphs[i] for i in held]
+            main = np.log(sub._network.predict(held_graphs, threads).astype(np.float64))
+            other = np.log(sub._companion.predict(held_graphs, threads).astype(np.float64))
+            errors[held] = np.abs(main - np.log(labels[held].astype(np.float64)))
+            disagreement[held] = np.abs(main - other)
+        if np.all(np.isnan(errors)):
+            return None
+        return {**_intervals.calibration(errors, disagreement, names),
+                "calibration": f"{folds}-fold cross-fitting on the {n} measured rows",
+                "companion": self.provenance.get("intervals", {}).get("companion")}
 
     def _resolve(self, data: Data, what: str, threads: int
                  ) -> Tuple[List[Graph], np.ndarray, Optional[NodeLabels], str, Dict[str, Dict[str, Any]]]:

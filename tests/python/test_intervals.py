@@ -148,14 +148,15 @@ def test_the_predict_command_shows_intervals(with_intervals, data, tmp_path, cap
 
 @pytest.mark.parametrize("epochs", [0, 5])
 def test_an_adapted_predictor_keeps_intervals(with_intervals, data, tmp_path, epochs) -> None:
-    # Its companion is adapted too, and the intervals are calibrated on the start's leave-one-out
-    # errors over the measured rows.
+    # Its companion is adapted too, and the intervals are calibrated by cross-fitting on the
+    # measured rows: each row's error from a predictor adapted without its fold.
     _, graphs, y = data
     truth = 2.0 * y[100:115, 0] ** 1.1
     adapted = with_intervals.adapt((graphs[100:115], truth), targets="b/latency_ms", epochs=epochs, progress=False)
     assert adapted.has_intervals
     cal = adapted.provenance["intervals"]
     assert cal["targets"]["b/latency_ms"]["rows"] == 15 and cal["companion"]["hidden"] == 8
+    assert cal["calibration"] == "5-fold cross-fitting on the 15 measured rows"
     prediction, lower, upper = adapted.predict(graphs[:100], interval=0.9)
     assert np.all(lower <= prediction) and np.all(prediction <= upper)
     path = tmp_path / "b.psage"
@@ -163,6 +164,10 @@ def test_an_adapted_predictor_keeps_intervals(with_intervals, data, tmp_path, ep
     back = perfsage.load_predictor(path)
     for a, b in zip(back.predict(graphs[:5], interval=0.9), adapted.predict(graphs[:5], interval=0.9)):
         np.testing.assert_array_equal(a, b)
+    # Three rows adapt but cannot calibrate (no fold leaves three to adapt from): said, and none.
+    with pytest.warns(UserWarning, match="3 measured rows are too few to calibrate intervals"):
+        few = with_intervals.adapt((graphs[100:103], truth[:3]), targets="b/latency_ms", epochs=0)
+    assert not few.has_intervals
     # Without a companion in the base there are none.
     plain = perfsage.Predictor(["a/latency_ms"], hidden=8, head_hidden=8, validation_split=0.0)
     plain.fit((graphs[:20], y[:20, 0]), epochs=1, progress=False)

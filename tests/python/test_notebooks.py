@@ -20,7 +20,7 @@ pytest.importorskip("ipykernel", reason="the notebook tests need ipykernel (pip 
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["tour", "train_your_own", "latency_constrained_nas"]
+NAMES = ["tour", "train_your_own", "latency_constrained_nas", "bring_your_own_board"]
 # Seconds one cell may run before the test fails (the slowest fast-mode cell takes a few seconds).
 CELL_TIMEOUT_S = 180
 # The inline backend renders with Agg (no display needed) and keeps the figures as PNG outputs.

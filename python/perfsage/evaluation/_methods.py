@@ -98,7 +98,8 @@ class AdaptMethod(PerfSageMethod):
         self.adapt_epochs = epochs
 
     def config(self) -> Dict[str, Any]:
-        return {"base_sha256": self.base_sha256, "adapt_epochs": self.adapt_epochs, "seed": self.seed}
+        return {"base_sha256": self.base_sha256, "adapt_epochs": self.adapt_epochs, "seed": self.seed,
+                "intervals_calibration": "cross-fitting"}
 
     @property
     def uses_operator_labels(self) -> bool:  # type: ignore[override]
