@@ -92,7 +92,7 @@ HANDLING: Dict[str, Handling] = {
     "--out reports/host-cpu": Handling(skip=EVALUATE_SKIP),
     # Command line: synopses
     "perfsage predict MODEL_OR_DIR [MORE ...] [--target NAME_OR_FILE] [--json | --csv] [--explain [--top N]] "
-    "[--quiet]": Handling(synopsis=True),
+    "[--interval LEVEL] [--quiet]": Handling(synopsis=True),
     "perfsage targets [--json]": Handling(synopsis=True),
     "perfsage inspect MODEL.tflite [MORE.tflite ...] [--json]": Handling(synopsis=True),
     "perfsage spaces": RUN,
@@ -100,7 +100,8 @@ HANDLING: Dict[str, Handling] = {
     "perfsage dataset {build,label,info,import-nb201,import-csv,compact,expand,repair} ...": Handling(synopsis=True),
     "perfsage adapt --data DATASET --target NAME --out FILE.psage [--base NAME_OR_FILE] [--epochs N]":
         Handling(synopsis=True),
-    "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR] [--perfsage K=V]":
+    "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR] [--intervals] "
+    "[--perfsage K=V]":
         Handling(synopsis=True),
     "perfsage --version": RUN,
 }
