@@ -31,6 +31,7 @@ from perfsage.evaluation import (  # noqa: E402
 from perfsage.evaluation import _gcn as gcn  # noqa: E402
 from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
+from perfsage.evaluation._report import _lodo_section, lodo_means  # noqa: E402
 from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
 from perfsage.evaluation import _lookup  # noqa: E402
 from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS, OperatorLookupMethod  # noqa: E402
@@ -799,3 +800,18 @@ def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path)
     text = (out / "report.md").read_text()
     assert "### intervals at 90%" in text and "| loso mean | latency_ms | perfsage |" in text
     assert perfsage.load_predictor(out / "predictors" / "dev.psage").has_intervals
+
+
+def test_lodo_tables_average_the_draws_and_show_interval_coverage() -> None:
+    records = [_record("b", f"lodo[k=10 s={s}]", "perfsage", mape) for s, mape in ((0, 4.0), (1, 6.0))]
+    records += [_record("b", f"lodo[k=10 s={s}]", "lookup", 9.0) for s in (0, 1)]
+    for r, coverage in zip(records, (88.0, 92.0)):
+        r["metrics"]["latency_ms"].update(coverage=coverage, width=1.5, width_error_spearman=0.2)
+    means = lodo_means(records)["b"]
+    assert means["perfsage"]["10"]["latency_ms"]["mape"] == 5.0
+    assert means["perfsage"]["10"]["latency_ms"]["mape_sd"] == 1.0
+    assert means["perfsage"]["10"]["latency_ms"]["coverage"] == 90.0 and "coverage" not in means["lookup"]["10"]["latency_ms"]
+    text = "\n".join(_lodo_section("b", means, ["perfsage", "lookup"]))
+    assert "latency_ms, 90% intervals, coverage %:" in text and "| perfsage | 90.0 ± 2.0 |" in text
+    coverage_table = text.split("coverage %:")[1].split("latency_ms,")[0]
+    assert "lookup" not in coverage_table

@@ -67,7 +67,8 @@ def lodo_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[st
     for (target, method, k), group in sorted(groups.items()):
         stats: Dict[str, Dict[str, float]] = {}
         for m in group[0]["metrics_order"]:
-            values = {s: [_num(g["metrics"][m][s]) for g in group] for s in LODO_STATISTICS}
+            values = {s: [_num(g["metrics"][m][s]) for g in group] for s in LODO_STATISTICS + INTERVAL_STATISTICS
+                      if all(s in g["metrics"][m] for g in group)}
             stats[m] = {**{s: float(np.mean(v)) for s, v in values.items()},
                         **{f"{s}_sd": float(np.std(v)) for s, v in values.items()}, "draws": len(group)}
         out.setdefault(target, {}).setdefault(method, {})[str(k)] = stats
@@ -292,15 +293,19 @@ def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> 
              f"Pretrained without {target}, adapted from k of its measured rows; mean ± standard deviation over "
              f"{draws} seeded draws of the rows per k; tested on the random split's test rows.", ""]
     names = {"spearman": ("Spearman", 3), "kendall": ("Kendall", 3), "mape": ("MAPE %", 2),
-             "within_10": ("±10 %", 1)}
+             "within_10": ("±10 %", 1), "coverage": (f"{round(100 * INTERVAL_LEVEL)}% intervals, coverage %", 1),
+             "width": (f"{round(100 * INTERVAL_LEVEL)}% intervals, median width ×", 2)}
     for metric in any_stats:
         for stat, (title, digits) in names.items():
+            if not any(stat in by_k.get(metric, {}) for method in lodo.values() for by_k in method.values()):
+                continue
             rows = []
-            for method in [m for m in methods if m in lodo]:
+            for method in [m for m in methods if m in lodo and any(stat in by_k.get(metric, {})
+                                                                  for by_k in lodo[m].values())]:
                 cells = []
                 for k in sizes:
                     s = lodo[method].get(str(k), {}).get(metric)
-                    cells.append(f"{_fmt(s[stat], digits)} ± {_fmt(s[stat + '_sd'], digits)}" if s else "—")
+                    cells.append(f"{_fmt(s[stat], digits)} ± {_fmt(s[stat + '_sd'], digits)}" if s and stat in s else "—")
                 rows.append([method] + cells)
             if stat == "spearman" and target in HELP_SPEARMAN_K10 and 10 in sizes:
                 rows.append(["HELP (published)"] + [_fmt(HELP_SPEARMAN_K10[target], 3) if k == 10 else "—"
