@@ -230,9 +230,8 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     params[f"{last}.bias"] = np.stack(columns[f"{last}.bias"])
     if "readout.constant" in params:
         params["readout.constant"] = np.stack(columns["readout.constant"])
-    network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in
-                               {**norm, "target_mean": np.array(means), "target_std": np.array(stds)}.items()})
-    network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
+    network.set_normalization(_float32({**norm, "target_mean": np.array(means), "target_std": np.array(stds)}))
+    network.set_parameters(_float32(params))
     return start
 
 
@@ -249,6 +248,20 @@ def _companion_config(config: Dict[str, Any], targets: Sequence[str]) -> "_core.
     out.family_dim = max(2, config["family_dim"] // 2) if config["family_dim"] else 0
     out.layers = max(1, config["layers"] - 1)
     return out
+
+
+def _companion_options(options: "_core.TrainOptions") -> "_core.TrainOptions":
+    """The companion's training options: its network's, from the next seed."""
+    out = _core.TrainOptions()
+    for name in _OPTION_FIELDS:
+        setattr(out, name, getattr(options, name))
+    out.seed = int(options.seed) + 1
+    return out
+
+
+def _float32(values: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    """Arrays by name as the core takes them: float32, C-contiguous."""
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()}
 
 
 def _config_like(config: Dict[str, Any], targets: Sequence[str]) -> "_core.SageConfig":
@@ -440,7 +453,7 @@ class Predictor:
     def set_parameters(self, values: Dict[str, np.ndarray]) -> None:
         """Replaces every parameter; values are converted to float32 C-contiguous arrays. Intervals,
         calibrated for the weights replaced, are dropped."""
-        self._network.set_parameters({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
+        self._network.set_parameters(_float32(values))
         self._drop_intervals()
 
     def _drop_intervals(self) -> None:
@@ -452,7 +465,7 @@ class Predictor:
         return self._network.get_normalization()
 
     def set_normalization(self, values: Dict[str, np.ndarray]) -> None:
-        self._network.set_normalization({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in values.items()})
+        self._network.set_normalization(_float32(values))
         self._initialized = True
         self._drop_intervals()
 
@@ -622,10 +635,7 @@ class Predictor:
         """The interval companion: this network at half the width and one layer fewer, trained on the
         same rows and epochs from the next seed."""
         companion = _core.Network(_companion_config(self._network.config, self._targets))
-        options = _core.TrainOptions()
-        for name in _OPTION_FIELDS:
-            setattr(options, name, getattr(self._options, name))
-        options.seed = int(self._options.seed) + 1
+        options = _companion_options(self._options)
         companion.fit_normalization(train_set, labels)
         companion.init_parameters(int(options.seed))
         bar = _ProgressBar(int(epochs), "companion") if progress else None
@@ -726,11 +736,8 @@ class Predictor:
             new.fit((graphs, labels, node_labels) if node_labels is not None else (graphs, labels), epochs=epochs,
                     callback=callback, threads=threads, progress=progress)
             if companion is not None:
-                options = _core.TrainOptions()
-                for name in _OPTION_FIELDS:
-                    setattr(options, name, getattr(new._options, name))
-                options.seed = int(new._options.seed) + 1
-                companion.train(_graph_set(graphs), labels, None, None, options, None, None, None)
+                companion.train(_graph_set(graphs), labels, None, None, _companion_options(new._options), None, None,
+                                None)
         new._companion = companion
         return new, start
 

@@ -9,7 +9,6 @@ rebuilt from the records at the end of every run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import re
@@ -30,7 +29,7 @@ from ._lodo import LodoBases
 from ._method import Method, graph_size_features
 from ._methods import LODO_METHODS, SCRATCH_SPLITS, AdaptMethod, method_class, method_names
 from ._metrics import INTERVAL_LEVEL, accuracy, interval_accuracy, operator_accuracy
-from ._records import safe_name, save_predictions, write_json
+from ._records import file_sha256, rows_digest, safe_name, save_predictions, write_json
 from ._report import write_report
 from .._split import Split
 from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, lodo_splits,
@@ -119,14 +118,6 @@ class Unit:
         part = re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.split.part)
         folder = self.split.name + (f"-{part}" if part else "")
         return out / "units" / safe_name(self.target) / folder / f"{self.method}.json"
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha1()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
-        h.update(b"|")
-    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,7 +379,7 @@ class Runner:
         config: Dict[str, Any] = {
             "dataset": self.data.path, "dataset_rows": int(self.data.dataset.num_rows), "limit": self.options.limit,
             "seed": self.options.seed, "target": unit.target, "columns": self.recipes[unit.target].columns,
-            "split": split.label, "rows": _digest(split.train, split.val, split.test), "method": unit.method,
+            "split": split.label, "rows": rows_digest(split.train, split.val, split.test), "method": unit.method,
             "settings": method.config(),
         }
         if split.name == "real":
@@ -398,9 +389,9 @@ class Runner:
             # --predictors file) makes its record stale.
             model = model_path(self.out, unit.target, method)
             if model.exists():
-                config["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+                config["model_sha256"] = file_sha256(model)
         if reused is not None:
-            config["predictor_sha256"] = hashlib.sha256(reused.read_bytes()).hexdigest()[:16]
+            config["predictor_sha256"] = file_sha256(reused)
         return json.loads(json.dumps(json_safe(config)))
 
     def reused_predictor(self, unit: Unit) -> Optional[Path]:

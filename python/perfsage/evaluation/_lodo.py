@@ -10,7 +10,6 @@ base is kept in ``OUT/lodo-bases/`` with the settings it was made with, and reus
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from .._io import atomic_write_bytes, json_safe
 from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor, shipped_predictors
 from .._split import Split
-from ._records import safe_name
+from ._records import file_sha256, rows_digest, safe_name
 from ._splits import EvaluationError
 
 # HELP (H. Lee et al., "HELP: Hardware-Adaptive Efficient Latency Prediction for NAS via
@@ -31,10 +30,6 @@ from ._splits import EvaluationError
 HELP_SPEARMAN_K10 = {"nb201-raspi4": 0.890, "nb201-gold_6226": 0.989, "nb201-titan_rtx_1": 0.987}
 # Epochs of a base pretrained here when --lodo-base-epochs is not given.
 DEFAULT_BASE_EPOCHS = 30
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class LodoBases:
@@ -76,7 +71,7 @@ class LodoBases:
         """(path, sha256 prefix) of ``target``'s base, pretraining it if needed."""
         if target not in self._bases:
             path = self._given_path() if self.given is not None else self._pretrained(target, random)
-            self._bases[target] = (path, _sha256(path))
+            self._bases[target] = (path, file_sha256(path))
         return self._bases[target]
 
     def _pretrained(self, target: str, random: Split) -> Path:
@@ -90,7 +85,7 @@ class LodoBases:
         rows, labels = rows[keep], labels[keep]
         hyperparameters = {**runner.options.perfsage, "seed": runner.options.seed}
         config = json_safe({"dataset": data.path, "dataset_rows": int(data.dataset.num_rows), "held_out": target,
-                            "columns": columns, "rows": hashlib.sha1(rows.tobytes()).hexdigest()[:16],
+                            "columns": columns, "rows": rows_digest(rows),
                             "epochs": self.epochs, "intervals": runner.options.intervals,
                             "hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **hyperparameters}})
         path = runner.out / "lodo-bases" / f"{safe_name(target)}.psage"

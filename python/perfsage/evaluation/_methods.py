@@ -126,7 +126,7 @@ class ScratchMethod(PerfSageMethod):
                "last epoch's weights).")
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
-                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 0) -> None:
+                 hyperparameters: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(columns, units, seed, threads, {**(hyperparameters or {}), "validation_split": 0.0},
                          SCRATCH_EPOCHS)
 

@@ -3,6 +3,7 @@ test predictions beside each record. Read by the runner (to resume), the report 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,20 @@ from typing import Any, Dict
 import numpy as np
 
 from .._io import atomic_write, json_safe
+
+
+def file_sha256(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: what records keep to notice a changed model file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def rows_digest(*arrays: np.ndarray) -> str:
+    """A short digest of row-index arrays: what records keep to notice other rows."""
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
 
 
 def safe_name(name: str) -> str:
