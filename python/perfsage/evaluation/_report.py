@@ -222,10 +222,7 @@ def _lodo_beats_goal(target: str, lodo: Dict[str, Any]) -> Dict[str, Any]:
                 if not s["mape"] < theirs[k][metric]["mape"]:
                     missed.append(f"k={k} {metric}: {method} {theirs[k][metric]['mape']:.2f}% vs perfsage "
                                   f"{s['mape']:.2f}%")
-    result = _goal(goal, target, "all", float(cases - len(missed)) if cases else None, float(cases), True,
-                   ("missed: " + "; ".join(missed)) if missed else f"won all {cases} comparisons")
-    result["value_meaning"] = "comparisons won (of threshold)"
-    return result
+    return _comparisons_goal(goal, target, cases, missed)
 
 
 def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequence[str]) -> Dict[str, Any]:
@@ -235,7 +232,7 @@ def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequenc
     if "perfsage" not in methods or not baselines:
         return _goal(goal, target, "all", None, 0, False, "needs perfsage and at least one baseline")
     by = {(r["label"], r["method"]): r for r in records if r["target"] == target and r["split"] != "lodo"}
-    cases = misses = 0
+    cases = 0
     missed: List[str] = []
     for (label, method), r in sorted(by.items()):
         if method != "perfsage":
@@ -249,9 +246,13 @@ def _beats_goal(target: str, records: Sequence[Dict[str, Any]], methods: Sequenc
                 cases += 1
                 theirs = _num(other["metrics"][metric]["mape"])
                 if not ours < theirs:
-                    misses += 1
                     missed.append(f"{label} {metric}: {baseline} {theirs:.2f}% vs perfsage {ours:.2f}%")
-    result = _goal(goal, target, "all", float(cases - misses) if cases else None, float(cases), True,
+    return _comparisons_goal(goal, target, cases, missed)
+
+
+def _comparisons_goal(goal: str, target: str, cases: int, missed: List[str]) -> Dict[str, Any]:
+    """A goal over ``cases`` comparisons of which ``missed`` (described) were lost."""
+    result = _goal(goal, target, "all", float(cases - len(missed)) if cases else None, float(cases), True,
                    ("missed: " + "; ".join(missed)) if missed else f"won all {cases} comparisons")
     result["value_meaning"] = "comparisons won (of threshold)"
     return result
@@ -297,8 +298,6 @@ def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> 
              "width": (f"{round(100 * INTERVAL_LEVEL)}% intervals, median width ×", 2)}
     for metric in any_stats:
         for stat, (title, digits) in names.items():
-            if not any(stat in by_k.get(metric, {}) for method in lodo.values() for by_k in method.values()):
-                continue
             rows = []
             for method in [m for m in methods if m in lodo and any(stat in by_k.get(metric, {})
                                                                   for by_k in lodo[m].values())]:
@@ -307,6 +306,8 @@ def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> 
                     s = lodo[method].get(str(k), {}).get(metric)
                     cells.append(f"{_fmt(s[stat], digits)} ± {_fmt(s[stat + '_sd'], digits)}" if s and stat in s else "—")
                 rows.append([method] + cells)
+            if not rows:  # no method has this statistic (intervals not scored)
+                continue
             if stat == "spearman" and target in HELP_SPEARMAN_K10 and 10 in sizes:
                 rows.append(["HELP (published)"] + [_fmt(HELP_SPEARMAN_K10[target], 3) if k == 10 else "—"
                                                     for k in sizes])
@@ -357,12 +358,11 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
                       "absolute error of each operator's share of its model's total, in percentage points, and "
                       "the share of models whose 3 costliest operators are the same.", ""]
             lines += _table(["metric", "method", "share MAE pp", "top-3 match %", "models"], operator_rows) + [""]
+    scored = [(label, m, meth, s) for label in labels for meth in methods if (label, meth) in by
+              for m, s in by[(label, meth)]["metrics"].items()]
+    scored += [("loso mean", m, meth, s) for meth, stats in means.get(target, {}).items() for m, s in stats.items()]
     interval_rows = [[label, m, meth, _fmt(s["coverage"], 1), _fmt(s["width"], 2), _fmt(s["width_error_spearman"], 3)]
-                     for label in labels for meth in methods if (label, meth) in by
-                     for m, s in by[(label, meth)]["metrics"].items() if "coverage" in s]
-    interval_rows += [["loso mean", m, meth, _fmt(s["coverage"], 1), _fmt(s["width"], 2),
-                       _fmt(s["width_error_spearman"], 3)]
-                      for meth, stats in means.get(target, {}).items() for m, s in stats.items() if "coverage" in s]
+                     for label, m, meth, s in scored if "coverage" in s]
     if interval_rows:
         lines += [f"### intervals at {round(100 * INTERVAL_LEVEL)}%", "",
                   "Coverage: percent of the test models whose true value is inside their interval; width: the "
