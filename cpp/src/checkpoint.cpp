@@ -215,6 +215,12 @@ std::string json_of(const JsonValue& v) {
   return "null";
 }
 
+// A companion reads the network's features and predicts its targets.
+bool fits_as_companion(const SageConfig& companion, const SageConfig& c) {
+  return companion.num_targets == c.num_targets && companion.num_node_features == c.num_node_features &&
+         companion.num_graph_features == c.num_graph_features && companion.vocabulary == c.vocabulary;
+}
+
 // A network's float32 arrays in file order: normalisation, then parameters.
 void put_network(std::vector<uint8_t>& payload, const SageNetwork& net) {
   const Normalization& n = net.normalization();
@@ -280,8 +286,7 @@ std::vector<uint8_t> checkpoint_bytes(const SageNetwork& net, const ModelInfo& i
   net.check_normalization();
   if (companion) {
     const SageConfig& k = companion->config();
-    if (k.num_targets != c.num_targets || k.num_node_features != c.num_node_features ||
-        k.num_graph_features != c.num_graph_features || k.vocabulary != c.vocabulary)
+    if (!fits_as_companion(k, c))
       throw Error("checkpoint: the companion network has " + std::to_string(k.num_targets) + " outputs and " +
                   std::to_string(k.num_node_features) + " node features, the network " +
                   std::to_string(c.num_targets) + " and " + std::to_string(c.num_node_features) +
@@ -376,8 +381,7 @@ Checkpoint read_checkpoint(const uint8_t* data, size_t size, const std::string& 
     SageConfig kc;
     read_fields(kf.sub("config"), kc, version);
     kc.resolve();
-    if (kc.num_targets != c.num_targets || kc.num_node_features != c.num_node_features ||
-        kc.num_graph_features != c.num_graph_features || kc.vocabulary != c.vocabulary)
+    if (!fits_as_companion(kc, c))
       throw Error(source + ": the companion network reads other features or predicts other targets than the network");
     companion.emplace(kc);
     check_layout(kf.at("layout", JsonValue::Kind::kArray), *companion, source + ": the companion");
