@@ -394,6 +394,8 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
     assert _cli(_argv(tiny, out)) == 0
     first = capsys.readouterr().err
     assert (out / "report.md").is_file() and (out / "predictors" / "dev.psage").is_file()
+    # A target without a recipe (a device measured by whole models) trains the per-operator network.
+    assert perfsage.load_predictor(out / "predictors" / "dev.psage").is_additive
     report = json.loads((out / "report.json").read_text())
     labels = ["random", "loso[kws]", "loso[super_resolution]", "fewshot[k=10]", "real"]
     methods = ["perfsage", "loglinear", "lookup", "lookup_ops", "gcn"]
