@@ -214,8 +214,9 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     start: Dict[str, Any] = {}
     for j, name in enumerate(targets):
         mean, std = _adapt.target_statistics(target_log[:, j])
-        combination = _adapt.fit_combination(
-            base_log, target_log[:, j], _adapt.candidate_columns(base_targets, base_peaks, name, new_peaks[j], additive))
+        fit = _adapt.fit_one_column if additive else _adapt.fit_combination
+        combination = fit(base_log, target_log[:, j],
+                          _adapt.candidate_columns(base_targets, base_peaks, name, new_peaks[j], additive))
         column = _adapt.transfer_head(params[f"{last}.weight"], params[f"{last}.bias"], params.get("readout.constant"),
                                       norm["target_mean"], norm["target_std"], combination, mean, std)
         means.append(mean)

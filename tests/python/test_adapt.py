@@ -62,6 +62,20 @@ def test_the_ridge_fit_shrinks_towards_a_scale_of_the_base_on_noise() -> None:
     np.testing.assert_allclose(fit.coefficients, 0.25, atol=0.05)
 
 
+def test_the_additive_start_maps_one_column_the_one_leave_one_out_prefers() -> None:
+    # Two base columns nearly alike, the target a power of the second: a mix of both would hold
+    # per operator only, so the additive start takes the second alone, with its slope.
+    rng = np.random.default_rng(2)
+    second = rng.normal(size=10)
+    base = np.stack([second + rng.normal(scale=0.3, size=10), second], axis=1)
+    fit = _adapt.fit_one_column(base, 0.3 + 1.1 * second, [0, 1])
+    assert fit.columns == [1] and fit.loo_rmse < 1e-3
+    np.testing.assert_allclose(fit.coefficients, [1.1], atol=1e-3)
+    assert abs(fit.intercept - 0.3) < 1e-3
+    with pytest.raises(ValueError, match="no base column"):
+        _adapt.fit_one_column(base, second, [])
+
+
 def test_candidate_columns_prefer_the_same_metric_and_kind() -> None:
     base = ["a/latency_ms", "a/energy_mj", "a/peak_sram_bytes", "b/latency_ms"]
     peaks = [False, False, True, False]
