@@ -25,28 +25,27 @@ from typing import List, Sequence
 import numpy as np
 
 import perfsage
-from perfsage._recipes import recipe_for
-from perfsage._split import Split, few_shot, leave_one_space_out, random_split
+from perfsage._recipes import recipe_for, usable_rows
+from perfsage._split import Split
 from perfsage.datasets import open_dataset
-from perfsage.evaluation import LookupMethod
-from perfsage.evaluation._splits import fewshot_val_size
+from perfsage.evaluation import LookupMethod, mape
+from perfsage.evaluation._splits import fewshot_splits, loso_splits, random_split
 
 # The per-operator loss of the ethos-u recipes (perfsage._recipes.ADDITIVE), not tuned here.
 PRIOR = {"node_loss_weight": 4.0, "node_log_weight": 1.0, "node_graph_context": False}
 
 
-def _splits(spec: str, rows: np.ndarray, spaces: np.ndarray, seed: int) -> List[Split]:
-    random = random_split(rows, seed)
+def _splits(spec: str, rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) -> List[Split]:
+    """The splits ``perfsage evaluate`` draws, by the same functions."""
+    random = random_split(rows, seed, target)
     out: List[Split] = []
     for name in spec.split(","):
         if name == "random":
             out.append(random)
         elif name == "loso":
-            names = sorted(set(spaces[rows].tolist()))
-            out += [leave_one_space_out(rows, spaces[rows], s, i, seed) for i, s in enumerate(names)]
+            out += loso_splits(rows, spaces, seed, target)
         elif name.startswith("fewshot:"):
-            k = int(name.partition(":")[2])
-            out.append(few_shot(rows, random.train, k, fewshot_val_size(k), seed))
+            out += fewshot_splits(rows, random, [int(name.partition(":")[2])], seed, target)
         else:
             raise SystemExit(f"operator_prior.py: unknown split {name!r} (random, loso, fewshot:K)")
     return out
@@ -62,10 +61,6 @@ def _scaled_costs(table: LookupMethod, graphs: Sequence, labels: np.ndarray) -> 
         scaled = cost * (label / total) if total > 0 else np.full(len(cost), np.nan)
         out.append(scaled.astype(np.float32)[:, None])
     return out
-
-
-def _mape(pred: np.ndarray, true: np.ndarray) -> float:
-    return float(100 * np.mean(np.abs(pred / true - 1)))
 
 
 def main() -> None:
@@ -84,11 +79,11 @@ def main() -> None:
     data = open_dataset(args.dataset)
     labels = data.labels(column).astype(np.float64).reshape(-1)
     graphs = data.graphs()
-    rows = np.flatnonzero(np.isfinite(labels) & (labels > 0) & np.array([g is not None for g in graphs]))
+    rows = np.intersect1d(usable_rows(labels), np.flatnonzero([g is not None for g in graphs]))
     print(f"{args.dataset}: {len(rows):,} labelled rows of {column}; recipe {recipe.hyperparameters}, "
           f"{epochs} epochs, seed {args.seed}; with the prior: {PRIOR}")
     print(f"{'split':34s} {'perfsage':>9s} {'+prior':>9s} {'lookup':>9s}  median log(pred/true) without / with")
-    for split in _splits(args.splits, rows, data.spaces, args.seed):
+    for split in _splits(args.splits, rows, data.spaces, args.seed, args.target):
         train, val, test = ([graphs[i] for i in part] for part in (split.train, split.val, split.test))
         y_train, y_val, y_test = (labels[part] for part in (split.train, split.val, split.test))
         started = time.perf_counter()
@@ -101,8 +96,8 @@ def main() -> None:
                   val=(val, y_val[:, None].astype(np.float32)), epochs=epochs, threads=args.threads, progress=False)
             predictions.append(p.predict(test, threads=args.threads)[:, 0].astype(np.float64))
         biases = " / ".join(f"{np.median(np.log(p / y_test)):+.2f}" for p in predictions)
-        print(f"{split.label:34s} {_mape(predictions[0], y_test):8.2f}% {_mape(predictions[1], y_test):8.2f}% "
-              f"{_mape(table.predict(test)[:, 0], y_test):8.2f}%  {biases}  ({time.perf_counter() - started:.0f} s)",
+        print(f"{split.label:34s} {mape(y_test, predictions[0]):8.2f}% {mape(y_test, predictions[1]):8.2f}% "
+              f"{mape(y_test, table.predict(test)[:, 0]):8.2f}%  {biases}  ({time.perf_counter() - started:.0f} s)",
               flush=True)
 
 
