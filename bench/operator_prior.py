@@ -8,7 +8,9 @@ split's training rows, scales its per-operator costs to sum to each model's labe
 target's recipe network with those as per-operator labels (validation on model labels only). It
 prints, per split, perfsage without them, with them, and the lookup table (latency MAPE on the
 split's test rows). Splits: random, each leave-one-space-out, few-shot k (as ``perfsage evaluate``
-draws them). Not wired into the recipes: on NAS-Bench-201, where the table is a poor model, it
+draws them). The recipes of such devices train both and keep the one their validation rows prefer
+(``operator_prior="auto"``, Predictor.fit); this script scores each alone (``operator_prior="off"``),
+which is how the choice was justified: on NAS-Bench-201, where the table is a poor model, the prior
 hurt (see bench/README.md).
 
     .venv/bin/python bench/operator_prior.py datasets/compact/paper-host-cpu.parquet --target host-cpu \\
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import List, Sequence
+from typing import List
 
 import numpy as np
 
 import perfsage
+from perfsage._kernel_table import attribution
 from perfsage._recipes import recipe_for, usable_rows
 from perfsage._split import Split
 from perfsage.datasets import open_dataset
@@ -48,18 +51,6 @@ def _splits(spec: str, rows: np.ndarray, spaces: np.ndarray, seed: int, target: 
             out += fewshot_splits(rows, random, [int(name.partition(":")[2])], seed, target)
         else:
             raise SystemExit(f"operator_prior.py: unknown split {name!r} (random, loso, fewshot:K)")
-    return out
-
-
-def _scaled_costs(table: LookupMethod, graphs: Sequence, labels: np.ndarray) -> List[np.ndarray]:
-    """The table's operator costs of each graph, scaled to sum to its label (NaN where they are all 0)."""
-    costs, owner = table.operator_costs(graphs)
-    out = []
-    for row, label in enumerate(labels):
-        cost = costs[owner == row, 0]
-        total = cost.sum()
-        scaled = cost * (label / total) if total > 0 else np.full(len(cost), np.nan)
-        out.append(scaled.astype(np.float32)[:, None])
     return out
 
 
@@ -89,9 +80,11 @@ def main() -> None:
         started = time.perf_counter()
         table = LookupMethod([column], ["ms"], seed=args.seed)
         table.fit((train, y_train[:, None]), (val, y_val[:, None]))
+        attributed = attribution(train, y_train[:, None], [0], args.seed)  # the same table's, scaled to the labels
         predictions = []
-        for extra, operator_labels in (({}, None), (PRIOR, _scaled_costs(table, train, y_train))):
-            p = perfsage.Predictor([column], units=["ms"], **{**recipe.hyperparameters, **extra, "seed": args.seed})
+        for extra, operator_labels in (({}, None), (PRIOR, attributed)):
+            p = perfsage.Predictor([column], units=["ms"], **{**recipe.hyperparameters, **extra, "operator_prior": "off",
+                                                                  "seed": args.seed})
             p.fit((train, y_train[:, None].astype(np.float32), operator_labels),
                   val=(val, y_val[:, None].astype(np.float32)), epochs=epochs, threads=args.threads, progress=False)
             predictions.append(p.predict(test, threads=args.threads)[:, 0].astype(np.float64))

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from perfsage._predictor import checkpoint_files
 from perfsage._recipes import SHIPPED_TARGETS, refresh_domain, train_on_random_split
 from perfsage import load_predictor
 from perfsage.datasets import open_dataset
@@ -101,7 +102,8 @@ def main() -> int:
         p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads, checkpoint=state,
                                   progress=interactive, callback=None if interactive else _epoch_line(target))
         p.save(out / f"{target}.psage")
-        state.unlink()
+        for path in checkpoint_files(state):
+            path.unlink(missing_ok=True)
         print(json.dumps({"target": target, "seconds": p.provenance["seconds"], "test": p.provenance["test"]}),
               flush=True)
     return 0

@@ -9,12 +9,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import _adapt, _core, _domain, _intervals, _resume
+from . import _adapt, _core, _domain, _intervals, _kernel_table, _resume
 from ._core import Graph, PerfSageError
 from ._graphs import batch_graphs, check_threads, load_many, model_source, raise_first_failure
 from ._io import __version__, atomic_write_bytes, json_safe, utc_timestamp
@@ -32,8 +32,25 @@ GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview, Mapping
 # each config struct (cpp/include/perfsage/sage_config.h and train.h), so they are never repeated.
 # Network shape.
 NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
-# Optimisation, and the share of the training data ``fit`` holds out when given no validation set.
-TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1}
+# Optimisation, the share of the training data ``fit`` holds out when given no validation set, and
+# whether fit also tries the kernel table's attribution as per-operator labels (OPERATOR_PRIORS).
+TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1, "operator_prior": "off"}
+# "auto": an additive network given model labels alone (no row has per-operator labels) is trained
+# twice, once on them alone and once also on the kernel table's attribution of each model's label to
+# its operators (perfsage._kernel_table.attribution: NNLS on the training rows' model labels, each
+# model's operator costs scaled to its label); fit keeps the one with the lower validation MAPE.
+OPERATOR_PRIORS = ("off", "auto")
+# The prior's network: operator heads that do not read the graph's totals, so that the table's
+# per-operator prices, not a per-graph-size split of them, carry to graphs unlike the training
+# rows (bench/operator_prior.py measured the prior with these heads).
+_PRIOR_NETWORK: Dict[str, Any] = {"node_graph_context": False}
+
+
+def checkpoint_files(checkpoint: Union[str, os.PathLike]) -> List[Path]:
+    """The files ``fit(..., checkpoint=path)`` may write: the path itself, and the prior's network's
+    beside it (``operator_prior="auto"``); delete them all when a finished run's state is no longer needed."""
+    path = Path(checkpoint)
+    return [path, path.with_name(path.name + ".prior")]
 _OPTION_FIELDS = tuple(_core.training_defaults())
 # Predictor.adapt fine-tunes at this share of its base's learning rate unless told otherwise.
 ADAPT_LR_SHARE = 0.1
@@ -43,6 +60,21 @@ ADAPT_CALIBRATION_FOLDS = 5
 _MIN_GRAPHS_TO_SPLIT = 10
 
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
+
+
+class _Run(NamedTuple):
+    """What one ``fit`` call asked for, handed to each network it trains."""
+
+    source: str
+    val_source: Optional[str]
+    label_settings: Dict[str, Dict[str, Any]]
+    epochs: int
+    callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]]
+    threads: int
+    progress: bool
+    intervals: bool
+    started: float
+    what: str = "training"
 
 
 _ONE_MODEL = (Graph, str, os.PathLike, bytes, bytearray, memoryview, Mapping)
@@ -378,6 +410,8 @@ class Predictor:
         train = {**TRAINING_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in TRAINING_DEFAULTS}}
         if not 0.0 <= float(train["validation_split"]) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {train['validation_split']}")
+        if train["operator_prior"] not in OPERATOR_PRIORS:
+            raise ValueError(f"operator_prior must be one of {', '.join(OPERATOR_PRIORS)}, got {train['operator_prior']!r}")
         config = _core.SageConfig()
         for name, value in net.items():
             setattr(config, name, value)
@@ -390,6 +424,7 @@ class Predictor:
             setattr(self._options, name, train[name])
         self._options.validate()
         self._validation_split = float(train["validation_split"])
+        self._operator_prior = str(train["operator_prior"])
         self._initialized = False
         # The interval companion (fit(..., intervals=True)): a smaller network of the same targets.
         self._companion: Optional["_core.Network"] = None
@@ -415,6 +450,7 @@ class Predictor:
         out = {k: config[k] for k in NETWORK_DEFAULTS}
         out.update({k: getattr(self._options, k) for k in _OPTION_FIELDS})
         out["validation_split"] = self._validation_split
+        out["operator_prior"] = self._operator_prior
         return out
 
     @property
@@ -530,6 +566,16 @@ class Predictor:
         from another seed, and calibrates prediction intervals on the validation rows
         (``perfsage._intervals``), so that ``predict(..., interval=0.9)`` works; it needs
         validation rows. Fitting again without it drops the companion.
+
+        ``operator_prior="auto"`` (a hyperparameter; the recipe of every device measured by whole
+        models sets it): an additive network trained from scratch on rows without per-operator
+        labels, with validation rows, is trained twice: on the model labels alone, and with
+        operator heads that do not read the graph's totals also on the kernel table's attribution
+        of each summed target's labels to the operators (``perfsage._kernel_table.attribution``).
+        The predictor keeps the network with the lower mean validation MAPE, and records both
+        scores and its choice in ``provenance["operator_prior_choice"]``. It takes twice the time;
+        ``callback`` and the progress bar see both runs; the second checkpoints to
+        ``checkpoint`` + ".prior".
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
@@ -561,6 +607,59 @@ class Predictor:
         if intervals and not val_graphs:
             raise ValueError(f"fit: intervals=True calibrates on validation rows and there are none: pass val=, or "
                              f"a validation_split with at least {_MIN_GRAPHS_TO_SPLIT} training graphs")
+        run = _Run(source, val_source, label_settings, epochs, callback, threads, progress, intervals, started)
+        prior_columns = self._prior_columns(node_labels, bool(val_graphs))
+        if prior_columns:
+            self._fit_with_prior(prior_columns, graphs, labels, val_graphs, val_labels, run, checkpoint)
+        else:
+            self._train(graphs, labels, node_labels, val_graphs, val_labels, val_node_labels, run, checkpoint)
+        return self
+
+    def _prior_columns(self, node_labels: Optional[NodeLabels], has_val: bool) -> List[int]:
+        """The targets that ``operator_prior="auto"`` gives the kernel table's attribution: the
+        summed targets of an additive network that starts from scratch, has validation rows to
+        choose on and no row with per-operator labels; none otherwise."""
+        if self._operator_prior != "auto" or self._initialized or not self.is_additive or not has_val or (
+                node_labels is not None and any(x is not None for x in node_labels)):
+            return []
+        peaks = int(self._network.config["max_targets"])
+        return [t for t in range(len(self._targets)) if not peaks >> t & 1]
+
+    def _fit_with_prior(self, columns: List[int], graphs: List[Graph], labels: np.ndarray, val_graphs: List[Graph],
+                        val_labels: np.ndarray, run: "_Run", checkpoint: Optional[Union[str, os.PathLike]]) -> None:
+        """``operator_prior="auto"``: this network trained on the model labels alone, and a rival
+        (``_PRIOR_NETWORK``) also on the kernel table's attribution of them to the operators of
+        ``columns``; this predictor becomes the one with the lower mean validation MAPE. The rival
+        checkpoints to ``checkpoint`` + ".prior"."""
+        self._train(graphs, labels, None, val_graphs, val_labels, None, run, checkpoint)
+        record: Dict[str, Any] = {"columns": [self._targets[t] for t in columns], "rival": dict(_PRIOR_NETWORK)}
+        if self.provenance["interrupted"]:
+            self.provenance["operator_prior_choice"] = {**record, "chosen": "none", "why": "interrupted"}
+            return
+        rival = Predictor(self._targets, self._units, **{**self.hyperparameters, **_PRIOR_NETWORK,
+                                                         "operator_prior": "off"})
+        attributed = _kernel_table.attribution(graphs, labels, columns, int(self._options.seed))
+        rival._train(graphs, labels, attributed, val_graphs, val_labels, None, run._replace(what="training (prior)"),
+                     None if checkpoint is None else checkpoint_files(checkpoint)[1])
+        scores = {"none": float(np.mean(list(self.provenance["best_val_mape"].values()))),
+                  "lookup": float(np.mean(list(rival.provenance["best_val_mape"].values())))}
+        record["val_mape"] = scores
+        if rival.provenance["interrupted"] or not scores["lookup"] < scores["none"]:
+            self.provenance["operator_prior_choice"] = {
+                **record, "chosen": "none", **({"why": "interrupted"} if rival.provenance["interrupted"] else {})}
+            return
+        self._network, self._options, self._companion = rival._network, rival._options, rival._companion
+        self.history = rival.history
+        self.provenance = {**rival.provenance, "operator_prior": self._operator_prior,
+                           "operator_prior_choice": {**record, "chosen": "lookup"},
+                           "seconds": round(time.time() - run.started, 3)}
+
+    def _train(self, graphs: List[Graph], labels: np.ndarray, node_labels: Optional[NodeLabels],
+               val_graphs: List[Graph], val_labels: Optional[np.ndarray], val_node_labels: Optional[NodeLabels],
+               run: "_Run", checkpoint: Optional[Union[str, os.PathLike]]) -> None:
+        """``fit``'s training of this network on checked rows (``val_graphs`` empty: no validation)."""
+        source, val_source, epochs, threads, intervals = run.source, run.val_source, run.epochs, run.threads, \
+            run.intervals
         train_set = _graph_set(graphs, node_labels)
         val_set = _graph_set(val_graphs, val_node_labels) if val_graphs else None
         node_labelled = sum(1 for x in node_labels or [] if x is not None)
@@ -581,15 +680,15 @@ class Predictor:
             self._initialize(train_set, labels)
         self._options.epochs = int(epochs)
         self._options.threads = int(threads)
-        bar = _ProgressBar(int(epochs) - resumed_after) if progress else None
+        bar = _ProgressBar(int(epochs) - resumed_after, run.what) if run.progress else None
 
         def on_epoch(stats: Dict[str, Any]) -> bool:
             if checkpoint is not None:
                 _resume.write(checkpoint, self, state, epochs, data_fingerprint)
             if bar:
                 bar.epoch(stats)
-            if callback is not None:
-                return callback(stats) is not False
+            if run.callback is not None:
+                return run.callback(stats) is not False
             return True
 
         try:
@@ -600,7 +699,7 @@ class Predictor:
                 bar.close()
         self.history.extend(result["history"])
         if intervals and not result["interrupted"]:
-            self._companion = self._fit_companion(train_set, labels, val_set, val_labels, epochs, threads, progress)
+            self._companion = self._fit_companion(train_set, labels, val_set, val_labels, epochs, threads, run.progress)
         best = result["history"][result["best_epoch"] - 1] if result["best_epoch"] else (
             result["history"][-1] if result["history"] else None)
         self.provenance = {
@@ -618,18 +717,18 @@ class Predictor:
             "interrupted": result["interrupted"],
             **({"resumed_after_epoch": resumed_after} if resumed_after else {}),
             "best_val_mape": dict(zip(self._targets, best["val_mape"])) if best else {},
-            "seconds": round(time.time() - started, 3),
+            "seconds": round(time.time() - run.started, 3),
             "validation_split": self._validation_split,
+            "operator_prior": self._operator_prior,
             "domain": domain,
         }
-        if label_settings:
-            self.provenance["labeler_settings"] = label_settings
+        if run.label_settings:
+            self.provenance["labeler_settings"] = run.label_settings
         if self._companion is not None:
             self.provenance["intervals"] = _intervals.calibrate(
                 self._network.predict(calibration_graphs, threads), self._companion.predict(calibration_graphs, threads),
                 val_labels, self._targets)
             self.provenance["intervals"]["companion"] = {k: self._companion.config[k] for k in _COMPANION_HALVED}
-        return self
 
     def _fit_companion(self, train_set: "_core.GraphSet", labels: np.ndarray, val_set: "_core.GraphSet",
                        val_labels: np.ndarray, epochs: int, threads: int, progress: bool) -> "_core.Network":
@@ -935,6 +1034,7 @@ class Predictor:
         self._options = ck["options"]
         self.provenance = json.loads(ck["provenance_json"])
         self._validation_split = float(self.provenance.get("validation_split", TRAINING_DEFAULTS["validation_split"]))
+        self._operator_prior = str(self.provenance.get("operator_prior", "off"))
         self._initialized = True
         self.history = []
         return self

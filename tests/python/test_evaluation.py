@@ -33,8 +33,9 @@ from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
 from perfsage.evaluation._report import _lodo_section, lodo_means  # noqa: E402
 from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
-from perfsage.evaluation import _lookup  # noqa: E402
-from perfsage.evaluation._lookup import COST_TERMS, KEY_FIELDS, OperatorLookupMethod  # noqa: E402
+from perfsage import _kernel_table  # noqa: E402
+from perfsage._kernel_table import COST_TERMS, KEY_FIELDS  # noqa: E402
+from perfsage.evaluation._lookup import OperatorLookupMethod  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def test_lookup_ops_fits_each_kernel_on_its_operators_labels_where_they_exist() 
     # The joint fit keys on the op type only: exact for the depthwise kernel (one kind in these models),
     # while the two convolution kernels share one table row, so their model totals are what it fits.
     np.testing.assert_array_equal(method.coefficients["kernel"][1], method.coefficients["op_type"][1][
-        _lookup._ids_of(method.tables["op_type"], method.tables["kernel"][:, :1])])
+        _kernel_table._ids_of(method.tables["op_type"], method.tables["kernel"][:, :1])])
     assert np.median(np.abs(method.predict(test)[:, 1] / [c.sum() for c in _true_op_costs(test)] - 1)) < 0.1  # 4.8% here
     np.testing.assert_allclose(method.graph_operator_costs(test[0])[:, 0], _true_op_costs(test[:1])[0], rtol=1e-6)
     method.fit((train, y), (train[:5], y[:5]))  # without any: every metric jointly on the model labels
@@ -252,11 +253,31 @@ def test_lookup_ops_fits_each_kernel_on_its_operators_labels_where_they_exist() 
         method.fit((train, y), (train[:5], y[:5]), operator_labels=([c[:, None] for c in costs], None))
 
 
+def test_the_kernel_tables_attribution_prices_each_operator_and_sums_to_the_label() -> None:
+    # Why: Predictor.fit(operator_prior="auto") trains on it as per-operator labels. Model labels
+    # that are sums of known kernel costs give back each operator's cost; labels off by a
+    # per-model factor are attributed in the same proportions, summing to the label; the metric
+    # left out (a peak) stays NaN.
+    rng = np.random.default_rng(5)
+    graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(120)]
+    truth = _true_op_costs(graphs)
+    noise = np.exp(rng.normal(0.0, 0.02, len(graphs)))
+    y = np.column_stack([[c.sum() for c in truth], np.full(len(graphs), 7.0)])
+    exact = _kernel_table.attribution(graphs, y, [0])
+    for a, c in zip(exact, truth):
+        np.testing.assert_allclose(a[:, 0], c, rtol=1e-4)
+        assert a.dtype == np.float32 and np.isnan(a[:, 1]).all()
+    noisy = _kernel_table.attribution(graphs, y * noise[:, None], [0])
+    for a, label, c in zip(noisy, y[:, 0] * noise, truth):
+        np.testing.assert_allclose(a[:, 0].sum(), label, rtol=1e-5)
+        np.testing.assert_allclose(a[:, 0] / a[:, 0].sum(), c / c.sum(), atol=0.05)
+
+
 def test_lookup_joint_fit_samples_its_rows_above_the_cap(monkeypatch) -> None:
     rng = np.random.default_rng(2)
     graphs = [perfsage.load_tflite(perfsage.build_model(_chain_spec(rng, i))) for i in range(60)]
     y = np.array([c.sum() for c in _true_op_costs(graphs)])[:, None]
-    monkeypatch.setattr(_lookup, "JOINT_MAX_ROWS", 40)
+    monkeypatch.setattr(_kernel_table, "JOINT_MAX_ROWS", 40)
     method = LookupMethod(["dev/latency_ms"], ["ms"])
     info = method.fit((graphs, y), (graphs[:5], y[:5]))
     assert info["fit_rows"] == 40
@@ -405,6 +426,9 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
         assert unit["metrics"]["latency_ms"]["n"] == unit["n_test"] > 0
     by = {(u["label"], u["method"]): u for u in report["units"]}
     assert by[("random", "lookup")]["n_train"] == 32 and by[("random", "lookup")]["n_test"] == 4
+    # ... trying the kernel table's attribution as per-operator labels where it has validation rows.
+    choice = by[("random", "perfsage")]["fit"]["operator_prior_choice"]
+    assert choice["chosen"] in ("none", "lookup") and set(choice["val_mape"]) == {"none", "lookup"}
     assert by[("loso[kws]", "gcn")]["n_test"] == 20 and by[("real", "perfsage")]["n_test"] == 6
     assert by[("fewshot[k=10]", "loglinear")]["n_train"] == 10 and by[("fewshot[k=10]", "loglinear")]["n_test"] == 20
     assert report["units"] and report["goals"][-1]["goal"].startswith("perfsage beats every baseline")

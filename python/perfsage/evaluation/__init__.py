@@ -19,7 +19,7 @@ from ._lookup import LookupMethod, OperatorLookupMethod
 from ._method import Method
 from ._methods import LogLinearMethod, PerfSageMethod, method_names
 from ._metrics import accuracy, average_ranks, count_inversions, kendall_tau_b, mape, rmspe, spearman, within
-from ._nnls import nnls
+from .._nnls import nnls
 from ._splits import SPLIT_NAMES, EvaluationError, SplitError
 
 __all__ = [

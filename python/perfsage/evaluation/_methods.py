@@ -55,7 +55,8 @@ class PerfSageMethod(Method):
         info = self.predictor.provenance
         return {"epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
                 "stopped_early": info.get("stopped_early"),
-                "hyperparameters": self.predictor.hyperparameters}
+                "hyperparameters": self.predictor.hyperparameters,
+                **({"operator_prior_choice": info["operator_prior_choice"]} if "operator_prior_choice" in info else {})}
 
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         return self.predictor.predict(list(graphs), threads=self.threads).astype(np.float64)
