@@ -32,9 +32,12 @@ GraphLike = Union[Graph, str, os.PathLike, bytes, bytearray, memoryview, Mapping
 # each config struct (cpp/include/perfsage/sage_config.h and train.h), so they are never repeated.
 # Network shape.
 NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
-# Optimisation, the share of the training data ``fit`` holds out when given no validation set, and
-# whether fit also tries the kernel table's attribution as per-operator labels (OPERATOR_PRIORS).
-TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1, "operator_prior": "off"}
+# Optimisation, the share of the training data ``fit`` holds out when given no validation set,
+# whether fit also tries the kernel table's attribution as per-operator labels (OPERATOR_PRIORS),
+# and the fewest optimiser steps fit takes (min_steps: more epochs than asked when the training rows
+# fill few batches; 0: the epochs asked).
+TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1, "operator_prior": "off",
+                                     "min_steps": 0}
 # "auto": an additive network given model labels alone (no row has per-operator labels) is trained
 # twice, once on them alone and once also on the kernel table's attribution of each model's label to
 # its operators (perfsage._kernel_table.attribution: NNLS on the training rows' model labels, each
@@ -410,6 +413,8 @@ class Predictor:
         train = {**TRAINING_DEFAULTS, **{k: v for k, v in hyperparameters.items() if k in TRAINING_DEFAULTS}}
         if not 0.0 <= float(train["validation_split"]) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {train['validation_split']}")
+        if isinstance(train["min_steps"], bool) or not isinstance(train["min_steps"], int) or train["min_steps"] < 0:
+            raise ValueError(f"min_steps must be a non-negative int, got {train['min_steps']!r}")
         if train["operator_prior"] not in OPERATOR_PRIORS:
             raise ValueError(f"operator_prior must be one of {', '.join(OPERATOR_PRIORS)}, got {train['operator_prior']!r}")
         config = _core.SageConfig()
@@ -425,6 +430,7 @@ class Predictor:
         self._options.validate()
         self._validation_split = float(train["validation_split"])
         self._operator_prior = str(train["operator_prior"])
+        self._min_steps = int(train["min_steps"])
         self._initialized = False
         # The interval companion (fit(..., intervals=True)): a smaller network of the same targets.
         self._companion: Optional["_core.Network"] = None
@@ -451,6 +457,7 @@ class Predictor:
         out.update({k: getattr(self._options, k) for k in _OPTION_FIELDS})
         out["validation_split"] = self._validation_split
         out["operator_prior"] = self._operator_prior
+        out["min_steps"] = self._min_steps
         return out
 
     @property
@@ -556,6 +563,10 @@ class Predictor:
         itself, may predict, read parameters or save meanwhile (they see the weights of the last
         finished batch), while changing the weights during ``fit`` raises ``PerfSageError``.
 
+        ``min_steps`` (a hyperparameter, default 0): fit takes at least that many optimiser steps
+        (batches), so more epochs than ``epochs`` when the training rows fill few batches (100 rows
+        are 2 batches of 64 an epoch); ``provenance["epochs_run"]`` says how many it ran.
+
         ``checkpoint``: a file that fit rewrites after every epoch with the weights and the
         optimiser's state, so a run that is stopped (killed, Ctrl-C, the end of a session) goes on
         where it stopped when fit is called again with the same path, data and hyperparameters,
@@ -607,6 +618,8 @@ class Predictor:
         if intervals and not val_graphs:
             raise ValueError(f"fit: intervals=True calibrates on validation rows and there are none: pass val=, or "
                              f"a validation_split with at least {_MIN_GRAPHS_TO_SPLIT} training graphs")
+        batches = -(-len(graphs) // int(self._options.batch_size))
+        epochs = max(epochs, -(-self._min_steps // batches))
         run = _Run(source, val_source, label_settings, epochs, callback, threads, progress, intervals, started)
         prior_columns = self._prior_columns(node_labels, bool(val_graphs))
         if prior_columns:
@@ -720,6 +733,7 @@ class Predictor:
             "seconds": round(time.time() - run.started, 3),
             "validation_split": self._validation_split,
             "operator_prior": self._operator_prior,
+            "min_steps": self._min_steps,
             "domain": domain,
         }
         if run.label_settings:
@@ -788,7 +802,7 @@ class Predictor:
                              f"needs a finite positive measurement of every target ({len(bad)} do not)")
         if len(graphs) < _adapt.MIN_ROWS:
             raise ValueError(f"adapt: {len(graphs)} measured row(s); adapting needs at least {_adapt.MIN_ROWS}")
-        hyperparameters = {**self.hyperparameters, "validation_split": 0.0,
+        hyperparameters = {**self.hyperparameters, "validation_split": 0.0, "min_steps": 0,
                            **({"seed": int(seed)} if seed is not None else {})}
         new, start = self._adapted(names, probe.units, hyperparameters, lr, graphs, labels, node_labels, epochs,
                                    threads, progress, callback)
@@ -1035,6 +1049,7 @@ class Predictor:
         self.provenance = json.loads(ck["provenance_json"])
         self._validation_split = float(self.provenance.get("validation_split", TRAINING_DEFAULTS["validation_split"]))
         self._operator_prior = str(self.provenance.get("operator_prior", "off"))
+        self._min_steps = int(self.provenance.get("min_steps", 0))
         self._initialized = True
         self.history = []
         return self

@@ -350,3 +350,24 @@ def test_the_operator_prior_stands_aside(kws_graphs) -> None:
     assert "operator_prior_choice" not in p.provenance
     with pytest.raises(ValueError, match="operator_prior must be one of off, auto, got 'lookup'"):
         perfsage.Predictor(["dev/latency_ms"], operator_prior="lookup")
+
+
+def test_min_steps_trains_more_epochs_when_the_rows_fill_few_batches(kws_graphs, tmp_path) -> None:
+    # Why: with 100 rows an epoch is 2 optimiser steps, and a recipe's epochs count leaves such a
+    # network undertrained; min_steps counts steps. 48 rows in batches of 16: 3 steps an epoch.
+    _, graphs = kws_graphs
+    labels = _labels(graphs)[:, 0]
+    p = perfsage.Predictor(["lat"], hidden=16, head_hidden=16, layers=2, batch_size=16, patience=0, min_steps=20)
+    p.fit((graphs[:48], labels[:48]), val=(graphs[48:], labels[48:]), epochs=2, progress=False)
+    assert p.provenance["epochs_run"] == 7 and len(p.history) == 7  # ceil(20 / 3)
+    p = perfsage.Predictor(["lat"], hidden=16, head_hidden=16, layers=2, batch_size=16, patience=0, min_steps=3)
+    p.fit((graphs[:48], labels[:48]), val=(graphs[48:], labels[48:]), epochs=2, progress=False)
+    assert p.provenance["epochs_run"] == 2  # the epochs asked take more steps already
+    p.save(tmp_path / "p.psage")
+    assert perfsage.load_predictor(tmp_path / "p.psage").hyperparameters["min_steps"] == 3
+    # Adapting fine-tunes the epochs it is asked for, whatever its base's min_steps.
+    adapted = p.adapt((graphs[:6], labels[:6]), targets="board/lat", epochs=3, progress=False)
+    assert len(adapted.history) == 3 and adapted.hyperparameters["min_steps"] == 0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="min_steps must be a non-negative int"):
+            perfsage.Predictor(["lat"], min_steps=bad)

@@ -123,8 +123,8 @@ class ScratchMethod(PerfSageMethod):
 
     name = "scratch"
     summary = (f"leave one device out only: perfsage (the target's recipe hyperparameters) trained from "
-               f"scratch on the split's k measured rows alone, {SCRATCH_EPOCHS} epochs, no validation rows (the "
-               "last epoch's weights).")
+               f"scratch on the split's k measured rows alone, {SCRATCH_EPOCHS} epochs (or the recipe's min_steps "
+               "optimiser steps, if more), no validation rows (the last epoch's weights).")
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
                  hyperparameters: Optional[Dict[str, Any]] = None) -> None:
