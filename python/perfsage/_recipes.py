@@ -81,9 +81,10 @@ WHOLE_MODEL: Dict[str, Any] = {**ADDITIVE_NETWORK, **ADDITIVE_LOSS, "operator_pr
 # Predictor's min_steps trains more epochs then. No recipe sets it yet. host-cpu with min_steps
 # 6,000 (stop 21, seed 0, latency MAPE): from 100 models 32.9% -> 19.5% (validation 22.3% -> 9.6%),
 # from 900 5.61% -> 5.48%; but leave-one-space-out, where it adds 11 epochs to 250, went
-# 5.1 / 19.9 / 31.4 / 18.3% -> 5.2 / 22.0 / 42.4 / 27.0%, and kws from seed 1 16.9% -> 28.6%: about
-# 11 points at both seeds (which differ by 14 between themselves), so the longer schedule rather
-# than noise looks to be the cause. On NAS-Bench-201, whose default patience 20 stops the
+# 5.1 / 19.9 / 31.4 / 18.3% -> 5.2 / 22.0 / 42.4 / 27.0%, and kws from seeds 1 and 2 16.9% ->
+# 28.6% and 20.5% -> 107.8%: worse at every seed (which differ by up to 14 points among
+# themselves without it), so the longer schedule rather than noise is the cause, for a reason not
+# yet understood. On NAS-Bench-201, whose default patience 20 stops the
 # stretched cosine schedule at a high learning rate, the Pixel 3 from 100 architectures stopped at
 # epoch 36 with 27.5% against 15.5%.
 
