@@ -38,6 +38,7 @@ NETWORK_DEFAULTS: Dict[str, Any] = _core.network_defaults()
 # fill few batches; 0: the epochs asked).
 TRAINING_DEFAULTS: Dict[str, Any] = {**_core.training_defaults(), "validation_split": 0.1, "operator_prior": "off",
                                      "min_steps": 0}
+_OPTION_FIELDS = tuple(_core.training_defaults())
 # "auto": an additive network given model labels alone (no row has per-operator labels) is trained
 # twice, once on them alone and once also on the kernel table's attribution of each model's label to
 # its operators (perfsage._kernel_table.attribution: NNLS on the training rows' model labels, each
@@ -47,14 +48,6 @@ OPERATOR_PRIORS = ("off", "auto")
 # per-operator prices, not a per-graph-size split of them, carry to graphs unlike the training
 # rows (bench/operator_prior.py measured the prior with these heads).
 _PRIOR_NETWORK: Dict[str, Any] = {"node_graph_context": False}
-
-
-def checkpoint_files(checkpoint: Union[str, os.PathLike]) -> List[Path]:
-    """The files ``fit(..., checkpoint=path)`` may write: the path itself, and the prior's network's
-    beside it (``operator_prior="auto"``); delete them all when a finished run's state is no longer needed."""
-    path = Path(checkpoint)
-    return [path, path.with_name(path.name + ".prior")]
-_OPTION_FIELDS = tuple(_core.training_defaults())
 # Predictor.adapt fine-tunes at this share of its base's learning rate unless told otherwise.
 ADAPT_LR_SHARE = 0.1
 # Folds of the cross-fitting that calibrates an adapted predictor's intervals.
@@ -63,6 +56,13 @@ ADAPT_CALIBRATION_FOLDS = 5
 _MIN_GRAPHS_TO_SPLIT = 10
 
 Data = Union[str, os.PathLike, Tuple[Sequence[GraphLike], Any]]
+
+
+def checkpoint_files(checkpoint: Union[str, os.PathLike]) -> List[Path]:
+    """The files ``fit(..., checkpoint=path)`` may write: the path itself, and the prior's network's
+    beside it (``operator_prior="auto"``); delete them all when a finished run's state is no longer needed."""
+    path = Path(checkpoint)
+    return [path, path.with_name(path.name + ".prior")]
 
 
 class _Run(NamedTuple):
