@@ -524,6 +524,44 @@ def test_goals_are_judged_from_the_numbers() -> None:
     assert "loso[a] latency_ms: lookup 5.00% vs perfsage 6.00%" in beats["detail"]
 
 
+def test_loso_means_average_each_space_over_its_seeds_first() -> None:
+    from perfsage.evaluation._report import loso_means, loso_spaces
+
+    records = [_record("dev", "loso[a]", "perfsage", 4.0), _record("dev", "loso[a seed=1]", "perfsage", 8.0),
+               _record("dev", "loso[b]", "perfsage", 30.0), _record("dev", "loso[b seed=1]", "perfsage", 10.0),
+               _record("dev", "random", "perfsage", 1.0)]
+    spaces = loso_spaces(records)["dev"]["perfsage"]
+    assert spaces["a"]["latency_ms"]["mape"] == pytest.approx(6.0) and spaces["a"]["latency_ms"]["seeds"] == 2
+    assert spaces["b"]["latency_ms"]["mape_sd"] == pytest.approx(10.0)
+    mean = loso_means(records)["dev"]["perfsage"]["latency_ms"]
+    assert mean["mape"] == pytest.approx(13.0) and mean["spaces"] == 2 and mean["seeds"] == 2
+    assert mean["worst_mape"] == pytest.approx(20.0)  # space b's mean, not its worst seed (30)
+
+
+def test_evaluate_holds_each_space_out_at_several_seeds(tiny, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    argv = [str(tiny["data"]), "--target", "dev", "--out", str(out), "--splits", "loso", "--methods",
+            "perfsage,loglinear", "--epochs", "2", "--threads", "2", "--no-progress"]
+    assert _cli(argv) == 0
+    capsys.readouterr()
+    assert _cli(argv + ["--loso-seeds", "2"]) == 0
+    log = capsys.readouterr().err
+    assert log.count("done before") == 4 and log.count(": started") == 4  # the first seed's units are reused
+    report = json.loads((out / "report.json").read_text())
+    by = {(u["label"], u["method"]): u for u in report["units"]}
+    again = by[("loso[kws seed=1]", "perfsage")]
+    assert again["config"]["seed"] == 1 and again["config"]["settings"]["hyperparameters"]["seed"] == 1
+    assert by[("loso[kws]", "perfsage")]["config"]["settings"]["hyperparameters"]["seed"] == 0
+    assert again["n_test"] == by[("loso[kws]", "perfsage")]["n_test"] == 20
+    first, second = (by[(f"loso[kws{s}]", "loglinear")]["metrics"]["latency_ms"]["mape"] for s in ("", " seed=1"))
+    mean = report["loso_mean"]["dev"]["loglinear"]["latency_ms"]
+    assert mean["seeds"] == 2 and mean["spaces"] == 2
+    text = (out / "report.md").read_text()
+    assert f"| latency_ms | loglinear | {(first + second) / 2:.2f} ± {abs(first - second) / 2:.2f} |" in text
+    assert "mean ± standard deviation over 2 seeds" in text and "### loso[kws seed=1]" in text
+    assert "--loso-seeds 2" in report["command"]
+
+
 def test_train_shipped_script_logs_epochs_keeps_state_while_training_and_skips_done_targets(
         tiny, tmp_path: Path) -> None:
     # The script the shipped predictors come from: run in the background, its log gets one line

@@ -101,7 +101,7 @@ HANDLING: Dict[str, Handling] = {
     "perfsage adapt --data DATASET --target NAME --out FILE.psage [--base NAME_OR_FILE] [--epochs N]":
         Handling(synopsis=True),
     "perfsage evaluate DATASET --target T --out DIR [--splits ...] [--real REAL] [--predictors DIR] [--intervals] "
-    "[--perfsage K=V]":
+    "[--loso-seeds N] [--perfsage K=V]":
         Handling(synopsis=True),
     "perfsage --version": RUN,
 }

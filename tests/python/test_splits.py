@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from perfsage._split import Split, few_shot, leave_one_space_out, random_split, validation_split
-from perfsage.evaluation._splits import SplitError, fewshot_splits, loso_splits
+from perfsage.evaluation._splits import SplitError, fewshot_splits, loso_space, loso_splits, split_seed
 from perfsage.evaluation._splits import random_split as evaluation_random_split
 
 ROWS = np.arange(3, 60, 2)  # 29 rows with gaps: splits return row values, not positions
@@ -53,6 +53,26 @@ def test_leave_one_space_out_pins_its_draws() -> None:
           [5, 11, 17, 23, 29, 35, 41, 47, 53, 59])
     direct = leave_one_space_out(ROWS, SPACES[ROWS], "b", 1, 7)
     _same(direct, splits[1].train, splits[1].val, splits[1].test)
+
+
+def test_leave_one_space_out_at_several_seeds_repeats_each_space_with_another_draw() -> None:
+    once = loso_splits(ROWS, SPACES, 7, "dev")
+    thrice = loso_splits(ROWS, SPACES, 7, "dev", seeds=3)
+    # The first seed's splits come first and are the one-seed run's, so its units are reused.
+    assert [s.label for s in thrice] == ["loso[a]", "loso[b]", "loso[c]", "loso[a seed=8]", "loso[b seed=8]",
+                                         "loso[c seed=8]", "loso[a seed=9]", "loso[b seed=9]", "loso[c seed=9]"]
+    for a, b in zip(once, thrice):
+        _same(b, a.train, a.val, a.test)
+    assert [split_seed(s, 7) for s in thrice] == [7] * 3 + [8] * 3 + [9] * 3
+    assert [loso_space(s.part) for s in thrice] == ["a", "b", "c"] * 3
+    for first, again in zip(thrice[:3], thrice[3:6]):
+        assert again.test.tolist() == first.test.tolist()  # the same held-out space
+        assert sorted(again.train.tolist() + again.val.tolist()) == sorted(first.train.tolist() + first.val.tolist())
+        _same(again, *(lambda d: (d.train, d.val, d.test))(leave_one_space_out(ROWS, SPACES[ROWS], again.part[0],
+                                                                               "abc".index(again.part[0]), 8)))
+    assert any(a.val.tolist() != b.val.tolist() for a, b in zip(thrice[:3], thrice[3:6]))
+    # Other splits train at the evaluation's seed, whatever their part says.
+    assert split_seed(Split(train=ROWS, val=ROWS, name="fewshot", part="k=10"), 7) == 7
 
 
 def test_few_shot_pins_its_draw() -> None:

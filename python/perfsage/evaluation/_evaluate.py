@@ -33,7 +33,7 @@ from ._records import file_sha256, rows_digest, safe_name, save_predictions, wri
 from ._report import write_report
 from .._split import Split
 from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, lodo_splits,
-                      loso_splits, ophold_splits, random_split)
+                      loso_splits, ophold_splits, random_split, split_seed)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class EvaluationOptions:
     real: Optional[str] = None
     epochs: Optional[int] = None  # perfsage epochs; None: the recipe's
     loso_epochs: Optional[int] = None  # perfsage epochs on the leave-one-space-out splits; None: as epochs
+    loso_seeds: int = 1  # seeds of the leave-one-space-out splits (each a validation draw and training seed)
     predictors: Optional[Path] = None  # perfsage predictors trained on the random split already (shipped ones)
     seed: int = 0
     fewshot_sizes: List[int] = field(default_factory=lambda: [100, 900])
@@ -81,6 +82,8 @@ class EvaluationOptions:
         for name, value in (("--epochs", self.epochs), ("--loso-epochs", self.loso_epochs)):
             if value is not None and value < 1:
                 raise EvaluationError(f"{name} must be >= 1, got {value}")
+        if self.loso_seeds < 1:
+            raise EvaluationError(f"--loso-seeds must be >= 1, got {self.loso_seeds}")
         if self.predictors is not None and not Path(self.predictors).is_dir():
             raise EvaluationError(f"--predictors {self.predictors}: no such directory")
         if self.limit is not None and self.limit < 10:
@@ -217,19 +220,22 @@ class LabelledRows:
 
 
 def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: EvaluationOptions,
-                 split: str = "random") -> Method:
+                 split: str = "random", seed: Optional[int] = None) -> Method:
+    """Method ``name`` as ``options`` ask for it on a split of kind ``split``, seeded with ``seed``
+    (default: the evaluation's)."""
     cls = method_class(name)
+    seed = options.seed if seed is None else seed
     if name == "scratch":
-        return cls(recipe.columns, units, options.seed, options.threads,
+        return cls(recipe.columns, units, seed, options.threads,
                    hyperparameters={**recipe.hyperparameters, **options.perfsage})
     if name == "perfsage":
         epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
-        return cls(recipe.columns, units, options.seed, options.threads,
+        return cls(recipe.columns, units, seed, options.threads,
                    hyperparameters={**recipe.hyperparameters, **options.perfsage}, epochs=epochs,
                    intervals=options.intervals)
     if name == "gcn":
-        return cls(recipe.columns, units, options.seed, options.threads, **options.gcn)
-    return cls(recipe.columns, units, options.seed, options.threads)
+        return cls(recipe.columns, units, seed, options.threads, **options.gcn)
+    return cls(recipe.columns, units, seed, options.threads)
 
 
 def model_path(out: Path, target: str, method: Method) -> Path:
@@ -312,7 +318,7 @@ class Runner:
         if random is not None and ("random" in wanted or target in self.real_targets):
             out.append(random)
         if "loso" in wanted:
-            out.extend(loso_splits(rows, self.data.spaces, seed, target))
+            out.extend(loso_splits(rows, self.data.spaces, seed, target, self.options.loso_seeds))
         if random is not None and "fewshot" in wanted:
             out.extend(fewshot_splits(rows, random, self.options.fewshot_sizes, seed, target))
         if random is not None and self.real is not None and target in self.real_targets:
@@ -378,7 +384,7 @@ class Runner:
         split = unit.split
         config: Dict[str, Any] = {
             "dataset": self.data.path, "dataset_rows": int(self.data.dataset.num_rows), "limit": self.options.limit,
-            "seed": self.options.seed, "target": unit.target, "columns": self.recipes[unit.target].columns,
+            "seed": split_seed(split, self.options.seed), "target": unit.target, "columns": self.recipes[unit.target].columns,
             "split": split.label, "rows": rows_digest(split.train, split.val, split.test), "method": unit.method,
             "settings": method.config(),
         }
@@ -444,7 +450,8 @@ class Runner:
                 method: Method = AdaptMethod(recipe.columns, self.units_of[unit.target], self.options.seed,
                                              self.options.threads, base, base_sha256, self.options.adapt_epochs)
             else:
-                method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name)
+                method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name,
+                                      split_seed(unit.split, self.options.seed))
             reused = self.reused_predictor(unit)
             config = self.unit_config(unit, method, reused)
             record = self.existing(unit, config)

@@ -16,6 +16,7 @@ from ._methods import AdaptMethod, method_class
 from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, STATISTICS
 from ._plots import make_plots, plots_unavailable
 from ._records import load_predictions, write_json
+from ._splits import loso_space
 
 if TYPE_CHECKING:
     from ._evaluate import Runner
@@ -33,21 +34,40 @@ BASELINES = ("loglinear", "lookup", "lookup_ops", "gcn")
 # Derived numbers: LOSO means, measurement noise, goals
 
 
-def loso_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
-    """``{target: {method: {metric: {statistic: mean over held-out spaces}}}}``."""
-    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+def loso_spaces(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]]:
+    """``{target: {method: {space: {metric: {statistic: mean over seeds, "mape_sd": standard
+    deviation of the seeds' MAPE, "seeds": n}}}}}`` of the leave-one-space-out records (one seed
+    each, unless ``perfsage evaluate --loso-seeds``)."""
+    groups: Dict[Tuple[str, str, str], List[Dict[str, Any]]] = {}
     for r in records:
         if r["split"] == "loso":
-            groups.setdefault((r["target"], r["method"]), []).append(r)
-    out: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {}
-    for (target, method), group in groups.items():
-        metrics = group[0]["metrics_order"]
-        out.setdefault(target, {})[method] = {
+            groups.setdefault((r["target"], r["method"], loso_space(r["part"])), []).append(r)
+    out: Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]] = {}
+    for (target, method, space), group in groups.items():
+        out.setdefault(target, {}).setdefault(method, {})[space] = {
             m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS + INTERVAL_STATISTICS
                 if s != "n" and all(s in g["metrics"][m] for g in group)}
-            | {"spaces": len(group), "worst_mape": max(_num(g["metrics"][m]["mape"]) for g in group)}
-            for m in metrics
+            | {"mape_sd": float(np.std([_num(g["metrics"][m]["mape"]) for g in group])), "seeds": len(group)}
+            for m in group[0]["metrics_order"]
         }
+    return out
+
+
+def loso_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """``{target: {method: {metric: {statistic: mean over held-out spaces}}}}`` of each space's
+    mean over seeds, with the number of spaces and of seeds, and the worst space's MAPE (its mean
+    over seeds)."""
+    out: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {}
+    for target, by_method in loso_spaces(records).items():
+        for method, by_space in by_method.items():
+            spaces = list(by_space.values())
+            out.setdefault(target, {})[method] = {
+                m: {s: _mean([space[m][s] for space in spaces]) for s in stats
+                    if s not in ("mape_sd", "seeds") and all(s in space[m] for space in spaces)}
+                | {"spaces": len(spaces), "seeds": min(space[m]["seeds"] for space in spaces),
+                   "worst_mape": max(_num(space[m]["mape"]) for space in spaces)}
+                for m, stats in spaces[0].items()
+            }
     return out
 
 
@@ -323,24 +343,38 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
         return [f"## {target}", ""] + (lodo_lines or ["No results.", ""])
     metrics = mine[0]["metrics_order"]
     labels: List[str] = []
+    # The overview has one column per held-out space, its mean ± sd over seeds when repeated.
+    overview_labels: List[str] = []
     for r in mine:
         if r["label"] not in labels:
             labels.append(r["label"])
+        overview = f"loso[{loso_space(r['part'])}]" if r["split"] == "loso" else r["label"]
+        if overview not in overview_labels:
+            overview_labels.append(overview)
     by = {(r["label"], r["method"]): r for r in mine}
+    spaces = loso_spaces(mine).get(target, {})
     lines = [f"## {target}", "", "### MAPE (%) by split", ""]
-    overview_labels = labels + (["loso mean"] if target in means else [])
+    overview_labels += ["loso mean"] if target in means else []
     rows = []
     for metric in metrics:
         for method in methods:
             cells = []
             for label in overview_labels:
+                space = spaces.get(method, {}).get(label[len("loso["):-1], {}).get(metric)
                 if label == "loso mean":
                     cells.append(_fmt(means[target].get(method, {}).get(metric, {}).get("mape")))
+                elif label.startswith("loso[") and space and space["seeds"] > 1:
+                    cells.append(f"{_fmt(space['mape'])} ± {_fmt(space['mape_sd'])}")
                 else:
                     r = by.get((label, method))
                     cells.append(_fmt(r["metrics"][metric]["mape"]) if r else "—")
             rows.append([metric, method] + cells)
     lines += _table(["metric", "method"] + overview_labels, rows) + [""]
+    seeds = max((s[metrics[0]]["seeds"] for by_space in spaces.values() for s in by_space.values()), default=1)
+    if seeds > 1:
+        lines += [f"Held-out spaces: mean ± standard deviation over {seeds} seeds (each another validation draw and "
+                  "training seed; the sections below give every seed's split); the loso mean averages the spaces' "
+                  "means.", ""]
     for label in labels:
         first = next(r for r in mine if r["label"] == label)
         times = ", ".join(f"{m} {by[(label, m)]['train_seconds']:.1f} s" for m in methods if (label, m) in by)
@@ -371,8 +405,9 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
         lines += _table(["split", "metric", "method", "coverage %", "width ×", "Spearman(width, error)"],
                         interval_rows) + [""]
     if target in means:
-        spaces = next(iter(means[target].values()))[metrics[0]]["spaces"]
-        lines += ["### loso mean", "", f"Each statistic averaged over the {spaces} held-out spaces.", ""]
+        first = next(iter(means[target].values()))[metrics[0]]
+        over = f", each first averaged over its {first['seeds']} seeds" if first["seeds"] > 1 else ""
+        lines += ["### loso mean", "", f"Each statistic averaged over the {first['spaces']} held-out spaces{over}.", ""]
         entries = [(m, meth, means[target][meth][m]) for m in metrics for meth in methods if meth in means[target]]
         lines += _table(_STATS_HEADERS, _stats_rows(entries)) + [""]
     return lines + lodo_lines
@@ -509,7 +544,7 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,
                     "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
                     "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
-                    "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
+                    "loso_seeds": options.loso_seeds, "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
                     "lodo_base_epochs": options.lodo_base_epochs, "adapt_epochs": options.adapt_epochs,
                     "intervals": options.intervals,
                     "limit": options.limit, "threads": options.threads,

@@ -6,6 +6,7 @@ method on the same rows, and a resumed run finds the same splits.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import List, Sequence
 
 import numpy as np
@@ -27,6 +28,9 @@ OPHOLD_DEFAULT_COUNT = 6
 # Fewest rows a method is trained on; below it a split is refused rather than scored on noise.
 MIN_TRAIN_ROWS = 2
 MIN_VAL_ROWS = 1
+# A leave-one-space-out split drawn at another seed than the evaluation's names it in its part:
+# "kws seed=1".
+_SEED_MARK = " seed="
 
 
 class EvaluationError(ValueError):
@@ -54,8 +58,11 @@ def random_split(rows: np.ndarray, seed: int, target: str) -> Split:
     return _check(_random_split(rows, seed), target)
 
 
-def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) -> List[Split]:
-    """One split per search space: test on all its rows, train (90/10 train/val) on the others.
+def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str, seeds: int = 1) -> List[Split]:
+    """One split per search space: test on all its rows, train (90/10 train/val) on the others;
+    with ``seeds`` > 1, each space again for every seed ``seed + 1``, ... (another validation draw;
+    the methods train with that seed too, see ``split_seed``): every space at the first seed comes
+    first, as one run with ``seeds`` = 1 draws it, so a report of one seed is reused as it is.
 
     ``spaces`` holds the space of every dataset row (indexed by ``rows``' values).
     """
@@ -65,8 +72,26 @@ def loso_splits(rows: np.ndarray, spaces: np.ndarray, seed: int, target: str) ->
     if len(names) < 2:
         raise SplitError(f"{target}: leave-one-space-out needs rows of at least 2 search spaces; the labelled rows "
                          f"are all of space {names[0] if names else '(none)'!r} (leave loso out of --splits)")
-    return [_check(leave_one_space_out(rows, row_spaces, name, index, seed), target)
-            for index, name in enumerate(names)]
+    out = []
+    for repeat in range(seeds):
+        for index, name in enumerate(names):
+            split = leave_one_space_out(rows, row_spaces, name, index, seed + repeat)
+            if repeat:
+                split = replace(split, part=f"{name}{_SEED_MARK}{seed + repeat}")
+            out.append(_check(split, target))
+    return out
+
+
+def split_seed(split: Split, seed: int) -> int:
+    """The seed the methods train with on ``split``: the evaluation's ``seed``, or the one a
+    repeated leave-one-space-out split names (``loso_splits`` with ``seeds`` > 1)."""
+    _, mark, value = split.part.partition(_SEED_MARK)
+    return int(value) if split.name == "loso" and mark else seed
+
+
+def loso_space(part: str) -> str:
+    """The held-out space of a leave-one-space-out split's part ("kws" of "kws seed=1")."""
+    return part.partition(_SEED_MARK)[0]
 
 
 def default_holdout_ops(op_sets: Sequence[frozenset]) -> List[str]:

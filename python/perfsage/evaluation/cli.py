@@ -66,6 +66,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="perfsage training epochs (default: the target's recipe)")
     parser.add_argument("--loso-epochs", type=int,
                         help="perfsage epochs on the leave-one-space-out splits (default: as --epochs)")
+    parser.add_argument("--loso-seeds", type=int, default=1, metavar="N",
+                        help="leave-one-space-out: hold out each space at N seeds (each another validation draw and "
+                             "training seed), reported as mean ± sd (default 1)")
     parser.add_argument("--predictors", metavar="DIR",
                         help="score DIR/{target}.psage on the random split instead of training perfsage there "
                              "(e.g. python/perfsage/predictors: the shipped files, trained on that split)")
@@ -116,6 +119,8 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--epochs", str(args.epochs)]
     if args.loso_epochs is not None:
         words += ["--loso-epochs", str(args.loso_epochs)]
+    if args.loso_seeds != 1 and "loso" in args.splits:
+        words += ["--loso-seeds", str(args.loso_seeds)]
     if args.predictors:
         words += ["--predictors", args.predictors]
     if "fewshot" in args.splits:
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     gcn = {k: v for k, v in (("hidden", args.gcn_hidden), ("epochs", args.gcn_epochs)) if v != GCN_DEFAULTS[k]}
     options = EvaluationOptions(
         dataset=args.dataset, targets=list(args.target), out=Path(args.out), splits=list(args.splits),
-        methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs,
+        methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs, loso_seeds=args.loso_seeds,
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
         fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
         lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_base=args.lodo_base,
