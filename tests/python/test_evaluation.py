@@ -524,6 +524,29 @@ def test_goals_are_judged_from_the_numbers() -> None:
     assert "loso[a] latency_ms: lookup 5.00% vs perfsage 6.00%" in beats["detail"]
 
 
+def test_the_random_split_is_scored_per_search_space_too(tiny, tmp_path: Path) -> None:
+    from perfsage.evaluation._metrics import mape, within
+    from perfsage.evaluation._records import load_predictions
+
+    out = tmp_path / "eval"
+    assert _cli([str(tiny["data"]), "--target", "dev", "--out", str(out), "--splits", "random", "--methods",
+                 "loglinear,lookup", "--threads", "2", "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    spaces = open_dataset(tiny["data"]).spaces
+    stored = load_predictions(out / "units" / "dev" / "random" / "lookup.json")
+    test_spaces = spaces[stored["rows"]]
+    assert set(test_spaces.tolist()) == {"kws", "super_resolution"}
+    text = (out / "report.md").read_text()
+    for space in ("kws", "super_resolution"):
+        mine = test_spaces == space
+        expected = (mape(stored["y_true"][mine, 0], stored["y_pred"][mine, 0]),
+                    within(stored["y_true"][mine, 0], stored["y_pred"][mine, 0], 0.10))
+        got = report["random_by_space"]["dev"]["lookup"][space]["latency_ms"]
+        assert (got["mape"], got["within_10"], got["n"]) == pytest.approx((*expected, int(mine.sum())))
+        assert f"| latency_ms | {space} | {int(mine.sum())} |" in text
+        assert f"{expected[0]:.2f} ({expected[1]:.1f})" in text
+
+
 def test_loso_means_average_each_space_over_its_seeds_first() -> None:
     from perfsage.evaluation._report import loso_means, loso_spaces
 

@@ -13,7 +13,7 @@ from .._io import __version__, utc_timestamp
 from ._gcn import GCN_DEFAULTS
 from ._lodo import HELP_SPEARMAN_K10
 from ._methods import AdaptMethod, method_class
-from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, STATISTICS
+from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, STATISTICS, mape, within
 from ._plots import make_plots, plots_unavailable
 from ._records import load_predictions, write_json
 from ._splits import loso_space
@@ -142,6 +142,33 @@ def measurement_noise(runner: "Runner", records: Sequence[Dict[str, Any]]) -> Di
                     "absolute percentage error of the median label itself, a floor for any predictor if repeats "
                     "are independent (drift between runs comes on top)")
         out[target] = entry
+    return out
+
+
+def random_by_space(runner: "Runner", records: Sequence[Dict[str, Any]]
+                    ) -> Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]]:
+    """``{target: {method: {space: {metric: {"mape", "within_10", "n"}}}}}``: each method's
+    random-split test rows scored per search space, for targets whose test rows span several
+    spaces. One number over a mix of spaces hides which kind of model carries the error (on the
+    world data, single operators of the op zoo against whole networks)."""
+    out: Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]] = {}
+    for r in records:
+        if r["split"] != "random":
+            continue
+        stored = load_predictions(_record_path(runner, r))
+        spaces = np.asarray(runner.data.spaces)[stored["rows"]]
+        names = sorted(set(spaces.tolist()))
+        if len(names) < 2:
+            continue
+        predicted = np.where(np.isfinite(stored["y_pred"]), stored["y_pred"], np.inf)  # as accuracy() scores them
+        scores: Dict[str, Dict[str, Dict[str, float]]] = {}
+        for space in names:
+            mine = spaces == space
+            scores[space] = {m: {"mape": mape(stored["y_true"][mine, j], predicted[mine, j]),
+                                 "within_10": within(stored["y_true"][mine, j], predicted[mine, j], 0.10),
+                                 "n": int(mine.sum())}
+                             for j, m in enumerate(r["metrics_order"])}
+        out.setdefault(r["target"], {})[r["method"]] = scores
     return out
 
 
@@ -336,7 +363,8 @@ def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> 
 
 
 def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[str, Any],
-                    methods: Sequence[str], lodo: Optional[Dict[str, Any]] = None) -> List[str]:
+                    methods: Sequence[str], lodo: Optional[Dict[str, Any]] = None,
+                    by_space: Optional[Dict[str, Any]] = None) -> List[str]:
     mine = [r for r in records if r["target"] == target and r["split"] != "lodo"]
     lodo_lines = _lodo_section(target, lodo[target], methods) if lodo and target in lodo else []
     if not mine:
@@ -384,6 +412,8 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
                   f"Rows: train {first['n_train']:,}, val {first['n_val']:,}, test {first['n_test']:,}; {what}.", ""]
         entries = [(m, meth, by[(label, meth)]["metrics"][m]) for m in metrics for meth in methods if (label, meth) in by]
         lines += _table(_STATS_HEADERS + ["n test"], _stats_rows(entries)) + [""]
+        if label == "random" and by_space:
+            lines += _space_table(by_space, metrics, methods)
         operator_rows = [[m, meth, _fmt(s["share_mae"], 2), _fmt(s["top_match"], 1), _fmt(int(s["n"]))]
                          for meth in methods if (label, meth) in by
                          for m, s in (by[(label, meth)].get("operators") or {}).items()]
@@ -411,6 +441,22 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
         entries = [(m, meth, means[target][meth][m]) for m in metrics for meth in methods if meth in means[target]]
         lines += _table(_STATS_HEADERS, _stats_rows(entries)) + [""]
     return lines + lodo_lines
+
+
+def _space_table(by_space: Dict[str, Dict[str, Dict[str, Dict[str, float]]]], metrics: Sequence[str],
+                 methods: Sequence[str]) -> List[str]:
+    """The random split's test rows by search space: each method's MAPE (within ±10%)."""
+    shown = [m for m in methods if m in by_space]
+    spaces = sorted({space for scores in by_space.values() for space in scores})
+    rows = []
+    for metric in metrics:
+        for space in spaces:
+            cells = [by_space[m].get(space, {}).get(metric) for m in shown]
+            n = next(c["n"] for c in cells if c)
+            rows.append([metric, space, _fmt(n)] + [f"{_fmt(c['mape'])} ({_fmt(c['within_10'], 1)})" if c else "—"
+                                                    for c in cells])
+    return (["By search space: MAPE % (in brackets, % of models within ±10 %) on the same test rows.", ""]
+            + _table(["metric", "space", "n test"] + shown, rows) + [""])
 
 
 def _goal_lines(goal_list: Sequence[Dict[str, Any]]) -> List[str]:
@@ -486,7 +532,8 @@ def markdown(data: Dict[str, Any], records: Sequence[Dict[str, Any]]) -> str:
         lines.append("")
     lines += ["# Results", ""]
     for target in options["targets"]:
-        lines += _target_section(target, records, data["loso_mean"], methods, data.get("lodo"))
+        lines += _target_section(target, records, data["loso_mean"], methods, data.get("lodo"),
+                                 data.get("random_by_space", {}).get(target))
     lines += ["## Timings", "", "Seconds per unit (training; prediction of the test rows).", ""]
     rows = [[r["target"], r["label"], r["method"], _fmt(r["train_seconds"], 1), _fmt(r["predict_seconds"], 2),
              _fit_summary(r)] for r in records]
@@ -557,6 +604,7 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "gcn_settings": {**GCN_DEFAULTS, **options.gcn},
         "notes": notes,
         "loso_mean": means,
+        "random_by_space": random_by_space(runner, records),
         "lodo": lodo,
         "noise": noise,
         "goals": goals(records, means, noise, options.targets, options.methods, lodo),
