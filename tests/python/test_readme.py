@@ -90,6 +90,8 @@ HANDLING: Dict[str, Handling] = {
         Handling(skip=EVALUATE_SKIP),
     "perfsage evaluate datasets/compact/paper-host-cpu.parquet --target host-cpu --splits random,loso,fewshot "
     "--out reports/host-cpu": Handling(skip=EVALUATE_SKIP),
+    "perfsage evaluate datasets/compact/paper-host-cpu.parquet --target host-cpu --splits loso --loso-seeds 3 "
+    "--methods perfsage,loglinear,lookup,lookup_ops --out reports/host-cpu-loso-seeds": Handling(skip=EVALUATE_SKIP),
     # Command line: synopses
     "perfsage predict MODEL_OR_DIR [MORE ...] [--target NAME_OR_FILE] [--json | --csv] [--explain [--top N]] "
     "[--interval LEVEL] [--quiet]": Handling(synopsis=True),
