@@ -81,6 +81,14 @@ def _design(key_ids: np.ndarray, costs: np.ndarray, owner: np.ndarray, n_graphs:
     return out
 
 
+def _graph_totals(node_cost: np.ndarray, owner: np.ndarray, n_graphs: int) -> np.ndarray:
+    """Each graph's sum of its operators' costs ``[graphs, metrics]`` (``owner``: each operator's graph)."""
+    out = np.zeros((n_graphs, node_cost.shape[1]))
+    for j in range(node_cost.shape[1]):
+        out[:, j] = np.bincount(owner, weights=node_cost[:, j], minlength=n_graphs)
+    return out
+
+
 def _ids_of(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Row index of each key in ``table`` (a key table from training), -1 where absent."""
     index = {tuple(row): i for i, row in enumerate(table.tolist())}
@@ -203,11 +211,7 @@ class KernelTable:
 
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         """Each model's sum of its operators' costs ``[graphs, metrics]``."""
-        node_cost, owner = self.operator_costs(graphs)
-        out = np.zeros((len(graphs), len(self.columns)))
-        for j in range(len(self.columns)):
-            out[:, j] = np.bincount(owner, weights=node_cost[:, j], minlength=len(graphs))
-        return out
+        return _graph_totals(*self.operator_costs(graphs), len(graphs))
 
     def table_rows(self, metric: int = 0) -> List[Dict[str, Any]]:
         """The kernel table of one metric as readable rows (for inspection and tests)."""
@@ -234,9 +238,7 @@ def attribution(graphs: Sequence[Graph], labels: np.ndarray, columns: Sequence[i
     table = KernelTable([str(j) for j in columns], seed)
     table.fit_tables(graphs, y[:, list(columns)], None)
     costs, owner = table.operator_costs(graphs)
-    totals = np.zeros((len(graphs), len(columns)))
-    for k in range(len(columns)):
-        totals[:, k] = np.bincount(owner, weights=costs[:, k], minlength=len(graphs))
+    totals = _graph_totals(costs, owner, len(graphs))
     start = 0
     for row, g in enumerate(graphs):
         node = costs[start:start + g.num_nodes]
