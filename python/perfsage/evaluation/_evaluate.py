@@ -384,7 +384,8 @@ class Runner:
         split = unit.split
         config: Dict[str, Any] = {
             "dataset": self.data.path, "dataset_rows": int(self.data.dataset.num_rows), "limit": self.options.limit,
-            "seed": split_seed(split, self.options.seed), "target": unit.target, "columns": self.recipes[unit.target].columns,
+            "seed": split_seed(split, self.options.seed), "target": unit.target,
+            "columns": self.recipes[unit.target].columns,
             "split": split.label, "rows": rows_digest(split.train, split.val, split.test), "method": unit.method,
             "settings": method.config(),
         }

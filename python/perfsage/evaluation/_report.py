@@ -388,10 +388,11 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
         for method in methods:
             cells = []
             for label in overview_labels:
-                space = spaces.get(method, {}).get(label[len("loso["):-1], {}).get(metric)
+                space = (spaces.get(method, {}).get(label[len("loso["):-1], {}).get(metric)
+                         if label.startswith("loso[") else None)
                 if label == "loso mean":
                     cells.append(_fmt(means[target].get(method, {}).get(metric, {}).get("mape")))
-                elif label.startswith("loso[") and space and space["seeds"] > 1:
+                elif space and space["seeds"] > 1:
                     cells.append(f"{_fmt(space['mape'])} ± {_fmt(space['mape_sd'])}")
                 else:
                     r = by.get((label, method))
@@ -591,7 +592,8 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
         "options": {"dataset": options.dataset, "targets": options.targets, "splits": options.splits,
                     "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
                     "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
-                    "loso_seeds": options.loso_seeds, "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
+                    "loso_seeds": options.loso_seeds,
+                    "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
                     "lodo_base_epochs": options.lodo_base_epochs, "adapt_epochs": options.adapt_epochs,
                     "intervals": options.intervals,
                     "limit": options.limit, "threads": options.threads,

@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     gcn = {k: v for k, v in (("hidden", args.gcn_hidden), ("epochs", args.gcn_epochs)) if v != GCN_DEFAULTS[k]}
     options = EvaluationOptions(
         dataset=args.dataset, targets=list(args.target), out=Path(args.out), splits=list(args.splits),
-        methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs, loso_seeds=args.loso_seeds,
+        methods=list(args.methods), real=args.real, epochs=args.epochs, loso_epochs=args.loso_epochs,
+        loso_seeds=args.loso_seeds,
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
         fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
         lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_base=args.lodo_base,
