@@ -5,17 +5,17 @@ What is compared (same reading work on the same bytes, everything in memory so d
 
 * perfsage, one thread: ``perfsage.load_many(items, threads=1)`` and a per-call loop of
   ``perfsage.load_tflite(bytes)``. Each call verifies the flatbuffer, copies the model into C++
-  values, builds the operator graph (nodes, edges) and computes node features [N, 47], graph
+  values, builds the operator graph (nodes, edges) and computes node features [N, 55], graph
   features and totals.
 * perfsage, all threads: ``perfsage.load_many(items, threads=0)`` (GIL released, every core).
 * the Python baseline, one thread: the ``tflite`` package (pure-Python flatbuffers bindings) as a
   user would write it: ``tflite.Model.GetRootAsModel(buf, 0)``, read every buffer's size, every
   opcode (max of BuiltinCode/DeprecatedBuiltinCode), every tensor (shape, type, buffer,
   quantisation scale/zero point), every operator (inputs, outputs, builtin options), then build the
-  producer->consumer edge list, a per-node feature row (the same 47 columns as perfsage: shapes
+  producer->consumer edge list, a per-node feature row (the same 55 columns as perfsage: shapes
   padded to rank 4, kernel/stride/dilation/padding/activation, MACs, parameter and activation
-  bytes, the weight-value columns from int8/int16 buffers, ...) into a numpy array, and the graph
-  totals (peak activation bytes, longest path, ...).
+  bytes, the weight-value columns from int8/int16 buffers, the alignment columns, ...) into a
+  numpy array, and the graph totals (peak activation bytes, longest path, ...).
   It does less than perfsage: no flatbuffer verification (the ``tflite`` package has none), no
   schedule checks, no tensor names, entry subgraph only (no control flow). Before timing, its
   output is checked against perfsage's on every real model (total MACs, the whole node feature
@@ -97,6 +97,9 @@ ELEMENTWISE = _codes([
 HAS_FILTER = CONV | DEPTHWISE | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRANSPOSE"])
 # The ops whose constant int8/int16 operands the weight columns summarise.
 HAS_WEIGHTS = HAS_FILTER | FULLY_CONNECTED | BATCH_MATMUL | RECURRENT
+# The ops whose MACs sum over the input channels, so that padding those multiplies them.
+REDUCES_INPUT_CHANNELS = (CONV | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRANSPOSE"]) | FULLY_CONNECTED
+                          | BATCH_MATMUL | RECURRENT)
 INT8_LOG2 = [float(np.log2(1.0 + abs(q))) for q in range(-128, 128)]
 
 
@@ -117,10 +120,19 @@ def _value_summary(data: np.ndarray, dtype_code: int) -> Tuple[int, int, float]:
     return 0, 0, 0.0
 CUSTOM = _BO.CUSTOM
 
+
+def _round_up(x: int, m: int) -> int:
+    return (x + m - 1) // m * m
+
+
+def _pad_ratio(x: int, m: int) -> float:
+    return _round_up(x, m) / x if x > 0 else 0.0
+
+
 # Storage bits per element, indexed by TFLite TensorType code.
 DTYPE_BITS = [32, 16, 32, 8, 64, 0, 8, 16, 64, 8, 64, 128, 64, 0, 0, 32, 16, 4, 16, 2, 4, 8, 8]
 
-NUM_COLUMNS = 47  # perfsage.node_feature_names(), same order (checked at start-up)
+NUM_COLUMNS = 55  # perfsage.node_feature_names(), same order (checked at start-up)
 COLUMNS = [
     "op_type", "is_custom", "in_n", "in_h", "in_w", "in_c", "in_rank", "out_n", "out_h", "out_w",
     "out_c", "out_rank", "num_activation_inputs", "num_constant_inputs", "num_outputs", "in_bits",
@@ -129,7 +141,8 @@ COLUMNS = [
     "fused_activation", "depth_multiplier", "axis", "keep_dims", "block_size", "adj_x", "adj_y",
     "align_corners", "half_pixel_centers", "num_splits", "macs", "param_count", "param_bytes",
     "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth", "weight_zero_fraction",
-    "weight_log2_magnitude"]
+    "weight_log2_magnitude", "in_c_pad8", "in_c_pad16", "out_c_pad8", "out_c_pad16", "out_w_pad8", "padded_macs",
+    "padded_in_elements", "padded_out_elements"]
 NUM_OP_TYPES = len(perfsage.op_vocabulary())
 
 
@@ -363,6 +376,7 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
                 log2_sum += tensors[t][7][2]
         in4 = _rank4(x_in[0]) if x_in else [0, 0, 0, 0]
         out4 = _rank4(x_out[0]) if x_out else [0, 0, 0, 0]
+        in_c16 = _pad_ratio(in4[3], 16) if code in REDUCES_INPUT_CHANNELS else 1.0
         rows.append([
             code, code == CUSTOM, *in4, len(x_in[0]) if x_in else 0,
             *out4, len(x_out[0]) if x_out else 0,
@@ -377,7 +391,10 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             o.get("adj_y", False), o.get("align_corners", False),
             o.get("half_pixel_centers", False), o.get("num_splits", 0),
             macs, param_count, param_bytes, in_bytes, out_bytes, 0, 0,
-            zeros / count if count else 0.0, log2_sum / count if count else 0.0])
+            zeros / count if count else 0.0, log2_sum / count if count else 0.0,
+            _pad_ratio(in4[3], 8), _pad_ratio(in4[3], 16), _pad_ratio(out4[3], 8), _pad_ratio(out4[3], 16),
+            _pad_ratio(out4[2], 8), macs * in_c16 * _pad_ratio(out4[3], 16),
+            in4[0] * in4[1] * in4[2] * _round_up(in4[3], 16), out4[0] * out4[1] * out4[2] * _round_up(out4[3], 16)])
 
     node_features = np.array(rows, dtype=np.float32).reshape(-1, NUM_COLUMNS)
     pairs = sorted(edges)  # (destination, source): sorted by destination, then source, like perfsage
