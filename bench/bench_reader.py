@@ -98,8 +98,7 @@ HAS_FILTER = CONV | DEPTHWISE | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRA
 # The ops whose constant int8/int16 operands the weight columns summarise.
 HAS_WEIGHTS = HAS_FILTER | FULLY_CONNECTED | BATCH_MATMUL | RECURRENT
 # The ops whose MACs sum over the input channels, so that padding those multiplies them.
-REDUCES_INPUT_CHANNELS = (CONV | TRANSPOSE_CONV | _codes(["CONV_3D", "CONV_3D_TRANSPOSE"]) | FULLY_CONNECTED
-                          | BATCH_MATMUL | RECURRENT)
+REDUCES_INPUT_CHANNELS = HAS_WEIGHTS - DEPTHWISE
 INT8_LOG2 = [float(np.log2(1.0 + abs(q))) for q in range(-128, 128)]
 
 
@@ -132,7 +131,7 @@ def _pad_ratio(x: int, m: int) -> float:
 # Storage bits per element, indexed by TFLite TensorType code.
 DTYPE_BITS = [32, 16, 32, 8, 64, 0, 8, 16, 64, 8, 64, 128, 64, 0, 0, 32, 16, 4, 16, 2, 4, 8, 8]
 
-NUM_COLUMNS = 55  # perfsage.node_feature_names(), same order (checked at start-up)
+# perfsage.node_feature_names(), same order (checked at start-up)
 COLUMNS = [
     "op_type", "is_custom", "in_n", "in_h", "in_w", "in_c", "in_rank", "out_n", "out_h", "out_w",
     "out_c", "out_rank", "num_activation_inputs", "num_constant_inputs", "num_outputs", "in_bits",
@@ -143,6 +142,7 @@ COLUMNS = [
     "input_activation_bytes", "output_activation_bytes", "subgraph", "call_depth", "weight_zero_fraction",
     "weight_log2_magnitude", "in_c_pad8", "in_c_pad16", "out_c_pad8", "out_c_pad16", "out_w_pad8", "padded_macs",
     "padded_in_elements", "padded_out_elements"]
+NUM_COLUMNS = len(COLUMNS)
 NUM_OP_TYPES = len(perfsage.op_vocabulary())
 
 
