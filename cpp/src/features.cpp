@@ -123,6 +123,20 @@ const Tensor* tensor_at(const std::vector<Tensor>& tensors, const std::vector<in
   return i < list.size() && list[i] >= 0 ? &tensors[static_cast<size_t>(list[i])] : nullptr;
 }
 
+// The options' axis (concatenation, gather, pack, unpack) counted from the front: a negative axis
+// counts from the end of the tensor it indexes, the output for PACK (one dimension more than its
+// inputs) and CONCATENATION, the first input for GATHER and UNPACK. Converters write -1 where
+// perfsage's writer writes rank - 1, and both spellings of one model must give one feature value.
+double axis_value(const Operator& op, const std::vector<Tensor>& tensors, const Tensor* out) {
+  const int32_t axis = op.options.axis;
+  if (axis >= 0) return axis;
+  static const int32_t concatenation = op_code("CONCATENATION"), pack = op_code("PACK");
+  const bool of_output = op.builtin_code == concatenation || op.builtin_code == pack;
+  const Tensor* indexed = of_output ? out : tensor_at(tensors, op.inputs, 0);
+  if (!indexed || indexed->shape.empty()) return axis;
+  return axis + static_cast<double>(indexed->shape.size());
+}
+
 int64_t dim_from_end(const Tensor& t, size_t k) {
   return t.shape.size() >= k ? t.shape[t.shape.size() - k] : 1;
 }
@@ -370,7 +384,7 @@ void Graph::compute_features() {
     set(padding_valid, o.padding == 1);
     set(fused_activation, o.fused_activation);
     set(depth_multiplier, o.depth_multiplier);
-    set(axis, o.axis);
+    set(axis, axis_value(op, tensors, out));
     set(keep_dims, o.keep_dims);
     set(block_size, o.block_size);
     set(adj_x, o.adj_x); set(adj_y, o.adj_y);

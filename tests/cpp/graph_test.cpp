@@ -1,9 +1,11 @@
 // Graph IR tests: edges, schedules, control flow, lifetimes, batch loading.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "perfsage/error.h"
+#include "perfsage/features.h"
 #include "perfsage/graph.h"
 #include "perfsage/ops.h"
 #include "test_models.h"
@@ -138,6 +140,35 @@ TEST(Graph, RejectsCallToMissingSubgraph) {
   auto sgs = while_model();
   sgs[0].ops[1].subgraphs = {1, 7};
   expect_error(sgs, "operator 1 (WHILE): calls subgraph 7 but the model has 3 subgraphs");
+}
+
+// Converters write a negative axis (-1) where perfsage's writer writes rank - 1; the axis feature
+// counts from the front either way: the output's rank for CONCATENATION and PACK (whose output has
+// one dimension more than its inputs), the first input's for UNPACK.
+TEST(Graph, NegativeAxisCountsFromTheFront) {
+  auto axis_feature = [](int32_t code, OptionsKind kind, int32_t axis, std::vector<std::vector<int32_t>> shapes) {
+    TestSubgraph sg;
+    for (auto& shape : shapes) sg.tensors.push_back({shape});
+    const int32_t out = static_cast<int32_t>(shapes.size()) - 1;
+    TestOp op{code, {}, {out}, kind};
+    for (int32_t i = 0; i < out; ++i) op.inputs.push_back(i);
+    op.axis = axis;
+    sg.ops = {op};
+    sg.inputs = std::vector<int32_t>(op.inputs);
+    sg.outputs = {out};
+    const auto g = load({sg});
+    const auto& names = node_feature_names();
+    const auto column = std::find(names.begin(), names.end(), "axis") - names.begin();
+    return g->node_features()[static_cast<size_t>(column)];
+  };
+  const int32_t concat = op_code("CONCATENATION"), pack = op_code("PACK");
+  const std::vector<std::vector<int32_t>> nhwc = {{1, 4, 4, 3}, {1, 4, 4, 5}, {1, 4, 4, 8}};
+  EXPECT_EQ(axis_feature(concat, OptionsKind::kConcatenation, -1, nhwc), 3.0f);
+  EXPECT_EQ(axis_feature(concat, OptionsKind::kConcatenation, 3, nhwc), 3.0f);
+  EXPECT_EQ(axis_feature(concat, OptionsKind::kConcatenation, -3, {{1, 2, 6}, {1, 3, 6}, {1, 5, 6}}), 0.0f);
+  const std::vector<std::vector<int32_t>> packed = {{2, 3}, {2, 3}, {2, 3, 2}};
+  EXPECT_EQ(axis_feature(pack, OptionsKind::kPack, -1, packed), 2.0f);
+  EXPECT_EQ(axis_feature(pack, OptionsKind::kPack, 2, packed), 2.0f);
 }
 
 TEST(Graph, FeaturesAreDeterministic) {

@@ -111,6 +111,14 @@ std::vector<uint8_t> build_model(const std::vector<TestSubgraph>& subgraphs) {
           type = fb::BuiltinOptions::IfOptions;
           options = fb::CreateIfOptions(b, op.subgraphs.at(0), op.subgraphs.at(1)).Union();
           break;
+        case OptionsKind::kConcatenation:
+          type = fb::BuiltinOptions::ConcatenationOptions;
+          options = fb::CreateConcatenationOptions(b, op.axis).Union();
+          break;
+        case OptionsKind::kPack:
+          type = fb::BuiltinOptions::PackOptions;
+          options = fb::CreatePackOptions(b, static_cast<int32_t>(op.inputs.size()), op.axis).Union();
+          break;
         case OptionsKind::kNone:
           break;
       }

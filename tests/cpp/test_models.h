@@ -25,13 +25,14 @@ struct TestTensor {
   std::string name;          // empty: "t<index>"
 };
 
-enum class OptionsKind { kNone, kConv, kDepthwise, kPool, kFullyConnected, kWhile, kIf };
+enum class OptionsKind { kNone, kConv, kDepthwise, kPool, kFullyConnected, kWhile, kIf, kConcatenation, kPack };
 
 struct TestOp {
   int32_t builtin_code = 0;
   std::vector<int32_t> inputs, outputs;
   OptionsKind options = OptionsKind::kNone;
   int32_t stride = 1, filter = 1;       // conv/pool
+  int32_t axis = 0;                     // concatenation/pack
   std::vector<int32_t> subgraphs;       // while: cond, body; if: then, else
   std::string custom_code;
   int32_t opcode_index = -1;            // >= 0: force this opcode index
