@@ -78,7 +78,7 @@ HANDLING: Dict[str, Handling] = {
     "perfsage dataset label MODELS_DIR more.tflite --target ethos-u55-256 --out my-models.parquet":
         Handling(needs=("vela",)),
     # How accurate it is: the committed reports
-    "perfsage evaluate datasets/world-ethos-u.parquet --target ethos-u55-128 --target ethos-u55-256 "
+    "perfsage evaluate datasets/compact/world-ethos-u.parquet --target ethos-u55-128 --target ethos-u55-256 "
     "--target ethos-u65-512 --target ethos-u65-256 --splits random,real --real datasets/real-models.parquet "
     "--predictors python/perfsage/predictors --methods perfsage,loglinear,lookup_ops --out reports/world-ethos-u":
         Handling(skip=EVALUATE_SKIP),
