@@ -204,7 +204,17 @@ OPTION_READERS: Dict[int, Callable[[Any], Dict[str, Any]]] = {
         "num_splits": o.NumSplits()}),
     _OPT.GatherOptions: _options_reader(tflite.GatherOptions, lambda o: {"axis": o.Axis()}),
     _OPT.PackOptions: _options_reader(tflite.PackOptions, lambda o: {"axis": o.Axis()}),
+    _OPT.UnpackOptions: _options_reader(tflite.UnpackOptions, lambda o: {"axis": o.Axis()}),
 }
+
+
+def _axis(code: int, axis: int, inputs: List[int], outputs: List[int], tensors: List[Any]) -> int:
+    """The options' axis counted from the front: a negative one from the end of the tensor it indexes
+    (the output for CONCATENATION and PACK, the first input otherwise)."""
+    if axis >= 0:
+        return axis
+    ref = (outputs if code in (_BO.CONCATENATION, _BO.PACK) else inputs)[:1]
+    return axis + len(tensors[ref[0]][0]) if ref and ref[0] >= 0 and tensors[ref[0]][0] else axis
 
 
 def _rank4(shape: List[int]) -> List[int]:
@@ -386,7 +396,8 @@ def py_read_graph(buf: bytes) -> Dict[str, Any]:
             weights is not None and weights[5] is not None and len(weights[5]) > 1,
             kernel_h, kernel_w, o.get("stride_h", 0), o.get("stride_w", 0),
             o.get("dilation_h", 0), o.get("dilation_w", 0), padding == 0, padding == 1,
-            o.get("fused_activation", 0), o.get("depth_multiplier", 0), o.get("axis", 0),
+            o.get("fused_activation", 0), o.get("depth_multiplier", 0),
+            _axis(code, o.get("axis", 0), inputs, outputs, tensors),
             o.get("keep_dims", False), o.get("block_size", 0), o.get("adj_x", False),
             o.get("adj_y", False), o.get("align_corners", False),
             o.get("half_pixel_centers", False), o.get("num_splits", 0),
