@@ -16,9 +16,10 @@ is saved.
 
 trains nothing: for each target whose file is in DIR, it records the training domain (what
 `Predictor.check` compares models with) again with this perfsage's summary, from the same rows,
-for a file trained before a field was added to it (the operator-feature ranges). A file whose
-provenance names another dataset or split, or whose recorded summary the rows do not reproduce,
-is refused.
+for a file trained before a field was added to it (the operator-feature ranges), and the upper
+bounds of its labels (`output_limits`: the U65's dedicated SRAM), and scores it again on the test
+rows. A file whose provenance names another dataset or split, or whose recorded summary the rows
+do not reproduce, is refused.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _refresh(args: argparse.Namespace, out: Path) -> int:
             print(f"{path}: {e}", file=sys.stderr)
             return 1
         predictor.save(path)
-        print(f"{path}: training domain recorded again ({len(predictor.provenance['domain'])} fields)", file=sys.stderr)
+        limits = predictor.provenance["output_limits"]
+        print(f"{path}: training domain recorded again ({len(predictor.provenance['domain'])} fields); "
+              f"output limits {limits or 'none'}; test {json.dumps(predictor.provenance['test'])}", file=sys.stderr)
     return 0
 
 
@@ -76,7 +79,8 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="retrain targets whose file exists")
     ap.add_argument("--refresh-domain", action="store_true",
                     help="train nothing: record again, with this perfsage's summary, the training domain of each "
-                         "target whose file exists in --out (from the same rows; what Predictor.check reads)")
+                         "target whose file exists in --out (from the same rows; what Predictor.check reads), "
+                         "its labels' upper bounds, and its test scores")
     ap.add_argument("--state-dir", default=str(ROOT / ".cache" / "train_shipped"),
                     help="where a target's training state is kept while it trains (default: %(default)s)")
     args = ap.parse_args()

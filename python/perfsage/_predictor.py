@@ -20,6 +20,7 @@ from ._graphs import batch_graphs, check_threads, load_many, model_source, raise
 from ._io import __version__, atomic_write_bytes, json_safe, utc_timestamp
 from ._split import validation_split
 from ._writer import build_spec_graphs, spec_item
+from .labelers.vela import recorded_limits
 from .labelers.vela_layers import PLACEMENTS
 from .datasets import open_dataset
 
@@ -168,6 +169,29 @@ def _graph_set(graphs: Sequence[Graph], node_labels: Optional[NodeLabels] = None
 # model's parameter bytes (quartiles over the 146 real models), which a maximum over operators
 # cannot express.
 SUMMED_PEAKS = frozenset({"peak_dram_bytes"})
+
+
+def output_limits(targets: Sequence[str], label_settings: Mapping[str, Any]) -> Dict[str, float]:
+    """Upper bounds that the labels of ``targets`` ("target/metric") cannot exceed, from the
+    labellers' recorded settings (``{target: settings}``): a U65 with dedicated SRAM never uses more
+    than its SRAM (384 KB), however large the model, while a network's maximum over operators
+    grows with them. Kept in the provenance (``output_limits``), where ``predict`` reads them. A
+    labeller whose limits cannot be read here (Vela missing or another config file) gives none,
+    with a warning."""
+    limits: Dict[str, float] = {}
+    for column in targets:
+        target, _, metric = column.rpartition("/")
+        settings = label_settings.get(target)
+        if not settings:
+            continue
+        try:
+            value = recorded_limits(settings).get(metric)
+        except (ImportError, ValueError, OSError) as exc:
+            warnings.warn(f"{column}: no upper bound from the labeller's settings ({exc})", stacklevel=3)
+            continue
+        if value is not None:
+            limits[column] = value
+    return limits
 
 
 def max_targets_mask(targets: Sequence[str]) -> int:
@@ -738,6 +762,7 @@ class Predictor:
         }
         if run.label_settings:
             self.provenance["labeler_settings"] = run.label_settings
+            self.provenance["output_limits"] = output_limits(self._targets, run.label_settings)
         if self._companion is not None:
             self.provenance["intervals"] = _intervals.calibrate(
                 self._network.predict(calibration_graphs, threads), self._companion.predict(calibration_graphs, threads),
@@ -819,6 +844,7 @@ class Predictor:
         })
         if settings:
             new.provenance["labeler_settings"] = settings
+            new.provenance["output_limits"] = output_limits(new._targets, settings)
         if new._companion is not None:
             calibration = self._cross_fitted_intervals(names, hyperparameters, lr, graphs, labels, epochs, threads)
             if calibration is None:
@@ -937,7 +963,9 @@ class Predictor:
         stands for the ``dtype`` model ``build_model`` writes from it, and is predicted without
         writing it (:func:`perfsage.spec_graph`): the prediction is the built model's (to the weight
         columns' share, under 1.5% for the shipped predictors), at a fraction of the cost, which is
-        what a NAS loop needs. A list of specs alone never becomes Graphs in Python: the core's
+        what a NAS loop needs. A metric with a recorded upper bound (``provenance["output_limits"]``:
+        the SRAM of a U65 with dedicated SRAM) is held under it. A list of specs alone never becomes
+        Graphs in Python: the core's
         worker threads build, predict and free them. The GIL is released while the
         core predicts; several Python threads may call this at once, also while another thread
         trains the predictor.
@@ -954,17 +982,26 @@ class Predictor:
             main = self._network.predict(built, threads)
             lower, upper = _intervals.bounds(main, self._companion.predict(built, threads),
                                              self.provenance["intervals"], self._targets, interval)
-            return main, lower, upper
+            return self._limited(main), self._limited(lower), self._limited(upper)
         specs = _spec_items(graphs)
         if specs is None:
-            return self._network.predict(_as_graphs(graphs, threads, spec_dtype=dtype), threads)
+            return self._limited(self._network.predict(_as_graphs(graphs, threads, spec_dtype=dtype), threads))
         # Specs only (a NAS loop's case): the core builds, predicts and frees each graph on its
         # worker threads, and no Graph reaches Python.
         check_threads(threads)
         predictions, errors = self._network.predict_specs([s for s, _, _ in specs], [seed for _, seed, _ in specs],
                                                           [source for _, _, source in specs], dtype, threads)
         raise_first_failure([e for e in errors if e])
-        return predictions
+        return self._limited(predictions)
+
+    def _limited(self, values: np.ndarray) -> np.ndarray:
+        """``values`` [n, targets] with each column held at or under its recorded upper bound
+        (``provenance["output_limits"]``, see :func:`output_limits`), in place."""
+        for j, target in enumerate(self._targets):
+            limit = self.provenance.get("output_limits", {}).get(target)
+            if limit is not None:
+                np.minimum(values[:, j], np.float32(limit), out=values[:, j])
+        return values
 
     def check(self, graph: GraphLike) -> List[str]:
         """Warnings for ways ``graph`` lies outside this predictor's training data; [] when it does not.
@@ -994,6 +1031,7 @@ class Predictor:
         self._require_initialized("explain")
         g = _one_graph(graph, "explain")
         prediction, shares = self._network.explain(g)
+        prediction = self._limited(np.array(prediction, dtype=np.float32).reshape(1, -1))[0]
         if self.is_additive:
             _, contributions, _ = self._network.operator_costs(g)
         else:

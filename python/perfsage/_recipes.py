@@ -14,7 +14,7 @@ import numpy as np
 
 # SHIPPED_TARGETS is read from here too.
 from . import _domain
-from ._predictor import SHIPPED_TARGETS, Predictor, dataset_operator_labels  # noqa: F401
+from ._predictor import SHIPPED_TARGETS, Predictor, dataset_operator_labels, output_limits  # noqa: F401
 from ._split import Split, random_split
 
 
@@ -154,13 +154,12 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
 
     p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress,
           checkpoint=checkpoint, callback=callback)
-    y = labels[split.test]
-    ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
+    settings = {target: dataset.targets[target].get("settings", {})} if target in dataset.targets else {}
+    p.provenance["output_limits"] = output_limits(recipe.columns, settings)
     p.provenance.update({
         **split_record(recipe, split, seed, Path(dataset.path).name),
-        "labeler_settings": {target: dataset.targets[target].get("settings", {})} if target in dataset.targets else {},
-        "test": {c: {"mape": float(ape[:, j].mean()), "within_10": float(np.mean(ape[:, j] <= 0.10)),
-                     "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)},
+        "labeler_settings": settings,
+        "test": _test_scores(p, graphs, labels, split, recipe, threads),
     })
     return p
 
@@ -169,16 +168,19 @@ def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target
     """Records again the training domain of a predictor ``train_on_random_split`` made, with this
     perfsage's summary (``Predictor.check`` reads it; e.g. the operator-feature ranges, for a file
     trained before they were recorded), from the same rows: the dataset's seeded random split
-    named in its provenance (``graphs`` loaded in row order). Raises ValueError when the
-    provenance names another dataset or split, or when the rows' summary disagrees with what the
-    predictor recorded in training (other rows or other features)."""
+    named in its provenance (``graphs`` loaded in row order). Also records the upper bounds of its
+    labels (``output_limits``, from its labeller settings) and scores it again on the split's test
+    rows, as ``train_on_random_split`` does, since the bounds can change its predictions. Raises
+    ValueError when the provenance names another dataset or split, or when the rows' summary
+    disagrees with what the predictor recorded in training (other rows or other features)."""
     record = predictor.provenance
     split_info = record.get("split", {})
     if record.get("train_data") != Path(dataset.path).name or "seed" not in split_info:
         raise ValueError(f"{target}: the predictor was trained on {record.get('train_data')!r} "
                          f"({split_info.get('kind', 'no recorded split')}), not on the random split of "
                          f"{Path(dataset.path).name}")
-    _, split = _seeded_split(dataset, recipe_for(target), int(split_info["seed"]))
+    recipe = recipe_for(target)
+    labels, split = _seeded_split(dataset, recipe, int(split_info["seed"]))
     sizes = {"train": len(split.train), "val": len(split.val), "test": len(split.test)}
     if any(split_info.get(k) != n for k, n in sizes.items()):
         raise ValueError(f"{target}: the predictor's split has {split_info} rows, this dataset's {sizes}")
@@ -189,3 +191,14 @@ def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target
         raise ValueError(f"{target}: the training rows' {', '.join(differing)} differ from what the predictor "
                          "recorded in training: not the rows it was trained on")
     record["domain"] = fresh
+    record["output_limits"] = output_limits(recipe.columns, record.get("labeler_settings", {}))
+    record["test"] = _test_scores(predictor, graphs, labels, split, recipe)
+
+
+def _test_scores(p: Predictor, graphs: List[Any], labels: np.ndarray, split: Split, recipe: Recipe,
+                 threads: int = 0) -> Dict[str, Dict[str, Any]]:
+    """MAPE, share within ±10% and rows of ``p`` on the split's test rows, per label column."""
+    y = labels[split.test]
+    ape = np.abs(p.predict([graphs[i] for i in split.test], threads=threads) - y) / y
+    return {c: {"mape": float(ape[:, j].mean()), "within_10": float(np.mean(ape[:, j] <= 0.10)),
+                "rows": int(len(split.test))} for j, c in enumerate(recipe.columns)}

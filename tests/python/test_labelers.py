@@ -16,6 +16,7 @@ import pytest
 import perfsage
 from perfsage.labelers import LabelError, get_labeler, labeler_names
 from perfsage.labelers.energy import ENERGY_CONSTANTS, energy_table, ethos_u_energy_mj
+from perfsage.labelers.vela import recorded_limits
 
 VELA_TARGETS = ["ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512"]
 
@@ -232,6 +233,20 @@ def test_vela_settings_record_provenance(vela_labelers):
     assert settings["memory_mode"] == "Dedicated_Sram_384KB"
     assert settings["core_clock_hz"] == 1e9
     assert "--accelerator-config" in settings["vela_args"] and "ethos-u65-512" in settings["vela_args"]
+
+
+def test_vela_settings_give_the_dedicated_srams_size_as_the_peak_sram_limit(vela_labelers):
+    # Dedicated_Sram_384KB inherits from Dedicated_Sram and sets arena_cache_size=393216: Vela keeps
+    # the arena in DRAM with the SRAM as a cache of that size, so peak SRAM cannot exceed it. In
+    # Shared_Sram the arena lives in the SRAM: no limit. --arena-cache-size overrides the mode's.
+    assert recorded_limits(vela_labelers["ethos-u65-512"].settings()) == {"peak_sram_bytes": 393216.0}
+    assert recorded_limits(vela_labelers["ethos-u55-256"].settings()) == {}
+    assert recorded_limits(get_labeler("ethos-u65-256", arena_cache_size=200_000).settings()) == {
+        "peak_sram_bytes": 200_000.0}
+    assert recorded_limits({"tool": "host-cpu"}) == {}
+    other = dict(vela_labelers["ethos-u65-512"].settings(), config_sha256="0" * 64)
+    with pytest.raises(ValueError, match="is not the one these labels were made with"):
+        recorded_limits(other)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])

@@ -31,6 +31,34 @@ def test_shipped_predictors_load_by_name(target):
     assert all(p.units) and p.provenance["domain"]["graphs"] > 1000
 
 
+@pytest.mark.parametrize("target", SHIPPED_TARGETS)
+def test_shipped_u65_predictors_hold_peak_sram_under_the_dedicated_sram(target):
+    # Vela's Dedicated_Sram_384KB mode (the U65's) uses at most 384 KB of SRAM however large the
+    # model; the U55's Shared_Sram keeps the whole arena in SRAM, which nothing caps.
+    p = perfsage.load_predictor(target)
+    expected = {f"{target}/peak_sram_bytes": 393216.0} if target.startswith("ethos-u65") else {}
+    assert p.provenance["output_limits"] == expected
+
+
+def test_a_recorded_limit_holds_every_prediction_path_under_it(small):
+    p, graphs = small
+    specs = perfsage.sample("kws", 40, seed=11)
+    raw, raw_specs = p.predict(graphs), p.predict(specs)
+    cap = float(np.median(raw[:, 1]))
+    limited = perfsage.Predictor.from_bytes(p.to_bytes())
+    limited.provenance["output_limits"] = {"t/mem": cap}
+    saved = perfsage.Predictor.from_bytes(limited.to_bytes())  # the limit travels with the file
+    for q in (limited, saved):
+        out = q.predict(graphs)
+        np.testing.assert_array_equal(out[:, 0], raw[:, 0])
+        np.testing.assert_array_equal(out[:, 1], np.minimum(raw[:, 1], np.float32(cap)))
+        assert 0 < np.sum(raw[:, 1] > cap) < len(graphs) and np.all(out[:, 1] <= np.float32(cap))
+        np.testing.assert_array_equal(q.predict(specs), np.column_stack(
+            [raw_specs[:, 0], np.minimum(raw_specs[:, 1], np.float32(cap))]))
+        above = int(np.argmax(raw[:, 1]))
+        assert q.explain(graphs[above]).prediction["t/mem"] == pytest.approx(cap)
+
+
 def test_unknown_name_lists_the_shipped_predictors():
     with pytest.raises(FileNotFoundError, match="ethos-u55-256"):
         perfsage.load_predictor("ethos-u99")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._core import Graph
 from .._io import json_safe, utc_timestamp
-from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, dataset_operator_labels, load_predictor
+from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, dataset_operator_labels, load_predictor, output_limits
 from .._recipes import Recipe, recipe_for, split_record
 from ..datasets import open_dataset
 from ._lodo import LodoBases
@@ -220,9 +220,11 @@ class LabelledRows:
 
 
 def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: EvaluationOptions,
-                 split: str = "random", seed: Optional[int] = None) -> Method:
+                 split: str = "random", seed: Optional[int] = None,
+                 limits: Optional[Dict[str, float]] = None) -> Method:
     """Method ``name`` as ``options`` ask for it on a split of kind ``split``, seeded with ``seed``
-    (default: the evaluation's)."""
+    (default: the evaluation's); perfsage's predictor holds its outputs under ``limits`` (the
+    labels' upper bounds, as a shipped predictor records them)."""
     cls = method_class(name)
     seed = options.seed if seed is None else seed
     if name == "scratch":
@@ -232,7 +234,7 @@ def _make_method(name: str, recipe: Recipe, units: Sequence[str], options: Evalu
         epochs = (options.loso_epochs if split == "loso" else None) or options.epochs or recipe.epochs
         return cls(recipe.columns, units, seed, options.threads,
                    hyperparameters={**recipe.hyperparameters, **options.perfsage}, epochs=epochs,
-                   intervals=options.intervals)
+                   intervals=options.intervals, limits=limits)
     if name == "gcn":
         return cls(recipe.columns, units, seed, options.threads, **options.gcn)
     return cls(recipe.columns, units, seed, options.threads)
@@ -260,6 +262,7 @@ class Runner:
         self.data = LabelledRows(options.dataset, options.threads, options.limit, options.seed)
         self.recipes: Dict[str, Recipe] = {}
         self.units_of: Dict[str, List[str]] = {}
+        self.limits_of: Dict[str, Dict[str, float]] = {}
         self.notes: List[str] = []
         self.real: Optional[LabelledRows] = None
         self.real_targets: List[str] = []
@@ -281,6 +284,8 @@ class Runner:
                                       f"but the dataset has no column(s) {', '.join(missing)}")
             self.recipes[target] = recipe
             self.units_of[target] = [self.data.dataset.units.get(c, "") for c in recipe.columns]
+            self.limits_of[target] = output_limits(recipe.columns, {
+                target: self.data.dataset.targets.get(target, {}).get("settings", {})})
             usable = self.data.add_target(recipe)
             dropped = len(self.data.rows) - len(usable)
             if dropped:
@@ -452,7 +457,7 @@ class Runner:
                                              self.options.threads, base, base_sha256, self.options.adapt_epochs)
             else:
                 method = _make_method(unit.method, recipe, self.units_of[unit.target], self.options, unit.split.name,
-                                      split_seed(unit.split, self.options.seed))
+                                      split_seed(unit.split, self.options.seed), self.limits_of[unit.target])
             reused = self.reused_predictor(unit)
             config = self.unit_config(unit, method, reused)
             record = self.existing(unit, config)

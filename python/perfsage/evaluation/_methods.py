@@ -30,17 +30,20 @@ class PerfSageMethod(Method):
                "on the split's validation rows.")
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0,
-                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 150, intervals: bool = False) -> None:
+                 hyperparameters: Optional[Dict[str, Any]] = None, epochs: int = 150, intervals: bool = False,
+                 limits: Optional[Dict[str, float]] = None) -> None:
         super().__init__(columns, units, seed, threads)
         self.hyperparameters = {**(hyperparameters or {}), "seed": self.seed}
         self.epochs = int(epochs)
         self.intervals = bool(intervals)
+        self.limits = dict(limits or {})
         self.predictor: Any = None
 
     def config(self) -> Dict[str, Any]:
         # The effective values, library defaults included, so that a changed default is a changed unit.
         return {"hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **self.hyperparameters},
-                "epochs": self.epochs, **({"intervals": True} if self.intervals else {})}
+                "epochs": self.epochs, **({"intervals": True} if self.intervals else {}),
+                **({"output_limits": self.limits} if self.limits else {})}
 
     @property
     def uses_operator_labels(self) -> bool:  # type: ignore[override]
@@ -52,6 +55,8 @@ class PerfSageMethod(Method):
         train_ops, val_ops = operator_labels if operator_labels is not None else (None, None)
         self.predictor.fit((list(train[0]), train[1], train_ops), val=(list(val[0]), val[1], val_ops),
                            epochs=self.epochs, threads=self.threads, progress=progress, intervals=self.intervals)
+        if self.limits:
+            self.predictor.provenance["output_limits"] = dict(self.limits)
         info = self.predictor.provenance
         return {"epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
                 "stopped_early": info.get("stopped_early"),

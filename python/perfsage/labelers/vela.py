@@ -126,6 +126,41 @@ def resolve_config_path(config: str) -> Path:
     return Path(config).expanduser()
 
 
+def sram_limit(ini: configparser.ConfigParser, memory_mode: str, arena_cache_size: Optional[int]) -> Optional[int]:
+    """The most SRAM Vela's schedule may use, in bytes: ``--arena-cache-size`` if given, else the
+    memory mode's ``arena_cache_size`` (following its ``inherit=`` sections), else None. The
+    Dedicated_Sram modes set it (the U65's 384 KB): Vela keeps the arena in DRAM and the SRAM as a
+    cache of that size, so no model's peak SRAM exceeds it. Where the arena lives in the SRAM
+    (Shared_Sram, Sram_Only) nothing caps it."""
+    if arena_cache_size is not None:
+        return int(arena_cache_size)
+    section, seen = f"Memory_Mode.{memory_mode}", set()
+    while section and ini.has_section(section) and section not in seen:
+        seen.add(section)
+        if ini.has_option(section, "arena_cache_size"):
+            return int(ini.get(section, "arena_cache_size"))
+        section = ini.get(section, "inherit", fallback="")
+    return None
+
+
+def recorded_limits(settings: Dict[str, Any]) -> Dict[str, float]:
+    """Upper bounds on a Vela labeller's metrics, from its recorded ``settings`` (a dataset's, as
+    ``settings()`` wrote them): ``{"peak_sram_bytes": bytes}`` where the memory mode caps the SRAM,
+    else {}; {} for another tool's settings. Read from the Vela config the settings name (Vela must
+    be installed), which must be the file the labels were made with (its SHA-256): ValueError
+    otherwise. Not a settings field itself, so that datasets labelled before it keep taking rows."""
+    if settings.get("tool") != "ethos-u-vela":
+        return {}
+    path = resolve_config_path(settings["config_file"])
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != settings.get("config_sha256"):
+        raise ValueError(f"the Vela config {path} is not the one these labels were made with "
+                         f"(SHA-256 {settings.get('config_sha256')})")
+    ini = configparser.ConfigParser()
+    ini.read(path)
+    limit = sram_limit(ini, settings["memory_mode"], settings.get("arena_cache_size"))
+    return {} if limit is None else {"peak_sram_bytes": float(limit)}
+
+
 @contextlib.contextmanager
 def _captured_stdout():
     """Captures both Python's sys.stdout and the process's fd 1 (Vela's C++ core prints there).
