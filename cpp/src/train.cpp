@@ -1,5 +1,6 @@
 #include "perfsage/train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -84,7 +85,7 @@ Evaluation evaluate(const SageNetwork& net, const GraphSet& set, const float* la
       ev.mape[t] += ape;
       ++counts[t];
       if (net.config().loss == LossKind::kMape) {
-        loss += ape;
+        loss += std::min(ape, 1.0);  // capped: see Evaluation::loss
       } else {
         const double e = (std::log(yhat) - std::log(y)) / norm.target_std[t];
         loss += e * e;

@@ -580,7 +580,9 @@ class Predictor:
         tuple's third element; other networks ignore them.
 
         Without ``val``, ``validation_split`` of the training graphs (seeded) are held out for early
-        stopping; the predictor keeps the weights of its best validation epoch. ``callback`` gets
+        stopping; the predictor keeps the weights of its best validation epoch, the one with the
+        lowest ``val_loss`` (with the MAPE loss, the mean error with each model's capped at 100%, so
+        that a few huge misses on one metric do not choose the epoch for all). ``callback`` gets
         each epoch's metrics as a dict and may return False to stop. A progress bar shows on stderr
         unless ``progress=False``. Calling ``fit`` again continues from the current weights and
         normalisation. The GIL is released while the C++ core trains; other threads, and ``callback``

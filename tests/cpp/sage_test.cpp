@@ -549,6 +549,28 @@ TEST(SageTrain, LearnsALearnableTargetAndStopsEarlyOnValidation) {
   if (r.stopped_early) EXPECT_EQ(static_cast<int>(r.history.size()), r.best_epoch + o.patience);
 }
 
+TEST(SageTrain, ValidationLossCapsEachLabelsErrorAtOneForMape) {
+  // A label of a few bytes predicted thousands of times too large must not steer the best epoch:
+  // with the MAPE loss, Evaluation::loss averages min(APE, 1); the per-target MAPE stays uncapped.
+  TrainingData v = training_data(40, 3);
+  v.labels[0] = 1e-6f;
+  const SageNetwork net = untrained(v, 1);
+  std::vector<GraphInput> inputs;
+  for (int64_t i = 0; i < v.set.size(); ++i) inputs.push_back(v.set.at(i));
+  std::vector<float> pred(inputs.size());
+  net.predict(inputs, 1, pred.data());
+  double capped = 0.0, uncapped = 0.0;
+  for (size_t i = 0; i < pred.size(); ++i) {
+    const double ape = std::abs(static_cast<double>(pred[i]) - v.labels[i]) / v.labels[i];
+    capped += std::min(ape, 1.0);
+    uncapped += ape;
+  }
+  const Evaluation ev = evaluate(net, v.set, v.labels.data(), 1);
+  ASSERT_GT(uncapped / 40, 100.0);  // the tiny label dominates the uncapped mean
+  EXPECT_NEAR(ev.loss, capped / 40, 1e-9);
+  EXPECT_NEAR(ev.mape[0], uncapped / 40, 1e-6 * uncapped / 40);
+}
+
 TEST(SageTrain, CallbackCanStopAndBadLabelsAreNamed) {
   // A callback returning false (Ctrl-C, a user's budget) stops after that epoch.
   const TrainingData d = training_data(30, 4);

@@ -58,7 +58,7 @@ struct TrainOptions {
 struct EpochStats {
   int32_t epoch = 0;                 // 1-based
   double train_loss = 0.0;
-  double val_loss = 0.0;             // NaN without validation data
+  double val_loss = 0.0;             // Evaluation::loss on the validation data; NaN without it
   std::vector<double> val_mape;      // per target, NaN where the validation set has no label
   double lr = 0.0;                   // at the epoch's last step
   double grad_norm = 0.0;            // mean pre-clipping gradient norm over the epoch's steps
@@ -107,8 +107,14 @@ TrainResult train(SageNetwork& net, const GraphSet& train, const float* train_la
 
 // Loss and per-target MAPE of the network's predictions on a set (for validation and reports).
 struct Evaluation {
+  // The validation loss that picks the best epoch: the mean log-MSE for the log_mse loss; for the
+  // MAPE loss, the mean absolute percentage error with each label's capped at 100%, so that a few
+  // models predicted many times too large (a metric whose labels are a few bytes) cannot steer the
+  // choice of epoch for every metric. Chosen on validation rows alone (ethos-u65-512: the epoch
+  // chosen on one half of them, scored on the other, 20 halvings: latency MAPE 14.4% -> 12.5%,
+  // within ±10% 59% -> 68%, later epochs chosen; ethos-u55-256 unchanged).
   double loss = 0.0;
-  std::vector<double> mape;  // per target
+  std::vector<double> mape;  // per target, uncapped
 };
 Evaluation evaluate(const SageNetwork& net, const GraphSet& set, const float* labels, int threads);
 
