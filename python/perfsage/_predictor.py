@@ -999,8 +999,9 @@ class Predictor:
     def _limited(self, values: np.ndarray) -> np.ndarray:
         """``values`` [n, targets] with each column held at or under its recorded upper bound
         (``provenance["output_limits"]``, see :func:`output_limits`), in place."""
+        limits = self.provenance.get("output_limits", {})
         for j, target in enumerate(self._targets):
-            limit = self.provenance.get("output_limits", {}).get(target)
+            limit = limits.get(target)
             if limit is not None:
                 np.minimum(values[:, j], np.float32(limit), out=values[:, j])
         return values

@@ -143,8 +143,8 @@ TEST(Graph, RejectsCallToMissingSubgraph) {
 }
 
 // Converters write a negative axis (-1) where perfsage's writer writes rank - 1; the axis feature
-// counts from the front either way: the output's rank for CONCATENATION and PACK (whose output has
-// one dimension more than its inputs), the first input's for UNPACK.
+// counts from the front either way, from the output's rank for CONCATENATION and PACK (whose output
+// has one dimension more than its inputs).
 TEST(Graph, NegativeAxisCountsFromTheFront) {
   auto axis_feature = [](int32_t code, OptionsKind kind, int32_t axis, std::vector<std::vector<int32_t>> shapes) {
     TestSubgraph sg;
