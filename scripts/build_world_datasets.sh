@@ -37,7 +37,13 @@
 #                                     multiplier = filters that converters write, in half of the
 #                                     specs that have one: every kws spec, a few of the others) in
 #                                     the first STEMS_N samples (default 3,000) of kws, cnn_families
-#                                     and op_zoo; and the 21,000 models
+#                                     and op_zoo; trained weights (`--weights trained`: normal,
+#                                     laplace or heavy-tailed student_t values, a quarter pruned,
+#                                     dense layers quantised per tensor in half, as trained and
+#                                     converted models carry them) in the first TRAINED_N samples
+#                                     (default 1,000) of op_zoo, motifs, autoencoder, transformer,
+#                                     recurrent_audio, kws, image_classification, mobile_v3 and
+#                                     cnn_families; and the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
 #                                     scripts/build_datasets.sh), labelled again with per-operator
 #                                     labels: one dataset, so that training and leave-one-space-out
@@ -50,7 +56,7 @@
 # A space's first n samples do not depend on n, so a larger --other-n later only adds models.
 #
 # Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--mixed-n N]
-#                                        [--x16-n N] [--float-n N] [--affine-n N] [--stems-n N]
+#                                        [--x16-n N] [--float-n N] [--affine-n N] [--stems-n N] [--trained-n N]
 #                                        [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
@@ -66,6 +72,7 @@ X16_N=3000
 FLOAT_N=1000
 AFFINE_N=1000
 STEMS_N=3000
+TRAINED_N=1000
 PAPER_N=5250
 WORKERS=0
 SEED=0
@@ -81,6 +88,7 @@ while [ $# -gt 0 ]; do
     --float-n) FLOAT_N="$2"; shift 2 ;;
     --affine-n) AFFINE_N="$2"; shift 2 ;;
     --stems-n) STEMS_N="$2"; shift 2 ;;
+    --trained-n) TRAINED_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
@@ -128,6 +136,10 @@ perfsage dataset build --space op_zoo --space motifs --space cnn_families --spac
 stamp "   depthwise stems in kws, cnn_families and op_zoo ($STEMS_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space kws --space cnn_families --space op_zoo --n "$STEMS_N" --seed "$SEED" --stems mixed \
   --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   trained weights in 9 spaces ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space motifs --space autoencoder --space transformer --space recurrent_audio \
+  --space kws --space image_classification --space mobile_v3 --space cnn_families --n "$TRAINED_N" --seed "$SEED" \
+  --weights trained --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
 stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \

@@ -46,15 +46,16 @@ std::string text_of(JsonValue& v, const Where& where) {
 SpecWeights weights_of(JsonValue& v) {
   if (v.kind != JsonValue::Kind::kObject) fail("spec", std::string("'weights' must be an object, got ") + kind_name(v.kind));
   for (const auto& [key, value] : v.members)
-    if (key != "distribution" && key != "sparsity")
-      fail("spec", "weights: unknown key '" + key + "' (expected distribution, sparsity)");
+    if (key != "distribution" && key != "sparsity" && key != "dense")
+      fail("spec", "weights: unknown key '" + key + "' (expected distribution, sparsity, dense)");
   SpecWeights out;
   if (JsonValue* d = v.find("distribution")) {
     const std::string name = text_of(*d, [] { return std::string("weights.distribution"); });
     if (name == "uniform") out.distribution = WeightDistribution::kUniform;
     else if (name == "normal") out.distribution = WeightDistribution::kNormal;
     else if (name == "laplace") out.distribution = WeightDistribution::kLaplace;
-    else fail("spec", "weights.distribution must be 'uniform', 'normal' or 'laplace', got '" + name + "'");
+    else if (name == "student_t") out.distribution = WeightDistribution::kStudentT;
+    else fail("spec", "weights.distribution must be 'uniform', 'normal', 'laplace' or 'student_t', got '" + name + "'");
   }
   if (const JsonValue* s = v.find("sparsity")) {
     // NaN fails both comparisons, so it is refused too.
@@ -62,6 +63,12 @@ SpecWeights weights_of(JsonValue& v) {
       fail("spec", "weights.sparsity must be a number in [0, 0.99], got " +
                        (s->kind == JsonValue::Kind::kNumber ? std::to_string(s->number) : std::string(kind_name(s->kind))));
     out.sparsity = s->number;
+  }
+  if (JsonValue* d = v.find("dense")) {
+    const std::string name = text_of(*d, [] { return std::string("weights.dense"); });
+    if (name == "per_tensor") out.dense_per_tensor = true;
+    else if (name != "per_channel")
+      fail("spec", "weights.dense must be 'per_channel' or 'per_tensor', got '" + name + "'");
   }
   return out;
 }

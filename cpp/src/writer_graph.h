@@ -151,6 +151,8 @@ class GraphBuilder {
   // The type of every activation tensor: INT8, INT16 or FLOAT32.
   fb::TensorType activation_type() const;
   Rng& rng() { return rng_; }
+  // The spec's "weights" (spec.h).
+  const SpecWeights& weight_values() const { return weight_values_; }
   // Adding a tensor may move the others: a builder that keeps one across such calls copies it.
   const TensorDef& tensor(int32_t t) const { return tensors_[static_cast<size_t>(t)]; }
   // The tensor called `name`, or -1.

@@ -161,7 +161,7 @@ int32_t dense(Layer& l) {
   if (p.has("weights_of")) {
     std::tie(w, b) = shared_dense_weights(l, p.text("weights_of"), units, cin);
   } else {
-    w = g.weights(l.name + "/kernel", {units, cin}, cin, units, 0);
+    w = g.weights(l.name + "/kernel", {units, cin}, cin, units, g.weight_values().dense_per_tensor ? -1 : 0);
     b = g.bias(l.name + "/bias", units, l.inputs[0], w, !with_bias);
   }
   const bool keep_dims = x.shape.size() > 2;

@@ -15,15 +15,23 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
+// Student-t's degrees of freedom: 3, the fewest with a finite variance (3 / (3 - 2) = 3 in its own
+// units), so that it can have Glorot-uniform's like the others.
+constexpr double kStudentDof = 3.0;
+
 // The magnitude |w| of a weight in units of its distribution's own scale (uniform: the limit;
-// normal: sigma; laplace: b): its CDF and quantile. Uniform |w| is uniform on [0, 1], normal |w|
-// half-normal, laplace |w| exponential.
+// normal: sigma; laplace: b; student_t: the standard t's): its CDF and quantile. Uniform |w| is
+// uniform on [0, 1], normal |w| half-normal, laplace |w| exponential; for t with 3 degrees of
+// freedom P(|t| <= x) = (2 / pi) (atan(x / sqrt 3) + sqrt(3) x / (3 + x^2)).
 double magnitude_cdf(WeightDistribution d, double x) {
   if (x <= 0.0) return 0.0;
   switch (d) {
     case WeightDistribution::kUniform: return std::min(x, 1.0);
     case WeightDistribution::kNormal: return std::erf(x / std::sqrt(2.0));
     case WeightDistribution::kLaplace: return -std::expm1(-x);
+    case WeightDistribution::kStudentT:
+      return std::min(1.0, 2.0 / kPi * (std::atan(x / std::sqrt(kStudentDof)) +
+                                        std::sqrt(kStudentDof) * x / (kStudentDof + x * x)));
   }
   return 0.0;
 }
@@ -32,11 +40,14 @@ double magnitude_quantile(WeightDistribution d, double u) {
   switch (d) {
     case WeightDistribution::kUniform: return u;
     case WeightDistribution::kLaplace: return -std::log1p(-u);
-    case WeightDistribution::kNormal: break;
+    case WeightDistribution::kNormal:
+    case WeightDistribution::kStudentT: break;
   }
-  // The half-normal has no closed-form quantile; bisection to double precision is cheap enough
-  // for the few calls a tensor makes.
+  // The half-normal and |t| have no closed-form quantile; bisection to double precision is cheap
+  // enough for the few calls a tensor makes. The bracket grows until it holds u: the largest of a
+  // million t values lies near 80 of its units.
   double lo = 0.0, hi = 40.0;
+  for (int i = 0; i < 64 && magnitude_cdf(d, hi) < u; ++i) hi *= 2.0;
   for (int i = 0; i < 80; ++i) {
     const double mid = 0.5 * (lo + hi);
     (magnitude_cdf(d, mid) < u ? lo : hi) = mid;
@@ -52,7 +63,13 @@ size_t pruned_count(size_t count, double sparsity) {
 
 }  // namespace
 
-uint64_t draws_per_weight(WeightDistribution d) { return d == WeightDistribution::kNormal ? 2 : 1; }
+uint64_t draws_per_weight(WeightDistribution d) {
+  switch (d) {
+    case WeightDistribution::kNormal: return 2;
+    case WeightDistribution::kStudentT: return 3;
+    default: return 1;
+  }
+}
 
 void draw_weights(Rng& rng, WeightDistribution d, float limit, std::vector<float>& w) {
   switch (d) {
@@ -75,6 +92,20 @@ void draw_weights(Rng& rng, WeightDistribution d, float limit, std::vector<float
       for (float& x : w) {
         const double v = rng.unit() - 0.5;
         x = static_cast<float>((v < 0.0 ? b : -b) * std::log(1.0 - 2.0 * std::abs(v)));
+      }
+      return;
+    }
+    case WeightDistribution::kStudentT: {
+      // t = z / sqrt(v / 3) with v chi-squared of 3 degrees of freedom: z and z' are Box-Muller's
+      // pair (independent normals from two draws), v = z'^2 + (-2 ln u), a chi-squared of 1 and one
+      // of 2. Its variance is 3, so the scale takes Glorot-uniform's limit^2 / 3 to limit^2 / 9.
+      const double scale = limit / 3.0;
+      for (float& x : w) {
+        const double radius = std::sqrt(-2.0 * std::log(1.0 - rng.unit()));
+        const double angle = 2.0 * kPi * rng.unit();
+        const double z = radius * std::cos(angle), z2 = radius * std::sin(angle);
+        const double v = z2 * z2 - 2.0 * std::log(1.0 - rng.unit());
+        x = static_cast<float>(scale * z / std::sqrt(std::max(v, 1e-300) / kStudentDof));
       }
       return;
     }

@@ -135,9 +135,11 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
             shown = ", ".join(str(c) for c in choices) if isinstance(choices, (list, tuple)) else str(choices)
             print(f"    {knob}: {shown}")
     print("\nweights (`perfsage dataset build --weights`, `perfsage.sample(..., weights=...)`): uniform (every "
-          "model Glorot-uniform, as freshly initialised; default) or mixed (per sample, from its seed: a third "
-          "uniform, a third trained-like normal or laplace values, a third pruned to sparsity 0.3-0.95), the "
-          "spec's \"weights\" field; Vela compresses trained and pruned weights")
+          "model Glorot-uniform, as freshly initialised; default), mixed (per sample, from its seed: a third "
+          "uniform, a third trained-like normal or laplace values, a third pruned to sparsity 0.3-0.95) or trained "
+          "(per sample: normal, laplace or heavy-tailed student_t values, a quarter pruned, half with dense layers "
+          "quantised per tensor, as trained and converted models carry them), the spec's \"weights\" field; Vela "
+          "compresses trained and pruned weights")
     print("float sections (`perfsage dataset build --float-sections`, `perfsage.sample(..., float_sections=...)`): "
           "none (default) or mixed (per sample, from its seed: a third as drawn, two thirds with one or two runs "
           f"of up to {MAX_SECTION_LAYERS} layers between added dequantize and quantize layers, written in float32 "
@@ -384,9 +386,10 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="model type: int8 (full-integer, what NPUs run; default), float32 or int16x8 "
                             "(int16 activations, int8 weights)")
     build.add_argument("--weights", choices=list(WEIGHTS), default="uniform",
-                       help="weight values: uniform (Glorot-uniform, as freshly initialised; default) or mixed "
-                            "(a third each uniform, trained-like normal/laplace, and pruned to sparsity 0.3-0.95; "
-                            "see `perfsage spaces`)")
+                       help="weight values: uniform (Glorot-uniform, as freshly initialised; default), mixed "
+                            "(a third each uniform, trained-like normal/laplace, and pruned to sparsity 0.3-0.95) "
+                            "or trained (normal, laplace or student_t, a quarter pruned, half with dense layers "
+                            "quantised per tensor; see `perfsage spaces`)")
     build.add_argument("--float-sections", choices=list(FLOAT_SECTIONS), default="none",
                        help="none (every layer quantized; default) or mixed (two thirds of the models with one or "
                             "two runs of layers left in float32 between DEQUANTIZE and QUANTIZE, as converters leave "

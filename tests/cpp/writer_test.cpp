@@ -14,6 +14,7 @@
 #include "perfsage/spec.h"
 #include "perfsage/tflite_generated.h"
 #include "perfsage/writer.h"
+#include "writer_graph.h"
 
 namespace perfsage {
 namespace {
@@ -91,15 +92,66 @@ TEST(Writer, WeightsFieldIsReadAndItsDefaultsChangeNothing) {
   const auto plain = build_model_json(kSpec, 3, WeightType::kInt8);
   EXPECT_EQ(build_model_json(with_weights("{}"), 3, WeightType::kInt8), plain);
   EXPECT_EQ(build_model_json(with_weights(R"({"distribution": "uniform", "sparsity": 0})"), 3, WeightType::kInt8), plain);
+  EXPECT_EQ(build_model_json(with_weights(R"({"dense": "per_channel"})"), 3, WeightType::kInt8), plain);
   EXPECT_NE(build_model(spec, 3, WeightType::kInt8), plain);
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"3", "'weights' must be an object, got a number"},
-      {R"({"distribution": "gamma"})", "weights.distribution must be 'uniform', 'normal' or 'laplace', got 'gamma'"},
+      {R"({"distribution": "gamma"})",
+       "weights.distribution must be 'uniform', 'normal', 'laplace' or 'student_t', got 'gamma'"},
+      {R"({"dense": "per_row"})", "weights.dense must be 'per_channel' or 'per_tensor', got 'per_row'"},
+      {R"({"dense": 1})", "weights.dense must be a string, got a number"},
       {R"({"sparsity": 0.995})", "weights.sparsity must be a number in [0, 0.99]"},
       {R"({"sparsity": true})", "weights.sparsity must be a number in [0, 0.99], got a boolean"},
       {R"({"sparse": 0.5})", "weights: unknown key 'sparse'"}};
   for (const auto& [weights, message] : bad)
     EXPECT_NE(error_of([&] { parse_spec(with_weights(weights)); }).find(message), std::string::npos) << weights;
+}
+
+TEST(Writer, DenseWeightsPerTensorHaveOneScale) {
+  // "dense": "per_tensor" quantises FULLY_CONNECTED kernels as TFLite Micro and MLPerf Tiny models
+  // carry them; the bias follows with one scale, and convolutions keep theirs per channel.
+  for (const WeightType type : {WeightType::kInt8, WeightType::kInt16x8}) {
+    const auto bytes =
+        build_model_json(with_weights(R"({"distribution": "student_t", "dense": "per_tensor"})"), 1, type);
+    const auto graph = load_graph(bytes.data(), bytes.size(), "t");
+    const auto& tensors = graph->model().subgraphs[0].tensors;
+    const auto named = [&](const std::string& name) -> const Tensor& {
+      const auto it = std::find_if(tensors.begin(), tensors.end(), [&](const Tensor& t) { return t.name == name; });
+      EXPECT_NE(it, tensors.end()) << name;
+      return *it;
+    };
+    const Tensor& kernel = named("o/kernel");
+    const Tensor& bias = named("o/bias");
+    ASSERT_EQ(kernel.quantization.scale.size(), 1u);
+    EXPECT_EQ(kernel.quantization.zero_point, std::vector<int64_t>{0});
+    ASSERT_EQ(bias.quantization.scale.size(), 1u);
+    EXPECT_FLOAT_EQ(bias.quantization.scale[0], named("f").quantization.scale[0] * kernel.quantization.scale[0]);
+    EXPECT_EQ(named("c/kernel").quantization.scale.size(), 8u);
+    const auto& names = node_feature_names();
+    const size_t per_channel =
+        static_cast<size_t>(std::find(names.begin(), names.end(), "per_channel_weights") - names.begin());
+    const size_t F = names.size();
+    EXPECT_EQ(graph->node_features()[5 * F + per_channel], 0.0f);  // the dense node
+    EXPECT_EQ(graph->node_features()[0 * F + per_channel], 1.0f);  // the conv
+  }
+}
+
+TEST(Writer, StudentTWeightsHaveGlorotVarianceAndHeavyTails) {
+  // Same variance as Glorot-uniform, so a layer's output range is unchanged; the excess kurtosis
+  // of t with 3 degrees of freedom is unbounded, so a large sample's exceeds laplace's 3 by far.
+  Rng rng(5);
+  std::vector<float> w(200000);
+  const float limit = 0.2f;
+  writer::draw_weights(rng, WeightDistribution::kStudentT, limit, w);
+  double m2 = 0.0, m4 = 0.0;
+  for (const float x : w) {
+    m2 += static_cast<double>(x) * x;
+    m4 += static_cast<double>(x) * x * x * x;
+  }
+  m2 /= static_cast<double>(w.size());
+  m4 /= static_cast<double>(w.size());
+  EXPECT_NEAR(m2, limit * limit / 3.0, 0.1 * limit * limit / 3.0);
+  EXPECT_GT(m4 / (m2 * m2) - 3.0, 6.0);
 }
 
 TEST(Writer, StrippedModelsKeepCheckedWeightSummaries) {

@@ -42,6 +42,9 @@ def space_cases() -> List[Any]:
         # Trained-like and pruned weights: the weight columns' tolerance holds for them too.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=17, weights="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-mixed") for item in items]
+        # Heavy-tailed values and dense kernels per tensor: the heavy-tail tolerance below.
+        items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=21, weights="trained")
+        cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-trained") for item in items]
         # Float sections: runs of layers on the float32 path inside the int8 model.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=18, float_sections="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-float-sections") for item in items]
@@ -95,20 +98,34 @@ WEIGHT_COLUMNS = ["weight_zero_fraction", "weight_log2_magnitude"]
 WEIGHT_TOLERANCE = np.array([0.1, 0.6])
 LARGE_WEIGHT_TOLERANCE = np.array([0.01, 0.15])
 LARGE = 4096
+# Heavy tails (student_t values, or normal and laplace ones under one scale per tensor) leave a
+# tensor's figures to its few largest values, whose draw varies: this for every operator (in 372
+# heavy-tailed specs of every space, the largest gaps were 0.69 and 1.61; 99% of them within 0.19 and 1.03).
+HEAVY_WEIGHT_TOLERANCE = np.array([0.75, 2.0])
 
 
-def assert_weight_columns_close(spec_graph: perfsage.Graph, read: perfsage.Graph) -> None:
+def heavy_tailed(spec: Dict[str, Any]) -> bool:
+    weights = spec.get("weights", {})
+    distribution = weights.get("distribution", "uniform")
+    return distribution == "student_t" or (distribution != "uniform" and weights.get("dense") == "per_tensor")
+
+
+def assert_weight_columns_close(spec_graph: perfsage.Graph, read: perfsage.Graph, heavy: bool = False) -> None:
     names = perfsage.node_feature_names()
     columns = [names.index(c) for c in WEIGHT_COLUMNS]
     error = np.abs(spec_graph.node_features[:, columns] - read.node_features[:, columns])
-    assert (error <= WEIGHT_TOLERANCE).all(), error.max(axis=0)
-    large = read.node_features[:, names.index("param_count")] > LARGE
-    assert (error[large] <= LARGE_WEIGHT_TOLERANCE).all(), error[large].max(axis=0)
+    if heavy:
+        assert (error <= HEAVY_WEIGHT_TOLERANCE).all(), error.max(axis=0)
+    else:
+        assert (error <= WEIGHT_TOLERANCE).all(), error.max(axis=0)
+        large = read.node_features[:, names.index("param_count")] > LARGE
+        assert (error[large] <= LARGE_WEIGHT_TOLERANCE).all(), error[large].max(axis=0)
     # Both paths agree on which operators have integer weights at all.
     assert np.array_equal(spec_graph.node_features[:, columns[1]] > 0, read.node_features[:, columns[1]] > 0)
 
 
-def assert_same_graph(spec_graph: perfsage.Graph, read: perfsage.Graph, bounded: bool = True) -> None:
+def assert_same_graph(spec_graph: perfsage.Graph, read: perfsage.Graph, bounded: bool = True,
+                      heavy: bool = False) -> None:
     names = perfsage.node_feature_names()
     exact = [i for i, name in enumerate(names) if name not in WEIGHT_COLUMNS]
     for array in ("node_features", "graph_features", "edge_index", "op_types"):
@@ -118,7 +135,7 @@ def assert_same_graph(spec_graph: perfsage.Graph, read: perfsage.Graph, bounded:
             a, b = a[:, exact], b[:, exact]
         # Bytes, not values: bit-identical, NaN or -0.0 included.
         assert a.tobytes() == b.tobytes(), array
-    assert_weight_columns_close(spec_graph, read)
+    assert_weight_columns_close(spec_graph, read, heavy)
     for mapping in ("node_costs", "nodes"):
         a, b = getattr(spec_graph, mapping), getattr(read, mapping)
         assert a.keys() == b.keys(), mapping
@@ -137,7 +154,8 @@ def test_every_space_gives_the_graph_of_the_written_model(item: Dict[str, Any], 
     spec, seed = item["spec"], item["seed"]
     read = _core.load_bytes(perfsage.build_model(spec, seed=seed, dtype=dtype), spec["name"])
     uniform = spec.get("weights", {}).get("distribution", "uniform") == "uniform"
-    assert_same_graph(perfsage.spec_graph(spec, seed=seed, dtype=dtype), read, bounded=uniform)
+    assert_same_graph(perfsage.spec_graph(spec, seed=seed, dtype=dtype), read, bounded=uniform,
+                      heavy=heavy_tailed(spec))
 
 
 @pytest.mark.parametrize(("spec", "dtype"), op_cases())

@@ -11,12 +11,14 @@
 // An input may give "range": [lo, hi], the float values it spans (default [-1, 1]), which set its
 // int8 scale and zero point: a streaming model's saved state spans what the layer that writes it
 // gives.
-// "weights" says what the writer's weight values look like (writer.h), both keys optional:
-//   distribution  ["uniform"] | "normal" | "laplace": each weight tensor's values, all three with
-//                 the variance of Glorot-uniform (a freshly initialised Keras layer's); normal and
-//                 laplace are shaped as trained weights are
+// "weights" says what the writer's weight values look like (writer.h), every key optional:
+//   distribution  ["uniform"] | "normal" | "laplace" | "student_t": each weight tensor's values, all
+//                 with the variance of Glorot-uniform (a freshly initialised Keras layer's); normal,
+//                 laplace and student_t (3 degrees of freedom: the heaviest tails, whose few large
+//                 values set a scale most weights sit far below) are shaped as trained weights are
 //   sparsity      [0] in [0, 0.99]: the fraction of each weight tensor zeroed by magnitude pruning
 //                 (the smallest magnitudes, as TF-MOT prunes), before quantisation
+//   dense         ["per_channel"] | "per_tensor": how dense layers' weights are quantised
 // Biases, prelu slopes and layer norm constants keep their values whatever "weights" says. A spec
 // without "weights" and one with the defaults give the same bytes.
 // Layers are listed in execution order. "inputs" names earlier layers or spec inputs; when omitted
@@ -136,12 +138,16 @@ struct SpecLayer {
   std::map<std::string, JsonValue> params;  // everything but name, op and inputs
 };
 
-enum class WeightDistribution { kUniform, kNormal, kLaplace };
+enum class WeightDistribution { kUniform, kNormal, kLaplace, kStudentT };
 
-// The spec's "weights": how the writer draws weight values.
+// The spec's "weights": how the writer draws weight values, and how it quantises dense layers'.
 struct SpecWeights {
   WeightDistribution distribution = WeightDistribution::kUniform;
   double sparsity = 0.0;  // in [0, kMaxSparsity]
+  // "dense": "per_tensor": FULLY_CONNECTED weights get one scale for the whole tensor, as TFLite
+  // converters quantised dense layers before per-channel dense quantisation and as TFLite Micro and
+  // MLPerf Tiny models carry them; by default ("per_channel") one scale per output unit.
+  bool dense_per_tensor = false;
 };
 
 // The largest "sparsity" a spec may ask for: a tensor keeps at least 1% of its weights.

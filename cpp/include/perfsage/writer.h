@@ -15,8 +15,9 @@
 //
 // Weights are Glorot-uniform (Keras's default initialiser) from a generator seeded with `seed`,
 // so sizes and compressibility are those of a freshly initialised model, unless the spec's
-// "weights" (spec.h) asks for normal or laplace values of the same variance, or for magnitude
-// pruning: trained and pruned models, whose weights a compiler like Vela compresses. The same
+// "weights" (spec.h) asks for normal, laplace or Student-t values of the same variance, for
+// magnitude pruning, or for dense weights quantised per tensor: trained and pruned models, whose
+// weights a compiler like Vela compresses. The same
 // spec, seed and dtype always give identical bytes.
 #pragma once
 

@@ -265,7 +265,8 @@ def build_dataset(
         out,
         plan(spaces, n, seed, dtype, weights, float_sections, affine, stems),
         labelers,
-        f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype}{', mixed weights' if weights == 'mixed' else ''}"
+        f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype}"
+        f"{'' if weights == 'uniform' else f', {weights} weights'}"
         f"{', float sections' if float_sections == 'mixed' else ''}{', affine layers' if affine == 'mixed' else ''}"
         f"{', depthwise stems' if stems == 'mixed' else ''})",
         workers=workers,

@@ -14,7 +14,10 @@ from ``(seed, i)`` alone, recorded as the item's ``"seed"``: it is the same what
 
 ``sample(..., weights="mixed")`` also sets each spec's ``"weights"`` (how the writer draws weight
 values: distribution and pruning sparsity) from a second generator seeded by the item's seed, so
-that a data set holds trained-like and pruned models too (see :func:`weights_spec`).
+that a data set holds trained-like and pruned models too (see :func:`weights_spec`);
+``weights="trained"`` draws every spec's weights as trained and converted models carry them:
+normal, laplace or heavy-tailed Student-t values, some pruned, and dense layers quantised per
+tensor in half of them (see :func:`trained_weights_spec`).
 ``sample(..., float_sections="mixed")`` leaves runs of two thirds of the specs' layers in float32
 inside the quantized model, from a third generator seeded by the item's seed, as converters leave
 what they do not quantize (see :func:`float_sections_spec`). ``sample(..., affine="mixed")``
@@ -68,6 +71,7 @@ __all__ = [
     "sample",
     "sample_seed",
     "spaces",
+    "trained_weights_spec",
     "weights_spec",
     "with_affine_layers",
     "with_depthwise_stems",
@@ -76,10 +80,11 @@ __all__ = [
 ]
 
 # What sample(..., weights=...) takes: "uniform" (every spec without "weights": the writer's
-# Glorot-uniform, unpruned) or "mixed" (weights_spec's mix).
-WEIGHTS = ("uniform", "mixed")
-# Keeps the weights' generator apart from the spec's, which is seeded by the item's seed alone.
+# Glorot-uniform, unpruned), "mixed" (weights_spec's mix) or "trained" (trained_weights_spec's).
+WEIGHTS = ("uniform", "mixed", "trained")
+# Keep the weights' generators apart from the spec's, which is seeded by the item's seed alone.
 _WEIGHTS_STREAM = 0x77656967
+_TRAINED_WEIGHTS_STREAM = 0x74726E64
 
 _SPACES: Dict[str, SearchSpace] = {
     m.SPACE.name: m.SPACE
@@ -131,6 +136,28 @@ def weights_spec(item_seed: int) -> Optional[Dict[str, Any]]:
     return {"distribution": distribution, "sparsity": sparsity}
 
 
+def trained_weights_spec(item_seed: int) -> Dict[str, Any]:
+    """The ``"weights"`` a ``weights="trained"`` sample with seed ``item_seed`` gets: ``normal``,
+    ``laplace`` or ``student_t`` values (a third each), pruned to a sparsity uniform in [0.3, 0.95]
+    (rounded to 3 decimals) for a quarter of the seeds, and ``"dense": "per_tensor"`` for half.
+
+    Trained weights quantise to smaller integers than a fresh initialisation's: a few large values
+    set each scale and most weights sit far below it, the more so with one scale per tensor. The
+    shared MLPerf Tiny and TFLite Micro models carry every FULLY_CONNECTED kernel per tensor, with
+    a mean log2(1 + |q|) down to 1.1 bits against 5.6 for Glorot-uniform, and Vela's weight
+    compression makes their weight-bound layers up to three times faster than uniform weights of
+    the same shapes. Heavy-tailed Student-t values reach that range; normal and laplace do not."""
+    rng = np.random.default_rng([_non_negative_int(item_seed, "item_seed"), _TRAINED_WEIGHTS_STREAM])
+    out: Dict[str, Any] = {"distribution": ("normal", "laplace", "student_t")[int(rng.integers(3))]}
+    pruned = rng.random() < 0.25
+    sparsity = round(float(rng.uniform(0.3, 0.95)), 3)
+    if pruned:
+        out["sparsity"] = sparsity
+    if rng.random() < 0.5:
+        out["dense"] = "per_tensor"
+    return out
+
+
 def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform",
            float_sections: str = "none", affine: str = "none", stems: str = "none") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
@@ -141,9 +168,10 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     builds in both (the same specs); ``"int16x8"`` redraws, from the same generator, any draw with a
     layer the writer has no 16x8 kernel for, so its sample ``i`` is the int8 one when that has none.
     A space made only of such draws (``super_resolution``: depth-to-space; ``transformer``: layer
-    norms) raises ``RuntimeError``. ``weights`` is ``"uniform"`` (no spec has ``"weights"``) or
-    ``"mixed"`` (each spec gets :func:`weights_spec` of its seed when that is not ``None``); the
-    layers drawn are the same either way. ``float_sections`` is ``"none"`` or ``"mixed"`` (each
+    norms) raises ``RuntimeError``. ``weights`` is ``"uniform"`` (no spec has ``"weights"``),
+    ``"mixed"`` (each spec gets :func:`weights_spec` of its seed when that is not ``None``) or
+    ``"trained"`` (each spec gets :func:`trained_weights_spec` of its seed); the layers drawn are
+    the same whichever. ``float_sections`` is ``"none"`` or ``"mixed"`` (each
     spec becomes :func:`float_sections_spec` of its seed when that is not ``None``: the same
     layers, runs of them between added dequantize and quantize layers). ``affine`` is ``"none"``
     or ``"mixed"`` (each spec becomes :func:`affine_spec` of its seed when that is not ``None``:
@@ -175,7 +203,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
         if float_sections == "mixed":
             spec = float_sections_spec(spec, item_seed) or spec
         spec = {"name": f"{space}-{item_seed}", **spec}
-        values = weights_spec(item_seed) if weights == "mixed" else None
+        values = (weights_spec(item_seed) if weights == "mixed" else
+                  trained_weights_spec(item_seed) if weights == "trained" else None)
         if values is not None:
             spec["weights"] = values
         items.append({"space": space, "seed": item_seed, "spec": spec})
