@@ -43,7 +43,8 @@
 #                                     converted models carry them) in the first TRAINED_N samples
 #                                     (default 1,000) of op_zoo, motifs, autoencoder, transformer,
 #                                     recurrent_audio, kws, image_classification, mobile_v3 and
-#                                     cnn_families; and the 21,000 models
+#                                     cnn_families, and in 16x8 in op_zoo and recurrent_audio; and
+#                                     the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
 #                                     scripts/build_datasets.sh), labelled again with per-operator
 #                                     labels: one dataset, so that training and leave-one-space-out
@@ -140,6 +141,9 @@ stamp "   trained weights in 9 spaces ($TRAINED_N each) -> $OUT/world-ethos-u.pa
 perfsage dataset build --space op_zoo --space motifs --space autoencoder --space transformer --space recurrent_audio \
   --space kws --space image_classification --space mobile_v3 --space cnn_families --n "$TRAINED_N" --seed "$SEED" \
   --weights trained --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   trained weights in 16x8: op_zoo and recurrent_audio ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space recurrent_audio --n "$TRAINED_N" --seed "$SEED" --weights trained \
+  --dtype int16x8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
 stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \

@@ -103,8 +103,8 @@ def test_world_script_builds_every_part_with_per_operator_labels_and_resumes(tmp
                   sample(space, 1, weights="trained")[0]["spec"] != sample(space, 1, weights="mixed")[0]["spec"]
                   for space in TRAINED_SPACES)
     assert trained >= len(TRAINED_SPACES) - 2
-    assert world.num_rows == 1 + 5 + 1 + 1 + 2 + 2 + 4 + sectioned + affine + stems + trained
-    assert sorted(world.dtypes.tolist()).count("int16x8") == 2
+    assert world.num_rows == 1 + 5 + 1 + 1 + 2 + 2 + 4 + sectioned + affine + stems + trained + 2
+    assert sorted(world.dtypes.tolist()).count("int16x8") == 4
     assert set(world.targets) == {"ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512"}
     latency = world.labels(["ethos-u55-256/latency_ms"])[:, 0]
     per_op = world.node_labels("ethos-u55-256", "latency_ms")
