@@ -77,6 +77,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--force", action="store_true", help="retrain targets whose file exists")
+    ap.add_argument("--no-intervals", action="store_true",
+                    help="skip the interval companion (by default each file carries one, calibrated on the "
+                         "validation rows, so that `perfsage predict --interval` works on it)")
     ap.add_argument("--refresh-domain", action="store_true",
                     help="train nothing: record again, with this perfsage's summary, the training domain of each "
                          "target whose file exists in --out (from the same rows; what Predictor.check reads), "
@@ -104,7 +107,8 @@ def main() -> int:
         # A progress bar on a terminal; in a log file (a background run), one line per epoch.
         interactive = sys.stderr.isatty()
         p = train_on_random_split(dataset, graphs, target, seed=args.seed, threads=args.threads, checkpoint=state,
-                                  progress=interactive, callback=None if interactive else _epoch_line(target))
+                                  progress=interactive, callback=None if interactive else _epoch_line(target),
+                                  intervals=not args.no_intervals)
         p.save(out / f"{target}.psage")
         for path in checkpoint_files(state):
             path.unlink(missing_ok=True)

@@ -134,14 +134,16 @@ def _seeded_split(dataset: Any, recipe: Recipe, seed: int) -> Tuple[np.ndarray, 
 
 def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: int = 0, threads: int = 0,
                           progress: bool = True, checkpoint: Any = None,
-                          callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None) -> Predictor:
+                          callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
+                          intervals: bool = False) -> Predictor:
     """Trains ``target``'s recipe on the seeded random split of ``dataset`` (its ``graphs`` loaded
     in row order), scores it on the split's test rows and records split, recipe and scores in the
     predictor's provenance, which ``perfsage evaluate --predictors`` checks before reusing it.
     How the shipped predictors are made (scripts/train_shipped.py). The split is the one
     ``perfsage evaluate``'s random split draws, so the evaluation's numbers are those of the
-    shipped files. ``checkpoint`` and ``callback``: ``Predictor.fit``'s (a file that lets a stopped
-    run resume; a function given each epoch's metrics)."""
+    shipped files. ``checkpoint``, ``callback`` and ``intervals``: ``Predictor.fit``'s (a file that
+    lets a stopped run resume; a function given each epoch's metrics; a companion network and
+    prediction intervals calibrated on the split's validation rows)."""
     recipe = recipe_for(target)
     labels, split = _seeded_split(dataset, recipe, seed)
     p = Predictor(recipe.columns, units=[dataset.units.get(c, "") for c in recipe.columns], seed=seed,
@@ -153,7 +155,7 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
         return ([graphs[i] for i in rows], labels[rows], None if ops is None else [ops[i] for i in rows])
 
     p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress,
-          checkpoint=checkpoint, callback=callback)
+          checkpoint=checkpoint, callback=callback, intervals=intervals)
     settings = {target: dataset.targets[target].get("settings", {})} if target in dataset.targets else {}
     p.provenance["output_limits"] = output_limits(recipe.columns, settings)
     p.provenance.update({

@@ -617,6 +617,20 @@ def test_train_shipped_script_logs_epochs_keeps_state_while_training_and_skips_d
     assert refused.returncode == 1 and "other.parquet" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_training_on_the_random_split_can_carry_intervals(tiny) -> None:
+    # How the shipped files get their companions (scripts/train_shipped.py trains with them).
+    from perfsage._recipes import train_on_random_split
+
+    ds = open_dataset(tiny["data"])
+    graphs = ds.graphs(threads=2)
+    p = train_on_random_split(ds, graphs, "dev", seed=0, threads=2, progress=False, intervals=True)
+    assert p.has_intervals and p.provenance["split"]["seed"] == 0 and "test" in p.provenance
+    point, low, high = p.predict(graphs[:5], interval=0.9)
+    np.testing.assert_array_equal(point, p.predict(graphs[:5]))
+    assert np.all(low <= point) and np.all(point <= high) and np.all(low < high)
+    assert not train_on_random_split(ds, graphs, "dev", seed=0, threads=2, progress=False).has_intervals
+
+
 def test_evaluate_scores_a_predictor_trained_on_the_random_split_as_is(tiny, tmp_path: Path) -> None:
     from perfsage._recipes import train_on_random_split
     from perfsage.evaluation import EvaluationError
