@@ -128,17 +128,24 @@ class JsonParser {
     const size_t start = pos_;
     ++pos_;  // opening quote
     std::string out;
+    // Only raw bytes past ASCII can be ill-formed (escapes append well-formed UTF-8): names and
+    // keys, most of a spec's text, skip the check.
+    bool beyond_ascii = false;
     while (true) {
       if (pos_ >= s_.size()) fail("unterminated string");
       const char c = s_[pos_++];
       if (c == '"') {
-        if (utf8_sanitize(out) != out) {
+        if (beyond_ascii && utf8_sanitize(out) != out) {
           pos_ = start;
           fail("string is not valid UTF-8");
         }
         return out;
       }
-      if (c != '\\') { out += c; continue; }
+      if (c != '\\') {
+        beyond_ascii |= static_cast<unsigned char>(c) >= 0x80;
+        out += c;
+        continue;
+      }
       if (pos_ >= s_.size()) fail("unterminated escape");
       const char e = s_[pos_++];
       switch (e) {

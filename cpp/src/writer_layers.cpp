@@ -9,7 +9,9 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include "writer_graph.h"
 
@@ -1081,9 +1083,15 @@ constexpr LayerBuilderEntry kLayerBuilders[] = {
 }  // namespace
 
 LayerBuilderFn find_layer_builder(const std::string& op) {
-  const auto* end = std::end(kLayerBuilders);
-  const auto* it = std::find_if(std::begin(kLayerBuilders), end, [&](const LayerBuilderEntry& e) { return op == e.op; });
-  return it == end ? nullptr : it->build;
+  // Every layer of every spec looks its op up: a hash map, built once (thread-safe static), rather
+  // than string compares down the table.
+  static const std::unordered_map<std::string_view, LayerBuilderFn> by_op = [] {
+    std::unordered_map<std::string_view, LayerBuilderFn> map;
+    for (const LayerBuilderEntry& e : kLayerBuilders) map.emplace(e.op, e.build);
+    return map;
+  }();
+  const auto it = by_op.find(op);
+  return it == by_op.end() ? nullptr : it->second;
 }
 
 std::vector<std::string> layer_builder_ops() {
