@@ -123,3 +123,21 @@ def transfer_head(weight: np.ndarray, bias: np.ndarray, constant: Optional[np.nd
     if constant is not None:
         out["constant"] = np.asarray((offset + float(a @ np.asarray(constant, np.float64)[cols])) / new_std)
     return out
+
+
+def spread_rows(proxy: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """``k`` indices of ``proxy`` (a base predictor's log prediction per candidate model), one drawn
+    at random (seeded) from each of ``k`` equal-count strata of its ranks, in proxy order: rows to
+    measure that span the candidates' range, so that the start's fit in log space (a line through
+    the base's predictions) is pinned at both ends and in between, where ``k`` random rows can
+    bunch up in the middle of the distribution. Ties in the proxy go by index."""
+    proxy = np.asarray(proxy, dtype=np.float64)
+    n = len(proxy)
+    if not 1 <= k <= n:
+        raise ValueError(f"choose {k} of {n} candidates: k must be between 1 and the number of candidates")
+    if not np.isfinite(proxy).all():
+        raise ValueError("the base's predictions must be finite for every candidate")
+    order = np.lexsort((np.arange(n), proxy))
+    edges = np.linspace(0, n, k + 1).round().astype(np.int64)
+    rng = np.random.default_rng([int(seed), 0x63686F])
+    return np.array([order[rng.integers(lo, hi)] for lo, hi in zip(edges[:-1], edges[1:])], dtype=np.int64)

@@ -794,6 +794,27 @@ class Predictor:
                 bar.close()
         return companion
 
+    def choose_to_measure(self, graphs: Sequence[Any], k: int, seed: int = 0, threads: int = 0) -> List[int]:
+        """Which ``k`` of ``graphs`` (candidate models for a new device) to measure before
+        :meth:`adapt`: one drawn at random (``seed``) from each of ``k`` equal-count strata of this
+        predictor's predicted latency (its first ``latency_ms`` output, else its first output), in
+        increasing order of that prediction, so that the measured rows span the candidates' range.
+        Returns indices into ``graphs``."""
+        self._require_initialized("choose_to_measure")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < _adapt.MIN_ROWS:
+            raise ValueError(f"choose_to_measure: k must be an int of at least {_adapt.MIN_ROWS} (adapt's minimum), "
+                             f"got {k!r}")
+        graphs = list(graphs)
+        if k > len(graphs):
+            raise ValueError(f"choose_to_measure: k = {k} exceeds the {len(graphs)} candidate graphs")
+        column = next((i for i, t in enumerate(self._targets) if t.rpartition("/")[2] == "latency_ms"), 0)
+        predicted = self.predict(graphs, threads=threads)[:, column].astype(np.float64)
+        if not (np.isfinite(predicted).all() and (predicted > 0).all()):
+            bad = int(np.argmax(~(np.isfinite(predicted) & (predicted > 0))))
+            raise ValueError(f"choose_to_measure: the prediction for graph {bad} is {predicted[bad]}, not a positive "
+                             "number")
+        return [int(i) for i in _adapt.spread_rows(np.log(predicted), int(k), seed)]
+
     def adapt(self, data: Data, targets: Union[str, Sequence[str], None] = None, epochs: int = 50,
               lr: Optional[float] = None, callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,
               threads: int = 0, progress: bool = True, seed: Optional[int] = None) -> "Predictor":

@@ -213,6 +213,44 @@ def test_bad_measurements_are_named(lse_base, kws, labels, message) -> None:
         lse_base.adapt((graphs[:len(labels)], labels), targets="b/latency_ms", progress=False)
 
 
+def test_spread_rows_take_one_row_from_each_stratum_of_the_proxy() -> None:
+    proxy = np.random.default_rng(0).normal(size=1000)
+    rows = _adapt.spread_rows(proxy, 10, seed=3)
+    ranks = np.argsort(np.argsort(proxy))
+    # One row in each tenth of the ranks, in increasing order of the proxy, seeded.
+    assert sorted(ranks[rows] // 100) == list(range(10)) and np.all(np.diff(proxy[rows]) > 0)
+    np.testing.assert_array_equal(rows, _adapt.spread_rows(proxy, 10, seed=3))
+    assert not np.array_equal(rows, _adapt.spread_rows(proxy, 10, seed=4))
+    # Random draws of 10 bunch up: the chosen rows always reach both ends of the range.
+    assert ranks[rows].min() < 100 and ranks[rows].max() >= 900
+    assert sorted(_adapt.spread_rows(proxy, 1000, seed=0)) == list(range(1000))
+    with pytest.raises(ValueError, match="k must be between 1 and the number of candidates"):
+        _adapt.spread_rows(proxy, 1001, seed=0)
+    with pytest.raises(ValueError, match="must be finite"):
+        _adapt.spread_rows(np.array([0.0, np.nan, 1.0]), 2, seed=0)
+
+
+def test_choose_to_measure_spreads_over_the_predicted_latency(lse_base, kws) -> None:
+    _, graphs = kws
+    chosen = lse_base.choose_to_measure(graphs, 6, seed=1)
+    assert len(set(chosen)) == 6 and all(0 <= i < len(graphs) for i in chosen)
+    predicted = lse_base.predict(graphs)[:, 0]
+    ranks = np.argsort(np.argsort(predicted))
+    assert sorted(ranks[chosen] // 8) == list(range(6))  # 48 candidates: one in each sixth
+    assert lse_base.choose_to_measure(graphs, 6, seed=1) == chosen
+    # The chosen rows adapt like any others.
+    labels = 2.0 * _size_labels(graphs)[:, 0]
+    adapted = lse_base.adapt(([graphs[i] for i in chosen], labels[chosen]), targets="b/latency_ms", epochs=0,
+                             progress=False)
+    assert adapted.output_names == ["b/latency_ms"]
+    with pytest.raises(ValueError, match="k must be an int of at least 3"):
+        lse_base.choose_to_measure(graphs, 2)
+    with pytest.raises(ValueError, match="k = 49 exceeds the 48 candidate graphs"):
+        lse_base.choose_to_measure(graphs, 49)
+    with pytest.raises(RuntimeError, match="choose_to_measure: the predictor is not trained yet"):
+        perfsage.Predictor(["x"]).choose_to_measure(graphs, 5)
+
+
 def test_bad_calls_are_named(lse_base, kws) -> None:
     _, graphs = kws
     with pytest.raises(ValueError, match="name the new predictor's targets"):

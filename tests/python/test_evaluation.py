@@ -855,6 +855,27 @@ def test_leave_one_device_out_adapts_a_base_that_never_saw_the_device(two_device
     assert len(redone) == 8 and all(" perfsage: started" in line for line in redone)
 
 
+def test_leave_one_device_out_also_scores_the_rows_perfsage_chooses(two_devices: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lodo"
+    assert _cli(_lodo_argv(two_devices, out, "--lodo-choose", "--methods", "perfsage,loglinear")) == 0
+    report = json.loads((out / "report.json").read_text())
+    by = {(u["target"], u["label"], u["method"]): u for u in report["units"]}
+    for k in (5, 10):
+        for draw in (0, 1):
+            unit = by[("board", f"lodo[k={k} chosen s={draw}]", "perfsage")]
+            assert unit["n_train"] == k and unit["n_val"] == 0 and unit["n_test"] == 4
+            assert ("board", f"lodo[k={k} chosen s={draw}]", "loglinear") in by
+    # Chosen rows differ from the random draws' (their adapted starts differ).
+    starts = [by[("board", label, "perfsage")]["fit"]["adapt"]["start"]["board/latency_ms"]["coefficients"]
+              for label in ("lodo[k=5 s=0]", "lodo[k=5 chosen s=0]")]
+    assert starts[0] != starts[1]
+    lodo = report["lodo"]["board"]
+    assert set(lodo) == {"perfsage", "loglinear", "perfsage, chosen rows", "loglinear, chosen rows"}
+    assert lodo["perfsage, chosen rows"]["10"]["latency_ms"]["draws"] == 2
+    text = (out / "report.md").read_text()
+    assert "| perfsage, chosen rows | " in text and "--lodo-choose" in report["command"]
+
+
 def test_leave_one_device_out_errors_name_the_problem(two_devices: Path, tmp_path: Path) -> None:
     def options(**changes: Any) -> EvaluationOptions:
         base = dict(dataset=str(two_devices), targets=["board"], out=tmp_path / "e", splits=["lodo"],

@@ -55,6 +55,7 @@ class EvaluationOptions:
     holdout_ops: Optional[List[str]] = None  # op-holdout split's operator types; None: default_holdout_ops
     lodo_sizes: List[int] = field(default_factory=lambda: [5, 10, 20, 50, 100])  # a new device's measured rows
     lodo_draws: int = 3  # seeded draws of the rows per size
+    lodo_choose: bool = False  # also the rows perfsage chooses (Predictor.choose_to_measure), per size and draw
     lodo_base: Optional[str] = None  # predictor to adapt from; None: pretrain on the other targets
     lodo_base_epochs: Optional[int] = None  # epochs of a pretrained base; None: _lodo.DEFAULT_BASE_EPOCHS
     adapt_epochs: Optional[int] = None  # Predictor.adapt's fine-tuning epochs; None: its default
@@ -338,6 +339,24 @@ class Runner:
         if random is not None and "lodo" in wanted:
             self.lodo.check(target)
             out.extend(lodo_splits(random, self.options.lodo_sizes, self.options.lodo_draws, seed, target))
+            if self.options.lodo_choose:
+                out.extend(self._chosen_lodo_splits(target, random, seed))
+        return out
+
+    def _chosen_lodo_splits(self, target: str, random: Split, seed: int) -> List[Split]:
+        """The leave-one-device-out splits whose k rows the base chooses (``choose_to_measure``) from
+        the same pool the random draws take theirs from, one per size and draw (the draw seeds the
+        choice within each stratum); the base is pretrained (or loaded) here for that."""
+        base = load_predictor(self.lodo.base(target, random)[0])
+        pool = np.asarray(random.train, dtype=np.int64)
+        graphs = self.data.graphs(pool)
+        out = []
+        for k in self.options.lodo_sizes:
+            for draw in range(self.options.lodo_draws):
+                choice_seed = int(np.random.SeedSequence([seed, 6, k, draw]).generate_state(1)[0])
+                chosen = base.choose_to_measure(graphs, k, seed=choice_seed, threads=self.options.threads)
+                out.append(Split(train=np.sort(pool[chosen]), val=np.zeros(0, dtype=np.int64), test=random.test,
+                                 name="lodo", part=f"k={k} chosen s={draw}"))
         return out
 
     def _note_unpriced(self, target: str, op: str, rows: np.ndarray) -> None:

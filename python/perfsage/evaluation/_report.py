@@ -82,7 +82,9 @@ def lodo_means(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[st
     for r in records:
         if r["split"] == "lodo":
             k = int(r["part"].split()[0].split("=")[1])
-            groups.setdefault((r["target"], r["method"], k), []).append(r)
+            # Rows perfsage chose (--lodo-choose) are another row of the tables: "perfsage, chosen rows".
+            method = f"{r['method']}, chosen rows" if " chosen " in r["part"] else r["method"]
+            groups.setdefault((r["target"], method, k), []).append(r)
     out: Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]] = {}
     for (target, method, k), group in sorted(groups.items()):
         stats: Dict[str, Dict[str, float]] = {}
@@ -346,8 +348,10 @@ def _lodo_section(target: str, lodo: Dict[str, Any], methods: Sequence[str]) -> 
     for metric in any_stats:
         for stat, (title, digits) in names.items():
             rows = []
-            for method in [m for m in methods if m in lodo and any(stat in by_k.get(metric, {})
-                                                                  for by_k in lodo[m].values())]:
+            # Each method, then the same on the rows perfsage chose (--lodo-choose), when scored.
+            shown = [name for m in methods for name in (m, f"{m}, chosen rows")]
+            for method in [m for m in shown if m in lodo and any(stat in by_k.get(metric, {})
+                                                                for by_k in lodo[m].values())]:
                 cells = []
                 for k in sizes:
                     s = lodo[method].get(str(k), {}).get(metric)
@@ -593,7 +597,8 @@ def write_report(runner: "Runner", records: List[Dict[str, Any]], seconds: float
                     "methods": options.methods, "real": options.real, "epochs": options.epochs, "seed": options.seed,
                     "fewshot_sizes": options.fewshot_sizes, "holdout_ops": options.holdout_ops,
                     "loso_seeds": options.loso_seeds,
-                    "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws, "lodo_base": options.lodo_base,
+                    "lodo_sizes": options.lodo_sizes, "lodo_draws": options.lodo_draws,
+                    "lodo_choose": options.lodo_choose, "lodo_base": options.lodo_base,
                     "lodo_base_epochs": options.lodo_base_epochs, "adapt_epochs": options.adapt_epochs,
                     "intervals": options.intervals,
                     "limit": options.limit, "threads": options.threads,

@@ -82,6 +82,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="leave-one-device-out: the new device's numbers of measured rows (default 5,10,20,50,100)")
     parser.add_argument("--lodo-draws", type=int, default=3,
                         help="leave-one-device-out: seeded draws of the rows per size (default 3)")
+    parser.add_argument("--lodo-choose", action="store_true",
+                        help="leave-one-device-out: also score the rows perfsage chooses to measure "
+                             "(Predictor.choose_to_measure: one per stratum of the base's predicted latency), "
+                             "per size and draw, beside the random draws")
     parser.add_argument("--lodo-base", metavar="NAME_OR_FILE",
                         help="leave-one-device-out: adapt from this predictor (shipped name or .psage file) instead "
                              "of one pretrained on the other --target's labels")
@@ -129,6 +133,8 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--perfsage", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
     if "lodo" in args.splits:
         words += ["--lodo-sizes", ",".join(map(str, args.lodo_sizes)), "--lodo-draws", str(args.lodo_draws)]
+        if args.lodo_choose:
+            words += ["--lodo-choose"]
         for flag, value in (("--lodo-base", args.lodo_base), ("--lodo-base-epochs", args.lodo_base_epochs),
                             ("--adapt-epochs", args.adapt_epochs)):
             if value is not None:
@@ -155,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         loso_seeds=args.loso_seeds,
         predictors=Path(args.predictors) if args.predictors else None, seed=args.seed,
         fewshot_sizes=list(args.fewshot_sizes), holdout_ops=list(args.holdout_ops) if args.holdout_ops else None,
-        lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_base=args.lodo_base,
+        lodo_sizes=list(args.lodo_sizes), lodo_draws=args.lodo_draws, lodo_choose=args.lodo_choose,
+        lodo_base=args.lodo_base,
         lodo_base_epochs=args.lodo_base_epochs, adapt_epochs=args.adapt_epochs, intervals=args.intervals,
         limit=args.limit, threads=args.threads, gcn=gcn, perfsage=dict(args.perfsage),
         progress=not args.no_progress,
