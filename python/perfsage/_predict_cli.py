@@ -88,7 +88,7 @@ def _print_explanation(row: Dict[str, Any], out) -> None:
         print("  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))), file=out)
 
 
-def _model_paths(arguments: Sequence[str]) -> Tuple[List[str], List[str]]:
+def model_paths(arguments: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Files as given, and each directory's ``*.tflite`` files (not recursive, sorted by name, as
     ``perfsage dataset label`` reads directories); plus an error for each directory without any."""
     paths: List[str] = []
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         if args.interval is not None and not p.has_intervals:
             raise ValueError(f"--interval: predictor {t} has no intervals (fit it with intervals=True)")
         predictors.append((name, p, predictor_settings(p, name)))
-    paths, errors = _model_paths(args.models)
+    paths, errors = model_paths(args.models)
     sources = ([(f"{EXAMPLE_NAME} (example)", example_model())] if args.example else []) + [(p, p) for p in paths]
     loaded = []
     for path, source in sources:

@@ -251,6 +251,26 @@ def test_choose_to_measure_spreads_over_the_predicted_latency(lse_base, kws) -> 
         perfsage.Predictor(["x"]).choose_to_measure(graphs, 5)
 
 
+def test_the_adapt_command_chooses_which_models_to_measure(lse_base, kws, tmp_path, capsys) -> None:
+    samples, graphs = kws
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for item in samples[:12]:
+        (folder / f"{item['spec']['name']}.tflite").write_bytes(perfsage.build_model(item["spec"], seed=item["seed"]))
+    lse_base.save(tmp_path / "base.psage")
+    assert main(["adapt", "--base", str(tmp_path / "base.psage"), "--choose", "4", str(folder)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    names = sorted(str(p) for p in folder.glob("*.tflite"))
+    expected = lse_base.choose_to_measure([perfsage.load_tflite(p) for p in names], 4)
+    assert listed == [names[i] for i in expected]
+    assert main(["adapt", "--choose", "4", str(folder), "--out", "x.psage"]) == 1
+    assert "leave out --data, --target and --out" in capsys.readouterr().err
+    assert main(["adapt", "--choose", "13", str(folder)]) == 1
+    assert "--choose 13: only 12 candidate model(s) could be read" in capsys.readouterr().err
+    assert main(["adapt", "--data", "mine.parquet"]) == 1
+    assert "adapt needs --target, --out" in capsys.readouterr().err
+
+
 def test_bad_calls_are_named(lse_base, kws) -> None:
     _, graphs = kws
     with pytest.raises(ValueError, match="name the new predictor's targets"):
