@@ -40,10 +40,12 @@
 #                                     and op_zoo; trained weights (`--weights trained`: normal,
 #                                     laplace or heavy-tailed student_t values, a quarter pruned,
 #                                     dense layers quantised per tensor in half, as trained and
-#                                     converted models carry them) in the first TRAINED_N samples
-#                                     (default 1,000) of op_zoo, motifs, autoencoder, transformer,
+#                                     converted models carry them) in the first TRAINED_ZOO_N
+#                                     samples (default 2,000) of op_zoo and motifs, the first
+#                                     TRAINED_N (default 300) of autoencoder, transformer,
 #                                     recurrent_audio, kws, image_classification, mobile_v3 and
-#                                     cnn_families, and in 16x8 in op_zoo and recurrent_audio; and
+#                                     cnn_families (whole architectures label ten times slower),
+#                                     and TRAINED_N each in 16x8 of op_zoo and recurrent_audio; and
 #                                     the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
 #                                     scripts/build_datasets.sh), labelled again with per-operator
@@ -57,7 +59,8 @@
 # A space's first n samples do not depend on n, so a larger --other-n later only adds models.
 #
 # Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--mixed-n N]
-#                                        [--x16-n N] [--float-n N] [--affine-n N] [--stems-n N] [--trained-n N]
+#                                        [--x16-n N] [--float-n N] [--affine-n N] [--stems-n N] [--trained-zoo-n N]
+#                                        [--trained-n N]
 #                                        [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
@@ -73,7 +76,8 @@ X16_N=3000
 FLOAT_N=1000
 AFFINE_N=1000
 STEMS_N=3000
-TRAINED_N=1000
+TRAINED_ZOO_N=2000
+TRAINED_N=300
 PAPER_N=5250
 WORKERS=0
 SEED=0
@@ -89,6 +93,7 @@ while [ $# -gt 0 ]; do
     --float-n) FLOAT_N="$2"; shift 2 ;;
     --affine-n) AFFINE_N="$2"; shift 2 ;;
     --stems-n) STEMS_N="$2"; shift 2 ;;
+    --trained-zoo-n) TRAINED_ZOO_N="$2"; shift 2 ;;
     --trained-n) TRAINED_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
@@ -137,9 +142,12 @@ perfsage dataset build --space op_zoo --space motifs --space cnn_families --spac
 stamp "   depthwise stems in kws, cnn_families and op_zoo ($STEMS_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space kws --space cnn_families --space op_zoo --n "$STEMS_N" --seed "$SEED" --stems mixed \
   --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
-stamp "   trained weights in 9 spaces ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
-perfsage dataset build --space op_zoo --space motifs --space autoencoder --space transformer --space recurrent_audio \
-  --space kws --space image_classification --space mobile_v3 --space cnn_families --n "$TRAINED_N" --seed "$SEED" \
+stamp "   trained weights in op_zoo and motifs ($TRAINED_ZOO_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space motifs --n "$TRAINED_ZOO_N" --seed "$SEED" --weights trained \
+  --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   trained weights in 7 whole-architecture spaces ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space autoencoder --space transformer --space recurrent_audio --space kws \
+  --space image_classification --space mobile_v3 --space cnn_families --n "$TRAINED_N" --seed "$SEED" \
   --weights trained --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 stamp "   trained weights in 16x8: op_zoo and recurrent_audio ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$TRAINED_N" --seed "$SEED" --weights trained \

@@ -84,7 +84,8 @@ def test_world_script_builds_every_part_with_per_operator_labels_and_resumes(tmp
     out = tmp_path / "datasets"
     command = ["bash", str(REPO / "scripts" / "build_world_datasets.sh"), "--zoo-n", "1", "--zoo2-n", "1",
                "--other-n", "1", "--motifs-n", "1", "--mixed-n", "1", "--x16-n", "1", "--float-n", "1",
-               "--affine-n", "1", "--stems-n", "1", "--trained-n", "1", "--paper-n-per-space", "1", "--workers", "2",
+               "--affine-n", "1", "--stems-n", "1", "--trained-zoo-n", "1", "--trained-n", "1",
+               "--paper-n-per-space", "1", "--workers", "2",
                "--out", str(out)]
     env = {**os.environ, "PYTHON": sys.executable}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
