@@ -44,13 +44,12 @@ def run(args: Any) -> int:
         if args.data or args.out or args.target:
             raise ValueError("--choose lists the models to measure: leave out --data, --target and --out")
         return choose(args)
-    if not args.choose_from:
-        missing = [flag for flag, value in (("--data", args.data), ("--target", args.target), ("--out", args.out))
-                   if not value]
-        if missing:
-            raise ValueError(f"adapt needs {', '.join(missing)} (or --choose K MODELS... to pick what to measure)")
-    else:
+    if args.choose_from:
         raise ValueError("model files are for --choose K; adapt reads the measurements from --data")
+    missing = [flag for flag, value in (("--data", args.data), ("--target", args.target), ("--out", args.out))
+               if not value]
+    if missing:
+        raise ValueError(f"adapt needs {', '.join(missing)} (or --choose K MODELS... to pick what to measure)")
     base = load_predictor(args.base)
     started = time.time()
     adapted = base.adapt(args.data, targets=args.target, epochs=args.epochs, lr=args.lr, threads=args.threads,
