@@ -269,6 +269,8 @@ def test_the_adapt_command_chooses_which_models_to_measure(lse_base, kws, tmp_pa
     assert "--choose 13: only 12 candidate model(s) could be read" in capsys.readouterr().err
     assert main(["adapt", "--data", "mine.parquet"]) == 1
     assert "adapt needs --target, --out" in capsys.readouterr().err
+    assert main(["adapt", "--data", "mine.parquet", "--target", "b", "--out", "b.psage", names[0]]) == 1
+    assert "model files are for --choose K" in capsys.readouterr().err
 
 
 def test_bad_calls_are_named(lse_base, kws) -> None:
