@@ -3,8 +3,9 @@
 A GNN returns a number for any graph; for a graph unlike its training data that number can be far
 off without any sign of it. ``fit`` records a summary of the training graphs (op types, how much of
 each graph was quantized, the range of its size features, and the range of every operator feature
-column, and each op type's configurations: input rank, constant input or not) in the predictor's
-provenance, and ``Predictor.check`` compares a new graph against it.
+column, each op type's configurations: input rank, constant input or not, and the op types whose
+integer weights had one scale per tensor) in the predictor's provenance, and ``Predictor.check``
+compares a new graph against it.
 An operator feature beyond anything training showed is where the network extrapolates: a depthwise
 convolution with a channel multiplier of 41 when training went up to 4 was priced up to 230 times
 too high (leave-one-space-out, ``motifs``).
@@ -55,6 +56,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
     low = np.full(len(columns), np.inf)
     high = np.full(len(columns), -np.inf)
     unquantized = np.zeros(len(vocabulary), dtype=bool)
+    per_tensor = np.zeros(len(vocabulary), dtype=bool)
     configurations = set()
     for i, g in enumerate(graphs):
         seen[np.asarray(g.op_types)] = True
@@ -65,6 +67,7 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
             low = np.minimum(low, x.min(axis=0))
             high = np.maximum(high, x.max(axis=0))
             unquantized[np.asarray(g.op_types)[x[:, q_col] == 0]] = True
+            per_tensor[np.asarray(g.op_types)[_per_tensor_weights(x)]] = True
             configurations.update(_configurations(g, x))
     return {
         "graphs": len(graphs),
@@ -74,8 +77,18 @@ def summarize(graphs: Sequence[Graph]) -> Dict[str, Any]:
         "operator_features": {c: [float(low[j]), float(high[j])] for j, c in enumerate(columns)
                               if c not in NODE_COLUMNS_NOT_CHECKED and np.isfinite(low[j])},
         "unquantized_op_types": [vocabulary[i] for i in np.flatnonzero(unquantized)],
+        "per_tensor_weight_op_types": [vocabulary[i] for i in np.flatnonzero(per_tensor)],
         "operator_configurations": sorted([vocabulary[t], r, c] for t, r, c in configurations),
     }
+
+
+def _per_tensor_weights(x: np.ndarray) -> np.ndarray:
+    """Which operators (rows of node features ``x``) have integer weights with one scale for the
+    whole tensor: trained weights quantised that way sit at much smaller integers than per-channel
+    ones, which Vela's weight compression turns into time (TFLite Micro and MLPerf Tiny models carry
+    every FULLY_CONNECTED kernel so)."""
+    columns = node_feature_names()
+    return (x[:, columns.index("weight_log2_magnitude")] > 0) & (x[:, columns.index("per_channel_weights")] == 0)
 
 
 def _configurations(graph: Graph, x: np.ndarray) -> List[tuple]:
@@ -105,7 +118,7 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     if not first or not second:
         return dict(first or second or {})
     out: Dict[str, Any] = {"graphs": first["graphs"] + second["graphs"]}
-    for key in ("op_types", "unquantized_op_types"):
+    for key in ("op_types", "unquantized_op_types", "per_tensor_weight_op_types"):
         if key in first and key in second:
             out[key] = sorted(set(first[key]) | set(second[key]))
     out["quantized_graphs"] = (first.get("quantized_graphs", 1.0) * first["graphs"] +
@@ -144,6 +157,8 @@ def check(domain: Dict[str, Any], graph: Graph) -> List[str]:
         out += _float_section_warning(set(domain["unquantized_op_types"]), graph, quantized)
     if "operator_configurations" in domain:
         out += _configuration_warning(domain["operator_configurations"], known, graph)
+    if "per_tensor_weight_op_types" in domain:
+        out += _per_tensor_warning(set(domain["per_tensor_weight_op_types"]), known, graph)
     features = dict(zip(graph_feature_names(), np.asarray(graph.graph_features, dtype=np.float64)))
     for name, (lo, hi) in domain.get("sizes", {}).items():
         value = features.get(name)
@@ -169,6 +184,20 @@ def _float_section_warning(trained: set, graph: Graph, quantized: np.ndarray) ->
     return [f"{len(found)} operator(s) of this quantized model ({', '.join(types)}; e.g. operator {found[0]}) have "
             "unquantized outputs, which training never showed for those types; an NPU such as the Ethos-U leaves "
             "such operators to the CPU, so their cost is a guess"]
+
+
+def _per_tensor_warning(trained: set, known: set, graph: Graph) -> List[str]:
+    """Operators of known types whose integer weights have one scale per tensor when no training
+    operator of their type had: one warning naming the types."""
+    names = list(graph.op_names)
+    rows = np.flatnonzero(_per_tensor_weights(np.asarray(graph.node_features, dtype=np.float64)))
+    found = [int(i) for i in rows if names[i] in known and names[i] not in trained]
+    if not found:
+        return []
+    types = sorted({names[i] for i in found})
+    return [f"{len(found)} operator(s) ({', '.join(types)}; e.g. operator {found[0]}) have weights quantised with one "
+            "scale per tensor, which no training operator of their type had; trained weights so quantised sit at "
+            "small integers that Vela compresses, so their cost is a guess"]
 
 
 def _configuration_warning(trained: List[List[Any]], known: set, graph: Graph) -> List[str]:

@@ -135,6 +135,26 @@ def test_check_names_unquantized_operators_of_a_quantized_model(small):
     assert all("unquantized outputs" not in w for g in graphs[:5] for w in p.check(g))
 
 
+def test_check_names_weights_per_tensor_training_never_had(small):
+    p, graphs = small
+    assert "per_tensor_weight_op_types" in p.provenance["domain"]
+    assert "FULLY_CONNECTED" not in p.provenance["domain"]["per_tensor_weight_op_types"]  # kws: dense per channel
+    item = perfsage.sample("kws", 1, seed=11)[0]
+    spec = {**item["spec"], "weights": {"distribution": "student_t", "dense": "per_tensor"}}
+    graph = perfsage.load_tflite(perfsage.build_model(spec, seed=item["seed"]))
+    dense = graph.op_names.index("FULLY_CONNECTED")
+    assert f"1 operator(s) (FULLY_CONNECTED; e.g. operator {dense}) have weights quantised with one scale per " \
+           "tensor" in " ".join(p.check(graph))
+    assert all("per tensor" not in w for g in graphs[:5] for w in p.check(g))
+    # Trained on such a model too, it stays quiet; an older file without the field says nothing.
+    q = perfsage.Predictor(["t/lat"], hidden=8, head_hidden=8, layers=1, validation_split=0.0)
+    q.fit((graphs[:8] + [graph], np.ones(9)), epochs=1, progress=False)
+    assert "FULLY_CONNECTED" in q.provenance["domain"]["per_tensor_weight_op_types"]
+    assert all("per tensor" not in w for w in q.check(graph))
+    del q.provenance["domain"]["per_tensor_weight_op_types"]
+    assert all("per tensor" not in w for w in q.check(graph))
+
+
 def test_check_names_operators_in_configurations_training_never_had(small):
     # Why: the same op type can cost another way in another configuration: Vela prices a MUL by a
     # per-channel constant on an image up to 60x a MUL by an activation of the same shape.
