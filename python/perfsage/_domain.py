@@ -178,12 +178,19 @@ def _float_section_warning(trained: set, graph: Graph, quantized: np.ndarray) ->
     features cannot say."""
     names = list(graph.op_names)
     found = [i for i, name in enumerate(names) if not quantized[i] and name not in trained]
+    return _operators_warning(names, found, "of this quantized model", "have unquantized outputs, which training "
+                              "never showed for those types; an NPU such as the Ethos-U leaves such operators to the "
+                              "CPU, so their cost is a guess")
+
+
+def _operators_warning(names: List[str], found: List[int], which: str, what: str) -> List[str]:
+    """One warning for the operators ``found`` (indices into ``names``), naming their types and the
+    first of them: "3 operator(s) {which} (MUL, ADD; e.g. operator 4) {what}"; [] for none."""
     if not found:
         return []
     types = sorted({names[i] for i in found})
-    return [f"{len(found)} operator(s) of this quantized model ({', '.join(types)}; e.g. operator {found[0]}) have "
-            "unquantized outputs, which training never showed for those types; an NPU such as the Ethos-U leaves "
-            "such operators to the CPU, so their cost is a guess"]
+    return [f"{len(found)} operator(s) {which + ' ' if which else ''}({', '.join(types)}; e.g. operator {found[0]}) "
+            f"{what}"]
 
 
 def _per_tensor_warning(trained: set, known: set, graph: Graph) -> List[str]:
@@ -192,12 +199,9 @@ def _per_tensor_warning(trained: set, known: set, graph: Graph) -> List[str]:
     names = list(graph.op_names)
     rows = np.flatnonzero(_per_tensor_weights(np.asarray(graph.node_features, dtype=np.float64)))
     found = [int(i) for i in rows if names[i] in known and names[i] not in trained]
-    if not found:
-        return []
-    types = sorted({names[i] for i in found})
-    return [f"{len(found)} operator(s) ({', '.join(types)}; e.g. operator {found[0]}) have weights quantised with one "
-            "scale per tensor, which no training operator of their type had; trained weights so quantised sit at "
-            "small integers that Vela compresses, so their cost is a guess"]
+    return _operators_warning(names, found, "", "have weights quantised with one scale per tensor, which no "
+                              "training operator of their type had; trained weights so quantised sit at small "
+                              "integers that Vela compresses, so their cost is a guess")
 
 
 def _configuration_warning(trained: List[List[Any]], known: set, graph: Graph) -> List[str]:
