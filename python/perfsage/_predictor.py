@@ -807,13 +807,19 @@ class Predictor:
         graphs = list(graphs)
         if k > len(graphs):
             raise ValueError(f"choose_to_measure: k = {k} exceeds the {len(graphs)} candidate graphs")
+        return [int(i) for i in _adapt.spread_rows(self.log_latency(graphs, threads), int(k), seed)]
+
+    def log_latency(self, graphs: Sequence[Any], threads: int = 0) -> np.ndarray:
+        """The log of this predictor's latency for each of ``graphs`` (its first ``latency_ms``
+        output, else its first output): what :meth:`choose_to_measure` stratifies; ValueError when
+        one is not a positive number."""
         column = next((i for i, t in enumerate(self._targets) if t.rpartition("/")[2] == "latency_ms"), 0)
-        predicted = self.predict(graphs, threads=threads)[:, column].astype(np.float64)
+        predicted = self.predict(list(graphs), threads=threads)[:, column].astype(np.float64)
         if not (np.isfinite(predicted).all() and (predicted > 0).all()):
             bad = int(np.argmax(~(np.isfinite(predicted) & (predicted > 0))))
             raise ValueError(f"choose_to_measure: the prediction for graph {bad} is {predicted[bad]}, not a positive "
                              "number")
-        return [int(i) for i in _adapt.spread_rows(np.log(predicted), int(k), seed)]
+        return np.log(predicted)
 
     def adapt(self, data: Data, targets: Union[str, Sequence[str], None] = None, epochs: int = 50,
               lr: Optional[float] = None, callback: Optional[Callable[[Dict[str, Any]], Optional[bool]]] = None,

@@ -106,3 +106,11 @@ def new_device(random: Split, k: int, draw: int, seed: int) -> Split:
     none of its labels but these k."""
     order = _shuffled(np.asarray(random.train, dtype=np.int64), [seed, 5, k, draw])
     return Split(train=np.sort(order[:k]), val=_NO_ROWS, test=random.test, name="lodo", part=f"k={k} s={draw}")
+
+
+def chosen_device(random: Split, chosen: np.ndarray, k: int, draw: int) -> Split:
+    """:func:`new_device`'s split with the ``k`` rows ``chosen`` (positions in ``random``'s training
+    rows, e.g. by ``Predictor.choose_to_measure``) instead of a seeded draw."""
+    pool = np.asarray(random.train, dtype=np.int64)
+    return Split(train=np.sort(pool[chosen]), val=_NO_ROWS, test=random.test, name="lodo",
+                 part=f"k={k} chosen s={draw}")

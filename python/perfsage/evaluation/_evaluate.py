@@ -31,7 +31,8 @@ from ._methods import LODO_METHODS, SCRATCH_SPLITS, AdaptMethod, method_class, m
 from ._metrics import INTERVAL_LEVEL, accuracy, interval_accuracy, operator_accuracy
 from ._records import file_sha256, rows_digest, safe_name, save_predictions, write_json
 from ._report import write_report
-from .._split import Split
+from .._adapt import spread_rows
+from .._split import Split, chosen_device
 from ._splits import (DEFAULT_SPLITS, SPLIT_NAMES, EvaluationError, default_holdout_ops, fewshot_splits, lodo_splits,
                       loso_splits, ophold_splits, random_split, split_seed)
 
@@ -348,15 +349,14 @@ class Runner:
         the same pool the random draws take theirs from, one per size and draw (the draw seeds the
         choice within each stratum); the base is pretrained (or loaded) here for that."""
         base = load_predictor(self.lodo.base(target, random)[0])
-        pool = np.asarray(random.train, dtype=np.int64)
-        graphs = self.data.graphs(pool)
+        # The base prices the pool once; each size and draw stratifies those prices (as
+        # choose_to_measure does, which would price the pool again for every split).
+        proxy = base.log_latency(self.data.graphs(random.train), threads=self.options.threads)
         out = []
         for k in self.options.lodo_sizes:
             for draw in range(self.options.lodo_draws):
                 choice_seed = int(np.random.SeedSequence([seed, 6, k, draw]).generate_state(1)[0])
-                chosen = base.choose_to_measure(graphs, k, seed=choice_seed, threads=self.options.threads)
-                out.append(Split(train=np.sort(pool[chosen]), val=np.zeros(0, dtype=np.int64), test=random.test,
-                                 name="lodo", part=f"k={k} chosen s={draw}"))
+                out.append(chosen_device(random, spread_rows(proxy, k, choice_seed), k, draw))
         return out
 
     def _note_unpriced(self, target: str, op: str, rows: np.ndarray) -> None:
