@@ -45,8 +45,15 @@
 #                                     TRAINED_N (default 300) of autoencoder, transformer,
 #                                     recurrent_audio, kws, image_classification, mobile_v3 and
 #                                     cnn_families (whole architectures label ten times slower),
-#                                     and TRAINED_N each in 16x8 of op_zoo and recurrent_audio; and
-#                                     the 21,000 models
+#                                     and TRAINED_N each in 16x8 of op_zoo and recurrent_audio; flat
+#                                     inputs (`--flat-inputs mixed`: inputs of rank 3 or more declared
+#                                     as flat vectors with a RESHAPE after them, as converters write
+#                                     Keras models whose input is one; with trained weights and
+#                                     depthwise stems, as such models come) in half of the first
+#                                     FLAT_ZOO_N samples (default 1,000) of op_zoo and motifs and the
+#                                     first FLAT_N (default 300) of kws, recurrent_audio,
+#                                     image_classification, cnn_families, mobile_v3 and transformer;
+#                                     and the 21,000 models
 #                                     of the four paper spaces (the same seeds, so the same ids, as
 #                                     scripts/build_datasets.sh), labelled again with per-operator
 #                                     labels: one dataset, so that training and leave-one-space-out
@@ -60,7 +67,7 @@
 #
 # Usage: scripts/build_world_datasets.sh [--zoo-n N] [--zoo2-n N] [--other-n N] [--motifs-n N] [--mixed-n N]
 #                                        [--x16-n N] [--float-n N] [--affine-n N] [--stems-n N] [--trained-zoo-n N]
-#                                        [--trained-n N]
+#                                        [--trained-n N] [--flat-zoo-n N] [--flat-n N]
 #                                        [--paper-n-per-space N]
 #                                        [--workers W] [--seed S] [--out DIR]
 # Run in the background:  nohup nice -n 10 scripts/build_world_datasets.sh > world.log 2>&1 &
@@ -78,6 +85,8 @@ AFFINE_N=1000
 STEMS_N=3000
 TRAINED_ZOO_N=2000
 TRAINED_N=300
+FLAT_ZOO_N=1000
+FLAT_N=300
 PAPER_N=5250
 WORKERS=0
 SEED=0
@@ -95,6 +104,8 @@ while [ $# -gt 0 ]; do
     --stems-n) STEMS_N="$2"; shift 2 ;;
     --trained-zoo-n) TRAINED_ZOO_N="$2"; shift 2 ;;
     --trained-n) TRAINED_N="$2"; shift 2 ;;
+    --flat-zoo-n) FLAT_ZOO_N="$2"; shift 2 ;;
+    --flat-n) FLAT_N="$2"; shift 2 ;;
     --paper-n-per-space) PAPER_N="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
@@ -152,6 +163,14 @@ perfsage dataset build --space autoencoder --space transformer --space recurrent
 stamp "   trained weights in 16x8: op_zoo and recurrent_audio ($TRAINED_N each) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space op_zoo --space recurrent_audio --n "$TRAINED_N" --seed "$SEED" --weights trained \
   --dtype int16x8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
+stamp "   flat inputs in op_zoo and motifs ($FLAT_ZOO_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space op_zoo --space motifs --n "$FLAT_ZOO_N" --seed "$SEED" --flat-inputs mixed \
+  --weights trained --stems mixed --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" \
+  --out "$OUT/world-ethos-u.parquet"
+stamp "   flat inputs in 6 whole-architecture spaces ($FLAT_N each) -> $OUT/world-ethos-u.parquet"
+perfsage dataset build --space kws --space recurrent_audio --space image_classification --space cnn_families \
+  --space mobile_v3 --space transformer --n "$FLAT_N" --seed "$SEED" --flat-inputs mixed --weights trained \
+  --stems mixed --dtype int8 "${TARGETS[@]}" --per-operator --workers "$WORKERS" --out "$OUT/world-ethos-u.parquet"
 
 stamp "2/3 the paper spaces again, with per-operator labels ($PAPER_N per space) -> $OUT/world-ethos-u.parquet"
 perfsage dataset build --space image_classification --space kws --space super_resolution --space detection \

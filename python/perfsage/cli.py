@@ -32,7 +32,7 @@ from .datasets._import import parse_metric
 from .datasets._runner import RunnerError
 from .labelers.vela import ACCELERATORS as VELA_ACCELERATORS
 from .evaluation.cli import add_parser as _add_evaluate_parser
-from .spaces import AFFINE, FLOAT_SECTIONS, STEMS, WEIGHTS, sample, spaces
+from .spaces import AFFINE, FLAT_INPUTS, FLOAT_SECTIONS, STEMS, WEIGHTS, sample, spaces
 from .spaces._affine import MAX_BATCH_NORMS
 from .spaces._float_sections import MAX_SECTION_LAYERS
 
@@ -151,6 +151,10 @@ def _cmd_spaces(args: argparse.Namespace) -> int:
     print("depthwise stems (`perfsage dataset build --stems`, `perfsage.sample(..., stems=...)`): none (default) or "
           "mixed (per sample, from its seed: half of the specs with a conv2d on a one-channel input get it as the "
           "depthwise_conv2d with depth_multiplier = filters that converters write for it)")
+    print("flat inputs (`perfsage dataset build --flat-inputs`, `perfsage.sample(..., flat_inputs=...)`): none "
+          "(default) or mixed (per sample, from its seed: half of the specs with an input of rank 3 or more get "
+          "every such input as a flat [batch, elements] vector and a reshape to its shape, as converters write "
+          "models whose input is a flat vector)")
     return 0
 
 
@@ -281,6 +285,7 @@ def _cmd_dataset_build(args: argparse.Namespace) -> int:
         float_sections=args.float_sections,
         affine=args.affine,
         stems=args.stems,
+        flat_inputs=args.flat_inputs,
         workers=args.workers,
         timeout=args.timeout,
         executor=args.executor,
@@ -401,6 +406,9 @@ def _add_dataset_commands(sub: Any) -> None:
                        help="none (default) or mixed (half of the models with a conv2d on a one-channel input get "
                             "it as a depthwise conv2d with depth multiplier = filters, as converters write it; see "
                             "`perfsage spaces`)")
+    build.add_argument("--flat-inputs", choices=list(FLAT_INPUTS), default="none",
+                       help="none (default) or mixed (half of the models with an input of rank 3 or more get it as "
+                            "a flat vector and a reshape, as converters write such models; see `perfsage spaces`)")
     build.add_argument("--workers", type=int, default=0, help="local worker processes (default: every core)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="seconds one model may take (build + all labels) before its worker is killed")

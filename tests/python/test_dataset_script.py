@@ -73,18 +73,21 @@ AFFINE_SPACES = ["op_zoo", "motifs", "cnn_families", "mobile_v3", "image_classif
 STEM_SPACES = ["kws", "cnn_families", "op_zoo"]
 TRAINED_SPACES = ["op_zoo", "motifs", "autoencoder", "transformer", "recurrent_audio", "kws", "image_classification",
                   "mobile_v3", "cnn_families"]
+FLAT_SPACES = ["op_zoo", "motifs", "kws", "recurrent_audio", "image_classification", "cnn_families", "mobile_v3",
+               "transformer"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="the build script is a bash script")
 def test_world_script_builds_every_part_with_per_operator_labels_and_resumes(tmp_path: Path) -> None:
     """scripts/build_world_datasets.sh at one model per part: the new spaces in int8, the second zoo
     draw, the motifs, op_zoo and motifs with mixed weights, the 16x8 models, float sections, affine
-    layers, depthwise stems, trained weights and the paper spaces: one dataset with per-operator
+    layers, depthwise stems, trained weights, flat inputs and the paper spaces: one dataset with per-operator
     labels summing to the model labels."""
     out = tmp_path / "datasets"
     command = ["bash", str(REPO / "scripts" / "build_world_datasets.sh"), "--zoo-n", "1", "--zoo2-n", "1",
                "--other-n", "1", "--motifs-n", "1", "--mixed-n", "1", "--x16-n", "1", "--float-n", "1",
                "--affine-n", "1", "--stems-n", "1", "--trained-zoo-n", "1", "--trained-n", "1",
+               "--flat-zoo-n", "1", "--flat-n", "1",
                "--paper-n-per-space", "1", "--workers", "2",
                "--out", str(out)]
     env = {**os.environ, "PYTHON": sys.executable}
@@ -104,7 +107,10 @@ def test_world_script_builds_every_part_with_per_operator_labels_and_resumes(tmp
                   sample(space, 1, weights="trained")[0]["spec"] != sample(space, 1, weights="mixed")[0]["spec"]
                   for space in TRAINED_SPACES)
     assert trained >= len(TRAINED_SPACES) - 2
-    assert world.num_rows == 1 + 5 + 1 + 1 + 2 + 2 + 4 + sectioned + affine + stems + trained + 2
+    # A flat-inputs draw (trained weights, stems) is the trained step's row unless stems or flat inputs changed it.
+    flat = sum(sample(space, 1, weights="trained", stems="mixed", flat_inputs="mixed")[0]["spec"] !=
+               sample(space, 1, weights="trained")[0]["spec"] for space in FLAT_SPACES)
+    assert world.num_rows == 1 + 5 + 1 + 1 + 2 + 2 + 4 + sectioned + affine + stems + trained + flat + 2
     assert sorted(world.dtypes.tolist()).count("int16x8") == 4
     assert set(world.targets) == {"ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512"}
     latency = world.labels(["ethos-u55-256/latency_ms"])[:, 0]

@@ -513,6 +513,53 @@ def test_depthwise_stems_leave_other_convolutions_and_shared_weights() -> None:
     assert spaces.with_depthwise_stems(shared) is None  # c's weights are f's too: both stay
 
 
+def test_flat_inputs_declare_inputs_flat_and_reshape_them_as_converters_do() -> None:
+    # Why: a Keras model whose input is a flat vector converts to a RESHAPE of a rank-2 model input
+    # (micro_speech); no space declares one, and the operators after it were priced as garbage.
+    for space in ("kws", "recurrent_audio", "image_classification"):
+        plain = spaces.sample(space, 30, seed=0)
+        flat = spaces.sample(space, 30, seed=0, flat_inputs="mixed")
+        changed = 0
+        for a, b in zip(plain, flat):
+            if b["spec"] == a["spec"]:
+                continue
+            changed += 1
+            old = {x["name"]: x for x in a["spec"]["inputs"]}
+            reshapes = [layer for layer in b["spec"]["layers"] if layer["op"] == "reshape" and layer["name"] in old]
+            assert reshapes and b["spec"]["layers"][:len(reshapes)] == reshapes
+            for r in reshapes:
+                (new,) = [x for x in b["spec"]["inputs"] if x["name"] == r["inputs"][0]]
+                assert r["shape"] == old[r["name"]]["shape"] and len(old[r["name"]]["shape"]) >= 3
+                assert new["shape"] == [1, int(np.prod(r["shape"][1:]))]
+            # The same computation and one RESHAPE of a rank-2 model input more per flattened input.
+            g_plain = perfsage.load_tflite(perfsage.build_model(a["spec"], seed=a["seed"]))
+            g_flat = perfsage.load_tflite(perfsage.build_model(b["spec"], seed=b["seed"]))
+            assert g_flat.totals["macs"] == g_plain.totals["macs"]
+            assert g_flat.num_nodes == g_plain.num_nodes + len(reshapes)
+            first = g_flat.operators()[0]
+            assert first["name"] == "RESHAPE" and len(g_flat.tensors()[first["inputs"][0]]["shape"]) == 2
+        assert 8 <= changed <= 22, (space, changed)
+        assert spaces.sample(space, 30, seed=0, flat_inputs="mixed") == flat
+    with pytest.raises(ValueError, match="flat_inputs must be one of none, mixed, got 'yes'"):
+        spaces.sample("kws", 1, flat_inputs="yes")
+
+
+def test_flat_inputs_leave_rank_two_inputs_and_keep_names_free() -> None:
+    spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 2], "range": [0, 1]}, {"name": "v", "shape": [1, 16]}],
+            "outputs": ["s"], "layers": [
+                {"name": "x_flat", "op": "conv2d", "filters": 4, "kernel": 3},
+                {"name": "g", "op": "global_avg_pool", "inputs": ["x_flat"]},
+                {"name": "d", "op": "dense", "units": 4, "inputs": ["v"]},
+                {"name": "s", "op": "add", "inputs": ["g", "d"]}]}
+    out = spaces.with_flat_inputs(spec)
+    assert out["inputs"] == [{"name": "x_flat1", "shape": [1, 128], "range": [0, 1]}, {"name": "v", "shape": [1, 16]}]
+    assert out["layers"][0] == {"name": "x", "op": "reshape", "inputs": ["x_flat1"], "shape": [1, 8, 8, 2]}
+    assert out["layers"][1]["inputs"] == ["x"]  # the first layer read the first input by default
+    perfsage.load_tflite(perfsage.build_model(out))
+    assert spec["inputs"][0]["shape"] == [1, 8, 8, 2]  # the spec itself is not changed
+    assert spaces.with_flat_inputs({**spec, "inputs": spec["inputs"][1:], "layers": spec["layers"][2:3]}) is None
+
+
 def test_affine_layers_go_after_the_named_layers_and_rename_their_readers() -> None:
     spec = {"inputs": [{"name": "x", "shape": [1, 8, 8, 3]}], "outputs": ["c2"], "layers": [
         {"name": "c", "op": "conv2d", "filters": 8, "kernel": 3},

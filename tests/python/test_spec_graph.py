@@ -51,6 +51,9 @@ def space_cases() -> List[Any]:
         # Affine layers: constant operands drawn from the seed on both paths.
         items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=19, affine="mixed")
         cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-affine") for item in items]
+        # Flat inputs: a reshape of a rank-2 model input before the layers (float sections too).
+        items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=22, float_sections="mixed", flat_inputs="mixed")
+        cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-flat") for item in items]
         if name == "kws":  # every kws spec has a convolution of its one-channel input
             items = perfsage.sample(name, SAMPLES_PER_SPACE, seed=20, stems="mixed")
             cases += [pytest.param(item, "int8", id=f"{item['spec']['name']}-stems") for item in items]

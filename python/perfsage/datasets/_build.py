@@ -49,16 +49,17 @@ class BuildSummary:
 
 def plan(spaces: Sequence[str], n: int, seed: int = 0, dtype: str = "int8",
          weights: str = "uniform", float_sections: str = "none", affine: str = "none",
-         stems: str = "none") -> List[Dict[str, Any]]:
+         stems: str = "none", flat_inputs: str = "none") -> List[Dict[str, Any]]:
     """The models a job labels: ``sample(space, n, seed, dtype, weights, float_sections, affine,
-    stems)`` of each space, interleaved.
+    stems, flat_inputs)`` of each space, interleaved.
 
     Interleaving (one model of each space in turn) means a job stopped early still holds every
     space in equal measure. Each item has its content id and its spec as canonical JSON.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    per_space = [sample(space, n, seed, dtype, weights, float_sections, affine, stems) for space in spaces]
+    per_space = [sample(space, n, seed, dtype, weights, float_sections, affine, stems, flat_inputs)
+                 for space in spaces]
     items: List[Dict[str, Any]] = []
     seen = set()
     for i in range(n):
@@ -228,6 +229,7 @@ def build_dataset(
     float_sections: str = "none",
     affine: str = "none",
     stems: str = "none",
+    flat_inputs: str = "none",
     workers: int = 0,
     timeout: float = 600.0,
     executor: str = "local",
@@ -247,7 +249,8 @@ def build_dataset(
     (:func:`perfsage.spaces.sample`): ``"uniform"`` or ``"mixed"``; ``float_sections`` is
     ``"none"`` or ``"mixed"`` (two thirds of the models with runs of layers left in float32), and
     so is ``affine`` (two thirds with input normalisation or unfolded batch norms) and ``stems``
-    (half of the convolutions of one-channel inputs as depthwise convolutions with a multiplier).
+    (half of the convolutions of one-channel inputs as depthwise convolutions with a multiplier),
+    and ``flat_inputs`` (half of the models with inputs of rank 3 or more flat, reshaped after).
 
     Resumes: ids already in ``out`` are skipped (rows with errors too, unless ``retry_errors``).
     ``workers=0`` uses every core; ``timeout`` (seconds) bounds one model's build and labels.
@@ -263,12 +266,12 @@ def build_dataset(
     labelers = make_labelers(targets, labeler_options)
     return run_job(
         out,
-        plan(spaces, n, seed, dtype, weights, float_sections, affine, stems),
+        plan(spaces, n, seed, dtype, weights, float_sections, affine, stems, flat_inputs),
         labelers,
         f"({', '.join(spaces)}; n={n} each, seed {seed}, {dtype}"
         f"{'' if weights == 'uniform' else f', {weights} weights'}"
         f"{', float sections' if float_sections == 'mixed' else ''}{', affine layers' if affine == 'mixed' else ''}"
-        f"{', depthwise stems' if stems == 'mixed' else ''})",
+        f"{', depthwise stems' if stems == 'mixed' else ''}{', flat inputs' if flat_inputs == 'mixed' else ''})",
         workers=workers,
         timeout=timeout,
         executor=executor,

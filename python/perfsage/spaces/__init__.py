@@ -25,7 +25,9 @@ inserts what converters leave unfolded into two thirds of the specs, from a four
 input normalisation and batch norms, elementwise layers with constant operands (see
 :func:`affine_spec`). ``sample(..., stems="mixed")`` writes half of the convolutions of one-channel
 inputs as the depthwise convolutions with a depth multiplier that converters write for them, from
-a fifth generator (see :func:`depthwise_stems_spec`).
+a fifth generator (see :func:`depthwise_stems_spec`). ``sample(..., flat_inputs="mixed")`` declares
+the inputs of rank 3 or more of half of the specs as flat vectors with a reshape after them, as
+converters write models whose input is one, from a sixth generator (see :func:`flat_inputs_spec`).
 """
 
 from __future__ import annotations
@@ -52,12 +54,14 @@ from . import (
 from ._affine import AFFINE, affine_spec, with_affine_layers
 from ._builder import SpecBuilder, estimate_cost
 from ._depthwise_stems import STEMS, depthwise_stems_spec, with_depthwise_stems
+from ._flat_inputs import FLAT_INPUTS, flat_inputs_spec, with_flat_inputs
 from ._float_sections import FLOAT_SECTIONS, float_sections_spec, with_float_sections
 from ._space import SearchSpace
 from .nb201 import nb201_spec
 
 __all__ = [
     "AFFINE",
+    "FLAT_INPUTS",
     "FLOAT_SECTIONS",
     "STEMS",
     "SearchSpace",
@@ -65,6 +69,7 @@ __all__ = [
     "affine_spec",
     "depthwise_stems_spec",
     "estimate_cost",
+    "flat_inputs_spec",
     "float_sections_spec",
     "get_space",
     "nb201_spec",
@@ -75,6 +80,7 @@ __all__ = [
     "weights_spec",
     "with_affine_layers",
     "with_depthwise_stems",
+    "with_flat_inputs",
     "with_float_sections",
     "WEIGHTS",
 ]
@@ -159,7 +165,8 @@ def trained_weights_spec(item_seed: int) -> Dict[str, Any]:
 
 
 def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str = "uniform",
-           float_sections: str = "none", affine: str = "none", stems: str = "none") -> List[Dict[str, Any]]:
+           float_sections: str = "none", affine: str = "none", stems: str = "none",
+           flat_inputs: str = "none") -> List[Dict[str, Any]]:
     """``n`` samples of ``space``: ``[{"space": name, "seed": int, "spec": dict}, ...]``.
 
     Each spec is JSON-serialisable and named ``"<space>-<seed>"`` unless the space names it (NAS-Bench-201
@@ -178,7 +185,9 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
     the same layers and constant-operand mul, add and sub layers among them), applied before the
     float sections. ``stems`` is ``"none"`` or ``"mixed"`` (each spec becomes
     :func:`depthwise_stems_spec` of its seed when that is not ``None``: its conv2d layers on
-    one-channel inputs as depthwise_conv2d with a depth multiplier), applied first.
+    one-channel inputs as depthwise_conv2d with a depth multiplier), applied first. ``flat_inputs``
+    is ``"none"`` or ``"mixed"`` (each spec becomes :func:`flat_inputs_spec` of its seed when that
+    is not ``None``: its inputs of rank 3 or more flat, each with a reshape after it), applied last.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
@@ -188,6 +197,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
         raise ValueError(f"affine must be one of {', '.join(AFFINE)}, got {affine!r}")
     if stems not in STEMS:
         raise ValueError(f"stems must be one of {', '.join(STEMS)}, got {stems!r}")
+    if flat_inputs not in FLAT_INPUTS:
+        raise ValueError(f"flat_inputs must be one of {', '.join(FLAT_INPUTS)}, got {flat_inputs!r}")
     search_space = get_space(space)
     n = _non_negative_int(n, "n")
     seed = _non_negative_int(seed, "seed")
@@ -202,6 +213,8 @@ def sample(space: str, n: int, seed: int = 0, dtype: str = "int8", weights: str 
             spec = affine_spec(spec, item_seed) or spec
         if float_sections == "mixed":
             spec = float_sections_spec(spec, item_seed) or spec
+        if flat_inputs == "mixed":
+            spec = flat_inputs_spec(spec, item_seed) or spec
         spec = {"name": f"{space}-{item_seed}", **spec}
         values = (weights_spec(item_seed) if weights == "mixed" else
                   trained_weights_spec(item_seed) if weights == "trained" else None)
