@@ -617,6 +617,30 @@ def test_train_shipped_script_logs_epochs_keeps_state_while_training_and_skips_d
     assert refused.returncode == 1 and "other.parquet" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_train_base_script_learns_every_device_but_the_held_out_and_never_a_tested_row(tiny, tmp_path: Path) -> None:
+    # scripts/train_base.py: a multi-device base for leave-one-device-out; the rows perfsage
+    # evaluate's random split tests on (seed 0) stay out whatever is held out.
+    import subprocess
+    import sys
+
+    from perfsage._recipes import usable_rows
+    from perfsage._split import random_split
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train_base.py"
+    out = tmp_path / "base.psage"
+    argv = [sys.executable, str(script), "--data", str(tiny["data"]), "--out", str(out), "--epochs", "2",
+            "--threads", "2"]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    base = perfsage.load_predictor(out)
+    assert base.output_names == ["dev/latency_ms"] and base.is_additive
+    labels = open_dataset(tiny["data"]).labels(["dev/latency_ms"])
+    usable = usable_rows(labels)
+    assert base.provenance["base"]["rows"] == {str(tiny["data"]): len(usable) - len(random_split(usable, 0).test)}
+    held = subprocess.run(argv + ["--hold-out", "dev"], capture_output=True, text=True, timeout=600)
+    assert held.returncode == 1 and "every dataset's devices are held out" in held.stderr
+
+
 def test_training_on_the_random_split_can_carry_intervals(tiny) -> None:
     # How the shipped files get their companions (scripts/train_shipped.py trains with them).
     from perfsage._recipes import train_on_random_split
