@@ -27,8 +27,7 @@ import numpy as np
 
 from perfsage import Predictor
 from perfsage._predictor import dataset_operator_labels
-from perfsage._recipes import ADDITIVE, recipe_for, usable_rows
-from perfsage._split import random_split
+from perfsage._recipes import ADDITIVE, _seeded_split, recipe_for
 from perfsage.datasets import open_dataset
 
 # The base's network: the shipped predictors' per-operator network, on log-MSE (host-cpu's loss).
@@ -46,9 +45,10 @@ def tested_rows(dataset: Any, seed: int) -> np.ndarray:
     """The rows ``perfsage evaluate``'s random split (``seed``) tests on, for any device of ``dataset``."""
     out = [np.zeros(0, np.int64)]
     for target in dataset.targets:
-        rows = usable_rows(dataset.labels(recipe_for(target).columns))
-        if len(rows) >= 10:
-            out.append(random_split(rows, seed).test)
+        try:
+            out.append(_seeded_split(dataset, recipe_for(target), seed)[1].test)
+        except ValueError:  # fewer than 10 usable rows: the evaluation cannot split them either
+            continue
     return np.unique(np.concatenate(out))
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-import numpy as np
-
-from ._spec_edit import explicit_inputs, with_layers
+from ._spec_edit import explicit_inputs, in_half, with_layers
 
 # What sample(..., stems=...) takes: "none" (specs as drawn) or "mixed" (half of the specs that
 # have a convolution of a one-channel input get it as a depthwise convolution, from each seed).
@@ -53,7 +51,4 @@ def depthwise_stems_spec(spec: Dict[str, Any], item_seed: int) -> Optional[Dict[
     """What a ``stems="mixed"`` sample with seed ``item_seed`` becomes: :func:`with_depthwise_stems`
     of the spec for half of the seeds (a generator seeded by ``item_seed`` alone decides), ``None``
     (the spec stays as drawn) for the other half and for specs without such a convolution."""
-    rng = np.random.default_rng([int(item_seed), _STEMS_STREAM])
-    if rng.random() < 0.5:
-        return None
-    return with_depthwise_stems(spec)
+    return with_depthwise_stems(spec) if in_half(item_seed, _STEMS_STREAM) else None

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ._spec_edit import explicit_inputs, unique, with_layers
+from ._spec_edit import explicit_inputs, in_half, unique, with_layers
 
 # What sample(..., flat_inputs=...) takes: "none" (specs as drawn) or "mixed" (half of the specs
 # with an input of rank 3 or more get every such input flattened, from each seed).
@@ -52,7 +52,4 @@ def flat_inputs_spec(spec: Dict[str, Any], item_seed: int) -> Optional[Dict[str,
     """What a ``flat_inputs="mixed"`` sample with seed ``item_seed`` becomes: :func:`with_flat_inputs`
     of the spec for half of the seeds (a generator seeded by ``item_seed`` alone decides), ``None``
     (the spec stays as drawn) for the other half and for specs without an input of rank 3 or more."""
-    rng = np.random.default_rng([int(item_seed), _FLAT_STREAM])
-    if rng.random() < 0.5:
-        return None
-    return with_flat_inputs(spec)
+    return with_flat_inputs(spec) if in_half(item_seed, _FLAT_STREAM) else None

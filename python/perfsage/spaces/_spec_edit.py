@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, List, Set
 
+import numpy as np
+
 # Producers whose outputs are not the model's activations (int32 indices, a cast's values).
 _PLAIN_PRODUCERS = frozenset({"cast", "arg_max"})
 
@@ -45,3 +47,9 @@ def unique(name: str, taken: Set[str]) -> str:
 def with_layers(spec: Dict[str, Any], layers: List[Dict[str, Any]]) -> Dict[str, Any]:
     """A copy of ``spec`` with ``layers`` as its layers (the old ones are not copied)."""
     return {**{k: copy.deepcopy(v) for k, v in spec.items() if k != "layers"}, "layers": layers}
+
+
+def in_half(item_seed: int, stream: int) -> bool:
+    """Whether the sample with seed ``item_seed`` is in the half a transform rewrites: a coin from
+    a generator seeded by the seed and the transform's ``stream`` alone."""
+    return not np.random.default_rng([int(item_seed), stream]).random() < 0.5
