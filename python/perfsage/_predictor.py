@@ -269,13 +269,24 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     last = f"head{config['head_layers'] - 1}"
     base_peaks = [bool(config["max_targets"] >> t & 1) if additive else False for t in range(len(base_targets))]
     new_peaks = [bool(max_targets_mask(targets) >> j & 1) if additive else False for j in range(len(targets))]
+    operator_log: List[np.ndarray] = []
+    constant_log = np.zeros(0)
+    if additive and not all(new_peaks):
+        for graph in graphs:
+            _, costs, constant = base.operator_costs(graph)
+            operator_log.append(np.log(np.maximum(np.asarray(costs, np.float64), 1e-30)))
+            constant_log = np.log(np.maximum(np.asarray(constant, np.float64), 1e-30))
     means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
     start: Dict[str, Any] = {}
     for j, name in enumerate(targets):
         mean, std = _adapt.target_statistics(target_log[:, j])
-        fit = _adapt.fit_one_column if additive else _adapt.fit_combination
-        combination = fit(base_log, target_log[:, j],
-                          _adapt.candidate_columns(base_targets, base_peaks, name, new_peaks[j], additive))
+        candidates = _adapt.candidate_columns(base_targets, base_peaks, name, new_peaks[j], additive)
+        if not additive:
+            combination = _adapt.fit_combination(base_log, target_log[:, j], candidates)
+        elif new_peaks[j]:
+            combination = _adapt.fit_one_column(base_log, target_log[:, j], candidates)
+        else:
+            combination = _adapt.fit_operator_sum(operator_log, constant_log, target_log[:, j], candidates)
         column = _adapt.transfer_head(params[f"{last}.weight"], params[f"{last}.bias"], params.get("readout.constant"),
                                       norm["target_mean"], norm["target_std"], combination, mean, std)
         means.append(mean)

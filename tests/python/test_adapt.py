@@ -76,6 +76,43 @@ def test_the_additive_start_maps_one_column_the_one_leave_one_out_prefers() -> N
         _adapt.fit_one_column(base, second, [])
 
 
+def _operator_logs(rng, rows, columns):
+    return [rng.normal(size=(int(rng.integers(2, 9)), columns)) for _ in range(rows)]
+
+
+def test_the_additive_sum_start_fits_the_power_on_the_sums_the_head_carries() -> None:
+    # A device whose every operator costs 2x the base's second column to the power 0.7: its graphs
+    # cost 2·Σ c^0.7, not 2·(Σ c)^0.7, and the start finds the column, the power and the scale.
+    rng = np.random.default_rng(3)
+    ops = _operator_logs(rng, 12, 2)
+    constant = np.array([-1.0, -2.0])
+
+    def total(power, column):
+        return np.array([np.log(2.0) + np.log(np.sum(np.exp(power * np.append(o[:, column], constant[column]))))
+                         for o in ops])
+
+    fit = _adapt.fit_operator_sum(ops, constant, total(0.7, 1), [0, 1])
+    assert fit.columns == [1] and fit.loo_rmse < 1e-6
+    np.testing.assert_allclose(fit.coefficients, [0.7])
+    assert abs(fit.intercept - np.log(2.0)) < 1e-9
+    # A pure scale of the first column is a scale, exactly.
+    fit = _adapt.fit_operator_sum(ops, constant, total(1.0, 0) + 0.5, [0, 1])
+    assert fit.columns == [0] and fit.coefficients.tolist() == [1.0]
+    with pytest.raises(ValueError, match="no base column"):
+        _adapt.fit_operator_sum(ops, constant, total(1.0, 0), [])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_additive_sum_start_keeps_a_scale_through_measurement_noise(seed) -> None:
+    # A scale of the base plus 5% noise on six rows: leave-one-out does not trade the scale for a
+    # power fitted to the noise.
+    rng = np.random.default_rng(seed)
+    ops = _operator_logs(rng, 6, 1)
+    target = np.array([np.log(np.sum(np.exp(np.append(o[:, 0], 0.0)))) for o in ops]) + 0.3
+    fit = _adapt.fit_operator_sum(ops, np.zeros(1), target + rng.normal(scale=0.05, size=6), [0])
+    assert fit.coefficients.tolist() == [1.0] and abs(fit.intercept - 0.3) < 0.1
+
+
 def test_candidate_columns_prefer_the_same_metric_and_kind() -> None:
     base = ["a/latency_ms", "a/energy_mj", "a/peak_sram_bytes", "b/latency_ms"]
     peaks = [False, False, True, False]
@@ -99,6 +136,21 @@ def test_with_no_epochs_the_start_is_the_fitted_map_of_the_base(base_name, kws, 
     start = adapted.provenance["adapt"]["start"]["board/latency_ms"]
     assert start["base_columns"] == ["old/latency_ms"]
     np.testing.assert_allclose(start["coefficients"], [power], rtol=1e-3)
+
+
+def test_the_additive_start_carries_a_per_operator_power_exactly(additive_base, kws) -> None:
+    # Every operator (and the readout's constant) costs 3x the base's to the power 1.3: the graphs'
+    # totals are no power of the base's totals, and the start still reproduces them.
+    _, graphs = kws
+
+    def truth(graph):
+        _, costs, constant = additive_base.operator_costs(graph)
+        return 3.0 * (np.sum(costs[:, 0].astype(np.float64) ** 1.3) + float(constant[0]) ** 1.3)
+
+    labels = np.array([truth(g) for g in graphs])
+    adapted = additive_base.adapt((graphs[:8], labels[:8]), targets="board/latency_ms", epochs=0, progress=False)
+    np.testing.assert_allclose(adapted.predict(graphs[8:])[:, 0], labels[8:], rtol=3e-3)
+    assert adapted.provenance["adapt"]["start"]["board/latency_ms"]["coefficients"] == [1.3]
 
 
 def test_fine_tuning_fits_the_rows_and_leaves_the_base_alone(lse_base, kws, tmp_path) -> None:
