@@ -240,10 +240,12 @@ def test_shipped_predictor_on_a_real_model(models_dir, capsys):
 def test_shipped_predictor_prices_the_shared_third_party_models_as_vela_does(models_dir, target):
     """The shared MLPerf Tiny and TFLite Micro int8 models: trained, converted by tools perfsage's
     writer does not imitate (every dense kernel per tensor), and never trained on. Vela labels them
-    here with the shipped predictor's settings. Measured on the files shipped on 3 Dec 2026: latency
-    MAPE 4.4% (ethos-u55-128), 7.5% (ethos-u55-256), 15.3% (ethos-u65-256) and 17.7% (ethos-u65-512),
-    the worst model 21-45% off; the bounds leave room for retraining and catch the several-fold
-    errors earlier files made on such models."""
+    here with the shipped predictor's settings. Measured on the files shipped on 3 Dec 2026 (trained
+    on the full world build, 126,512 models): latency MAPE 4.5% (ethos-u55-128), 5.5% (ethos-u55-256),
+    6.4% (ethos-u65-256) and 4.7% (ethos-u65-512), the worst model (micro_speech) 18-28% off; the files
+    before them scored 4.4-17.7% and up to 45%. The bounds leave room for retraining and catch the
+    several-fold errors earlier files made on such models (a retraining without the flat-inputs data
+    step priced micro_speech at 0.14x and 12.5x)."""
     pytest.importorskip("ethosu.vela", reason="ethos-u-vela is not installed (pip install perfsage[label])")
     labeler = perfsage.labelers.get_labeler(target)
     predictor = perfsage.load_predictor(target)
@@ -257,5 +259,5 @@ def test_shipped_predictor_prices_the_shared_third_party_models_as_vela_does(mod
         predicted = predictor.predict([perfsage.load_tflite(data)])[0, column]
         errors[path.name] = abs(predicted - true) / true
     assert len(errors) >= 8, errors
-    assert np.mean(list(errors.values())) <= 0.25, errors
-    assert max(errors.values()) <= 0.6, errors
+    assert np.mean(list(errors.values())) <= 0.15, errors
+    assert max(errors.values()) <= 0.5, errors
