@@ -83,6 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="a device whose labels the base does not learn (repeatable)")
     ap.add_argument("--out", required=True, help="the .psage file to write")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--intervals", action="store_true",
+                    help="also train the interval companion, which adapted predictors inherit (about twice the time)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--checkpoint", help="state file for resuming (default: OUT.ckpt)")
@@ -120,7 +122,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     predictor = Predictor(columns, units=[units[c] for c in columns], seed=args.seed, **BASE_HYPERPARAMETERS)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     predictor.fit((graphs, labels, node), epochs=args.epochs, threads=args.threads,
-                  checkpoint=args.checkpoint or args.out + ".ckpt")
+                  checkpoint=args.checkpoint or args.out + ".ckpt", intervals=args.intervals)
     predictor.provenance["base"] = {"data": args.data, "rows": rows_used, "held_out": args.hold_out, "seed": args.seed,
                                     "tested_rows_left_out": "every dataset's random-split test rows, seed "
                                                             f"{args.seed}", "epochs": args.epochs}
