@@ -80,7 +80,8 @@ HANDLING: Dict[str, Handling] = {
     # How accurate it is: the committed reports
     "perfsage evaluate datasets/compact/world-ethos-u.parquet --target ethos-u55-128 --target ethos-u55-256 "
     "--target ethos-u65-512 --target ethos-u65-256 --splits random,real --real datasets/real-models.parquet "
-    "--predictors python/perfsage/predictors --methods perfsage,loglinear,lookup_ops --out reports/world-ethos-u":
+    "--predictors python/perfsage/predictors --methods perfsage,loglinear,lookup_ops --intervals "
+    "--out reports/world-ethos-u":
         Handling(skip=EVALUATE_SKIP),
     "perfsage evaluate datasets/world-ethos-u.parquet --target ethos-u55-256 --splits random,loso,ophold "
     "--methods perfsage,loglinear,lookup_ops --limit 12000 --out reports/world-generalisation":
