@@ -35,7 +35,8 @@ from ._graphs import (
     op_vocabulary,
 )
 from . import spaces
-from ._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_predictors
+from ._predictor import (NETWORK_DEFAULTS, TRAINING_DEFAULTS, Explanation, Predictor, load_predictor, shipped_bases,
+                         shipped_predictors)
 from ._targets import targets
 from ._io import __version__
 from ._writer import build_model, nb201_model, spec_graph, spec_graphs, strip_weights
@@ -60,6 +61,7 @@ __all__ = [
     "node_feature_names",
     "op_vocabulary",
     "sample",
+    "shipped_bases",
     "shipped_predictors",
     "spaces",
     "spec_graph",

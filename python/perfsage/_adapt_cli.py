@@ -10,8 +10,8 @@ from typing import Any
 from ._adapt import MIN_ROWS
 from ._core import PerfSageError
 from ._graphs import load_tflite
-from ._predictor import Predictor, load_predictor, shipped_predictors
-from ._predict_cli import DEFAULT_TARGET, model_paths, whole_number
+from ._predictor import DEFAULT_BASE, Predictor, load_predictor, shipped_bases, shipped_predictors
+from ._predict_cli import model_paths, whole_number
 
 DEFAULT_EPOCHS = inspect.signature(Predictor.adapt).parameters["epochs"].default
 
@@ -77,9 +77,10 @@ def add_parser(sub: Any) -> None:
                     "dataset this reads). It starts from a base predictor: the new device's log cost starts as "
                     "the combination of the base's outputs that best fits the rows (ridge regression), then "
                     "every weight is fine-tuned on them (--epochs; 0 keeps that start alone).")
-    adapt.add_argument("--base", default=DEFAULT_TARGET, metavar="NAME_OR_FILE",
-                       help=f"shipped predictor or .psage file to start from (default {DEFAULT_TARGET}; shipped: "
-                            f"{', '.join(shipped_predictors()) or 'none'})")
+    adapt.add_argument("--base", default=DEFAULT_BASE, metavar="NAME_OR_FILE",
+                       help=f"shipped base or predictor, or a .psage file, to start from (default {DEFAULT_BASE}: "
+                            "one network trained on the latency of every device perfsage has labels of; shipped: "
+                            f"{', '.join(shipped_bases() + shipped_predictors()) or 'none'})")
     adapt.add_argument("--data", metavar="DATASET",
                        help="dataset (.parquet file or directory) with the new device's measurements")
     adapt.add_argument("--target", action="append", metavar="NAME",

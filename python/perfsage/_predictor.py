@@ -1155,13 +1155,27 @@ class Explanation:
 SHIPPED_TARGETS: Tuple[str, ...] = ("ethos-u55-256", "ethos-u65-512", "ethos-u55-128", "ethos-u65-256")
 
 
+# Bases inside the package: predictors to adapt from (``Predictor.adapt``, ``perfsage adapt --base``),
+# not targets of their own. "multi-device" is one network with a latency column for each device
+# perfsage has labels of (the four Ethos-U configurations, host-cpu, four NAS-Bench-201 devices),
+# trained by scripts/train_base.py.
+SHIPPED_BASES: Tuple[str, ...] = ("multi-device",)
+DEFAULT_BASE = "multi-device"
+
+
 def shipped_predictors() -> List[str]:
-    """Names of the predictors inside the package, for ``load_predictor(name)``."""
+    """Names of the target predictors inside the package, for ``load_predictor(name)``."""
     return [t for t in SHIPPED_TARGETS if (_SHIPPED_DIR / f"{t}.psage").is_file()]
 
 
+def shipped_bases() -> List[str]:
+    """Names of the bases inside the package (``load_predictor(name)``, ``adapt``'s starting points)."""
+    return [t for t in SHIPPED_BASES if (_SHIPPED_DIR / f"{t}.psage").is_file()]
+
+
 def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
-    """Loads a shipped predictor by target name (``"ethos-u55-256"``) or a file saved with ``save``.
+    """Loads a shipped predictor by target name (``"ethos-u55-256"``), a shipped base by name
+    (``"multi-device"``) or a file saved with ``save``.
 
     Raises FileNotFoundError for a name that is neither, and PerfSageError naming what is wrong
     with a file that is not a valid predictor.
@@ -1171,8 +1185,9 @@ def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
         shipped = _SHIPPED_DIR / f"{name_or_path}.psage"
         if shipped.is_file():
             return Predictor.from_bytes(shipped.read_bytes(), f"shipped predictor {name_or_path}")
+        shipped = shipped_predictors() + shipped_bases()
         raise FileNotFoundError(f"{name_or_path}: neither a predictor file nor a shipped predictor; shipped: "
-                                f"{', '.join(shipped_predictors()) or 'none (this install has no predictor files)'}")
+                                f"{', '.join(shipped) or 'none (this install has no predictor files)'}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such predictor file")
     return Predictor.from_bytes(path.read_bytes(), str(path))

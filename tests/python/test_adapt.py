@@ -243,6 +243,28 @@ def test_the_adapt_command_writes_a_predictor_that_predict_reads(lse_base, board
     assert "no-such-board: neither a predictor file nor a shipped predictor" in capsys.readouterr().err
 
 
+def test_the_shipped_multi_device_base_is_the_adapt_commands_default(board_data, kws, tmp_path, capsys) -> None:
+    # One latency column per device perfsage has labels of, with an interval companion that the
+    # adapted predictor inherits; a base to start from, not a target of its own.
+    base = perfsage.load_predictor("multi-device")
+    devices = {name.partition("/")[0] for name in base.output_names}
+    assert {"ethos-u55-256", "ethos-u65-512", "host-cpu", "nb201-raspi4", "nb201-titan_rtx_1"} <= devices
+    assert all(name.endswith("/latency_ms") for name in base.output_names)
+    assert base.is_additive and base.has_intervals and base.provenance["base"]["held_out"] == []
+    assert perfsage.shipped_bases() == ["multi-device"] and "multi-device" not in perfsage.shipped_predictors()
+    assert "multi-device" not in {e["target"] for e in perfsage.targets()}
+    out = tmp_path / "board.psage"
+    assert main(["adapt", "--data", str(board_data), "--target", "board", "--out", str(out), "--epochs", "2",
+                 "--no-progress"]) == 0
+    assert "adapted from multi-device" in capsys.readouterr().out
+    adapted = perfsage.load_predictor(out)
+    assert adapted.provenance["adapted_from"]["targets"] == base.output_names and adapted.has_intervals
+    prediction, lower, upper = adapted.predict(kws[1][10:], interval=0.9)
+    assert np.all(lower <= prediction) and np.all(prediction <= upper)
+    with pytest.raises(FileNotFoundError, match="shipped: .*multi-device"):
+        perfsage.load_predictor("no-such-base")
+
+
 def test_an_older_schema_base_adapts_and_reads_its_own_columns(kws) -> None:
     # The checkpoint reads schema 1's node columns; its adapted network must read the same ones.
     _, graphs = kws

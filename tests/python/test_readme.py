@@ -73,7 +73,7 @@ HANDLING: Dict[str, Handling] = {
         skip="needs a Dask scheduler at tcp://host:8786 (the Dask executor is tested in test_dataset_build.py)"),
     "perfsage dataset repair kws.parquet": Handling(needs=("vela", "kws.parquet")),
     # A new device (mine.parquet is imported first)
-    "perfsage adapt --base ethos-u55-256 --data mine.parquet --target my-board --out my-board.psage":
+    "perfsage adapt --base multi-device --data mine.parquet --target my-board --out my-board.psage":
         Handling(needs=("mine.parquet",)),
     "perfsage dataset label MODELS_DIR more.tflite --target ethos-u55-256 --out my-models.parquet":
         Handling(needs=("vela",)),
@@ -236,7 +236,7 @@ PYTHON_HANDLING: Dict[str, str] = {  # first line of code (after imports) -> "" 
     'g = perfsage.load_tflite("model.tflite")': "",
     'spec = {"inputs": [{"name": "x", "shape": [1, 49, 10, 1]}],': "",
     'p = perfsage.Predictor(targets=["ethos-u55-256/latency_ms", "ethos-u55-256/energy_mj"])': PYTHON_SKIP,
-    'base = perfsage.load_predictor("ethos-u55-256")': "",
+    'base = perfsage.load_predictor("multi-device")': "",
     'p = perfsage.Predictor(targets=["my-board/latency_ms"])': "",
 }
 
