@@ -446,6 +446,19 @@ def test_evaluate_end_to_end_writes_every_unit_and_resumes(tiny, tmp_path: Path,
     assert second.count("done before") == 25 and ": started" not in second
     assert {p: p.stat().st_mtime_ns for p in (out / "units").rglob("*.json")} == stamps
 
+    # A model file that is not the one its random unit saved (a record copied from another output
+    # folder, a file replaced) has that unit redone, and the real split scores the new model.
+    model = out / "predictors" / "dev.psage"
+    perfsage.Predictor(["dev/latency_ms"], hidden=8, head_hidden=8, validation_split=0.0).fit(
+        (perfsage.spec_graphs(perfsage.sample("kws", 4, seed=1)), np.ones((4, 1), np.float32)), epochs=1,
+        progress=False).save(model)
+    assert _cli(_argv(tiny, out)) == 0
+    log = capsys.readouterr().err
+    assert "is not the model this unit saved; recomputing" in log
+    assert [line.split("] ")[1].split(":")[0] for line in log.splitlines() if ": started" in line] == \
+        ["dev random perfsage", "dev real perfsage"]
+    assert json.loads((out / "units" / "dev" / "random" / "perfsage.json").read_text())["fit"]["model_sha256"]
+
     # A unit lost in a kill is the only one redone; other perfsage epochs redo exactly perfsage's units.
     (out / "units" / "dev" / "loso-kws" / "lookup.json").unlink()
     assert _cli(_argv(tiny, out)) == 0

@@ -465,6 +465,20 @@ class Runner:
             return None
         return record
 
+    def kept_model_matches(self, unit: Unit, method: Method, record: Dict[str, Any]) -> bool:
+        """Whether the model a random unit saved for the real split is still there, unchanged: a unit
+        record copied from another output folder, or a model file replaced since, would otherwise
+        have the real split score a model that is not the one the record describes. Records made
+        before the model's sha256 was kept are trusted when the file exists."""
+        model = model_path(self.out, unit.target, method)
+        if not model.exists():
+            return False
+        kept = (record.get("fit") or {}).get("model_sha256")
+        if kept is not None and kept != file_sha256(model):
+            print(f"{unit.name}: {model} is not the model this unit saved; recomputing", file=self.log, flush=True)
+            return False
+        return True
+
     def run(self) -> List[Dict[str, Any]]:
         records = []
         total = len(self.plan)
@@ -480,8 +494,8 @@ class Runner:
             reused = self.reused_predictor(unit)
             config = self.unit_config(unit, method, reused)
             record = self.existing(unit, config)
-            if record is not None and unit.split.name == "random" and not model_path(self.out, unit.target, method).exists():
-                record = None  # the real split needs the model: train it again
+            if record is not None and unit.split.name == "random" and not self.kept_model_matches(unit, method, record):
+                record = None  # the real split needs this unit's model: train (or load) it again
             prefix = f"[{index}/{total}] {unit.name}"
             if record is not None:
                 print(f"{prefix}: done before ({_format_mapes(record['metrics'])})", file=self.log, flush=True)
@@ -543,6 +557,7 @@ class Runner:
             model_file.parent.mkdir(parents=True, exist_ok=True)
             method.save(model_file)
             fit_info["model"] = str(model_file)
+            fit_info["model_sha256"] = file_sha256(model_file)
         record = {
             "target": target, "split": split.name, "part": split.part, "label": split.label, "method": unit.method,
             "metrics_order": list(recipe.metrics), "columns": recipe.columns, "units": self.units_of[target],
