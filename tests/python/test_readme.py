@@ -83,7 +83,7 @@ HANDLING: Dict[str, Handling] = {
     "--predictors python/perfsage/predictors --methods perfsage,loglinear,lookup_ops --intervals "
     "--out reports/world-ethos-u":
         Handling(skip=EVALUATE_SKIP),
-    "perfsage evaluate datasets/world-ethos-u.parquet --target ethos-u55-256 --splits random,loso,ophold "
+    "perfsage evaluate datasets/compact/world-ethos-u.parquet --target ethos-u55-256 --splits random,loso,ophold "
     "--methods perfsage,loglinear,lookup_ops --limit 12000 --out reports/world-generalisation":
         Handling(skip=EVALUATE_SKIP),
     "perfsage evaluate datasets/nb201.parquet --target nb201-raspi4 --target nb201-pixel3 "
