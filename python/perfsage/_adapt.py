@@ -121,6 +121,12 @@ def _centred_loo(residual: np.ndarray) -> np.ndarray:
     return (residual - residual.mean(axis=0)) * n / (n - 1)
 
 
+def _best_power(residual: np.ndarray) -> int:
+    """The grid index of the power whose residuals [rows, grid] an intercept fits best (least
+    squares, the pull towards one settling near-ties)."""
+    return int(np.argmin(np.var(residual, axis=0) + _POWER_PRIOR * (_POWER_GRID - 1.0) ** 2))
+
+
 def fit_operator_sum(operator_log: Sequence[np.ndarray], constant_log: np.ndarray, target_log: np.ndarray,
                      columns: Sequence[int]) -> Combination:
     """The additive readout's start for a sum target, fitted on what the head will carry.
@@ -147,7 +153,6 @@ def fit_operator_sum(operator_log: Sequence[np.ndarray], constant_log: np.ndarra
         carried = np.stack([_logsumexp(np.append(np.asarray(ops, np.float64)[:, column], constant_log[column])
                                        [None, :] * _POWER_GRID[:, None]) for ops in operator_log])  # [n, grid]
         residual = y[:, None] - carried
-        fitted = np.argmin(np.var(residual, axis=0) + _POWER_PRIOR * (_POWER_GRID - 1.0) ** 2)
         if n < MIN_ROWS:
             candidates = [(float("nan"), 0, one)]
         else:
@@ -155,9 +160,9 @@ def fit_operator_sum(operator_log: Sequence[np.ndarray], constant_log: np.ndarra
             errors = []
             for j in range(n):
                 rest = np.delete(residual, j, axis=0)
-                k = np.argmin(np.var(rest, axis=0) + _POWER_PRIOR * (_POWER_GRID - 1.0) ** 2)
+                k = _best_power(rest)
                 errors.append(residual[j, k] - rest[:, k].mean())
-            candidates = [(scale_loo, 0, one), (float(np.sqrt(np.mean(np.square(errors)))), 1, int(fitted))]
+            candidates = [(scale_loo, 0, one), (float(np.sqrt(np.mean(np.square(errors)))), 1, _best_power(residual))]
         for loo, rank, k in candidates:
             key = (np.isnan(loo), loo, rank)
             if best is None or key < best[0]:

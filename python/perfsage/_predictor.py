@@ -273,9 +273,9 @@ def _start_network(network: "_core.Network", base: "_core.Network", base_targets
     constant_log = np.zeros(0)
     if additive and not all(new_peaks):
         for graph in graphs:
-            _, costs, constant = base.operator_costs(graph)
+            _, costs, constant = base.operator_costs(graph)  # the constant is the same for every graph
             operator_log.append(np.log(np.maximum(np.asarray(costs, np.float64), 1e-30)))
-            constant_log = np.log(np.maximum(np.asarray(constant, np.float64), 1e-30))
+        constant_log = np.log(np.maximum(np.asarray(constant, np.float64), 1e-30))
     means, stds, columns = [], [], {f"{last}.weight": [], f"{last}.bias": [], "readout.constant": []}
     start: Dict[str, Any] = {}
     for j, name in enumerate(targets):
@@ -1173,6 +1173,12 @@ def shipped_bases() -> List[str]:
     return [t for t in SHIPPED_BASES if (_SHIPPED_DIR / f"{t}.psage").is_file()]
 
 
+def shipped_file(name: str) -> Optional[Path]:
+    """The package's file of the shipped predictor or base ``name``; None when there is none."""
+    path = _SHIPPED_DIR / f"{name}.psage"
+    return path if os.sep not in name and path.is_file() else None
+
+
 def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
     """Loads a shipped predictor by target name (``"ethos-u55-256"``), a shipped base by name
     (``"multi-device"``) or a file saved with ``save``.
@@ -1182,12 +1188,12 @@ def load_predictor(name_or_path: Union[str, os.PathLike]) -> Predictor:
     """
     path = Path(name_or_path)
     if not path.is_file() and isinstance(name_or_path, str) and os.sep not in name_or_path:
-        shipped = _SHIPPED_DIR / f"{name_or_path}.psage"
-        if shipped.is_file():
+        shipped = shipped_file(name_or_path)
+        if shipped is not None:
             return Predictor.from_bytes(shipped.read_bytes(), f"shipped predictor {name_or_path}")
-        shipped = shipped_predictors() + shipped_bases()
+        names = shipped_predictors() + shipped_bases()
         raise FileNotFoundError(f"{name_or_path}: neither a predictor file nor a shipped predictor; shipped: "
-                                f"{', '.join(shipped) or 'none (this install has no predictor files)'}")
+                                f"{', '.join(names) or 'none (this install has no predictor files)'}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such predictor file")
     return Predictor.from_bytes(path.read_bytes(), str(path))

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._io import atomic_write_bytes, json_safe
 from .._predictor import (NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor, shipped_bases,
-                          shipped_predictors)
+                          shipped_file, shipped_predictors)
 from .._split import Split
 from ._records import file_sha256, rows_digest, safe_name
 from ._splits import EvaluationError
@@ -63,11 +63,11 @@ class LodoBases:
         path = Path(self.given)
         if path.is_file():
             return path
-        shipped = shipped_predictors() + shipped_bases()
-        if self.given in shipped:
-            return Path(__file__).resolve().parent.parent / "predictors" / f"{self.given}.psage"
+        shipped = shipped_file(self.given)
+        if shipped is not None:
+            return shipped
         raise EvaluationError(f"--lodo-base {self.given}: neither a predictor file nor a shipped predictor "
-                              f"({', '.join(shipped)})")
+                              f"({', '.join(shipped_predictors() + shipped_bases())})")
 
     def base(self, target: str, random: Split) -> Tuple[Path, str]:
         """(path, sha256 prefix) of ``target``'s base, pretraining it if needed."""

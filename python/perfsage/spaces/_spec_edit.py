@@ -52,4 +52,4 @@ def with_layers(spec: Dict[str, Any], layers: List[Dict[str, Any]]) -> Dict[str,
 def in_half(item_seed: int, stream: int) -> bool:
     """Whether the sample with seed ``item_seed`` is in the half a transform rewrites: a coin from
     a generator seeded by the seed and the transform's ``stream`` alone."""
-    return not np.random.default_rng([int(item_seed), stream]).random() < 0.5
+    return np.random.default_rng([int(item_seed), stream]).random() >= 0.5
