@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <variant>
 
@@ -261,20 +262,27 @@ std::variant<std::string, perfsage::JsonValue> spec_of(const py::handle& spec, c
   }
 }
 
-// A batch's results as Python: (Graph or None, error message) per item.
-// A batch's specs (dicts or JSON text), with one seed and one source each, as the core takes them.
-std::vector<perfsage::SpecItem> spec_items(const py::list& specs, const std::vector<uint64_t>& seeds,
-                                           const std::vector<std::string>& sources, const std::string& dtype,
-                                           const std::string& what) {
+// Runs run(feed) on a batch's specs (dicts or JSON text), one seed and one source each: the feed
+// converts them one by one on this thread, holding the GIL, while the core's workers already build
+// the ones converted, and releases the GIL after the last (it is held again when this returns).
+template <typename Run>
+auto with_spec_feed(const py::list& specs, const std::vector<uint64_t>& seeds, const std::vector<std::string>& sources,
+                    const std::string& dtype, const std::string& what, const Run& run) {
   if (seeds.size() != specs.size() || sources.size() != specs.size())
     throw py::value_error(what + ": " + std::to_string(specs.size()) + " specs, " + std::to_string(seeds.size()) +
                           " seeds and " + std::to_string(sources.size()) + " sources; expected one of each per spec");
   const perfsage::WeightType type = perfsage::weight_type(dtype);
-  std::vector<perfsage::SpecItem> items(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) items[i] = {spec_of(specs[i], sources[i]), seeds[i], type, sources[i]};
-  return items;
+  std::optional<py::gil_scoped_release> released;
+  const perfsage::SpecFeed feed{
+      specs.size(),
+      [&](size_t i) { return perfsage::SpecItem{spec_of(specs[i], sources[i]), seeds[i], type, sources[i]}; },
+      [&] { released.emplace(); }};
+  auto out = run(feed);
+  released.reset();
+  return out;
 }
 
+// A batch's results as Python: (Graph or None, error message) per item.
 py::list result_list(const std::vector<perfsage::LoadResult>& results) {
   py::list out;
   for (const auto& r : results)
@@ -681,13 +689,8 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
       "spec_graphs",
       [](const py::list& specs, const std::vector<uint64_t>& seeds, const std::vector<std::string>& sources,
          const std::string& dtype, int threads) {
-        std::vector<perfsage::SpecItem> work = spec_items(specs, seeds, sources, dtype, "spec_graphs");
-        std::vector<perfsage::LoadResult> results;
-        {
-          py::gil_scoped_release release;
-          results = perfsage::spec_graphs(std::move(work), threads);
-        }
-        return result_list(results);
+        return result_list(with_spec_feed(specs, seeds, sources, dtype, "spec_graphs",
+                                          [&](const perfsage::SpecFeed& feed) { return perfsage::spec_graphs(feed, threads); }));
       },
       py::arg("specs"), py::arg("seeds"), py::arg("sources"), py::arg("dtype") = "int8", py::arg("threads") = 0,
       "spec_graph for every spec (a dict or JSON text) on `threads` threads (0: all cores) with the GIL\n"
@@ -872,15 +875,13 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
          "Predictions [n, targets] (float32) for a list of Graphs, GIL released.")
       .def("predict_specs", [](const SharedNetwork& n, const py::list& specs, const std::vector<uint64_t>& seeds,
                                const std::vector<std::string>& sources, const std::string& dtype, int threads) {
-        std::vector<perfsage::SpecItem> work = spec_items(specs, seeds, sources, dtype, "predict_specs");
         const py::ssize_t T = n.config().num_targets;
-        py::array_t<float> out({static_cast<py::ssize_t>(work.size()), T});
+        py::array_t<float> out({static_cast<py::ssize_t>(specs.size()), T});
         float* dst = out.mutable_data();
-        std::vector<std::string> errors;
-        {
-          py::gil_scoped_release release;
-          errors = perfsage::predict_specs(*n.snapshot(), std::move(work), threads, dst);
-        }
+        const std::shared_ptr<const perfsage::SageNetwork> network = n.snapshot();
+        std::vector<std::string> errors = with_spec_feed(
+            specs, seeds, sources, dtype, "predict_specs",
+            [&](const perfsage::SpecFeed& feed) { return perfsage::predict_specs(*network, feed, threads, dst); });
         return py::make_tuple(out, errors);
       }, py::arg("specs"), py::arg("seeds"), py::arg("sources"), py::arg("dtype") = "int8", py::arg("threads") = 0,
          "Predictions [n, targets] straight from specs (as spec_graphs takes them), each worker building,\n"

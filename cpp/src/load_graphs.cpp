@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "parallel.h"
+#include "spec_feed.h"
 #include "perfsage/error.h"
 #include "perfsage/graph.h"
 #include "perfsage/spec_graph.h"
@@ -11,22 +12,22 @@ namespace {
 
 // Runs graph_of(i) for every item on worker threads. Input errors (perfsage::Error) are the item's
 // result; anything else (bad_alloc) stops the batch and reaches the caller.
-template <typename GraphOf>
-std::vector<LoadResult> build_each(size_t count, int threads, const GraphOf& graph_of) {
-  std::vector<LoadResult> results(count);
-  // Starting a thread costs about as much as reading a few small models, so small batches use fewer.
+// Starting a thread costs about as much as reading a few small models, so small batches use fewer.
+int batch_threads(size_t count, int threads) {
   constexpr int64_t kItemsPerThread = 8;
-  const auto n = static_cast<int64_t>(count);
-  const int64_t useful = std::max<int64_t>(1, (n + kItemsPerThread - 1) / kItemsPerThread);
-  threads = static_cast<int>(std::min<int64_t>(resolve_threads(threads), useful));
-  parallel_for(n, threads, [&](int64_t i) {
-    try {
-      results[static_cast<size_t>(i)].graph = graph_of(static_cast<size_t>(i));
-    } catch (const Error& e) {
-      results[static_cast<size_t>(i)].error = e.what();
-    }
-  });
-  return results;
+  const int64_t useful = std::max<int64_t>(1, (static_cast<int64_t>(count) + kItemsPerThread - 1) / kItemsPerThread);
+  return static_cast<int>(std::min<int64_t>(resolve_threads(threads), useful));
+}
+
+// The result of graph_of(): an input error (perfsage::Error) is the item's error; anything else
+// (bad_alloc) stops the batch and reaches the caller.
+template <typename GraphOf>
+void build_into(LoadResult& result, const GraphOf& graph_of) {
+  try {
+    result.graph = graph_of();
+  } catch (const Error& e) {
+    result.error = e.what();
+  }
 }
 
 }  // namespace
@@ -40,10 +41,14 @@ std::shared_ptr<const Graph> load_graph_file(const std::string& path) {
 }
 
 std::vector<LoadResult> load_many(const std::vector<LoadItem>& items, int threads) {
-  return build_each(items.size(), threads, [&](size_t i) {
-    const LoadItem& item = items[i];
-    return item.data ? load_graph(item.data, item.size, item.label) : load_graph_file(item.path);
+  std::vector<LoadResult> results(items.size());
+  parallel_for(static_cast<int64_t>(items.size()), batch_threads(items.size(), threads), [&](int64_t i) {
+    const LoadItem& item = items[static_cast<size_t>(i)];
+    build_into(results[static_cast<size_t>(i)], [&] {
+      return item.data ? load_graph(item.data, item.size, item.label) : load_graph_file(item.path);
+    });
   });
+  return results;
 }
 
 std::shared_ptr<const Graph> spec_graph(const ModelSpec& spec, uint64_t seed, WeightType type,
@@ -58,15 +63,28 @@ std::shared_ptr<const Graph> spec_graph(SpecItem&& item) {
   return spec_graph(spec, item.seed, item.type, item.source);
 }
 
-std::vector<LoadResult> spec_graphs(std::vector<SpecItem> items, int threads) {
-  return build_each(items.size(), threads, [&](size_t i) {
+std::vector<LoadResult> spec_graphs(const SpecFeed& feed, int threads) {
+  std::vector<LoadResult> results(feed.count);
+  for_each_fed(feed, 1, batch_threads(feed.count, threads), [&](int64_t i, int64_t, std::vector<SpecItem>& items) {
+    SpecItem& item = items[static_cast<size_t>(i)];
     // The writer names the spec's layer; the batch adds which spec it was.
-    try {
-      return spec_graph(std::move(items[i]));
-    } catch (const Error& e) {
-      fail(items[i].source, e.what());
-    }
+    build_into(results[static_cast<size_t>(i)], [&] {
+      try {
+        return spec_graph(std::move(item));
+      } catch (const Error& e) {
+        fail(item.source, e.what());
+      }
+    });
   });
+  return results;
+}
+
+std::vector<LoadResult> spec_graphs(std::vector<SpecItem> items, int threads) {
+  return spec_graphs(feed_of(items), threads);
+}
+
+SpecFeed feed_of(std::vector<SpecItem>& items) {
+  return {items.size(), [&items](size_t i) { return std::move(items[i]); }, nullptr};
 }
 
 }  // namespace perfsage

@@ -4,7 +4,7 @@
 #include <limits>
 #include <memory>
 
-#include "parallel.h"
+#include "spec_feed.h"
 #include "perfsage/error.h"
 #include "perfsage/graph.h"
 
@@ -18,14 +18,10 @@ constexpr int64_t kSpecsPerTask = 4;
 
 }  // namespace
 
-std::vector<std::string> predict_specs(const SageNetwork& network, std::vector<SpecItem> items, int threads,
-                                       float* out) {
-  const auto n = static_cast<int64_t>(items.size());
+std::vector<std::string> predict_specs(const SageNetwork& network, const SpecFeed& feed, int threads, float* out) {
   const int64_t T = network.config().num_targets;
-  std::vector<std::string> errors(items.size());
-  const int64_t tasks = (n + kSpecsPerTask - 1) / kSpecsPerTask;
-  parallel_for(tasks, threads, [&](int64_t task) {
-    const int64_t lo = task * kSpecsPerTask, hi = std::min(n, lo + kSpecsPerTask);
+  std::vector<std::string> errors(feed.count);
+  for_each_fed(feed, kSpecsPerTask, threads, [&](int64_t lo, int64_t hi, std::vector<SpecItem>& items) {
     std::vector<std::shared_ptr<const Graph>> graphs;
     std::vector<GraphInput> inputs;
     std::vector<int64_t> rows;
@@ -47,6 +43,11 @@ std::vector<std::string> predict_specs(const SageNetwork& network, std::vector<S
                 out + rows[k] * T);
   });
   return errors;
+}
+
+std::vector<std::string> predict_specs(const SageNetwork& network, std::vector<SpecItem> items, int threads,
+                                       float* out) {
+  return predict_specs(network, feed_of(items), threads, out);
 }
 
 }  // namespace perfsage

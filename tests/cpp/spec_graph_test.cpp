@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "perfsage/error.h"
@@ -287,6 +289,46 @@ TEST(SpecGraph, BatchMatchesOneAtATimeOnAnyThreadCount) {
       EXPECT_EQ(results[i].graph->node_features(), one->node_features());  // both on the spec path
       EXPECT_EQ(results[i].graph->source(), items[i].source);
     }
+  }
+}
+
+TEST(SpecGraph, AFeedIsMadeInOrderOnTheCallingThreadAndItsFailureEndsTheBatch) {
+  // A binding's feed converts its objects on its own thread while the workers build: item(i) must
+  // be called in order on the calling thread, done() once after the last; an exception from
+  // item(i) reaches the caller (after the workers join) and done() is not called.
+  const auto caller = std::this_thread::get_id();
+  for (const int threads : {1, 3}) {
+    std::vector<size_t> order;
+    int done = 0;
+    bool elsewhere = false;
+    const auto item = [&](size_t i) {
+      elsewhere |= std::this_thread::get_id() != caller;
+      order.push_back(i);
+      return SpecItem{std::string(i % 2 ? kImageSpec : kSequenceSpec), i, WeightType::kInt8, "f" + std::to_string(i)};
+    };
+    const auto results = spec_graphs(SpecFeed{40, item, [&] { ++done; }}, threads);
+    EXPECT_FALSE(elsewhere);
+    EXPECT_EQ(done, 1);
+    ASSERT_EQ(order.size(), 40u);
+    for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(order[i], i);
+    for (size_t i = 0; i < results.size(); ++i) {
+      ASSERT_TRUE(results[i].graph) << results[i].error;
+      const auto one = spec_graph(parse_spec(i % 2 ? kImageSpec : kSequenceSpec), i, WeightType::kInt8, "f");
+      EXPECT_EQ(results[i].graph->node_features(), one->node_features());
+    }
+    done = 0;
+    const auto failing = [&](size_t i) {
+      if (i == 25) throw std::runtime_error("item 25 cannot be converted");
+      return item(i);
+    };
+    EXPECT_THROW(spec_graphs(SpecFeed{40, failing, [&] { ++done; }}, threads), std::runtime_error);
+    SageConfig c;
+    c.num_targets = 1;
+    SageNetwork net(c);
+    net.init_parameters(1);
+    std::vector<float> out(40);
+    EXPECT_THROW(predict_specs(net, SpecFeed{40, failing, [&] { ++done; }}, threads, out.data()), std::runtime_error);
+    EXPECT_EQ(done, 0);
   }
 }
 

@@ -5,6 +5,7 @@ space in every dtype it samples and for every layer op, and so must predictions.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List
 
 import numpy as np
@@ -235,6 +236,25 @@ def test_predict_on_specs_equals_predicting_their_graphs_on_any_thread_count() -
         predictor.predict(items[:2] + [bad, {**bad, "name": "worse"}])
     with pytest.raises(ValueError, match="threads must be an int"):
         predictor.predict(items, threads=-1)
+
+
+def test_a_spec_json_cannot_carry_late_in_a_batch_ends_it_on_any_thread_count() -> None:
+    # The core's workers build the first specs while the calling thread still converts the later
+    # ones: a late spec that cannot be converted ends the call with its TypeError (no hang, no
+    # partial result), and the same batch without it is whole.
+    items = perfsage.sample("kws", 60, seed=5)
+    spec = items[50]["spec"]
+    late = {**spec, "layers": [{**spec["layers"][0], "filters": np.int64(8)}] + spec["layers"][1:]}
+    batch = items[:50] + [{"spec": late, "seed": 1}] + items[51:]
+    predictor = perfsage.load_predictor("ethos-u55-256")
+    where = re.escape(f"{spec['name']}: spec['layers'][0]['filters'] is a int64")
+    for threads in (1, 2):
+        with pytest.raises(TypeError, match=where):
+            perfsage.spec_graphs(batch, threads=threads)
+        with pytest.raises(TypeError, match=where):
+            predictor.predict(batch, threads=threads)
+        assert all(g is not None for g in perfsage.spec_graphs(items, threads=threads))
+        assert np.isfinite(predictor.predict(items, threads=threads)).all()
 
 
 def test_bad_specs_name_the_layer_and_the_item() -> None:

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <variant>
@@ -46,10 +47,25 @@ struct SpecItem {
 // source prefix a batch adds). Moves the spec out of the item; the rest stays.
 std::shared_ptr<const Graph> spec_graph(SpecItem&& item);
 
+// A batch's items made one at a time on the calling thread: item(i) for i = 0, 1, ..., count - 1
+// in order, then done() (when set). The workers start on the items made while the rest are still
+// being made: a binding converting its own objects, which it can do on one thread only, converts
+// the next spec while the workers build the ones before it (done() is where it lets go of its
+// interpreter lock). An exception from item(i) ends the batch and reaches the caller.
+struct SpecFeed {
+  size_t count = 0;
+  std::function<SpecItem(size_t)> item;
+  std::function<void()> done;
+};
+
 // Builds every item's Graph on `threads` worker threads (0: all hardware threads), as load_many:
 // a bad spec is that item's error ("<source>: spec: layer 3 'c' (conv2d): ..."), anything else
 // (out of memory) is rethrown on the calling thread after all workers join.
-// The items' specs move into the workers: `items` is taken by value.
+std::vector<LoadResult> spec_graphs(const SpecFeed& feed, int threads);
+// The same on items already made; their specs move into the workers.
 std::vector<LoadResult> spec_graphs(std::vector<SpecItem> items, int threads);
+
+// A feed handing over `items` (kept alive by the caller) one by one, moving each out.
+SpecFeed feed_of(std::vector<SpecItem>& items);
 
 }  // namespace perfsage

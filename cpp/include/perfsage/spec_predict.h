@@ -19,6 +19,8 @@ namespace perfsage {
 // worker threads (0: all hardware threads). Returns one message per item: empty where it was
 // predicted, else its spec_graphs error ("<source>: spec: layer 3 ..."), its row then NaN.
 // Errors other than bad specs (out of memory) reach the caller after the workers join.
+// `feed` makes the items on the calling thread while the workers predict the ones made (spec_graph.h).
+std::vector<std::string> predict_specs(const SageNetwork& network, const SpecFeed& feed, int threads, float* out);
 std::vector<std::string> predict_specs(const SageNetwork& network, std::vector<SpecItem> items, int threads,
                                        float* out);
 
