@@ -17,9 +17,10 @@ is saved.
 trains nothing: for each target whose file is in DIR, it records the training domain (what
 `Predictor.check` compares models with) again with this perfsage's summary, from the same rows,
 for a file trained before a field was added to it (the operator-feature ranges), and the upper
-bounds of its labels (`output_limits`: the U65's dedicated SRAM), and scores it again on the test
-rows. A file whose provenance names another dataset or split, or whose recorded summary the rows
-do not reproduce, is refused.
+bounds of its labels (`output_limits`: the U65's dedicated SRAM), scores it again on the test
+rows and, for a file with intervals, calibrates them again on the validation rows with their
+search spaces (the per-space scope, `Predictor.calibrate`). A file whose provenance names another
+dataset or split, or whose recorded summary the rows do not reproduce, is refused.
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ def _refresh(args: argparse.Namespace, out: Path) -> int:
             return 1
         predictor.save(path)
         limits = predictor.provenance["output_limits"]
+        calibrated = predictor.provenance.get("intervals", {}).get("targets", {})
+        spaces = {t: sorted(e.get("groups", {})) for t, e in calibrated.items()}
         print(f"{path}: training domain recorded again ({len(predictor.provenance['domain'])} fields); "
-              f"output limits {limits or 'none'}; test {json.dumps(predictor.provenance['test'])}", file=sys.stderr)
+              f"output limits {limits or 'none'}; test {json.dumps(predictor.provenance['test'])}; "
+              f"interval spaces {json.dumps(spaces)}", file=sys.stderr)
     return 0
 
 

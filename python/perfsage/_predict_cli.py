@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from ._core import PerfSageError
 from ._domain import npu_command_stream
 from ._graphs import load_tflite
+from ._intervals import SCOPES
 from ._predictor import Predictor, load_predictor, shipped_predictors
 from ._targets import SUMMARY_KEYS, predictor_settings
 from .examples import EXAMPLE_NAME, example_model
@@ -142,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--top sets how many operators --explain lists: add --explain")
     if args.explain and args.csv:
         raise ValueError("--explain lists operators in the table or in --json; CSV has one row per model and target")
+    if args.interval_scope is not None and args.interval is None:
+        raise ValueError("--interval-scope says which calibration --interval takes: add --interval LEVEL")
     if args.explain and args.interval is not None:
         raise ValueError("--interval comes with the predictions of the table, --json or --csv; leave out --explain")
     top = DEFAULT_TOP if args.top is None else args.top
@@ -179,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             batch.append(None)
             bounds.append(None)
         elif args.interval is not None:
-            predicted, lower, upper = p.predict(graphs, interval=args.interval)
+            predicted, lower, upper = p.predict(graphs, interval=args.interval, interval_scope=args.interval_scope)
             batch.append(predicted)
             bounds.append((lower, upper))
         else:
@@ -278,6 +281,11 @@ def add_parser(sub: Any) -> None:
     predict.add_argument("--interval", type=float, metavar="LEVEL",
                          help="also a calibrated interval per value at LEVEL (0.5-0.99, e.g. 0.9) from a predictor "
                               "fitted with intervals=True")
+    predict.add_argument("--interval-scope", choices=SCOPES,
+                         help="the calibration of --interval: per-space, at least LEVEL on every search space the "
+                              "predictor was calibrated on and the hardest one's width for other models (the default "
+                              "when it has it: the shipped ones do), or pooled, LEVEL on average over its "
+                              "calibration rows")
     predict.add_argument("--quiet", "-q", action="store_true",
                          help="no warnings on stderr about models unlike the training data (--json and --csv "
                               "still carry them)")

@@ -516,6 +516,14 @@ class Predictor:
         return self._companion is not None and "intervals" in self.provenance
 
     @property
+    def default_interval_scope(self) -> Optional[str]:
+        """The scope ``predict(..., interval=level)`` takes by default: ``"per-space"`` when the
+        calibration has it (``calibrate(..., groups=...)``), else ``"pooled"``; None without intervals."""
+        if not self.has_intervals:
+            return None
+        return "per-space" if _intervals.has_scope(self.provenance["intervals"], "per-space") else "pooled"
+
+    @property
     def is_trained(self) -> bool:
         return self._initialized
 
@@ -993,8 +1001,40 @@ class Predictor:
 
     # -- prediction ---------------------------------------------------------------------------------
 
+    def calibrate(self, data: Data, groups: Union[None, str, Sequence[str]] = None, threads: int = 0) -> "Predictor":
+        """Calibrates the intervals again, on held-out rows: ``data`` as ``fit``'s ``val`` (a dataset
+        path or ``(graphs, labels)``; NaN: no label), none of them rows the predictor or its
+        companion trained on. ``groups`` names each row's group, e.g. its search space (a sequence,
+        or ``"space"``: a dataset's own spaces). Groups of at least ``perfsage._intervals.MIN_GROUP_ROWS``
+        rows keep their own quantiles, so that ``predict(..., interval_scope="per-space")`` covers
+        every one of them at the level (``perfsage._intervals``). Returns this predictor."""
+        if self._companion is None:
+            raise ValueError("calibrate: this predictor has no interval companion; fit it with intervals=True")
+        if isinstance(groups, str):
+            if groups != "space" or not isinstance(data, (str, os.PathLike)):
+                raise ValueError("calibrate: groups must be a sequence of names, one per row, or 'space' with a "
+                                 f"dataset path, got {groups!r}")
+            dataset = open_dataset(data)
+            missing = [t for t in self._targets if t not in dataset.label_columns]
+            labels = np.asarray(dataset.labels([t for t in self._targets if t not in missing]), dtype=np.float64)
+            groups = np.asarray(dataset.spaces)[~np.all(np.isnan(labels), axis=1)] if not missing else None
+        graphs, labels, _, source, _ = self._resolve(data, "calibrate", threads)
+        if groups is not None and len(groups) != len(graphs):
+            raise ValueError(f"calibrate: {len(groups)} groups for {len(graphs)} rows; expected one per row")
+        companion = self.provenance.get("intervals", {}).get("companion")
+        calibration = _intervals.calibrate(self._network.predict(graphs, threads),
+                                           self._companion.predict(graphs, threads), labels, self._targets, groups)
+        if not calibration["targets"]:
+            raise ValueError("calibrate: no row has a label of this predictor's targets")
+        calibration["calibration"] = f"{len(graphs)} held-out rows ({source})" + (", by group" if groups is not None
+                                                                                  else "")
+        if companion is not None:
+            calibration["companion"] = companion
+        self.provenance["intervals"] = calibration
+        return self
+
     def predict(self, graphs: Union[GraphLike, Sequence[GraphLike]], threads: int = 0,
-                dtype: str = "int8", interval: Optional[float] = None
+                dtype: str = "int8", interval: Optional[float] = None, interval_scope: Optional[str] = None
                 ) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Predictions, float32 ``[n, len(output_names)]``, for Graphs, ``.tflite`` paths or bytes,
         or architecture specs.
@@ -1013,15 +1053,24 @@ class Predictor:
         ``interval=0.9`` (a level from 0.5 to 0.99; a predictor fitted with ``intervals=True``)
         returns ``(predictions, lower, upper)``, three such arrays: a calibrated interval for each
         prediction, wider where the predictor's companion disagrees with it (``perfsage._intervals``).
+        ``interval_scope`` says which calibration: ``"per-space"``, at least the level on every
+        search space it was calibrated on, the hardest one's interval for a model of another family
+        (the default when the predictor has it: the shipped ones do); ``"pooled"``, the level on
+        average over its calibration rows, which are mostly of its easier spaces (the default
+        otherwise).
         """
         self._require_initialized("predict")
+        if interval is None and interval_scope is not None:
+            raise ValueError("predict: interval_scope comes with interval=LEVEL")
         if interval is not None:
             if not self.has_intervals:
                 raise ValueError("predict: this predictor has no intervals; fit it with intervals=True")
+            calibration = self.provenance["intervals"]
+            scope = interval_scope if interval_scope is not None else self.default_interval_scope
             built = _as_graphs(graphs, threads, spec_dtype=dtype)
             main = self._network.predict(built, threads)
-            lower, upper = _intervals.bounds(main, self._companion.predict(built, threads),
-                                             self.provenance["intervals"], self._targets, interval)
+            lower, upper = _intervals.bounds(main, self._companion.predict(built, threads), calibration,
+                                             self._targets, interval, scope)
             return self._limited(main), self._limited(lower), self._limited(upper)
         specs = _spec_items(graphs)
         if specs is None:

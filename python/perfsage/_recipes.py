@@ -156,6 +156,8 @@ def train_on_random_split(dataset: Any, graphs: List[Any], target: str, seed: in
 
     p.fit(part(split.train), val=part(split.val), epochs=recipe.epochs, threads=threads, progress=progress,
           checkpoint=checkpoint, callback=callback, intervals=intervals)
+    if intervals:
+        _calibrate_by_space(p, dataset, graphs, labels, split, threads)
     settings = {target: dataset.targets[target].get("settings", {})} if target in dataset.targets else {}
     p.provenance["output_limits"] = output_limits(recipe.columns, settings)
     p.provenance.update({
@@ -172,7 +174,8 @@ def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target
     trained before they were recorded), from the same rows: the dataset's seeded random split
     named in its provenance (``graphs`` loaded in row order). Also records the upper bounds of its
     labels (``output_limits``, from its labeller settings) and scores it again on the split's test
-    rows, as ``train_on_random_split`` does, since the bounds can change its predictions. Raises
+    rows, as ``train_on_random_split`` does, since the bounds can change its predictions, and
+    calibrates its intervals, if it has them, on the validation rows with their spaces. Raises
     ValueError when the provenance names another dataset or split, or when the rows' summary
     disagrees with what the predictor recorded in training (other rows or other features)."""
     record = predictor.provenance
@@ -195,6 +198,16 @@ def refresh_domain(predictor: Predictor, dataset: Any, graphs: List[Any], target
     record["domain"] = fresh
     record["output_limits"] = output_limits(recipe.columns, record.get("labeler_settings", {}))
     record["test"] = _test_scores(predictor, graphs, labels, split, recipe)
+    if predictor.has_intervals:
+        _calibrate_by_space(predictor, dataset, graphs, labels, split)
+
+
+def _calibrate_by_space(p: Predictor, dataset: Any, graphs: List[Any], labels: np.ndarray, split: Split,
+                        threads: int = 0) -> None:
+    """Calibrates ``p``'s intervals on the split's validation rows with their search spaces, for
+    the per-space scope (``Predictor.calibrate``; the pooled quantiles are fit's own again)."""
+    p.calibrate(([graphs[i] for i in split.val], labels[split.val]), groups=np.asarray(dataset.spaces)[split.val],
+                threads=threads)
 
 
 def _test_scores(p: Predictor, graphs: List[Any], labels: np.ndarray, split: Split, recipe: Recipe,

@@ -33,7 +33,7 @@ from perfsage.evaluation import _plots  # noqa: E402
 from perfsage.evaluation._metrics import operator_accuracy  # noqa: E402
 from perfsage.evaluation._report import _lodo_section, lodo_means  # noqa: E402
 from perfsage.evaluation._splits import default_holdout_ops  # noqa: E402
-from perfsage import _kernel_table  # noqa: E402
+from perfsage import _intervals, _kernel_table  # noqa: E402
 from perfsage._kernel_table import COST_TERMS, KEY_FIELDS  # noqa: E402
 from perfsage.evaluation._lookup import OperatorLookupMethod  # noqa: E402
 from perfsage.evaluation.cli import add_parser  # noqa: E402
@@ -662,6 +662,8 @@ def test_training_on_the_random_split_can_carry_intervals(tiny) -> None:
     graphs = ds.graphs(threads=2)
     p = train_on_random_split(ds, graphs, "dev", seed=0, threads=2, progress=False, intervals=True)
     assert p.has_intervals and p.provenance["split"]["seed"] == 0 and "test" in p.provenance
+    # Calibrated by space too (none of this tiny split's spaces has MIN_GROUP_ROWS validation rows).
+    assert p.provenance["intervals"]["calibration"].endswith(", by group")
     point, low, high = p.predict(graphs[:5], interval=0.9)
     np.testing.assert_array_equal(point, p.predict(graphs[:5]))
     assert np.all(low <= point) and np.all(point <= high) and np.all(low < high)
@@ -937,7 +939,10 @@ def test_leave_one_device_out_errors_name_the_problem(two_devices: Path, tmp_pat
         evaluate(options(lodo_base=str(tmp_path / "seen.psage")))
 
 
-def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path) -> None:
+def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path, monkeypatch) -> None:
+    # Both scopes: pooled, and per-space from the validation rows' spaces (a handful of rows each
+    # here, so the spaces' minimum is lowered).
+    monkeypatch.setattr(_intervals, "MIN_GROUP_ROWS", 1)
     out = tmp_path / "intervals"
     argv = [str(tiny["data"]), "--target", "dev", "--out", str(out), "--real", str(tiny["real"]), "--epochs", "3",
             "--splits", "random,loso,real", "--methods", "perfsage,loglinear", "--intervals", "--threads", "2",
@@ -949,16 +954,21 @@ def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path)
         if unit["method"] == "perfsage":
             assert 0 <= stats["coverage"] <= 100 and stats["width"] >= 1, unit["label"]
             assert "width_error_spearman" in stats
+            assert 0 <= stats["coverage_per_space"] <= 100 and stats["width_per_space"] >= 1, unit["label"]
         else:
             assert "coverage" not in stats
     with np.load(str(out / "units" / "dev" / "real" / "perfsage.npz")) as arrays:
         assert np.all(arrays["lower"] <= arrays["y_pred"]) and np.all(arrays["y_pred"] <= arrays["upper"])
+        assert np.all(arrays["lower_per_space"] <= arrays["y_pred"])
     assert "coverage" in report["loso_mean"]["dev"]["perfsage"]["latency_ms"]
     goals = [g for g in report["goals"] if g["goal"].startswith("intervals: 90% intervals cover 88-92%")]
     assert len(goals) == 1 and goals[0]["value"] == report["units"][0]["metrics"]["latency_ms"]["coverage"]
     text = (out / "report.md").read_text()
     assert "### intervals at 90%" in text and "| loso mean | latency_ms | perfsage |" in text
-    assert perfsage.load_predictor(out / "predictors" / "dev.psage").has_intervals
+    assert "| random | latency_ms | perfsage, per-space |" in text
+    saved = perfsage.load_predictor(out / "predictors" / "dev.psage")
+    assert saved.has_intervals and saved.default_interval_scope == "per-space"
+    assert set(saved.provenance["intervals"]["targets"]["dev/latency_ms"]["groups"]) <= {"kws", "super_resolution"}
 
 
 def test_lodo_tables_average_the_draws_and_show_interval_coverage() -> None:

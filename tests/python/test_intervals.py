@@ -61,6 +61,87 @@ def test_intervals_cover_what_they_promise_on_exchangeable_rows() -> None:
     assert np.corrcoef(width, np.abs(np.log(companion / main))[:, 0])[0, 1] > 0.99
 
 
+def test_the_per_space_scope_covers_every_space_the_pooled_one_only_their_mix() -> None:
+    # Two spaces under the same disagreement, one ten times noisier: the pooled 90% interval covers
+    # the mix, and little of the hard space; the per-space one covers each space's fresh rows at 90%
+    # or more. A space of fewer than MIN_GROUP_ROWS rows gets no quantiles of its own.
+    rng = np.random.default_rng(1)
+
+    def draw(n, noise):
+        truth = np.exp(rng.normal(size=(n, 1)))
+        main = truth * np.exp(noise * rng.normal(size=(n, 1)))
+        return main, main * np.exp(0.1), truth
+
+    small = _intervals.MIN_GROUP_ROWS - 1
+    parts = [draw(1800, 0.02), draw(200, 0.2), draw(small, 5.0)]
+    groups = ["easy"] * 1800 + ["hard"] * 200 + ["small"] * small
+    cal = _intervals.calibrate(*(np.vstack([part[i] for part in parts]) for i in range(3)), ["t"], groups=groups)
+    entry = cal["targets"]["t"]
+    assert {g: e["rows"] for g, e in entry["groups"].items()} == {"easy": 1800, "hard": 200}
+    np.testing.assert_allclose(_intervals.scope_quantiles(entry, "per-space"),
+                               np.maximum(entry["groups"]["easy"]["quantiles"], entry["groups"]["hard"]["quantiles"]))
+    assert _intervals.has_scope(cal, "per-space")
+    for noise, pooled_at_most, per_space_at_least in ((0.02, 1.0, 0.99), (0.2, 0.5, 0.88)):
+        main, companion, truth = draw(20000, noise)
+        covered = {}
+        for scope in _intervals.SCOPES:
+            lower, upper = _intervals.bounds(main, companion, cal, ["t"], 0.9, scope)
+            covered[scope] = float(np.mean((truth >= lower) & (truth <= upper)))
+        assert covered["pooled"] <= pooled_at_most and covered["per-space"] >= per_space_at_least, covered
+    without = _intervals.calibrate(*parts[0], ["t"])
+    assert not _intervals.has_scope(without, "per-space")
+    with pytest.raises(ValueError, match="no per-space calibration"):
+        _intervals.bounds(*parts[0][:2], without, ["t"], 0.9, "per-space")
+    with pytest.raises(ValueError, match="interval scope must be one of pooled, per-space, got 'space'"):
+        _intervals.bounds(*parts[0][:2], cal, ["t"], 0.9, "space")
+    with pytest.raises(ValueError, match="3 groups for 1800 calibration rows"):
+        _intervals.calibrate(*parts[0], ["t"], groups=["a", "b", "c"])
+
+
+def test_calibrate_again_by_space_makes_per_space_the_default(with_intervals, data, tmp_path, capsys) -> None:
+    _, graphs, y = data
+    p = perfsage.Predictor.from_bytes(with_intervals.to_bytes())
+    assert p.default_interval_scope == "pooled"
+    with pytest.raises(ValueError, match="no per-space calibration"):
+        p.predict(graphs[:2], interval=0.9, interval_scope="per-space")
+    pooled = p.provenance["intervals"]["targets"]["a/latency_ms"]["quantiles"]
+    groups = ["odd" if i % 2 else "even" for i in range(len(graphs))]
+    assert p.calibrate((graphs, y), groups=groups) is p
+    cal = p.provenance["intervals"]
+    assert sorted(cal["targets"]["a/latency_ms"]["groups"]) == ["even", "odd"]
+    assert cal["calibration"] == "120 held-out rows (in memory), by group" and cal["companion"]["hidden"] == 8
+    assert cal["targets"]["a/latency_ms"]["quantiles"] != pooled  # other rows than fit's 25
+    assert p.default_interval_scope == "per-space"
+    main_, lower, upper = p.predict(graphs[:5], interval=0.9)
+    for a, b in zip((main_, lower, upper), p.predict(graphs[:5], interval=0.9, interval_scope="per-space")):
+        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "p.psage"
+    p.save(path)
+    assert perfsage.load_predictor(path).default_interval_scope == "per-space"
+    model = tmp_path / "m.tflite"
+    model.write_bytes(perfsage.build_model(data[0][110]["spec"], seed=data[0][110]["seed"]))
+    one = {}
+    for scope in ("per-space", "pooled"):
+        assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--json",
+                     "--interval-scope", scope]) == 0
+        one[scope] = json.loads(capsys.readouterr().out)[0]["metrics"]["latency_ms"]
+        expected = p.predict(str(model), interval=0.9, interval_scope=scope)
+        assert one[scope]["upper"] == pytest.approx(float(expected[2][0, 0]))
+    assert main(["predict", str(model), "--target", str(path), "--interval-scope", "pooled"]) == 1
+    assert "add --interval LEVEL" in capsys.readouterr().err
+    # Bad calls are named.
+    with pytest.raises(ValueError, match="interval_scope comes with interval=LEVEL"):
+        p.predict(graphs[:2], interval_scope="pooled")
+    with pytest.raises(ValueError, match="2 groups for 120 rows"):
+        p.calibrate((graphs, y), groups=["a", "b"])
+    with pytest.raises(ValueError, match="'space' with a dataset path"):
+        p.calibrate((graphs, y), groups="space")
+    plain = perfsage.Predictor(["t"], hidden=8, head_hidden=8, validation_split=0.0)
+    plain.fit((graphs[:20], y[:20, 0]), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="no interval companion"):
+        plain.calibrate((graphs[:20], y[:20, 0]))
+
+
 def test_fit_with_intervals_trains_a_companion_and_calibrates(with_intervals, data) -> None:
     _, graphs, y = data
     p = with_intervals

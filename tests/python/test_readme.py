@@ -95,7 +95,7 @@ HANDLING: Dict[str, Handling] = {
     "--methods perfsage,loglinear,lookup,lookup_ops --out reports/host-cpu-loso-seeds": Handling(skip=EVALUATE_SKIP),
     # Command line: synopses
     "perfsage predict MODEL_OR_DIR [MORE ...] [--target NAME_OR_FILE] [--json | --csv] [--explain [--top N]] "
-    "[--interval LEVEL] [--quiet]": Handling(synopsis=True),
+    "[--interval LEVEL [--interval-scope SCOPE]] [--quiet]": Handling(synopsis=True),
     "perfsage targets [--json]": Handling(synopsis=True),
     "perfsage inspect MODEL.tflite [MORE.tflite ...] [--json]": Handling(synopsis=True),
     "perfsage spaces": RUN,

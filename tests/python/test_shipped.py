@@ -29,6 +29,11 @@ def test_shipped_predictors_load_by_name(target):
     p = perfsage.load_predictor(target)
     assert p.output_names == RECIPES[target].columns
     assert all(p.units) and p.provenance["domain"]["graphs"] > 1000
+    # Intervals calibrated per search space (the default scope), on every space of the world data.
+    assert p.default_interval_scope == "per-space"
+    for entry in p.provenance["intervals"]["targets"].values():
+        assert {"op_zoo", "motifs", "kws", "transformer"} <= set(entry["groups"])
+        assert all(g["rows"] >= 50 for g in entry["groups"].values())
 
 
 @pytest.mark.parametrize("target", SHIPPED_TARGETS)

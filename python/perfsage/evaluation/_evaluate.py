@@ -533,6 +533,8 @@ class Runner:
             if method.uses_operator_labels:
                 extra["operator_labels"] = (self.data.operator_rows(target, split.train),
                                             self.data.operator_rows(target, split.val))
+            if method.uses_groups:
+                extra["val_groups"] = np.asarray(self.data.spaces)[split.val]
             fit_started = time.perf_counter()
             fit_info = method.fit(train, val, progress=self.options.progress, **extra)
             train_seconds = time.perf_counter() - fit_started
@@ -544,13 +546,18 @@ class Runner:
         predict_seconds = time.perf_counter() - predict_started
         metrics = {m: accuracy(y_true[:, j], y_pred[:, j]) for j, m in enumerate(recipe.metrics)}
         bounds = method.interval(test_graphs, INTERVAL_LEVEL)
-        if bounds is not None:
-            for j, m in enumerate(recipe.metrics):
-                metrics[m].update(interval_accuracy(y_true[:, j], y_pred[:, j], bounds[0][:, j], bounds[1][:, j]))
+        per_space = method.interval(test_graphs, INTERVAL_LEVEL, "per-space") if bounds is not None else None
+        for suffix, scoped in (("", bounds), ("_per_space", per_space)):
+            if scoped is not None:
+                for j, m in enumerate(recipe.metrics):
+                    scores = interval_accuracy(y_true[:, j], y_pred[:, j], scoped[0][:, j], scoped[1][:, j])
+                    metrics[m].update({k + suffix: v for k, v in scores.items()})
         path = unit.record_path(self.out)
         sizes = graph_size_features(test_graphs)
         arrays = {"rows": split.test, "y_true": y_true, "y_pred": y_pred, "macs": sizes[:, 0], "params": sizes[:, 1],
-                  **({"lower": bounds[0], "upper": bounds[1]} if bounds is not None else {})}
+                  **({"lower": bounds[0], "upper": bounds[1]} if bounds is not None else {}),
+                  **({"lower_per_space": per_space[0], "upper_per_space": per_space[1]}
+                     if per_space is not None else {})}
         save_predictions(path, arrays)
         if split.name == "random":
             model_file = model_path(self.out, target, method)

@@ -75,12 +75,14 @@ class Method:
     A method whose ``uses_operator_labels`` is true also gets, in ``fit``, the rows' per-operator
     labels (``operator_labels=(train, val)``, per row None or ``[num_nodes, metrics]``), and has
     ``graph_operator_costs(graph)`` (``[num_nodes, metrics]``), which the evaluation scores against them.
+    One whose ``uses_groups`` is true gets the validation rows' search spaces (``val_groups``).
     """
 
     name = ""
     file_suffix = ".npz"
     summary = ""  # one paragraph for the report: what the method is and how it is fitted
     uses_operator_labels = False
+    uses_groups = False
 
     def __init__(self, columns: Sequence[str], units: Sequence[str], seed: int = 0, threads: int = 0) -> None:
         self.columns = list(columns)
@@ -100,8 +102,10 @@ class Method:
         """float64 ``[n, len(columns)]``."""
         raise NotImplementedError
 
-    def interval(self, graphs: Sequence[Graph], level: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-        """(lower, upper) ``[n, len(columns)]`` at ``level`` from a method that gives intervals; None here."""
+    def interval(self, graphs: Sequence[Graph], level: float, scope: str = "pooled"
+                 ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) ``[n, len(columns)]`` at ``level`` from a method that gives intervals
+        calibrated in ``scope`` (``perfsage._intervals.SCOPES``); None here."""
         return None
 
     def save(self, path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._core import Graph
+from .._intervals import SCOPES, has_scope
 from .._predictor import NETWORK_DEFAULTS, TRAINING_DEFAULTS, Predictor, load_predictor
 from ._gcn import GCNMethod
 from ._lookup import LookupMethod, OperatorLookupMethod
@@ -42,19 +43,27 @@ class PerfSageMethod(Method):
     def config(self) -> Dict[str, Any]:
         # The effective values, library defaults included, so that a changed default is a changed unit.
         return {"hyperparameters": {**NETWORK_DEFAULTS, **TRAINING_DEFAULTS, **self.hyperparameters},
-                "epochs": self.epochs, **({"intervals": True} if self.intervals else {}),
+                "epochs": self.epochs,
+                **({"intervals": True, "interval_scopes": list(SCOPES)} if self.intervals else {}),
                 **({"output_limits": self.limits} if self.limits else {})}
 
     @property
     def uses_operator_labels(self) -> bool:  # type: ignore[override]
         return self.hyperparameters.get("readout", NETWORK_DEFAULTS["readout"]) == "additive"
 
+    @property
+    def uses_groups(self) -> bool:  # type: ignore[override]
+        return self.intervals
+
     def fit(self, train: Labelled, val: Labelled, progress: bool = False,
-            operator_labels: Optional[Tuple[Any, Any]] = None) -> Dict[str, Any]:
+            operator_labels: Optional[Tuple[Any, Any]] = None, val_groups: Optional[np.ndarray] = None
+            ) -> Dict[str, Any]:
         self.predictor = Predictor(self.columns, units=self.units, **self.hyperparameters)
         train_ops, val_ops = operator_labels if operator_labels is not None else (None, None)
         self.predictor.fit((list(train[0]), train[1], train_ops), val=(list(val[0]), val[1], val_ops),
                            epochs=self.epochs, threads=self.threads, progress=progress, intervals=self.intervals)
+        if self.intervals and val_groups is not None:  # the per-space scope too, from the same rows
+            self.predictor.calibrate((list(val[0]), val[1]), groups=list(val_groups), threads=self.threads)
         if self.limits:
             self.predictor.provenance["output_limits"] = dict(self.limits)
         info = self.predictor.provenance
@@ -66,10 +75,12 @@ class PerfSageMethod(Method):
     def predict(self, graphs: Sequence[Graph]) -> np.ndarray:
         return self.predictor.predict(list(graphs), threads=self.threads).astype(np.float64)
 
-    def interval(self, graphs: Sequence[Graph], level: float) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-        if not self.predictor.has_intervals:
+    def interval(self, graphs: Sequence[Graph], level: float, scope: str = "pooled"
+                 ) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        if not (self.predictor.has_intervals and has_scope(self.predictor.provenance["intervals"], scope)):
             return None
-        _, lower, upper = self.predictor.predict(list(graphs), threads=self.threads, interval=level)
+        _, lower, upper = self.predictor.predict(list(graphs), threads=self.threads, interval=level,
+                                                 interval_scope=scope)
         return lower.astype(np.float64), upper.astype(np.float64)
 
     def graph_operator_costs(self, graph: Graph) -> np.ndarray:

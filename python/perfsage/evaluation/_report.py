@@ -430,13 +430,17 @@ def _target_section(target: str, records: Sequence[Dict[str, Any]], means: Dict[
     scored = [(label, m, meth, s) for label in labels for meth in methods if (label, meth) in by
               for m, s in by[(label, meth)]["metrics"].items()]
     scored += [("loso mean", m, meth, s) for meth, stats in means.get(target, {}).items() for m, s in stats.items()]
-    interval_rows = [[label, m, meth, _fmt(s["coverage"], 1), _fmt(s["width"], 2), _fmt(s["width_error_spearman"], 3)]
-                     for label, m, meth, s in scored if "coverage" in s]
+    interval_rows = [[label, m, meth + scope, _fmt(s["coverage" + suffix], 1), _fmt(s["width" + suffix], 2),
+                      _fmt(s["width_error_spearman" + suffix], 3)]
+                     for label, m, meth, s in scored for suffix, scope in (("", ""), ("_per_space", ", per-space"))
+                     if "coverage" + suffix in s]
     if interval_rows:
         lines += [f"### intervals at {round(100 * INTERVAL_LEVEL)}%", "",
                   "Coverage: percent of the test models whose true value is inside their interval; width: the "
                   "median of upper / lower; Spearman: between each interval's log width and its prediction's "
-                  "absolute log error (positive: wider where the error is larger).", ""]
+                  "absolute log error (positive: wider where the error is larger). perfsage's intervals are "
+                  "calibrated on the validation rows pooled, and, with \", per-space\", at each level on the "
+                  "validation rows' hardest search space (perfsage._intervals).", ""]
         lines += _table(["split", "metric", "method", "coverage %", "width ×", "Spearman(width, error)"],
                         interval_rows) + [""]
     if target in means:
