@@ -559,7 +559,7 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
             for (const auto& t : subgraph_at(*g.graph, s).tensors) {
               py::dict d;
               d["name"] = t.name;
-              d["shape"] = py::tuple(py::cast(t.shape));
+              d["shape"] = py::tuple(py::cast(t.shape.to_vector()));
               d["shape_signature"] = py::tuple(py::cast(t.shape_signature));
               d["dtype"] = perfsage::dtype_name(t.dtype);
               d["buffer"] = t.buffer;
@@ -569,8 +569,8 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
               d["is_variable"] = t.is_variable;
               d["is_sparse"] = t.is_sparse;
               py::dict q;
-              q["scale"] = copy_array(t.quantization.scale);
-              q["zero_point"] = copy_array(t.quantization.zero_point);
+              q["scale"] = copy_array(t.quantization.scale.to_vector());
+              q["zero_point"] = copy_array(t.quantization.zero_point.to_vector());
               q["quantized_dimension"] = t.quantization.quantized_dimension;
               d["quantization"] = q;
               out.append(d);
@@ -588,8 +588,8 @@ PYBIND11_MODULE(PERFSAGE_MODULE_NAME, m) {
               d["builtin_code"] = op.builtin_code;
               d["custom_code"] = op.custom_code;
               d["version"] = op.version;
-              d["inputs"] = op.inputs;
-              d["outputs"] = op.outputs;
+              d["inputs"] = op.inputs.to_vector();
+              d["outputs"] = op.outputs.to_vector();
               d["intermediates"] = op.intermediates;
               d["options"] = options_dict(op.options);
               out.append(d);

@@ -87,7 +87,8 @@ enum NodeColumn { PERFSAGE_NODE_COLUMNS(PERFSAGE_ENUM) kNumNodeColumns };
 enum GraphColumn { PERFSAGE_GRAPH_COLUMNS(PERFSAGE_ENUM) kNumFixedGraphColumns };
 
 // Shape padded to rank 4 with leading 1s; higher ranks fold leading dimensions into the first.
-std::array<int64_t, 4> rank4(const std::vector<int32_t>& shape) {
+template <typename Shape>
+std::array<int64_t, 4> rank4(const Shape& shape) {
   std::array<int64_t, 4> out{1, 1, 1, 1};
   const size_t rank = shape.size();
   if (rank <= 4) {
@@ -118,8 +119,8 @@ bool reduces_over_input_channels(CostKind kind) {
   }
 }
 
-const Tensor* tensor_at(const std::vector<Tensor>& tensors, const std::vector<int32_t>& list,
-                        size_t i) {
+template <typename List>
+const Tensor* tensor_at(const std::vector<Tensor>& tensors, const List& list, size_t i) {
   return i < list.size() && list[i] >= 0 ? &tensors[static_cast<size_t>(list[i])] : nullptr;
 }
 

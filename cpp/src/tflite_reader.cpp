@@ -73,8 +73,10 @@ std::string Where::str() const {
   return "";
 }
 
-std::vector<int32_t> copy_ints(const flatbuffers::Vector<int32_t>* v) {
-  return v ? std::vector<int32_t>(v->begin(), v->end()) : std::vector<int32_t>{};
+// A flatbuffer vector of ints as the Model's container (a std::vector, or an InlineVec).
+template <typename Ints = std::vector<int32_t>>
+Ints copy_ints(const flatbuffers::Vector<int32_t>* v) {
+  return v ? Ints(v->begin(), v->end()) : Ints{};
 }
 
 }  // namespace
@@ -253,7 +255,7 @@ void read_tensor(const fb::Tensor& src, const Buffers& buffers, Where here, Tens
   t.name = text_of(src.name());
   // No shape is a scalar, as TFLite and TFLM read it: flatbuffers' object API (which strip_weights
   // packs with) and other writers leave out a scalar's empty shape vector.
-  t.shape = copy_ints(src.shape());
+  t.shape = copy_ints<decltype(t.shape)>(src.shape());
   int64_t elements = 1;
   for (size_t d = 0; d < t.shape.size(); ++d) {
     if (t.shape[d] < 0)
@@ -295,8 +297,9 @@ void read_tensor(const fb::Tensor& src, const Buffers& buffers, Where here, Tens
   }
 }
 
-void check_tensor_list(const std::vector<int32_t>& indices, size_t num_tensors, bool allow_omitted,
-                       const Where& where, const char* what) {
+template <typename List>
+void check_tensor_list(const List& indices, size_t num_tensors, bool allow_omitted, const Where& where,
+                       const char* what) {
   for (size_t i = 0; i < indices.size(); ++i) {
     const int32_t index = indices[i];
     if ((index == -1 && allow_omitted) || (index >= 0 && static_cast<size_t>(index) < num_tensors))
@@ -448,8 +451,8 @@ Model parse(const uint8_t* data, size_t size, const std::string& source) {
       if (builtin == kCustomOpCode) o.custom_code = text_of(code->custom_code());
       here.op = &o;
 
-      o.inputs = copy_ints(op->inputs());
-      o.outputs = copy_ints(op->outputs());
+      o.inputs = copy_ints<decltype(o.inputs)>(op->inputs());
+      o.outputs = copy_ints<decltype(o.outputs)>(op->outputs());
       o.intermediates = copy_ints(op->intermediates());
       check_tensor_list(o.inputs, num_tensors, true, here, "input");
       check_tensor_list(o.outputs, num_tensors, false, here, "output");

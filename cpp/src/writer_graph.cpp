@@ -338,9 +338,12 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const TensorDef& t = tensors_[i];
     flatbuffers::Offset<fb::QuantizationParameters> quant = 0;
-    if (!t.scale.empty())
-      quant = fb::CreateQuantizationParametersDirect(fbb, nullptr, nullptr, &t.scale, &t.zero_point,
-                                                     fb::QuantizationDetails::NONE, 0, t.quantized_dimension);
+    if (!t.scale.empty()) {  // the vectors in the order CreateQuantizationParametersDirect makes them
+      const auto scale = fbb.CreateVector(t.scale.data(), t.scale.size());
+      const auto zero_point = fbb.CreateVector(t.zero_point.data(), t.zero_point.size());
+      quant = fb::CreateQuantizationParameters(fbb, 0, 0, scale, zero_point, fb::QuantizationDetails::NONE, 0,
+                                               t.quantized_dimension);
+    }
     tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant, t.variable));
   }
   std::vector<uint32_t> code_of_op;
@@ -355,8 +358,12 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
     const auto options = op.options ? op.options(fbb) : flatbuffers::Offset<void>();
     // Only operators with intermediates get the field, so that the others' bytes stay as they were.
     const auto* intermediates = op.intermediates.empty() ? nullptr : &op.intermediates;
-    ops.push_back(fb::CreateOperatorDirect(fbb, code_of_op[i], &op.inputs, &op.outputs, op.options_type, options,
-                                           nullptr, fb::CustomOptionsFormat::FLEXBUFFERS, nullptr, intermediates));
+    // The vectors in the order CreateOperatorDirect makes them.
+    const auto inputs_of = fbb.CreateVector(op.inputs.data(), op.inputs.size());
+    const auto outputs_of = fbb.CreateVector(op.outputs.data(), op.outputs.size());
+    const auto intermediates_of = intermediates ? fbb.CreateVector(*intermediates) : 0;
+    ops.push_back(fb::CreateOperator(fbb, code_of_op[i], inputs_of, outputs_of, op.options_type, options, 0,
+                                     fb::CustomOptionsFormat::FLEXBUFFERS, 0, intermediates_of));
   }
   const auto subgraph = fb::CreateSubGraphDirect(fbb, &tensors, &inputs, &outputs, &ops, "main");
   std::vector<flatbuffers::Offset<fb::SubGraph>> subgraphs = {subgraph};

@@ -38,8 +38,8 @@ struct TensorDef {
   fb::TensorType type = fb::TensorType::FLOAT32;
   std::vector<uint8_t> data;  // constants only; weights and biases stay empty when only sizes are kept
   uint64_t data_bytes = 0;    // the constant data's size, kept or not (the buffer the reader sees)
-  std::vector<float> scale;
-  std::vector<int64_t> zero_point;
+  decltype(Quantization::scale) scale;  // the Model's types, so that to_model moves them
+  decltype(Quantization::zero_point) zero_point;
   int32_t quantized_dimension = 0;
   float lo = 0.0f, hi = 0.0f;  // estimated float range of the values
   bool variable = false;       // state the runtime keeps between invocations (recurrent layers)
@@ -61,7 +61,7 @@ void draw_weights(Rng& rng, WeightDistribution d, float limit, std::vector<float
 void prune_weights(std::vector<float>& w, double sparsity);
 // Symmetric per-slice quantisation to [-qmax, qmax]; `scales` gets each channel's scale.
 std::vector<int16_t> quantize_weights(const std::vector<float>& w, const Slices& s, float qmax,
-                                      std::vector<float>& scales);
+                                      decltype(Quantization::scale)& scales);
 // The summary (model.h) that quantising `bits`-bit weights drawn as `weights` asks is expected to
 // give, from the distribution alone: what the spec path gives weights, which it never draws.
 ValueSummary expected_summary(const SpecWeights& weights, const Slices& s, int bits);
@@ -72,7 +72,8 @@ std::string value_kind(const TensorDef& t);
 
 struct OpDef {
   fb::BuiltinOperator code;
-  std::vector<int32_t> inputs, outputs;
+  decltype(Operator::inputs) inputs;
+  decltype(Operator::outputs) outputs;
   fb::BuiltinOptions options_type = fb::BuiltinOptions::NONE;
   OptionsFn options;
   std::vector<int32_t> intermediates;  // tensors whose quantisation an integer kernel reads

@@ -127,13 +127,14 @@ void prune_weights(std::vector<float>& w, double sparsity) {
 }
 
 std::vector<int16_t> quantize_weights(const std::vector<float>& w, const Slices& s, float qmax,
-                                      std::vector<float>& scales) {
+                                      decltype(Quantization::scale)& scales) {
   std::vector<float> absmax(s.channels, 0.0f);
   for (size_t o = 0, i = 0; o < s.outer; ++o)
     for (size_t c = 0; c < s.channels; ++c)
       for (size_t k = 0; k < s.inner; ++k, ++i) absmax[c] = std::max(absmax[c], std::abs(w[i]));
   std::vector<float> inverse(s.channels);
   scales.clear();
+  scales.reserve(s.channels);
   for (size_t c = 0; c < s.channels; ++c) {
     scales.push_back(std::max(absmax[c], 1e-8f) / qmax);
     inverse[c] = 1.0f / scales[c];

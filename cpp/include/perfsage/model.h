@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "perfsage/inline_vec.h"
+
 namespace perfsage {
 
 // TFLite TensorType codes (the values are the format's).
@@ -25,8 +27,8 @@ int dtype_bits(DType dtype);
 const char* dtype_name(DType dtype);
 
 struct Quantization {
-  std::vector<float> scale;         // one value per tensor, or per channel
-  std::vector<int64_t> zero_point;
+  InlineVec<float, 1> scale;        // one value per tensor, or per channel
+  InlineVec<int64_t, 1> zero_point;
   int32_t quantized_dimension = 0;  // the channel axis when per-channel
   bool empty() const { return scale.empty() && zero_point.empty(); }
   bool per_channel() const { return scale.size() > 1; }
@@ -49,7 +51,7 @@ ValueSummary summarize_values(const uint8_t* data, size_t bytes, DType dtype);
 
 struct Tensor {
   std::string name;
-  std::vector<int32_t> shape;            // static shape; dynamic dimensions are 1 here
+  InlineVec<int32_t, 6> shape;           // static shape; dynamic dimensions are 1 here
   std::vector<int32_t> shape_signature;  // -1 marks a dynamic dimension; empty when absent
   DType dtype = DType::kFloat32;
   uint32_t buffer = 0;                   // index into the model's buffers (0: no data)
@@ -93,8 +95,8 @@ struct Operator {
   int32_t builtin_code = 0;   // max(builtin_code, deprecated_builtin_code) of the opcode
   std::string custom_code;    // set for CUSTOM operators
   int32_t version = 1;
-  std::vector<int32_t> inputs;         // tensor indices; -1 is an omitted optional input
-  std::vector<int32_t> outputs;
+  InlineVec<int32_t, 4> inputs;        // tensor indices; -1 is an omitted optional input
+  InlineVec<int32_t, 2> outputs;
   std::vector<int32_t> intermediates;
   OperatorOptions options;
   int32_t options_type = 0;   // BuiltinOptions union tag, 0 when absent
