@@ -960,7 +960,7 @@ def test_evaluate_scores_perfsage_intervals_on_every_split(tiny, tmp_path: Path,
     with np.load(str(out / "units" / "dev" / "real" / "perfsage.npz")) as arrays:
         assert np.all(arrays["lower"] <= arrays["y_pred"]) and np.all(arrays["y_pred"] <= arrays["upper"])
         assert np.all(arrays["lower_per_space"] <= arrays["y_pred"])
-    assert "coverage" in report["loso_mean"]["dev"]["perfsage"]["latency_ms"]
+    assert {"coverage", "coverage_per_space"} <= set(report["loso_mean"]["dev"]["perfsage"]["latency_ms"])
     goals = [g for g in report["goals"] if g["goal"].startswith("intervals: 90% intervals cover 88-92%")]
     assert len(goals) == 1 and goals[0]["value"] == report["units"][0]["metrics"]["latency_ms"]["coverage"]
     text = (out / "report.md").read_text()

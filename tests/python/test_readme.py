@@ -86,6 +86,9 @@ HANDLING: Dict[str, Handling] = {
     "perfsage evaluate datasets/compact/world-ethos-u.parquet --target ethos-u55-256 --splits random,loso,ophold "
     "--methods perfsage,loglinear,lookup_ops --limit 12000 --out reports/world-generalisation":
         Handling(skip=EVALUATE_SKIP),
+    "perfsage evaluate datasets/compact/world-ethos-u.parquet --target ethos-u55-256 --splits loso "
+    "--methods perfsage --limit 12000 --intervals --out reports/world-intervals":
+        Handling(skip=EVALUATE_SKIP),
     "perfsage evaluate datasets/nb201.parquet --target nb201-raspi4 --target nb201-pixel3 "
     "--target nb201-gold_6226 --target nb201-titan_rtx_1 --splits fewshot --out reports/nb201 --gcn-epochs 30":
         Handling(skip=EVALUATE_SKIP),

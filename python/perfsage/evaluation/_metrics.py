@@ -169,6 +169,8 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> Dict[str, float]:
 # The level perfsage evaluate scores intervals at, and the statistics it reports for them.
 INTERVAL_LEVEL = 0.9
 INTERVAL_STATISTICS = ("coverage", "width", "width_error_spearman")
+# The same of perfsage's per-space calibration (perfsage._intervals), when a unit has it.
+SCOPED_INTERVAL_STATISTICS = INTERVAL_STATISTICS + tuple(s + "_per_space" for s in INTERVAL_STATISTICS)
 
 
 def interval_accuracy(y_true: np.ndarray, y_pred: np.ndarray, lower: np.ndarray, upper: np.ndarray

@@ -13,7 +13,7 @@ from .._io import __version__, utc_timestamp
 from ._gcn import GCN_DEFAULTS
 from ._lodo import HELP_SPEARMAN_K10
 from ._methods import AdaptMethod, method_class
-from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, STATISTICS, mape, within
+from ._metrics import INTERVAL_LEVEL, INTERVAL_STATISTICS, SCOPED_INTERVAL_STATISTICS, STATISTICS, mape, within
 from ._plots import make_plots, plots_unavailable
 from ._records import load_predictions, write_json
 from ._splits import loso_space
@@ -45,7 +45,7 @@ def loso_spaces(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[s
     out: Dict[str, Dict[str, Dict[str, Dict[str, Dict[str, float]]]]] = {}
     for (target, method, space), group in groups.items():
         out.setdefault(target, {}).setdefault(method, {})[space] = {
-            m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS + INTERVAL_STATISTICS
+            m: {s: _mean([g["metrics"][m][s] for g in group]) for s in STATISTICS + SCOPED_INTERVAL_STATISTICS
                 if s != "n" and all(s in g["metrics"][m] for g in group)}
             | {"mape_sd": float(np.std([_num(g["metrics"][m]["mape"]) for g in group])), "seeds": len(group)}
             for m in group[0]["metrics_order"]
