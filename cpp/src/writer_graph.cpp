@@ -12,9 +12,10 @@
 namespace perfsage::writer {
 namespace {
 
-template <typename T>
-std::vector<uint8_t> as_bytes(const std::vector<T>& values) {
-  std::vector<uint8_t> out(values.size() * sizeof(T));
+// The bytes of a std::vector or an InlineVec of plain values.
+template <typename Values>
+std::vector<uint8_t> as_bytes(const Values& values) {
+  std::vector<uint8_t> out(values.size() * sizeof(values[0]));
   if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
   return out;
 }
@@ -137,7 +138,7 @@ int32_t GraphBuilder::fixed(const std::string& name, const Shape& shape, float l
   return t;
 }
 
-int32_t GraphBuilder::const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape) {
+int32_t GraphBuilder::const_int32(const std::string& name, const Shape& values, Shape shape) {
   TensorDef t;
   t.name = name;
   t.shape = shape.empty() ? Shape{static_cast<int32_t>(values.size())} : shape;
@@ -344,7 +345,10 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
       quant = fb::CreateQuantizationParameters(fbb, 0, 0, scale, zero_point, fb::QuantizationDetails::NONE, 0,
                                                t.quantized_dimension);
     }
-    tensors.push_back(fb::CreateTensorDirect(fbb, &t.shape, t.type, buffer_of[i], t.name.c_str(), quant, t.variable));
+    // The shape and the name in the order CreateTensorDirect makes them.
+    const auto shape = fbb.CreateVector(t.shape.data(), t.shape.size());
+    const auto name = fbb.CreateString(t.name.c_str());
+    tensors.push_back(fb::CreateTensor(fbb, shape, t.type, buffer_of[i], name, quant, t.variable));
   }
   std::vector<uint32_t> code_of_op;
   std::vector<flatbuffers::Offset<fb::OperatorCode>> codes;

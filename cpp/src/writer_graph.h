@@ -23,7 +23,7 @@
 namespace perfsage::writer {
 
 namespace fb = ::perfsage::tflite;
-using Shape = std::vector<int32_t>;
+using Shape = decltype(Tensor::shape);
 using Builder = flatbuffers::FlatBufferBuilder;
 using OptionsFn = std::function<flatbuffers::Offset<void>(Builder&)>;
 
@@ -171,7 +171,7 @@ class GraphBuilder {
   // Runtime-fixed quantisation (softmax, logistic, tanh outputs): `scale` and `zp` in int8; in
   // int16 every one of them is 1/32768 at 0 (the kernels' Q0.15 outputs).
   int32_t fixed(const std::string& name, const Shape& shape, float lo, float hi, float scale, int64_t zp);
-  int32_t const_int32(const std::string& name, const std::vector<int32_t>& values, Shape shape = {});
+  int32_t const_int32(const std::string& name, const Shape& values, Shape shape = {});
   // A tensor computed at run time that carries plain values, unquantised in every dtype: ARG_MAX's
   // int32 indices, CAST's outputs. [lo, hi] is the range of those values.
   int32_t unquantized(const std::string& name, const Shape& shape, fb::TensorType type, float lo, float hi);

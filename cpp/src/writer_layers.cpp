@@ -419,7 +419,9 @@ int32_t squeeze(Layer& l) {
   if (shape.empty()) p.fail("would squeeze " + shape_str(x.shape) + " to a scalar");
   const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
   l.graph.add_op(fb::BuiltinOperator::SQUEEZE, l.inputs, {out}, fb::BuiltinOptions::SqueezeOptions,
-                 [axes](Builder& fbb) { return fb::CreateSqueezeOptionsDirect(fbb, &axes).Union(); });
+                 [axes](Builder& fbb) {
+                   return fb::CreateSqueezeOptions(fbb, fbb.CreateVector(axes.data(), axes.size())).Union();
+                 });
   return out;
 }
 
@@ -703,7 +705,9 @@ int32_t reshape(Layer& l) {
   const int32_t shape_t = l.graph.const_int32(l.name + "/shape", shape);
   const int32_t out = l.graph.same_as(l.name, shape, l.inputs[0]);
   l.graph.add_op(fb::BuiltinOperator::RESHAPE, {l.inputs[0], shape_t}, {out}, fb::BuiltinOptions::ReshapeOptions,
-                 [shape](Builder& fbb) { return fb::CreateReshapeOptionsDirect(fbb, &shape).Union(); });
+                 [shape](Builder& fbb) {
+                   return fb::CreateReshapeOptions(fbb, fbb.CreateVector(shape.data(), shape.size())).Union();
+                 });
   return out;
 }
 

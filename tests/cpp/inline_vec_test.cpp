@@ -36,6 +36,21 @@ TEST(InlineVec, KeepsValuesInlineUpToNAndOnTheHeapPastIt) {
   EXPECT_TRUE(v.empty());
 }
 
+TEST(InlineVec, InsertsAndErasesAnywhereAcrossTheInlineLimit) {
+  Small v{1, 3};
+  v.insert(v.begin() + 1, 2);
+  EXPECT_EQ(values(v), (std::vector<int32_t>{1, 2, 3}));
+  v.insert(v.begin(), v[2]);  // past N, a value of its own
+  EXPECT_EQ(values(v), (std::vector<int32_t>{3, 1, 2, 3}));
+  v.insert(v.end(), 4);
+  EXPECT_EQ(values(v), (std::vector<int32_t>{3, 1, 2, 3, 4}));
+  v.erase(v.begin());
+  v.erase(v.begin() + 3);
+  EXPECT_EQ(values(v), (std::vector<int32_t>{1, 2, 3}));
+  v.erase(v.end() - 1);
+  EXPECT_EQ(values(v), (std::vector<int32_t>{1, 2}));
+}
+
 TEST(InlineVec, CopiesAndMovesKeepTheValuesOnEitherSide) {
   for (const std::vector<int32_t>& source : {std::vector<int32_t>{}, {5}, {1, 2, 3}, {1, 2, 3, 4, 5, 6, 7}}) {
     const Small original(source);

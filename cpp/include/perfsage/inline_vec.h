@@ -106,6 +106,21 @@ class InlineVec {
     }
     data_[size_++] = value;
   }
+  T* insert(const T* at, const T& value) {
+    const auto i = static_cast<size_t>(at - data_);
+    const T copy = value;  // `value` may live in this vector
+    if (size_ == capacity_) reserve(std::max<size_t>(2 * capacity_, 4));
+    std::memmove(data_ + i + 1, data_ + i, (size_ - i) * sizeof(T));
+    data_[i] = copy;
+    ++size_;
+    return data_ + i;
+  }
+  T* erase(const T* at) {
+    const auto i = static_cast<size_t>(at - data_);
+    std::memmove(data_ + i, data_ + i + 1, (size_ - i - 1) * sizeof(T));
+    --size_;
+    return data_ + i;
+  }
   void resize(size_t n, const T& value = T()) {
     reserve(n);
     if (n > size_) std::fill(data_ + size_, data_ + n, value);
