@@ -207,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
                 "settings": settings,
                 "warnings": warnings,
             }
+            if interval is not None:  # which calibration the bounds are of
+                row["interval"] = {"level": args.interval, "scope": args.interval_scope or p.default_interval_scope}
             if explain is not None:
                 row["operator_costs"] = p.is_additive
                 row["explain"] = [{**o, "share": {_split(k)[1]: v for k, v in o["share"].items()},

@@ -124,7 +124,9 @@ def test_calibrate_again_by_space_makes_per_space_the_default(with_intervals, da
     for scope in ("per-space", "pooled"):
         assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--json",
                      "--interval-scope", scope]) == 0
-        one[scope] = json.loads(capsys.readouterr().out)[0]["metrics"]["latency_ms"]
+        row = json.loads(capsys.readouterr().out)[0]
+        assert row["interval"] == {"level": 0.9, "scope": scope}
+        one[scope] = row["metrics"]["latency_ms"]
         expected = p.predict(str(model), interval=0.9, interval_scope=scope)
         assert one[scope]["upper"] == pytest.approx(float(expected[2][0, 0]))
     assert main(["predict", str(model), "--target", str(path), "--interval-scope", "pooled"]) == 1
@@ -213,6 +215,7 @@ def test_the_predict_command_shows_intervals(with_intervals, data, tmp_path, cap
     expected = with_intervals.predict(str(model), interval=0.9)
     assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
+    assert row["interval"] == {"level": 0.9, "scope": "pooled"}  # fit's calibration has no spaces
     assert row["metrics"]["latency_ms"]["lower"] == pytest.approx(float(expected[1][0, 0]))
     assert row["metrics"]["size_kb"]["upper"] == pytest.approx(float(expected[2][0, 1]))
     assert main(["predict", str(model), "--target", str(path), "--interval", "0.9", "--csv"]) == 0
