@@ -133,8 +133,11 @@ ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the 
         for (auto& item : ins->items) layer.inputs.push_back(text_of(item, [&] { return named_where() + ": inputs"; }));
       }
     }
-    for (auto& [key, value] : l.members)
-      if (key != "op" && key != "name" && key != "inputs") layer.params.emplace(key, std::move(value));
+    layer.params.items.reserve(l.members.size());
+    for (auto& member : l.members)
+      if (member.first != "op" && member.first != "name" && member.first != "inputs" &&
+          !layer.params.find(member.first))
+        layer.params.items.push_back(std::move(member));
     spec.layers.push_back(std::move(layer));
   }
   if (JsonValue* outs = root.find("outputs")) {

@@ -100,9 +100,8 @@ class Writer {
       if (p == index.end() || p->second >= i || uses[ins[0]] != 1) continue;
       const SpecLayer& producer = spec_.layers[p->second];
       if (!fusable.count(producer.op) || fused_activation_.count(producer.name)) continue;
-      auto act = producer.params.find("activation");
-      if (act != producer.params.end() && !(act->second.kind == JsonValue::Kind::kString && act->second.text == "none"))
-        continue;
+      const JsonValue* act = producer.params.find("activation");
+      if (act && !(act->kind == JsonValue::Kind::kString && act->text == "none")) continue;
       fused_activation_[producer.name] = l.op == "relu" ? Activation::kRelu : Activation::kRelu6;
       alias_[l.name] = producer.name;
     }

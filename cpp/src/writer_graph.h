@@ -97,7 +97,7 @@ class Params {
   [[noreturn]] void fail(const std::string& what) const;
   // "layer 3 'c1' (conv2d)", as errors name the layer; built only when needed.
   std::string label() const;
-  bool has(const std::string& key) const { return layer_.params.count(key) > 0; }
+  bool has(const std::string& key) const { return layer_.params.find(key) != nullptr; }
 
   int32_t integer(const std::string& key, std::optional<int32_t> fallback = std::nullopt);
   int32_t positive(const std::string& key, std::optional<int32_t> fallback = std::nullopt);

@@ -116,16 +116,16 @@ std::string Params::text(const std::string& key) {
 }
 
 void Params::finish() const {
+  const std::string* unknown = nullptr;  // the first in key order, as errors have always named it
   for (const auto& [key, value] : layer_.params)
-    if (std::find(used_.begin(), used_.end(), &value) == used_.end())
-      fail("unknown parameter '" + key + "' for " + layer_.op);
+    if (std::find(used_.begin(), used_.end(), &value) == used_.end() && (!unknown || key < *unknown)) unknown = &key;
+  if (unknown) fail("unknown parameter '" + *unknown + "' for " + layer_.op);
 }
 
 const JsonValue* Params::get(const std::string& key) {
-  auto it = layer_.params.find(key);
-  if (it == layer_.params.end()) return nullptr;
-  used_.push_back(&it->second);
-  return &it->second;
+  const JsonValue* v = layer_.params.find(key);
+  if (v) used_.push_back(v);
+  return v;
 }
 
 int32_t Params::required(const std::string& key, std::optional<int32_t> fallback) const {

@@ -269,6 +269,25 @@ TEST(SpecGraph, BadSpecsFailAsTheWriterDoes) {
   EXPECT_EQ(results[2].error.rfind("text: spec", 0), 0u) << results[2].error;
 }
 
+TEST(SpecGraph, ALayersParametersKeepTheirFirstValueAndTheSmallestUnknownKeyIsNamed) {
+  // A layer's parameters are kept in the spec's order: a repeated key keeps its first value, and of
+  // several unknown keys the error names the first in key order, whatever their order in the spec.
+  const std::string head =
+      R"({"inputs": [{"name": "x", "shape": [1, 8, 8, 3]}], "layers": [{"name": "c", "op": "conv2d", )";
+  const auto repeated = spec_graph(parse_spec(head + R"("filters": 8, "filters": 16, "kernel": 3}]})"), 0,
+                                   WeightType::kInt8, "repeated");
+  const auto first = spec_graph(parse_spec(head + R"("filters": 8, "kernel": 3}]})"), 0, WeightType::kInt8, "first");
+  EXPECT_EQ(repeated->node_features(), first->node_features());
+  for (const char* unknown : {R"("zeta": 1, "alpha": 2)", R"("alpha": 2, "zeta": 1)"}) {
+    try {
+      spec_graph(parse_spec(head + R"("filters": 8, "kernel": 3, )" + unknown + "}]}"), 0, WeightType::kInt8, "u");
+      ADD_FAILURE() << "an unknown parameter was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown parameter 'alpha' for conv2d"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(SpecGraph, BatchMatchesOneAtATimeOnAnyThreadCount) {
   // Worker threads share nothing but the items: every thread count gives the same graphs.
   // Specs as text and as JSON values, as a binding may hand them over.

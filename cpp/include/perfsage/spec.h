@@ -117,7 +117,7 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -131,11 +131,27 @@ struct SpecInput {
   float lo = -1.0f, hi = 1.0f;  // "range"
 };
 
+// A layer's parameters in the spec's order, each key once (the first of a repeated key). A layer
+// has a handful: a linear search over them costs less than a map's nodes, one allocation each.
+struct SpecParams {
+  std::vector<std::pair<std::string, JsonValue>> items;
+
+  const JsonValue* find(const std::string& key) const {
+    for (const auto& [k, v] : items)
+      if (k == key) return &v;
+    return nullptr;
+  }
+  bool empty() const { return items.empty(); }
+  size_t size() const { return items.size(); }
+  auto begin() const { return items.begin(); }
+  auto end() const { return items.end(); }
+};
+
 struct SpecLayer {
   std::string name;
   std::string op;
   std::vector<std::string> inputs;
-  std::map<std::string, JsonValue> params;  // everything but name, op and inputs
+  SpecParams params;  // everything but name, op and inputs
 };
 
 enum class WeightDistribution { kUniform, kNormal, kLaplace, kStudentT };
