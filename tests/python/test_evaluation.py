@@ -654,7 +654,7 @@ def test_train_base_script_learns_every_device_but_the_held_out_and_never_a_test
     assert held.returncode == 1 and "every dataset's devices are held out" in held.stderr
 
 
-def test_training_on_the_random_split_can_carry_intervals(tiny) -> None:
+def test_training_on_the_random_split_can_carry_intervals(tiny, monkeypatch) -> None:
     # How the shipped files get their companions (scripts/train_shipped.py trains with them).
     from perfsage._recipes import train_on_random_split
 
@@ -664,6 +664,15 @@ def test_training_on_the_random_split_can_carry_intervals(tiny) -> None:
     assert p.has_intervals and p.provenance["split"]["seed"] == 0 and "test" in p.provenance
     # Calibrated by space too (none of this tiny split's spaces has MIN_GROUP_ROWS validation rows).
     assert p.provenance["intervals"]["calibration"].endswith(", by group")
+    # A dataset's own spaces, by name (every row here, as a demonstration: calibration rows should
+    # be held out).
+    monkeypatch.setattr(_intervals, "MIN_GROUP_ROWS", 1)
+    p.calibrate(tiny["data"], groups="space")
+    groups = p.provenance["intervals"]["targets"]["dev/latency_ms"]["groups"]
+    assert {g: e["rows"] for g, e in groups.items()} == {"kws": 20, "super_resolution": 20}
+    assert p.default_interval_scope == "per-space"
+    with pytest.raises(ValueError, match="'space' with a dataset path, got 'spaces'"):
+        p.calibrate(tiny["data"], groups="spaces")
     point, low, high = p.predict(graphs[:5], interval=0.9)
     np.testing.assert_array_equal(point, p.predict(graphs[:5]))
     assert np.all(low <= point) and np.all(point <= high) and np.all(low < high)
