@@ -10,8 +10,6 @@
 namespace perfsage {
 namespace {
 
-// Runs graph_of(i) for every item on worker threads. Input errors (perfsage::Error) are the item's
-// result; anything else (bad_alloc) stops the batch and reaches the caller.
 // Starting a thread costs about as much as reading a few small models, so small batches use fewer.
 int batch_threads(size_t count, int threads) {
   constexpr int64_t kItemsPerThread = 8;

@@ -133,11 +133,12 @@ ModelSpec parse_spec(JsonValue root) {  // its layers' parameters move into the 
         for (auto& item : ins->items) layer.inputs.push_back(text_of(item, [&] { return named_where() + ": inputs"; }));
       }
     }
-    layer.params.items.reserve(l.members.size());
+    layer.params.kind = JsonValue::Kind::kObject;
+    layer.params.members.reserve(l.members.size());
     for (auto& member : l.members)
       if (member.first != "op" && member.first != "name" && member.first != "inputs" &&
           !layer.params.find(member.first))
-        layer.params.items.push_back(std::move(member));
+        layer.params.members.push_back(std::move(member));
     spec.layers.push_back(std::move(layer));
   }
   if (JsonValue* outs = root.find("outputs")) {

@@ -93,7 +93,7 @@ class Writer {
     static const std::set<std::string> fusable = {"conv2d", "depthwise_conv2d", "dense", "add", "sub", "mul"};
     for (size_t i = 0; i < spec_.layers.size(); ++i) {
       const SpecLayer& l = spec_.layers[i];
-      if ((l.op != "relu" && l.op != "relu6") || !l.params.empty()) continue;
+      if ((l.op != "relu" && l.op != "relu6") || !l.params.members.empty()) continue;
       const auto& ins = layer_inputs(i);
       if (ins.size() != 1) continue;
       auto p = index.find(ins[0]);

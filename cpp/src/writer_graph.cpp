@@ -360,12 +360,11 @@ std::vector<uint8_t> GraphBuilder::serialize(const std::vector<int32_t>& inputs,
   for (size_t i = 0; i < ops_.size(); ++i) {
     const OpDef& op = ops_[i];
     const auto options = op.options ? op.options(fbb) : flatbuffers::Offset<void>();
-    // Only operators with intermediates get the field, so that the others' bytes stay as they were.
-    const auto* intermediates = op.intermediates.empty() ? nullptr : &op.intermediates;
-    // The vectors in the order CreateOperatorDirect makes them.
+    // The vectors in the order CreateOperatorDirect makes them. Only operators with intermediates
+    // get the field, so that the others' bytes stay as they were.
     const auto inputs_of = fbb.CreateVector(op.inputs.data(), op.inputs.size());
     const auto outputs_of = fbb.CreateVector(op.outputs.data(), op.outputs.size());
-    const auto intermediates_of = intermediates ? fbb.CreateVector(*intermediates) : 0;
+    const auto intermediates_of = op.intermediates.empty() ? 0 : fbb.CreateVector(op.intermediates);
     ops.push_back(fb::CreateOperator(fbb, code_of_op[i], inputs_of, outputs_of, op.options_type, options, 0,
                                      fb::CustomOptionsFormat::FLEXBUFFERS, 0, intermediates_of));
   }

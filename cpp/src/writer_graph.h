@@ -92,7 +92,7 @@ constexpr float kNormalizedSpread = 4.0f;
 class Params {
  public:
   // `index`: the layer's place in the spec, which errors name with it.
-  Params(const SpecLayer& layer, size_t index) : layer_(layer), index_(index) { used_.reserve(layer.params.size()); }
+  Params(const SpecLayer& layer, size_t index) : layer_(layer), index_(index) { used_.reserve(layer.params.members.size()); }
 
   [[noreturn]] void fail(const std::string& what) const;
   // "layer 3 'c1' (conv2d)", as errors name the layer; built only when needed.

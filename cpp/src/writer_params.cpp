@@ -117,7 +117,7 @@ std::string Params::text(const std::string& key) {
 
 void Params::finish() const {
   const std::string* unknown = nullptr;  // the first in key order, as errors have always named it
-  for (const auto& [key, value] : layer_.params)
+  for (const auto& [key, value] : layer_.params.members)
     if (std::find(used_.begin(), used_.end(), &value) == used_.end() && (!unknown || key < *unknown)) unknown = &key;
   if (unknown) fail("unknown parameter '" + *unknown + "' for " + layer_.op);
 }

@@ -136,6 +136,13 @@ def _one_graph(item: GraphLike, what: str) -> Graph:
     return _as_graphs(item, 1, what)[0]
 
 
+def _labelled_rows(dataset: Any, targets: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """A dataset's labels of ``targets`` (float64 ``[rows, targets]``) and which rows have any:
+    not error rows, not missing every one of them."""
+    labels = np.asarray(dataset.labels(targets), dtype=np.float64)
+    return labels, ~np.all(np.isnan(labels), axis=1)
+
+
 def _as_labels(labels: Any, n: int, targets: Sequence[str], what: str) -> np.ndarray:
     """Labels as float32 [n, targets]: an array [n, T] (or [n] for one target), or a dict by target."""
     if isinstance(labels, dict):
@@ -785,10 +792,16 @@ class Predictor:
             self.provenance["labeler_settings"] = run.label_settings
             self.provenance["output_limits"] = output_limits(self._targets, run.label_settings)
         if self._companion is not None:
-            self.provenance["intervals"] = _intervals.calibrate(
-                self._network.predict(calibration_graphs, threads), self._companion.predict(calibration_graphs, threads),
-                val_labels, self._targets)
-            self.provenance["intervals"]["companion"] = {k: self._companion.config[k] for k in _COMPANION_HALVED}
+            self.provenance["intervals"] = self._calibration(calibration_graphs, val_labels, None, threads)
+
+    def _calibration(self, graphs: List[Graph], labels: np.ndarray, groups: Optional[Sequence[str]],
+                     threads: int) -> Dict[str, Any]:
+        """The intervals' calibration on held-out rows (``perfsage._intervals.calibrate``), with the
+        companion's shape."""
+        calibration = _intervals.calibrate(self._network.predict(graphs, threads),
+                                           self._companion.predict(graphs, threads), labels, self._targets, groups)
+        calibration["companion"] = {k: self._companion.config[k] for k in _COMPANION_HALVED}
+        return calibration
 
     def _fit_companion(self, train_set: "_core.GraphSet", labels: np.ndarray, val_set: "_core.GraphSet",
                        val_labels: np.ndarray, epochs: int, threads: int, progress: bool) -> "_core.Network":
@@ -976,8 +989,7 @@ class Predictor:
                                  f"{dataset.label_columns}")
             if all(u == "" for u in self._units):
                 self._units = [dataset.units.get(t, "") for t in self._targets]
-            labels = np.asarray(dataset.labels(self._targets), dtype=np.float64)
-            keep = ~np.all(np.isnan(labels), axis=1)  # rows with errors or no label for these targets
+            labels, keep = _labelled_rows(dataset, self._targets)
             used = dataset.select(keep)  # only the rows training uses
             graphs = used.graphs(threads=threads)
             node_labels = dataset_operator_labels(used, self._targets, [g.op_names for g in graphs]) if additive \
@@ -1010,26 +1022,20 @@ class Predictor:
         every one of them at the level (``perfsage._intervals``). Returns this predictor."""
         if self._companion is None:
             raise ValueError("calibrate: this predictor has no interval companion; fit it with intervals=True")
-        if isinstance(groups, str):
-            if groups != "space" or not isinstance(data, (str, os.PathLike)):
-                raise ValueError("calibrate: groups must be a sequence of names, one per row, or 'space' with a "
-                                 f"dataset path, got {groups!r}")
-            dataset = open_dataset(data)
-            missing = [t for t in self._targets if t not in dataset.label_columns]
-            labels = np.asarray(dataset.labels([t for t in self._targets if t not in missing]), dtype=np.float64)
-            groups = np.asarray(dataset.spaces)[~np.all(np.isnan(labels), axis=1)] if not missing else None
+        if isinstance(groups, str) and (groups != "space" or not isinstance(data, (str, os.PathLike))):
+            raise ValueError("calibrate: groups must be a sequence of names, one per row, or 'space' with a "
+                             f"dataset path, got {groups!r}")
         graphs, labels, _, source, _ = self._resolve(data, "calibrate", threads)
+        if isinstance(groups, str):  # the spaces of the rows _resolve kept
+            dataset = open_dataset(data)
+            groups = np.asarray(dataset.spaces)[_labelled_rows(dataset, self._targets)[1]]
         if groups is not None and len(groups) != len(graphs):
             raise ValueError(f"calibrate: {len(groups)} groups for {len(graphs)} rows; expected one per row")
-        companion = self.provenance.get("intervals", {}).get("companion")
-        calibration = _intervals.calibrate(self._network.predict(graphs, threads),
-                                           self._companion.predict(graphs, threads), labels, self._targets, groups)
+        calibration = self._calibration(graphs, labels, groups, threads)
         if not calibration["targets"]:
             raise ValueError("calibrate: no row has a label of this predictor's targets")
         calibration["calibration"] = f"{len(graphs)} held-out rows ({source})" + (", by group" if groups is not None
                                                                                   else "")
-        if companion is not None:
-            calibration["companion"] = companion
         self.provenance["intervals"] = calibration
         return self
 

@@ -117,7 +117,6 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
 #include <string>
 #include <vector>
 
@@ -131,27 +130,14 @@ struct SpecInput {
   float lo = -1.0f, hi = 1.0f;  // "range"
 };
 
-// A layer's parameters in the spec's order, each key once (the first of a repeated key). A layer
-// has a handful: a linear search over them costs less than a map's nodes, one allocation each.
-struct SpecParams {
-  std::vector<std::pair<std::string, JsonValue>> items;
-
-  const JsonValue* find(const std::string& key) const {
-    for (const auto& [k, v] : items)
-      if (k == key) return &v;
-    return nullptr;
-  }
-  bool empty() const { return items.empty(); }
-  size_t size() const { return items.size(); }
-  auto begin() const { return items.begin(); }
-  auto end() const { return items.end(); }
-};
-
 struct SpecLayer {
   std::string name;
   std::string op;
   std::vector<std::string> inputs;
-  SpecParams params;  // everything but name, op and inputs
+  // Everything but name, op and inputs: a JSON object of the layer's members in the spec's order,
+  // each key once (the first of a repeated key). A layer has a handful, so JsonValue::find's linear
+  // search costs less than a map's nodes, one allocation each.
+  JsonValue params;
 };
 
 enum class WeightDistribution { kUniform, kNormal, kLaplace, kStudentT };
