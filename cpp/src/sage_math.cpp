@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "perfsage/inline_vec.h"
 #include "perfsage/ops.h"
 #include "slog.h"
 
@@ -185,18 +186,26 @@ Index index_of(const ParamLayout& layout, const SageConfig& c) {
 }
 
 template <typename S>
-void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
-                const GraphInput& g, S* rows, int64_t ld) {
-  const int64_t F = c.num_node_features, D = c.embedding_dim, Fam = c.family_dim;
+void feature_rows(const SageConfig& c, const Normalization& norm, const GraphInput& g, S* rows, int64_t ld) {
+  const int64_t F = c.num_node_features;
   const Eigen::OuterStride<> stride(g.node_feature_stride ? g.node_feature_stride : F);
   Eigen::Map<const Mat<float>, 0, Eigen::OuterStride<>> raw(g.node_features, g.num_nodes, F, stride);
-  Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>> h(rows, g.num_nodes, c.input_width(), Eigen::OuterStride<>(ld));
-  auto x = h.leftCols(F);
+  Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>> x(rows, g.num_nodes, F, Eigen::OuterStride<>(ld));
+  if constexpr (std::is_same_v<S, float>) {
+    if (!g.slog_applied) {
+      // Row by row, in one pass: the same operations as the columns' below, without striding.
+      InlineVec<float, 64> mean(static_cast<size_t>(F), 0.0f), inv(static_cast<size_t>(F), 0.0f);
+      for (int64_t f = 0; f < F; ++f) {
+        mean[f] = norm.node_mean[f];
+        inv[f] = 1.0f / norm.node_std[f];
+      }
+      for (int64_t v = 0; v < g.num_nodes; ++v)
+        for (int64_t f = 0; f < F; ++f) x(v, f) = (slog_float(raw(v, f)) - mean[f]) * inv[f];
+      return;
+    }
+  }
   if (g.slog_applied) {
     x = raw.template cast<S>();
-  } else if constexpr (std::is_same_v<S, float>) {
-    for (int64_t v = 0; v < g.num_nodes; ++v)
-      for (int64_t f = 0; f < F; ++f) x(v, f) = slog_float(raw(v, f));
   } else {
     const auto r = raw.template cast<S>().array();
     x = (r.abs().log1p() * r.sign()).matrix();
@@ -206,6 +215,14 @@ void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>&
     const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
     x.col(f) = (x.col(f).array() - mean) * inv;
   }
+}
+
+template <typename S>
+void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
+                const GraphInput& g, S* rows, int64_t ld) {
+  const int64_t F = c.num_node_features, D = c.embedding_dim, Fam = c.family_dim;
+  feature_rows<S>(c, norm, g, rows, ld);
+  Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>> h(rows, g.num_nodes, c.input_width(), Eigen::OuterStride<>(ld));
   const auto embedding = P.mat(ix.embedding);
   for (int64_t v = 0; v < g.num_nodes; ++v) {
     if (D > 0) h.row(v).segment(F, D) = embedding.row(g.op_types[v]);
@@ -588,6 +605,7 @@ double node_loss_terms(const SageConfig& c, const Normalization& norm, const Bat
 
 template void aggregate<float>(const ConstRef<float>&, const Csr&, Aggregator, Ref<float>, std::vector<int32_t>&);
 template void head_activation<float>(const SageConfig&, const Params<float>&, const Index&, int32_t, Ref<float>);
+template void feature_rows<float>(const SageConfig&, const Normalization&, const GraphInput&, float*, int64_t);
 template void input_rows<float>(const SageConfig&, const Normalization&, const Params<float>&, const Index&,
                                 const GraphInput&, float*, int64_t);
 template void graph_row<float>(const SageConfig&, const Normalization&, const GraphInput&, float*);

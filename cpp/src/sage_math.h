@@ -217,6 +217,9 @@ S additive_output(const O& o, int64_t lo, int64_t hi, int64_t t, bool max_target
 template <typename S>
 void input_rows(const SageConfig& c, const Normalization& norm, const Params<S>& P, const Index& ix,
                 const GraphInput& g, S* rows, int64_t ld);
+// The first num_node_features columns of those rows only: the standardised features.
+template <typename S>
+void feature_rows(const SageConfig& c, const Normalization& norm, const GraphInput& g, S* rows, int64_t ld);
 // One graph's standardised graph features, into `row` [G].
 template <typename S>
 void graph_row(const SageConfig& c, const Normalization& norm, const GraphInput& g, S* row);

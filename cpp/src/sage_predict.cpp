@@ -4,6 +4,7 @@
 #include <cmath>
 #include <new>
 
+#include "perfsage/ops.h"
 #include "slog.h"
 
 namespace perfsage::math {
@@ -25,7 +26,8 @@ int64_t Workspace::bytes() const {
                               (graph_start.capacity() + fill.capacity() + in.start.capacity() +
                                in.index.capacity() + out.start.capacity() + out.index.capacity()) *
                                   sizeof(int64_t) +
-                              arg.capacity() * sizeof(int32_t));
+                              (arg.capacity() + types.capacity() + node_type.capacity() + type_row.capacity()) *
+                                  sizeof(int32_t));
 }
 
 void Workspace::release() { *this = Workspace(); }
@@ -47,6 +49,53 @@ MatMap<float> head(const SageConfig& c, const Params<float>& P, const Index& ix,
   return x;
 }
 
+// Whether h0's op-type columns are folded into per-type rows (sage_predict.h): the aggregator must
+// be linear, so that aggregating products equals the product of aggregates.
+bool folds_types(const SageConfig& c) { return c.aggregator != Aggregator::kMax && c.embedding_dim + c.family_dim > 0; }
+
+// The chunk's op types into ws.types and ws.node_type, and their embedding rows, each
+// [op embedding | family embedding], into the returned [types, D + Fam] matrix.
+MatMap<float> chunk_types(const SageConfig& c, const Params<float>& P, const Index& ix, const GraphInput* graphs,
+                          int64_t count, int64_t N, Workspace& ws) {
+  ws.types.clear();
+  ws.node_type.resize(static_cast<size_t>(N));
+  int64_t v = 0;
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t n = 0; n < graphs[i].num_nodes; ++n, ++v) {
+      const int32_t type = graphs[i].op_types[n];
+      if (static_cast<size_t>(type) >= ws.type_row.size()) ws.type_row.resize(static_cast<size_t>(type) + 1, -1);
+      int32_t& row = ws.type_row[static_cast<size_t>(type)];
+      if (row < 0) {
+        row = static_cast<int32_t>(ws.types.size());
+        ws.types.push_back(type);
+      }
+      ws.node_type[static_cast<size_t>(v)] = row;
+    }
+  const int64_t D = c.embedding_dim, Fam = c.family_dim;
+  MatMap<float> e = ws.mat(Workspace::kTypes, static_cast<int64_t>(ws.types.size()), D + Fam);
+  for (size_t r = 0; r < ws.types.size(); ++r) {
+    const int32_t type = ws.types[r];
+    ws.type_row[static_cast<size_t>(type)] = -1;  // ready for the next chunk
+    if (D > 0) e.row(static_cast<int64_t>(r)).head(D) = P.mat(ix.embedding).row(type);
+    if (Fam > 0) e.row(static_cast<int64_t>(r)).tail(Fam) = P.mat(ix.family_embedding).row(op_family(type));
+  }
+  return e;
+}
+
+// The product of the types' embedding rows `e` with the bottom rows of `weight` (those h0's
+// embedding columns meet), into `slot`.
+template <typename W>
+MatMap<float> type_product(const MatMap<float>& e, const W& weight, Workspace::Slot slot, Workspace& ws) {
+  MatMap<float> t = ws.mat(slot, e.rows(), weight.cols());
+  product<float>(t, e, weight.bottomRows(e.cols()), false);
+  return t;
+}
+
+// Adds to each node's row of `z` its type's row of `t`.
+void add_type_rows(MatMap<float>& z, const MatMap<float>& t, const Workspace& ws) {
+  for (int64_t v = 0; v < z.rows(); ++v) z.row(v) += t.row(ws.node_type[static_cast<size_t>(v)]);
+}
+
 }  // namespace
 
 void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<float>& P, const Index& ix,
@@ -57,29 +106,48 @@ void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<
   const int64_t N = ws.graph_start.back(), B = count;
   const std::vector<int64_t>& start = ws.graph_start;
   neighbours(graphs, count, start, ws.in, ws.out, ws.fill);
-  MatMap<float> h0 = ws.mat(Workspace::kH0, N, I);
+  // h0 holds the standardised features only when its op-type columns are folded.
+  const bool fold = folds_types(c);
+  const int64_t F = c.num_node_features, X = fold ? F : I;
+  MatMap<float> h0 = ws.mat(Workspace::kH0, N, X);
   MatMap<float> gf = ws.mat(Workspace::kGraph, B, G);
   for (int64_t i = 0; i < count; ++i) {
-    input_rows<float>(c, norm, P, ix, graphs[i], h0.data() + start[i] * I, I);
+    if (fold)
+      feature_rows<float>(c, norm, graphs[i], h0.data() + start[i] * X, X);
+    else
+      input_rows<float>(c, norm, P, ix, graphs[i], h0.data() + start[i] * X, X);
     graph_row<float>(c, norm, graphs[i], gf.data() + i * G);
   }
+  const MatMap<float> types = fold ? chunk_types(c, P, ix, graphs, count, N, ws) : MatMap<float>(nullptr, 0, 0);
 
   // The layers (sage.h, step 2), h ping-ponging between two slots.
   MatMap<float> h = h0;
   for (int32_t k = 0; k < c.layers; ++k) {
     const LayerIndex& L = ix.layers[k];
+    const bool folded = fold && k == 0;  // h is h0's features: the types' rows come apart
     MatMap<float> z = ws.mat(Workspace::kZ, N, H);
-    product<float>(z, h, P.mat(L.w_self), false);
-    if (c.uses_in()) {
-      MatMap<float> a = ws.mat(Workspace::kAIn, N, h.cols());
-      aggregate<float>(h, ws.in, c.aggregator, a, ws.arg);
-      product<float>(z, a, P.mat(L.w_in), true);
-    }
-    if (c.uses_out()) {
-      MatMap<float> a = ws.mat(Workspace::kAOut, N, h.cols());
-      aggregate<float>(h, ws.out, c.aggregator, a, ws.arg);
-      product<float>(z, a, P.mat(L.w_out), true);
-    }
+    product<float>(z, h, P.mat(L.w_self).topRows(h.cols()), false);
+    if (folded) add_type_rows(z, type_product(types, P.mat(L.w_self), Workspace::kTypeSelf, ws), ws);
+    // One direction's term: the neighbours' aggregate through `weight`; folded, the aggregate of
+    // the neighbours' products (their features' and their types').
+    const auto neighbour_term = [&](const Csr& csr, const ParamInfo* weight, Workspace::Slot a_slot,
+                                    Workspace::Slot type_slot) {
+      const auto w = P.mat(weight);
+      if (!folded) {
+        MatMap<float> a = ws.mat(a_slot, N, h.cols());
+        aggregate<float>(h, csr, c.aggregator, a, ws.arg);
+        product<float>(z, a, w, true);
+        return;
+      }
+      MatMap<float> p = ws.mat(Workspace::kProj, N, H);
+      product<float>(p, h, w.topRows(F), false);
+      add_type_rows(p, type_product(types, w, type_slot, ws), ws);
+      MatMap<float> a = ws.mat(a_slot, N, H);
+      aggregate<float>(p, csr, c.aggregator, a, ws.arg);
+      z += a;
+    };
+    if (c.uses_in()) neighbour_term(ws.in, L.w_in, Workspace::kAIn, Workspace::kTypeIn);
+    if (c.uses_out()) neighbour_term(ws.out, L.w_out, Workspace::kAOut, Workspace::kTypeOut);
     z.rowwise() += P.vec(L.bias);
     if (c.layer_norm) layer_norm<float>(z, P.vec(L.ln_gain), P.vec(L.ln_bias));
     MatMap<float> next = ws.mat(k % 2 == 0 ? Workspace::kHA : Workspace::kHB, N, H);
@@ -98,7 +166,8 @@ void predict_chunk(const SageConfig& c, const Normalization& norm, const Params<
     const int64_t Gw = c.node_context_width();
     MatMap<float> first = ws.mat(Workspace::kHeadA, N, w0.cols());
     product<float>(first, h, w0.topRows(W), false);
-    product<float>(first, h0, w0.middleRows(W, I), true);
+    product<float>(first, h0, w0.middleRows(W, X), true);
+    if (fold) add_type_rows(first, type_product(types, w0.middleRows(W, I), Workspace::kTypeHead, ws), ws);
     if (Gw > 0) {
       MatMap<float> per_graph = ws.mat(Workspace::kPerGraph, B, w0.cols());
       product<float>(per_graph, gf, w0.bottomRows(Gw), false);
