@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <utility>
 
 #include "perfsage/error.h"
 #include "perfsage/ops.h"
@@ -91,8 +92,10 @@ void Graph::build_nodes_and_edges() {
   for (size_t s = 0; s < model.subgraphs.size(); ++s) check_schedule(model, s);
 
   static const int32_t while_code = op_code("WHILE");
-  // sources[v]: nodes with an edge into v, deduplicated at the end.
-  std::vector<std::vector<int64_t>> sources;
+  // Every edge as (destination, source), with repeats: sorted and deduplicated at the end.
+  std::vector<std::pair<int64_t, int64_t>> edges;
+  edges.reserve(2 * model.subgraphs[0].operators.size());
+  nodes_.reserve(model.subgraphs[0].operators.size());
 
   // Emits one copy of subgraph `s` run by node `caller`; returns the nodes producing its outputs.
   std::function<std::vector<int64_t>(size_t, int64_t, int32_t)> expand =
@@ -112,15 +115,14 @@ void Graph::build_nodes_and_edges() {
       const auto node = static_cast<int64_t>(nodes_.size());
       nodes_.push_back(Node{static_cast<int32_t>(s), static_cast<int32_t>(i), depth,
                             static_cast<int32_t>(caller)});
-      sources.emplace_back();
       for (int32_t t : op.inputs) {
         if (t < 0) continue;
         const auto ti = static_cast<size_t>(t);
         if (producer[ti] >= 0) {
-          sources[static_cast<size_t>(node)].push_back(producer[ti]);
-          for (int64_t r : returned[ti]) sources[static_cast<size_t>(node)].push_back(r);
+          edges.emplace_back(node, producer[ti]);
+          for (int64_t r : returned[ti]) edges.emplace_back(node, r);
         } else if (is_input[ti] && caller >= 0) {
-          sources[static_cast<size_t>(node)].push_back(caller);
+          edges.emplace_back(node, caller);
         }
       }
       for (int32_t t : op.outputs) producer[static_cast<size_t>(t)] = node;
@@ -144,19 +146,17 @@ void Graph::build_nodes_and_edges() {
   };
   expand(0, -1, 0);
 
-  std::vector<int64_t> dst;
-  for (size_t v = 0; v < sources.size(); ++v) {
-    auto& src = sources[v];
-    std::sort(src.begin(), src.end());
-    src.erase(std::unique(src.begin(), src.end()), src.end());
-    for (int64_t u : src) {
-      if (u >= static_cast<int64_t>(v))  // construction guarantees this; a bug would break features
-        throw std::logic_error("perfsage: edge does not follow node order");
-      edge_index_.push_back(u);
-      dst.push_back(static_cast<int64_t>(v));
-    }
+  std::sort(edges.begin(), edges.end());
+  edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+  const size_t E = edges.size();
+  edge_index_.resize(2 * E);
+  for (size_t e = 0; e < E; ++e) {
+    const auto [v, u] = edges[e];
+    if (u >= v)  // construction guarantees this; a bug would break features
+      throw std::logic_error("perfsage: edge does not follow node order");
+    edge_index_[e] = u;
+    edge_index_[E + e] = v;
   }
-  edge_index_.insert(edge_index_.end(), dst.begin(), dst.end());
 }
 
 }  // namespace perfsage

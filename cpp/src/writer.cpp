@@ -133,6 +133,7 @@ class Writer {
     const writer::LayerBuilderFn build = writer::find_layer_builder(layer.op);
     if (!build) p.fail("unknown op '" + layer.op + "'");
     std::vector<int32_t> in;
+    in.reserve(layer_inputs(i).size());
     for (const auto& name : layer_inputs(i)) in.push_back(input_value(p, name));
     // In a quantized model, a layer on float32 values (a DEQUANTIZE's or a CAST's) is part of a
     // float section: built as in a float32 model, up to the QUANTIZE that ends the section.
@@ -165,12 +166,14 @@ class Writer {
     const int32_t out = build(l);
     graph_.float_section(false);
     p.finish();
-    if (l.outputs.empty()) l.outputs.push_back(out);
-    for (size_t k = 0; k < l.outputs.size(); ++k) {
-      const writer::Shape& shape = graph_.tensor(l.outputs[k]).shape;
+    const bool single = l.outputs.empty();  // the builder's return is its one output
+    const size_t outputs = single ? 1 : l.outputs.size();
+    for (size_t k = 0; k < outputs; ++k) {
+      const int32_t t = single ? out : l.outputs[k];
+      const writer::Shape& shape = graph_.tensor(t).shape;
       for (const int32_t d : shape)
         if (d <= 0) p.fail("gives a non-positive size in its output " + writer::shape_str(shape));
-      if (l.outputs.size() > 1) values_[layer.name + ":" + std::to_string(k)] = l.outputs[k];
+      if (outputs > 1) values_[layer.name + ":" + std::to_string(k)] = t;
     }
     values_[layer.name] = out;
   }

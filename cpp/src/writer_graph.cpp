@@ -229,8 +229,9 @@ int32_t GraphBuilder::bias(const std::string& name, int32_t n, int32_t input, in
   const TensorDef& in = tensors_[static_cast<size_t>(input)];
   const TensorDef& w = tensors_[static_cast<size_t>(weight)];
   // One scale per weight scale: per channel, or one for per-tensor weights (recurrent layers).
-  t.scale.reserve(w.scale.size());
-  for (const float w_scale : w.scale) t.scale.push_back(in.scale[0] * w_scale);
+  const float in_scale = in.scale[0];
+  t.scale.resize(w.scale.size());
+  std::transform(w.scale.begin(), w.scale.end(), t.scale.begin(), [in_scale](float s) { return in_scale * s; });
   t.zero_point.assign(w.scale.size(), 0);
   t.type = int16() ? fb::TensorType::INT64 : fb::TensorType::INT32;
   if (sizes_only()) {
@@ -299,7 +300,7 @@ int32_t GraphBuilder::intermediate(const std::string& name, int32_t like) {
   return add_tensor(std::move(t));
 }
 
-void GraphBuilder::add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
+void GraphBuilder::add_op(fb::BuiltinOperator code, decltype(OpDef::inputs) inputs, decltype(OpDef::outputs) outputs,
                           fb::BuiltinOptions type, OptionsFn options, std::vector<int32_t> intermediates) {
   ops_.push_back(OpDef{code, std::move(inputs), std::move(outputs), type, std::move(options), std::move(intermediates)});
 }

@@ -202,7 +202,7 @@ class GraphBuilder {
     ops_.reserve(2 * layers);
   }
   size_t num_ops() const { return ops_.size(); }
-  void add_op(fb::BuiltinOperator code, std::vector<int32_t> inputs, std::vector<int32_t> outputs,
+  void add_op(fb::BuiltinOperator code, decltype(OpDef::inputs) inputs, decltype(OpDef::outputs) outputs,
               fb::BuiltinOptions type = fb::BuiltinOptions::NONE, OptionsFn options = nullptr,
               std::vector<int32_t> intermediates = {});
 
