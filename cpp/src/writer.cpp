@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include "perfsage/error.h"
@@ -30,6 +31,16 @@ const std::set<std::string> kInt16x8Ops = {
     "resize_nearest", "transpose", "strided_slice", "slice", "squeeze", "expand_dims", "softmax", "logistic",
     "tanh", "relu", "relu6", "rsqrt", "maximum", "minimum", "leaky_relu", "exp", "abs", "prelu"};
 
+// A layer's input names, viewed in its spec: its "inputs", or the one name it reads by default.
+struct Names {
+  const std::string* first = nullptr;
+  size_t count = 0;
+  const std::string* begin() const { return first; }
+  const std::string* end() const { return first + count; }
+  size_t size() const { return count; }
+  const std::string& operator[](size_t k) const { return first[k]; }
+};
+
 class Writer {
  public:
   Writer(const ModelSpec& spec, uint64_t seed, WeightType type, writer::ConstantData constants)
@@ -37,12 +48,14 @@ class Writer {
     if (spec.inputs.empty()) fail("spec", "has no inputs");
     if (spec.layers.empty()) fail("spec", "has no layers");
     graph_.reserve(spec.inputs.size(), spec.layers.size());
+    layer_inputs_.reserve(spec.layers.size());
+    values_.reserve(spec.inputs.size() + spec.layers.size());
     for (size_t i = 0; i < spec.layers.size(); ++i) {
       const SpecLayer& l = spec.layers[i];
       if (!l.inputs.empty())
-        layer_inputs_.push_back(l.inputs);
+        layer_inputs_.push_back({l.inputs.data(), l.inputs.size()});
       else
-        layer_inputs_.push_back({i == 0 ? spec.inputs.front().name : spec.layers[i - 1].name});
+        layer_inputs_.push_back({i == 0 ? &spec.inputs.front().name : &spec.layers[i - 1].name, 1});
     }
     build();
   }
@@ -80,12 +93,19 @@ class Writer {
   std::string description() const { return "perfsage writer" + (spec_.name.empty() ? "" : ": " + spec_.name); }
 
   // A relu/relu6 layer whose single input is the only use of a conv/dense/add/sub/mul output is
-  // folded into that layer's fused activation, as the converter does.
+  // folded into that layer's fused activation, as the converter does. Also marks the layers whose
+  // name an earlier layer has. The maps view the spec's names.
   void plan_fusion() {
-    std::unordered_map<std::string, int> uses;
-    std::unordered_map<std::string, size_t> index;
-    for (size_t i = 0; i < spec_.layers.size(); ++i) {
-      index[spec_.layers[i].name] = i;
+    const size_t n = spec_.layers.size();
+    std::unordered_map<std::string_view, int> uses(2 * n);
+    std::unordered_map<std::string_view, size_t> index(n);  // the last layer of each name
+    repeated_.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const auto [at, fresh] = index.try_emplace(spec_.layers[i].name, i);
+      if (!fresh) {
+        repeated_[i] = 1;
+        at->second = i;
+      }
       for (const auto& in : layer_inputs(i)) ++uses[in];
     }
     for (const auto& out : spec_.outputs) ++uses[out];
@@ -108,7 +128,7 @@ class Writer {
   }
 
   // The names layer i reads: its "inputs", or the layer before it (the first: the first input).
-  const std::vector<std::string>& layer_inputs(size_t i) const { return layer_inputs_[i]; }
+  const Names& layer_inputs(size_t i) const { return layer_inputs_[i]; }
 
   // The tensor a name stands for: a layer's output, or for a relu fused into its producer, the
   // producer's; values_.end() when there is none.
@@ -125,7 +145,7 @@ class Writer {
   void add_layer(size_t i) {
     const SpecLayer& layer = spec_.layers[i];
     writer::Params p(layer, i);
-    if (!names_.insert(layer.name).second || values_.count(layer.name)) p.fail("name '" + layer.name + "' is already used");
+    if (repeated_[i] || values_.count(layer.name)) p.fail("name '" + layer.name + "' is already used");
     if (alias_.count(layer.name)) {  // fused into its producer
       p.finish();
       return;
@@ -179,10 +199,10 @@ class Writer {
   }
 
   const ModelSpec& spec_;
-  std::vector<std::vector<std::string>> layer_inputs_;
+  std::vector<Names> layer_inputs_;
+  std::vector<char> repeated_;  // layer i's name is an earlier layer's
   GraphBuilder graph_;
   std::unordered_map<std::string, int32_t> values_;
-  std::set<std::string> names_;
   std::unordered_map<std::string, std::string> alias_;
   std::unordered_map<std::string, Activation> fused_activation_;
   std::vector<int32_t> graph_inputs_, graph_outputs_;

@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -109,12 +111,16 @@ class Params {
   // A [lo, hi] pair of finite numbers with lo < hi.
   std::pair<double, double> range(const std::string& key, std::pair<double, double> fallback);
   bool flag(const std::string& key, bool fallback);
+  // The value of `key`, one of `allowed` (the first when absent); fails naming the options.
   std::string choice(const std::string& key, const std::vector<std::string>& allowed);
+  // The same for fixed options, without building strings: a view of the chosen literal.
+  std::string_view choice(const std::string& key, std::initializer_list<const char*> allowed);
   std::string text(const std::string& key);
   void finish() const;
 
  private:
   const JsonValue* get(const std::string& key);
+  size_t choose(const std::string& key, const InlineVec<std::string_view, 4>& allowed);
   int32_t required(const std::string& key, std::optional<int32_t> fallback) const;
 
   const SpecLayer& layer_;

@@ -24,7 +24,7 @@ void Layer::want_inputs(size_t lo, size_t hi) const {
 }
 
 Activation Layer::activation_param() const {
-  const std::string a = params.choice("activation", {"none", "relu", "relu6"});
+  const std::string_view a = params.choice("activation", {"none", "relu", "relu6"});
   const Activation chosen = a == "relu" ? Activation::kRelu : a == "relu6" ? Activation::kRelu6 : Activation::kNone;
   return fused_activation ? *fused_activation : chosen;
 }

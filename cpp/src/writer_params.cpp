@@ -98,15 +98,23 @@ bool Params::flag(const std::string& key, bool fallback) {
   return v->boolean;
 }
 
-std::string Params::choice(const std::string& key, const std::vector<std::string>& allowed) {
+size_t Params::choose(const std::string& key, const InlineVec<std::string_view, 4>& allowed) {
   const JsonValue* v = get(key);
-  if (!v) return allowed.front();
+  if (!v) return 0;
   if (v->kind == JsonValue::Kind::kString)
-    for (const auto& a : allowed)
-      if (v->text == a) return a;
+    for (size_t i = 0; i < allowed.size(); ++i)
+      if (v->text == allowed[i]) return i;
   std::string options;
-  for (const auto& a : allowed) options += (options.empty() ? "" : ", ") + a;
+  for (const std::string_view a : allowed) (options += options.empty() ? "" : ", ") += a;
   fail("'" + key + "' must be one of " + options);
+}
+
+std::string Params::choice(const std::string& key, const std::vector<std::string>& allowed) {
+  return allowed[choose(key, InlineVec<std::string_view, 4>(allowed.begin(), allowed.end()))];
+}
+
+std::string_view Params::choice(const std::string& key, std::initializer_list<const char*> allowed) {
+  return allowed.begin()[choose(key, InlineVec<std::string_view, 4>(allowed.begin(), allowed.end()))];
 }
 
 std::string Params::text(const std::string& key) {
@@ -124,7 +132,7 @@ void Params::finish() const {
 
 const JsonValue* Params::get(const std::string& key) {
   const JsonValue* v = layer_.params.find(key);
-  if (v) used_.push_back(v);
+  if (v && std::find(used_.begin(), used_.end(), v) == used_.end()) used_.push_back(v);  // read once or more
   return v;
 }
 
