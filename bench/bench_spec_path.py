@@ -21,6 +21,14 @@ benchmark once per build, one subprocess each with PERFSAGE_ISA set, in rotating
 table gives each method's time under both builds and their ratio.
 
     .venv/bin/python bench/bench_spec_path.py --isa both [--n 200] [--rounds 5] [--json out.json]
+
+With ``--before-python PYTHON`` it compares an earlier core (or checkout) with this one in the same
+way: each round runs the whole benchmark once in a process of ``PYTHON`` ("before": an older
+checkout's ``.venv/bin/python``, or a wrapper that puts an older package first on the path) and once
+in one of this interpreter ("after"), in rotating order, so that the two sides of a round are
+measured minutes apart at most.
+
+    .venv/bin/python bench/bench_spec_path.py --before-python ../old/.venv/bin/python [--rounds 5]
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -148,54 +156,61 @@ def measure(n: int, rounds: int, warmup: bool = False) -> List[Dict[str, Any]]:
     return results
 
 
-def run_build(isa: str, n: int, workdir: str) -> List[Dict[str, Any]]:
-    """One round of the whole benchmark in a subprocess on the build ``isa``: its results."""
-    out = os.path.join(workdir, f"{isa}.json")
-    command = [sys.executable, os.path.abspath(__file__), "--n", str(n), "--rounds", "1", "--warmup", "--json", out]
-    subprocess.run(command, env={**os.environ, "PERFSAGE_ISA": isa}, check=True, stdout=subprocess.DEVNULL)
+# One side of a comparison: its label, the interpreter that runs it, extra environment, and the
+# build of the core it must load (None: whichever it loads).
+Side = Tuple[str, str, Dict[str, str], Optional[str]]
+
+
+def run_side(side: Side, n: int, workdir: str) -> List[Dict[str, Any]]:
+    """One round of the whole benchmark in a subprocess of ``side``: its results."""
+    label, python, env, isa = side
+    out = os.path.join(workdir, f"{label}.json")
+    command = [python, os.path.abspath(__file__), "--n", str(n), "--rounds", "1", "--warmup", "--json", out]
+    subprocess.run(command, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     with open(out) as f:
         results = json.load(f)
     for group in results:
-        if group["isa"] != isa:
+        if isa is not None and group["isa"] != isa:
             raise SystemExit(f"bench_spec_path: PERFSAGE_ISA={isa} ran on the {group['isa']} build")
     return results
 
 
-def compare_builds(n: int, rounds: int) -> List[Dict[str, Any]]:
-    """Each method's seconds per round under each build, rounds alternating the builds' order, and
-    the speedup of x86-64-v3 over baseline: ratio of median wall times, median of per-round ratios
-    and ratio of median CPU times (the runs are one thread, so CPU time is the work done, which
-    other jobs on the machine move less than wall time)."""
-    print("perfsage spec-path benchmark: x86-64-v3 build against the baseline build (one thread, int8)")
-    print(f"  {environment()}, {rounds} rounds, each build in its own process per round")
-    seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}  # group -> method -> isa -> per round
+def compare(sides: Tuple[Side, Side], n: int, rounds: int, title: str) -> List[Dict[str, Any]]:
+    """Each method's seconds per round on each side, rounds alternating the sides' order, and the
+    speedup of the second side over the first: ratio of median wall times, median of per-round
+    ratios and ratio of median CPU times (the runs are one thread, so CPU time is the work done,
+    which other jobs on the machine move less than wall time)."""
+    labels = [side[0] for side in sides]
+    print(f"perfsage spec-path benchmark: {title} (one thread, int8)")
+    print(f"  {environment()}, {rounds} rounds, each side in its own process per round")
+    seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}  # group -> method -> side -> per round
     cpu_seconds: Dict[str, Dict[str, Dict[str, List[float]]]] = {}
     groups: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as workdir:
         for r in range(rounds):
-            for isa in ISAS[r % 2:] + ISAS[:r % 2]:
-                for group in run_build(isa, n, workdir):
+            for side in sides[r % 2:] + sides[:r % 2]:
+                for group in run_side(side, n, workdir):
                     groups.setdefault(group["group"], group)
                     for method, (t,) in group["seconds"].items():
-                        seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(t)
-                        cpu_seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(isa, []).append(
-                            t * group["cpu_per_wall"][method])
+                        seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(side[0], []).append(t)
+                        cpu_seconds.setdefault(group["group"], {}).setdefault(method, {}).setdefault(
+                            side[0], []).append(t * group["cpu_per_wall"][method])
     results = []
     for name, methods in seconds.items():
         specs = groups[name]["specs"]
         print(f"\n  {name}: {specs} specs, median {groups[name]['median_operators']:.0f} operators")
-        print(f"    {'method':28s} {'baseline µs/spec':>17s} {'x86-64-v3 µs/spec':>18s} {'speedup':>8s} "
+        print(f"    {'method':28s} {labels[0] + ' µs/spec':>18s} {labels[1] + ' µs/spec':>18s} {'speedup':>8s} "
               f"{'per-round':>10s} {'cpu speedup':>12s} {'cpu/wall':>10s}")
-        for method, by_isa in methods.items():
-            base, v3 = (statistics.median(by_isa[isa]) for isa in ISAS)
-            paired = statistics.median(b / v for b, v in zip(*(by_isa[isa] for isa in ISAS)))
-            cpu_base, cpu_v3 = (statistics.median(cpu_seconds[name][method][isa]) for isa in ISAS)
-            share = "/".join(f"{sum(cpu_seconds[name][method][isa]) / sum(by_isa[isa]):.2f}" for isa in ISAS)
-            print(f"    {method:28s} {base / specs * 1e6:17.1f} {v3 / specs * 1e6:18.1f} {base / v3:7.2f}x "
-                  f"{paired:9.2f}x {cpu_base / cpu_v3:11.2f}x {share:>10s}")
-            results.append({"group": name, "method": method, "specs": specs, "seconds": by_isa,
-                            "cpu_seconds": cpu_seconds[name][method], "speedup": base / v3,
-                            "median_round_speedup": paired, "cpu_speedup": cpu_base / cpu_v3})
+        for method, by_side in methods.items():
+            first, second = (statistics.median(by_side[label]) for label in labels)
+            paired = statistics.median(a / b for a, b in zip(*(by_side[label] for label in labels)))
+            cpu_first, cpu_second = (statistics.median(cpu_seconds[name][method][label]) for label in labels)
+            share = "/".join(f"{sum(cpu_seconds[name][method][label]) / sum(by_side[label]):.2f}" for label in labels)
+            print(f"    {method:28s} {first / specs * 1e6:18.1f} {second / specs * 1e6:18.1f} {first / second:7.2f}x "
+                  f"{paired:9.2f}x {cpu_first / cpu_second:11.2f}x {share:>10s}")
+            results.append({"group": name, "method": method, "specs": specs, "seconds": by_side,
+                            "cpu_seconds": cpu_seconds[name][method], "speedup": first / second,
+                            "median_round_speedup": paired, "cpu_speedup": cpu_first / cpu_second})
     return results
 
 
@@ -205,11 +220,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--isa", choices=["current", "both"], default="current",
                         help="current: the build this process loaded; both: baseline against x86-64-v3")
+    parser.add_argument("--before-python", help="compare with an earlier core: the interpreter that runs it")
     parser.add_argument("--warmup", action="store_true", help="run each method once untimed first")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.isa == "both" and args.before_python:
+        parser.error("--isa both and --before-python are two different comparisons; give one")
     if args.isa == "both":
-        results = compare_builds(args.n, args.rounds)
+        builds = tuple((isa, sys.executable, {"PERFSAGE_ISA": isa}, isa) for isa in ISAS)
+        results = compare(builds, args.n, args.rounds, "x86-64-v3 build against the baseline build")
+    elif args.before_python:
+        sides = (("before", args.before_python, {}, None), ("after", sys.executable, {}, None))
+        results = compare(sides, args.n, args.rounds, f"this core against {args.before_python}'s")
     else:
         results = measure(args.n, args.rounds, args.warmup)
     if args.json:

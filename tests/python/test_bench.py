@@ -26,6 +26,8 @@ CASES = [
     ("bench_readout.py", ["--n", "16", "--rounds", "1"], [], False),
     ("bench_shipped_speed.py", ["--n", "16", "--rounds", "1"], [], False),
     ("bench_spec_path.py", ["--n", "8", "--rounds", "1"], [], False),
+    # The before/after comparison's machinery, with this interpreter on both sides.
+    ("bench_spec_path.py", ["--n", "4", "--rounds", "2", "--before-python", sys.executable], [], False),
     ("bench_threads.py", ["--n", "16", "--rounds", "1"], [], False),
     ("bench_reader.py", ["--quick"], [], True),
     ("bench_predict_vs_label.py", ["--n", "4", "--cold-n", "1", "--rounds", "1"], ["ethosu.vela", "ai_edge_litert"],
@@ -48,7 +50,8 @@ def test_every_script_in_bench_is_covered() -> None:
     assert scripts == {case[0] for case in CASES} | NOT_RUN
 
 
-@pytest.mark.parametrize(("script", "args", "needs", "shared"), CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(("script", "args", "needs", "shared"), CASES,
+                         ids=[case[0] + ("[before-after]" if "--before-python" in case[1] else "") for case in CASES])
 def test_benchmark_runs_at_a_tiny_size(script: str, args: List[str], needs: List[str], shared: bool,
                                        request: pytest.FixtureRequest) -> None:
     for module in needs:
