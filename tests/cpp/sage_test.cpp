@@ -107,11 +107,14 @@ SageNetwork fitted(const SageConfig& c, const std::vector<GraphInput>& graphs, c
   SageNetwork net(c);
   net.fit_normalization(graphs, y.data());
   net.init_parameters(seed);
-  // Non-trivial gains and biases, so layer norm and bias gradients are exercised off their init.
+  // Non-trivial gains and biases, so layer norm and bias gradients are exercised off their init,
+  // and a non-zero last head layer: init_parameters zeroes it, and with it every prediction would
+  // be its bias and every gradient before it zero, which finite differences would confirm.
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> jitter(-0.3f, 0.3f);
+  const std::string last_head = "head" + std::to_string(c.head_layers - 1) + ".weight";
   for (const ParamInfo& p : net.layout().params())
-    if (p.is_vector)
+    if (p.is_vector || p.name == last_head)
       for (int64_t i = 0; i < p.size(); ++i) net.parameters()[p.offset + i] += jitter(rng);
   return net;
 }
