@@ -66,16 +66,16 @@ MatMap<float> chunk_types(const SageConfig& c, const Params<float>& P, const Ind
       if (static_cast<size_t>(type) >= ws.type_row.size()) ws.type_row.resize(static_cast<size_t>(type) + 1, -1);
       int32_t& row = ws.type_row[static_cast<size_t>(type)];
       if (row < 0) {
-        row = static_cast<int32_t>(ws.types.size());
-        ws.types.push_back(type);
+        ws.types.push_back(type);  // first, so that a row is only ever set for a listed type
+        row = static_cast<int32_t>(ws.types.size()) - 1;
       }
       ws.node_type[static_cast<size_t>(v)] = row;
     }
+  for (const int32_t type : ws.types) ws.type_row[static_cast<size_t>(type)] = -1;  // ready for the next chunk
   const int64_t D = c.embedding_dim, Fam = c.family_dim;
   MatMap<float> e = ws.mat(Workspace::kTypes, static_cast<int64_t>(ws.types.size()), D + Fam);
   for (size_t r = 0; r < ws.types.size(); ++r) {
     const int32_t type = ws.types[r];
-    ws.type_row[static_cast<size_t>(type)] = -1;  // ready for the next chunk
     if (D > 0) e.row(static_cast<int64_t>(r)).head(D) = P.mat(ix.embedding).row(type);
     if (Fam > 0) e.row(static_cast<int64_t>(r)).tail(Fam) = P.mat(ix.family_embedding).row(op_family(type));
   }
