@@ -192,28 +192,29 @@ void feature_rows(const SageConfig& c, const Normalization& norm, const GraphInp
   Eigen::Map<const Mat<float>, 0, Eigen::OuterStride<>> raw(g.node_features, g.num_nodes, F, stride);
   Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>> x(rows, g.num_nodes, F, Eigen::OuterStride<>(ld));
   if constexpr (std::is_same_v<S, float>) {
-    if (!g.slog_applied) {
-      // Row by row, in one pass: the same operations as the columns' below, without striding.
-      InlineVec<float, 64> mean(static_cast<size_t>(F), 0.0f), inv(static_cast<size_t>(F), 0.0f);
-      for (int64_t f = 0; f < F; ++f) {
-        mean[f] = norm.node_mean[f];
-        inv[f] = 1.0f / norm.node_std[f];
-      }
-      for (int64_t v = 0; v < g.num_nodes; ++v)
-        for (int64_t f = 0; f < F; ++f) x(v, f) = (slog_float(raw(v, f)) - mean[f]) * inv[f];
-      return;
+    // Row by row, in one pass: the operations of the double pass below, without striding.
+    InlineVec<float, 64> mean(static_cast<size_t>(F), 0.0f), inv(static_cast<size_t>(F), 0.0f);
+    for (int64_t f = 0; f < F; ++f) {
+      mean[f] = norm.node_mean[f];
+      inv[f] = 1.0f / norm.node_std[f];
     }
-  }
-  if (g.slog_applied) {
-    x = raw.template cast<S>();
+    for (int64_t v = 0; v < g.num_nodes; ++v)
+      for (int64_t f = 0; f < F; ++f) {
+        const float s = g.slog_applied ? raw(v, f) : slog_float(raw(v, f));
+        x(v, f) = (s - mean[f]) * inv[f];
+      }
   } else {
-    const auto r = raw.template cast<S>().array();
-    x = (r.abs().log1p() * r.sign()).matrix();
-  }
-  for (int64_t f = 0; f < F; ++f) {
-    const S mean = static_cast<S>(norm.node_mean[f]);
-    const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
-    x.col(f) = (x.col(f).array() - mean) * inv;
+    if (g.slog_applied) {
+      x = raw.template cast<S>();
+    } else {
+      const auto r = raw.template cast<S>().array();
+      x = (r.abs().log1p() * r.sign()).matrix();
+    }
+    for (int64_t f = 0; f < F; ++f) {
+      const S mean = static_cast<S>(norm.node_mean[f]);
+      const S inv = static_cast<S>(1.0) / static_cast<S>(norm.node_std[f]);
+      x.col(f) = (x.col(f).array() - mean) * inv;
+    }
   }
 }
 
